@@ -1,0 +1,81 @@
+"""Ingest agent: the collector's topic -> normalized records (``spanwatch.spans``) + dead letters.
+
+One faust event per Kafka message; a message holds a whole export batch, decoded and normalized
+by one call to :func:`pipeline.ingest.ingest_message`. Every event is handled inside its own
+try/except: faust acks an event even when the agent raises, so an escaped exception would be
+silent data loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+
+from pipeline.config import Settings
+from pipeline.deadletter import DeadLetter, SourceRef
+from pipeline.ingest import (
+    IngestOptions,
+    IngestResult,
+    IngestStats,
+    ingest_message,
+    records_to_json,
+)
+
+log = logging.getLogger("spanwatch.ingest")
+
+
+def headers_dict(raw: Any) -> dict[str, bytes]:
+    """faust gives headers as a list of pairs or a mapping; spanwatch wants a dict."""
+    if not raw:
+        return {}
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    return {str(k): (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
+
+
+def register(app: faust.App, settings: Settings) -> IngestStats:
+    """Declare the ingest topics and agent on ``app``; returns the live counters."""
+    topics = settings.topics
+    source = app.topic(topics.source, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw", allow_empty=True)
+    spans_out = app.topic(topics.spans, key_serializer="raw", value_serializer="raw") \
+        if topics.spans else None
+    deadletter = app.topic(topics.deadletter, key_serializer="raw", value_serializer="raw")
+    options = IngestOptions(encoding=settings.ingest.encoding,
+                            max_message_bytes=settings.ingest.max_message_bytes,
+                            normalize=settings.normalize.options())
+    stats = IngestStats()
+
+    async def send_dead_letter(dl: DeadLetter) -> None:
+        log.warning("dead letter %s from %s: %s", dl.reason, dl.source, dl.detail)
+        await deadletter.send(key=dl.key, value=dl.value, headers=dl.headers())
+
+    @app.agent(source, name="spanwatch.ingest")
+    async def ingest(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            msg = event.message
+            where = SourceRef(msg.topic, msg.partition, msg.offset)
+            try:
+                result = ingest_message(event.value, headers=headers_dict(msg.headers),
+                                        source=where, key=msg.key, options=options)
+            except Exception as exc:
+                log.exception("ingest failed at %s", where)
+                result = IngestResult(dead_letters=[DeadLetter(
+                    "agent_error", f"{type(exc).__name__}: {exc}"[:300],
+                    event.value or b"", where, key=msg.key)])
+            stats.add(result)
+            for dl in result.dead_letters:
+                await send_dead_letter(dl)
+            if spans_out is not None and result.spans:
+                await spans_out.send(value=records_to_json(result.spans))
+
+    @app.timer(interval=settings.worker.stats_interval_s)
+    async def report() -> None:
+        log.info("ingest: %d messages, %d spans seen, %d records, %d skipped (not LLM), "
+                 "%d rejected, dead letters %s", stats.messages, stats.spans_seen,
+                 stats.records, stats.skipped_non_llm, stats.rejected_spans,
+                 dict(stats.deadletters) or "{}")
+
+    return stats

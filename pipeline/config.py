@@ -1,0 +1,155 @@
+"""spanwatch configuration: one pydantic model, defaults in one place, secrets as ``SecretStr``.
+
+Loaded from an optional YAML file (``--config``) and overridden by command-line flags. Unknown
+keys are errors (``extra="forbid"``), and ``repr()`` never shows a secret.
+
+Broker quirks live in :data:`BROKER_PROFILES`: the ``tansu`` profile carries every setting the
+development broker needs (see ``docs/ARCHITECTURE.md``); the ``kafka`` profile is plain Apache
+Kafka and carries none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from pipeline.errors import ConfigError
+from pipeline.normalize import NormalizeOptions
+from pipeline.otlp import Encoding
+from pipeline.spans import Layer
+
+
+@dataclass(frozen=True)
+class BrokerProfile:
+    """Client settings that depend on the broker implementation, not on the deployment."""
+
+    name: str
+    faust: dict[str, Any] = field(default_factory=dict)
+    producer: dict[str, Any] = field(default_factory=dict)  # confluent-kafka producer config
+    consumer: dict[str, Any] = field(default_factory=dict)  # confluent-kafka consumer config
+    create_topics: bool = False  # the worker creates its topics itself at start
+
+
+BROKER_PROFILES: dict[str, BrokerProfile] = {
+    # Apache Kafka (and compatible services that behave like it): library defaults.
+    "kafka": BrokerProfile("kafka"),
+    # Tansu 0.6 (development, tests, demo). Each setting answers one measured quirk:
+    "tansu": BrokerProfile(
+        "tansu",
+        faust={
+            # group joins take ~half the session timeout; 6 s joins in ~3 s
+            "broker_session_timeout": 6.0,
+            "broker_heartbeat_interval": 1.0,
+            # ListOffsets(LATEST) is wrong for multi-record batches, which makes faust
+            # restore stale tables: one record per produced batch avoids it
+            "producer_max_batch_size": 16,
+            # 'latest' relies on the broken end offset
+            "consumer_auto_offset_reset": "earliest",
+        },
+        producer={"batch.num.messages": 1, "linger.ms": 0},
+        consumer={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+        # unknown topics are auto-created with 4 partitions: create ours explicitly
+        create_topics=True,
+    ),
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Model):
+    bootstrap_servers: str = "localhost:9092"
+    profile: Literal["kafka", "tansu"] = "kafka"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    def client_config(self) -> dict[str, Any]:
+        """confluent-kafka connection settings (the password stays a secret until here)."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers,
+                                "security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        return conf
+
+
+class TopicSettings(_Model):
+    source: str = "otlp_spans"  # the collector's Kafka exporter default
+    spans: str = "spanwatch.spans"  # normalized records; "" disables
+    deadletter: str = "spanwatch.deadletter"
+    partitions: int = Field(4, ge=1, le=1024)  # for topics spanwatch creates
+    replication_factor: int = Field(1, ge=1)
+
+    def all_topics(self) -> list[str]:
+        return [t for t in (self.source, self.spans, self.deadletter) if t]
+
+
+class IngestSettings(_Model):
+    encoding: Encoding = Encoding.AUTO
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+
+
+class NormalizeSettings(_Model):
+    layer_overrides: dict[str, Layer] = Field(default_factory=dict)
+    keep_non_llm: bool = False
+    max_duration_s: float = Field(6 * 3600.0, gt=0)
+
+    def options(self) -> NormalizeOptions:
+        return NormalizeOptions(layer_overrides=tuple(self.layer_overrides.items()),
+                                keep_non_llm=self.keep_non_llm,
+                                max_duration_s=self.max_duration_s)
+
+
+class WorkerSettings(_Model):
+    app_id: str = "spanwatch"
+    data_dir: Path = Path("/tmp/spanwatch-data")
+    loglevel: Literal["debug", "info", "warning", "error"] = "info"
+    stats_interval_s: float = Field(10.0, gt=0)
+
+
+class Settings(_Model):
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    ingest: IngestSettings = IngestSettings()
+    normalize: NormalizeSettings = NormalizeSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @property
+    def profile(self) -> BrokerProfile:
+        return BROKER_PROFILES[self.kafka.profile]
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from a YAML file (optional) with dotted overrides, e.g. ``kafka__profile``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        data = loaded or {}
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition("__")
+        data.setdefault(section, {})[key] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        msgs = [f"{where}{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(msgs)) from None

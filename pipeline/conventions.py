@@ -1,0 +1,225 @@
+"""The attribute mapping: which source attribute fills which :class:`~pipeline.spans.LlmSpan` field.
+
+This table is the single source of truth: :mod:`pipeline.normalize` reads it and
+``docs/ATTRIBUTE-MAPPING.md`` is generated from it (``spanwatch normalize --mapping``; a test
+keeps the two in sync). For each field the first source present on a span wins, so current
+names come before deprecated ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GENAI = "OTel GenAI"
+GENAI_DEP = "OTel GenAI (deprecated)"
+OTEL = "OTel general"
+OLLM = "OpenLLMetry / Traceloop"
+OINF = "OpenInference / Phoenix"
+VLLM = "vLLM"
+LOONG = "LoongSuite / ARMS"
+LITELLM = "LiteLLM"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One source attribute for a field. ``unit`` converts durations to seconds."""
+
+    key: str
+    convention: str
+    unit: str = ""  # "s", "ms" or "ns" for durations; "" otherwise
+    note: str = ""
+
+
+UNIT_TO_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+# kind of value each field holds: str, int (token count), seconds, bool, strlist, float
+FIELD_TYPES: dict[str, str] = {}
+FIELDS: dict[str, tuple[Source, ...]] = {}
+
+
+def _field(name: str, kind: str, *sources: Source) -> None:
+    FIELD_TYPES[name] = kind
+    FIELDS[name] = sources
+
+
+S = Source
+_field("operation", "str",
+       S("gen_ai.operation.name", GENAI),
+       S("llm.request.type", OLLM, note="chat, completion (-> text_completion), embedding"))
+_field("provider", "str",
+       S("gen_ai.provider.name", GENAI),
+       S("gen_ai.system", GENAI_DEP, note="also OpenLLMetry, LiteLLM"),
+       S("llm.provider", OINF),
+       S("llm.system", OINF))
+_field("request_model", "str",
+       S("gen_ai.request.model", GENAI, note="also OpenLLMetry, vLLM, LoongSuite, LiteLLM"),
+       S("llm.request.model", OLLM, note="old OpenLLMetry"),
+       S("gen_ai.model_name", LOONG))
+_field("response_model", "str",
+       S("gen_ai.response.model", GENAI),
+       S("llm.response.model", OLLM, note="old OpenLLMetry"),
+       S("llm.model_name", OINF))
+_field("response_id", "str", S("gen_ai.response.id", GENAI))
+_field("request_id", "str", S("gen_ai.request.id", VLLM))
+_field("input_tokens", "int",
+       S("gen_ai.usage.input_tokens", GENAI),
+       S("gen_ai.usage.prompt_tokens", GENAI_DEP, note="also OpenLLMetry, vLLM"),
+       S("llm.token_count.prompt", OINF),
+       S("llm.usage.prompt_tokens", OLLM, note="old OpenLLMetry"))
+_field("output_tokens", "int",
+       S("gen_ai.usage.output_tokens", GENAI),
+       S("gen_ai.usage.completion_tokens", GENAI_DEP, note="also OpenLLMetry, vLLM"),
+       S("llm.token_count.completion", OINF),
+       S("llm.usage.completion_tokens", OLLM, note="old OpenLLMetry"))
+_field("total_tokens", "int",
+       S("gen_ai.usage.total_tokens", LOONG, note="also LiteLLM; checked, never summed"),
+       S("llm.usage.total_tokens", OLLM),
+       S("llm.token_count.total", OINF))
+_field("cache_read_tokens", "int",
+       S("gen_ai.usage.cache_read.input_tokens", GENAI),
+       S("gen_ai.usage.cache_read_input_tokens", OLLM, note="deprecated GenAI name too"),
+       S("llm.token_count.prompt_details.cache_read", OINF),
+       S("gen_ai.usage.input_tokens.cached", OTEL, note="Sentry alias"))
+_field("cache_creation_tokens", "int",
+       S("gen_ai.usage.cache_creation.input_tokens", GENAI),
+       S("gen_ai.usage.cache_write.input_tokens", GENAI, note="later name of the same count"),
+       S("gen_ai.usage.cache_creation_input_tokens", OLLM, note="deprecated GenAI name too"),
+       S("llm.token_count.prompt_details.cache_write", OINF))
+_field("reasoning_tokens", "int",
+       S("gen_ai.usage.reasoning.output_tokens", GENAI),
+       S("gen_ai.usage.reasoning_tokens", OLLM),
+       S("llm.token_count.completion_details.reasoning", OINF))
+_field("ttft_s", "seconds",
+       S("gen_ai.response.time_to_first_chunk", GENAI, "s"),
+       S("gen_ai.response.time_to_first_token", LOONG, "ns",
+         note="integer: nanoseconds (LoongSuite); double: seconds (deprecated GenAI name)"),
+       S("gen_ai.latency.time_to_first_token", VLLM, "s"),
+       S("gen_ai.server.time_to_first_token", GENAI, "s", note="server-side TTFT"),
+       S("litellm.time_to_first_token", LITELLM, "s"),
+       S("gen_ai.response.time_to_first_token_ms", OTEL, "ms",
+         note="seen in custom instrumentation"))
+_field("queue_s", "seconds",
+       S("gen_ai.latency.time_in_queue", VLLM, "s"),
+       S("gen_ai.latency.time_in_scheduler", VLLM, "s", note="older vLLM"))
+_field("prefill_s", "seconds", S("gen_ai.latency.time_in_model_prefill", VLLM, "s"))
+_field("decode_s", "seconds", S("gen_ai.latency.time_in_model_decode", VLLM, "s"))
+_field("server_e2e_s", "seconds", S("gen_ai.latency.e2e", VLLM, "s"))
+_field("finish_reasons", "strlist",
+       S("gen_ai.response.finish_reasons", GENAI),
+       S("llm.response.finish_reason", OLLM),
+       S("gen_ai.completion.0.finish_reason", OLLM))
+_field("user_id", "str",
+       S("user.id", OTEL, note="also OpenInference"),
+       S("gen_ai.user.id", LOONG),
+       S("traceloop.association.properties.user_id", OLLM),
+       S("enduser.id", OTEL, note="deprecated"),
+       S("langfuse.user.id", OTEL, note="Langfuse"))
+_field("session_id", "str",
+       S("gen_ai.conversation.id", GENAI),
+       S("session.id", OTEL, note="also OpenInference"),
+       S("gen_ai.session.id", LOONG),
+       S("traceloop.association.properties.session_id", OLLM),
+       S("traceloop.association.properties.conversation_id", OLLM),
+       S("langfuse.session.id", OTEL, note="Langfuse"))
+_field("agent_name", "str",
+       S("gen_ai.agent.name", GENAI),
+       S("agent.name", OINF))
+_field("tool_name", "str",
+       S("gen_ai.tool.name", GENAI, note="also MCP tool calls"),
+       S("tool.name", OINF),
+       S("mcp.tool.name", OTEL, note="some MCP instrumentations"))
+_field("tool_call_id", "str",
+       S("gen_ai.tool.call.id", GENAI),
+       S("tool_call.id", OINF),
+       S("jsonrpc.request.id", OTEL, note="MCP request id"))
+_field("tool_arguments", "raw",
+       S("gen_ai.tool.call.arguments", GENAI, note="hashed into tool_args_hash, never kept"),
+       S("tool.parameters", OINF),
+       S("traceloop.entity.input", OLLM, note="tool spans only"))
+_field("streaming", "bool",
+       S("gen_ai.request.stream", GENAI),
+       S("llm.is_streaming", OLLM),
+       S("llm.invocation_parameters", OINF, note="JSON object; its \"stream\" member"))
+_field("reported_cost", "float",
+       S("gen_ai.cost.total_cost", LITELLM, note="USD"),
+       S("gen_ai.usage.cost", OTEL, note="Langfuse"),
+       S("gen_ai.cost.usd", OTEL))
+_field("error_type", "str",
+       S("error.type", OTEL),
+       S("exception.type", OTEL, note="from the span's exception event"))
+
+# Span-kind markers used to derive the layer and the operation.
+KIND_MARKERS: tuple[Source, ...] = (
+    S("openinference.span.kind", OINF, note="LLM, CHAIN, TOOL, AGENT, RETRIEVER, EMBEDDING, ..."),
+    S("traceloop.span.kind", OLLM, note="workflow, task, agent, tool"),
+    S("gen_ai.span.kind", LOONG, note="LLM, CHAIN, AGENT, TOOL, TASK, ENTRY, STEP, ..."),
+    S("mcp.method.name", OTEL, note="MCP: tools/call etc. makes the span a tool span"),
+)
+
+# Kind marker value (upper-cased) -> operation name.
+KIND_TO_OPERATION = {
+    "LLM": "chat",
+    "EMBEDDING": "embeddings",
+    "TOOL": "execute_tool",
+    "AGENT": "invoke_agent",
+    "CHAIN": "chain",
+    "WORKFLOW": "workflow",
+    "TASK": "task",
+    "RETRIEVER": "retrieval",
+    "RERANKER": "rerank",
+    "ENTRY": "entry",
+    "STEP": "step",
+    "GUARDRAIL": "guardrail",
+    "EVALUATOR": "evaluation",
+}
+OPERATION_ALIASES = {
+    "completion": "text_completion",
+    "embedding": "embeddings",
+    "acompletion": "chat",
+}
+
+# Inline content: attribute key -> role. Prefix keys end with ".".
+CONTENT_ATTRS: dict[str, str] = {
+    "gen_ai.input.messages": "input",
+    "gen_ai.output.messages": "output",
+    "gen_ai.system_instructions": "system",
+    "gen_ai.prompt": "input",
+    "gen_ai.completion": "output",
+    "input.value": "input",
+    "output.value": "output",
+    "gen_ai.tool.call.arguments": "tool",
+    "gen_ai.tool.call.result": "tool",
+    "traceloop.entity.input": "input",
+    "traceloop.entity.output": "output",
+}
+CONTENT_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("gen_ai.prompt.", "input"),
+    ("gen_ai.completion.", "output"),
+    ("llm.input_messages.", "input"),
+    ("llm.output_messages.", "output"),
+)
+# Deprecated per-message events (content in their attributes) -> role.
+CONTENT_EVENTS: dict[str, str] = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "input",
+    "gen_ai.assistant.message": "input",
+    "gen_ai.tool.message": "tool",
+    "gen_ai.choice": "output",
+    "gen_ai.content.prompt": "input",
+    "gen_ai.content.completion": "output",
+    "gen_ai.client.inference.operation.details": "input",
+}
+CHUNK_EVENT = "gen_ai.content.chunk"
+CHUNK_PAYLOAD_ID = "gen_ai.content.payload_id"
+CHUNK_ROLE = "gen_ai.content.role"
+# Events whose timestamp marks the first streamed token (TTFT = event time - span start).
+FIRST_TOKEN_EVENTS = frozenset({
+    "First Token Stream Event",  # OpenInference
+    "gen_ai.content.first_token",
+    "gen_ai.first_token",
+    "first_token",
+    "llm.first_token",
+})
+# Attribute prefixes that make a span LLM-related.
+LLM_PREFIXES = ("gen_ai.", "llm.", "openinference.", "mcp.", "traceloop.", "input.value",
+                "output.value", "tool.name", "litellm.")

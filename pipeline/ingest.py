@@ -1,0 +1,158 @@
+"""One Kafka message in -> normalized records and dead letters out (the ingest agent's body).
+
+A message carries a whole export batch; it is decoded and normalized in one call, so the
+per-message cost of the stream processor is paid once per batch, not once per span.
+This function never raises for bad input: every failure becomes a :class:`DeadLetter`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
+
+from pipeline.deadletter import DeadLetter, SourceRef
+from pipeline.errors import DecodeError
+from pipeline.normalize import NormalizeOptions, normalize
+from pipeline.otlp import DecodedBatch, Encoding, RejectedSpan, SpanView, decode
+from pipeline.spans import LlmSpan
+
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+DEADLETTER_SNIPPET_BYTES = 64 * 1024  # what an oversized message keeps in its dead letter
+
+
+_NO_SOURCE = SourceRef()
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    encoding: Encoding = Encoding.AUTO
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
+
+
+@dataclass(slots=True)
+class IngestResult:
+    spans: list[LlmSpan] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    seen: int = 0  # spans decoded (records + skipped + rejected)
+    skipped_non_llm: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class IngestStats:
+    """Running counters of one worker (exported as Prometheus counters by the agent)."""
+
+    messages: int = 0
+    spans_seen: int = 0
+    records: int = 0
+    skipped_non_llm: int = 0
+    rejected_spans: int = 0
+    partial_spans: int = 0
+    deadletters: Counter[str] = field(default_factory=Counter)
+
+    def add(self, result: IngestResult) -> None:
+        self.messages += 1
+        self.spans_seen += result.seen
+        self.records += len(result.spans)
+        self.skipped_non_llm += result.skipped_non_llm
+        self.rejected_spans += result.rejected
+        self.partial_spans += sum(1 for s in result.spans if s.issues)
+        for dl in result.dead_letters:
+            self.deadletters[dl.reason] += 1
+
+
+def ingest_message(
+    value: bytes | None,
+    *,
+    headers: Mapping[str, bytes] | None = None,
+    source: SourceRef = _NO_SOURCE,
+    key: bytes | None = None,
+    options: IngestOptions | None = None,
+) -> IngestResult:
+    """Decode and normalize every span of one message; bad input becomes dead letters."""
+    opts = options or _DEFAULT
+    result = IngestResult()
+    value = value or b""
+    if len(value) > opts.max_message_bytes:
+        result.dead_letters.append(DeadLetter(
+            "oversized", f"{len(value)} bytes > max_message_bytes {opts.max_message_bytes}",
+            value[:DEADLETTER_SNIPPET_BYTES], source, original_size=len(value), key=key))
+        return result
+    try:
+        batch = decode(value, opts.encoding, headers)
+    except DecodeError as exc:
+        result.dead_letters.append(DeadLetter(exc.reason, exc.detail, value, source, key=key))
+        return result
+    except Exception as exc:
+        result.dead_letters.append(DeadLetter(
+            "decoder_error", f"{type(exc).__name__}: {exc}"[:300], value, source, key=key))
+        return result
+    _normalize_batch(batch, opts, result)
+    if batch.rejected:
+        result.rejected = len(batch.rejected)
+        result.dead_letters.append(_rejected_letter(batch, source, key))
+    return result
+
+
+def _normalize_batch(batch: DecodedBatch, opts: IngestOptions, result: IngestResult) -> None:
+    nopts = opts.normalize
+    out = result.spans
+    for view in batch.spans:
+        try:
+            rec = normalize(view, nopts)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:300]
+            batch.rejected.append(RejectedSpan("normalize_error", detail, view))
+            continue
+        if rec is None:
+            result.skipped_non_llm += 1
+        else:
+            out.append(rec)
+    result.seen = len(batch.spans) + len(batch.rejected)
+
+
+def _rejected_letter(batch: DecodedBatch, source: SourceRef, key: bytes | None) -> DeadLetter:
+    reasons = Counter(r.reason for r in batch.rejected)
+    reason = reasons.most_common(1)[0][0] if len(reasons) == 1 else "rejected_spans"
+    detail = ", ".join(f"{n}x {r}" for r, n in reasons.items())
+    first = batch.rejected[0].detail
+    if first:
+        detail += f" (first: {first})"
+    return DeadLetter(reason, detail, _encode_rejected(batch), source, scope="spans", key=key)
+
+
+def _encode_rejected(batch: DecodedBatch) -> bytes:
+    """Re-encode only the rejected spans, in the source encoding."""
+    raws = [r.raw for r in batch.rejected]
+    if all(isinstance(raw, Span) for raw in raws):
+        data = TracesData()
+        ss = data.resource_spans.add().scope_spans.add()
+        for raw in raws:
+            ss.spans.add().CopyFrom(raw)
+        return data.SerializeToString()
+    spans: list[Any] = [_as_json(raw) for raw in raws]
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]},
+                      default=repr).encode()
+
+
+def _as_json(raw: Any) -> Any:
+    if isinstance(raw, Span):
+        return MessageToDict(raw)
+    if isinstance(raw, SpanView):  # rejected after decoding: keep what was decoded
+        return asdict(raw)
+    return raw
+
+
+def records_to_json(spans: list[LlmSpan]) -> bytes:
+    """The value written to ``spanwatch.spans``: one JSON object per source message."""
+    return json.dumps({"spans": [s.to_dict() for s in spans]}, separators=(",", ":")).encode()
+
+
+_DEFAULT = IngestOptions()

@@ -1,0 +1,482 @@
+"""Normalization: a decoded :class:`~pipeline.otlp.SpanView` becomes one :class:`LlmSpan`.
+
+Reads :data:`pipeline.conventions.FIELDS` (first source present wins), converts units to
+seconds, validates types and ranges, and derives what no attribute says directly: the layer,
+the operation, TTFT from first-token events and TPOT. Problems are recorded in
+``LlmSpan.issues``; a bad attribute costs that field, never the span.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline import conventions as cv
+from pipeline.otlp import SPAN_KIND_NAMES, SpanView
+from pipeline.spans import ContentRef, Layer, LlmSpan
+
+MAX_TOKENS = 10**10  # a count above this is not a real token count
+SERVER_KIND = 2
+
+
+@dataclass(frozen=True)
+class NormalizeOptions:
+    """Knobs of normalization (from the ``normalize`` section of the configuration)."""
+
+    # (service.name glob, layer) pairs, checked first in order (e.g. ("*-gw", Layer.GATEWAY))
+    layer_overrides: tuple[tuple[str, Layer], ...] = ()
+    # keep spans with no LLM attributes (HTTP, DB, ...) as layer "other"
+    keep_non_llm: bool = False
+    # a span longer than this is "absurd": its duration is dropped and the span flagged
+    max_duration_s: float = 6 * 3600.0
+    gateway_services: tuple[str, ...] = ("*gateway*", "*higress*", "*litellm*", "*one-api*",
+                                         "*apisix*", "*kong*")
+    model_server_services: tuple[str, ...] = ("*vllm*", "*sglang*", "*tgi*", "*triton*",
+                                              "*lmdeploy*", "*llama-server*")
+    # service name -> layer implied by the name (or None); filled lazily, bounded
+    _service_layers: dict[str, Layer | None] = field(
+        default_factory=dict, compare=False, hash=False, repr=False)
+
+
+class _Issues(list[str]):
+    """Collects what was wrong with a span (kept in ``LlmSpan.issues``)."""
+
+
+def _as_str(v: Any, key: str, issues: _Issues) -> str | None:
+    if isinstance(v, str):
+        return v or None
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        issues.append(f"coerced:{key}")
+        return str(v)
+    issues.append(f"bad_type:{key}")
+    return None
+
+
+def _as_int(v: Any, key: str, issues: _Issues) -> int | None:
+    if isinstance(v, bool):
+        issues.append(f"bad_type:{key}")
+        return None
+    if isinstance(v, int):
+        n = v
+    elif isinstance(v, float) and v.is_integer():
+        n = int(v)
+    elif isinstance(v, str):
+        try:
+            n = int(v.strip())
+        except ValueError:
+            issues.append(f"bad_type:{key}")
+            return None
+        issues.append(f"coerced:{key}")
+    else:
+        issues.append(f"bad_type:{key}")
+        return None
+    if n < 0 or n > MAX_TOKENS:
+        issues.append(f"out_of_range:{key}")
+        return None
+    return n
+
+
+def _as_float(v: Any, key: str, issues: _Issues) -> float | None:
+    if isinstance(v, bool):
+        issues.append(f"bad_type:{key}")
+        return None
+    if isinstance(v, (int, float)):
+        x = float(v)
+    elif isinstance(v, str):
+        try:
+            x = float(v.strip())
+        except ValueError:
+            issues.append(f"bad_type:{key}")
+            return None
+        issues.append(f"coerced:{key}")
+    else:
+        issues.append(f"bad_type:{key}")
+        return None
+    if not math.isfinite(x) or x < 0:
+        issues.append(f"out_of_range:{key}")
+        return None
+    return x
+
+
+def _as_seconds(v: Any, src: cv.Source, issues: _Issues) -> float | None:
+    unit = src.unit
+    if src.key == "gen_ai.response.time_to_first_token" and isinstance(v, float):
+        unit = "s"  # the deprecated GenAI attribute is a double in seconds; LoongSuite's is int ns
+    x = _as_float(v, src.key, issues)
+    return None if x is None else x * cv.UNIT_TO_SECONDS[unit]
+
+
+def _as_bool(v: Any, key: str, issues: _Issues) -> bool | None:
+    if isinstance(v, bool):
+        return v
+    if key == "llm.invocation_parameters" and isinstance(v, str):
+        if '"stream"' not in v:
+            return None
+        try:
+            params = json.loads(v)
+        except json.JSONDecodeError:
+            issues.append(f"bad_json:{key}")
+            return None
+        stream = params.get("stream") if isinstance(params, dict) else None
+        return stream if isinstance(stream, bool) else None
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        issues.append(f"coerced:{key}")
+        return v.lower() == "true"
+    issues.append(f"bad_type:{key}")
+    return None
+
+
+def _as_strlist(v: Any, key: str, issues: _Issues) -> tuple[str, ...] | None:
+    if isinstance(v, str):
+        return (v,) if v else None
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return tuple(v) or None
+    issues.append(f"bad_type:{key}")
+    return None
+
+
+def _as_raw(v: Any, key: str, issues: _Issues) -> Any:
+    return v
+
+
+_CONVERTERS: dict[str, Callable[[Any, str, _Issues], Any]] = {
+    "str": _as_str,
+    "int": _as_int,
+    "float": _as_float,
+    "bool": _as_bool,
+    "strlist": _as_strlist,
+    "raw": _as_raw,
+}
+# attribute key -> (field, kind, priority, source): one dict lookup per attribute instead of
+# one per candidate source (a span has ~10 attributes; the table has ~90 sources).
+_INDEX: dict[str, tuple[str, str, int, cv.Source]] = {
+    src.key: (name, cv.FIELD_TYPES[name], prio, src)
+    for name, sources in cv.FIELDS.items()
+    for prio, src in enumerate(sources)
+}
+# Span-kind markers ride along in the same pass, under their own key.
+_INDEX.update({src.key: (src.key, "str", 0, src) for src in cv.KIND_MARKERS})
+
+
+def _convert(kind: str, v: Any, src: cv.Source, issues: _Issues) -> Any:
+    # Fast paths for well-typed values (almost all of them); the converters handle the rest.
+    t = type(v)
+    if kind == "str":
+        if t is str and v:
+            return v
+    elif kind == "int":
+        if t is int and 0 <= v <= MAX_TOKENS:
+            return v
+    elif kind == "seconds":
+        if t is float and src.unit == "s" and v >= 0.0 and v != _INF:
+            return v
+        return _as_seconds(v, src, issues)
+    return _CONVERTERS[kind](v, src.key, issues)
+
+
+_INF = float("inf")
+_CONTENT_PREFIX_TUPLE = tuple(p for p, _ in cv.CONTENT_PREFIXES)
+
+
+_IGNORED: tuple[Any, ...] = ()
+# attribute key -> (index entry or None, content kind or None); attribute keys repeat across
+# spans, so each distinct key is classified once. Bounded: cleared when it grows too large.
+_KEY_CLASS: dict[str, tuple[Any, ...]] = {}
+_KEY_CLASS_MAX = 100_000
+
+
+def _classify(key: str) -> tuple[Any, ...]:
+    entry = _INDEX.get(key)
+    role = cv.CONTENT_ATTRS.get(key)
+    if role is not None:
+        content: str | None = "attr"
+    elif key.endswith("_ref") or key.startswith(_CONTENT_PREFIX_TUPLE):
+        content = "other"
+    else:
+        content = None
+    if entry is None and content is None:
+        return _IGNORED
+    if len(_KEY_CLASS) >= _KEY_CLASS_MAX:
+        _KEY_CLASS.clear()
+    return (entry, content)
+
+
+def extract_fields(
+    attrs: Mapping[str, Any], issues: _Issues, content: list[ContentRef] | None = None
+) -> dict[str, Any]:
+    """Fill every mapped field from ``attrs``; the first valid source (table order) wins.
+
+    One pass over the attributes; inline content references are collected into ``content``
+    in the same pass.
+    """
+    out: dict[str, Any] = {}
+    prios: dict[str, int] = {}
+    classes = _KEY_CLASS
+    for key, v in attrs.items():
+        cls = classes.get(key)
+        if cls is None:
+            cls = classes[key] = _classify(key)
+        if cls is _IGNORED or v is None:
+            continue
+        entry, content_kind = cls
+        if entry is not None:
+            name, kind, prio, src = entry
+            held = prios.get(name)
+            if held is None or prio < held:
+                t = type(v)
+                if (kind == "int" and t is int and 0 <= v <= MAX_TOKENS) or (
+                    kind == "str" and t is str and v
+                ):
+                    conv = v  # the common case, inline
+                else:
+                    conv = _convert(kind, v, src, issues)
+                if conv is not None:  # a bad value leaves the field to the next valid source
+                    out[name] = conv
+                    prios[name] = prio
+        if content_kind is not None and content is not None:
+            if content_kind == "attr":
+                content.append(ContentRef(cv.CONTENT_ATTRS[key], "inline", key,
+                                          len(v) if type(v) is str else 0))
+            else:
+                ref = _content_ref(key, v)
+                if ref is not None:
+                    content.append(ref)
+    return out
+
+
+def _content_ref(key: str, value: Any) -> ContentRef | None:
+    if key.endswith("_ref"):
+        base = key[:-4]
+        role = cv.CONTENT_ATTRS.get(base) or ("output" if "output" in base else "input")
+        return ContentRef(role, "external", str(value), 0)
+    for prefix, role in cv.CONTENT_PREFIXES:
+        if key.startswith(prefix) and key.endswith(("content", "contents", ".text")):
+            return ContentRef(role, "inline", key, len(value) if isinstance(value, str) else 0)
+    return None
+
+
+def is_llm_related(attrs: Mapping[str, Any]) -> bool:
+    """True when any attribute belongs to an LLM convention."""
+    prefixes = cv.LLM_PREFIXES
+    return any(k.startswith(prefixes) for k in attrs)
+
+
+def _kind_marker(found: dict[str, Any]) -> str:
+    """The first span-kind marker present (popped from ``found``), upper-cased."""
+    marker = ""
+    for src in cv.KIND_MARKERS:
+        v = found.pop(src.key, None)
+        if v and not marker:
+            marker = "TOOL" if src.key == "mcp.method.name" and v == "tools/call" else v.upper()
+    return marker
+
+
+def _matches(service: str, patterns: tuple[str, ...]) -> bool:
+    s = service.lower()
+    return any(fnmatch.fnmatchcase(s, p) for p in patterns)
+
+
+def _service_layer(service: str, opts: NormalizeOptions) -> Layer | None:
+    """Layer implied by the service name alone (memoized per options object)."""
+    cache = opts._service_layers
+    try:
+        return cache[service]
+    except KeyError:
+        pass
+    if len(cache) >= 4096:
+        cache.clear()
+    layer = cache[service] = _service_layer_uncached(service, opts)
+    return layer
+
+
+def _service_layer_uncached(service: str, opts: NormalizeOptions) -> Layer | None:
+    """Layer implied by the service name alone (configured overrides, then name patterns)."""
+    for pattern, layer in opts.layer_overrides:
+        if fnmatch.fnmatchcase(service, pattern):
+            return Layer(layer)
+    # Who emitted the span says more than what it is about: a gateway span of an agent
+    # request is still gateway time.
+    if _matches(service, opts.gateway_services):
+        return Layer.GATEWAY
+    if _matches(service, opts.model_server_services):
+        return Layer.MODEL_SERVER
+    return None
+
+
+def derive_layer(
+    view: SpanView, service: str, operation: str, marker: str, opts: NormalizeOptions
+) -> Layer:
+    """Layer from configuration, service name, span-kind markers, operation and attributes."""
+    by_service = _service_layer(service, opts)
+    if by_service is not None:
+        return by_service
+    attrs = view.attrs
+    if (
+        "gen_ai.latency.e2e" in attrs
+        or "gen_ai.latency.time_in_queue" in attrs
+        or view.scope.startswith(("vllm", "sglang"))
+    ):
+        return Layer.MODEL_SERVER
+    if operation == "execute_tool" or marker == "TOOL" or "mcp.method.name" in attrs:
+        return Layer.TOOL
+    if operation in ("invoke_agent", "create_agent") or marker == "AGENT":
+        return Layer.AGENT
+    if not marker and not operation and not is_llm_related(attrs):
+        return Layer.OTHER
+    return Layer.APP
+
+
+def _operation(op: str | None, marker: str) -> str:
+    if op:
+        op = op.lower()
+        return cv.OPERATION_ALIASES.get(op, op)
+    if marker:
+        return cv.KIND_TO_OPERATION.get(marker, marker.lower())
+    return ""
+
+
+def _event_content_refs(view: SpanView, refs: list[ContentRef]) -> None:
+    """Content carried in span events: deprecated message events and chunk events."""
+    seen_chunks: set[str] = set()
+    for ev in view.events:
+        erole = cv.CONTENT_EVENTS.get(ev.name)
+        if erole is not None:
+            size = sum(len(v) for v in ev.attrs.values() if isinstance(v, str))
+            refs.append(ContentRef(erole, "inline", f"event:{ev.name}", size))
+        elif ev.name == cv.CHUNK_EVENT:
+            pid = ev.attrs.get(cv.CHUNK_PAYLOAD_ID)
+            if isinstance(pid, str) and pid not in seen_chunks:
+                seen_chunks.add(pid)
+                crole = ev.attrs.get(cv.CHUNK_ROLE)
+                role = crole if isinstance(crole, str) else "input"
+                refs.append(ContentRef(role, "chunk", pid, 0))
+
+
+def _ttft_from_events(view: SpanView) -> float | None:
+    for ev in view.events:
+        if ev.name in cv.FIRST_TOKEN_EVENTS and ev.time_ns >= view.start_ns > 0:
+            return (ev.time_ns - view.start_ns) / 1e9
+    return None
+
+
+def _error_type(view: SpanView, et: str | None) -> str | None:
+    if et:
+        return str(et)
+    for ev in view.events:
+        if ev.name == "exception":
+            t = ev.attrs.get("exception.type")
+            if isinstance(t, str) and t:
+                return t
+    return "_OTHER"
+
+
+def _args_hash(args: Any) -> str | None:
+    if args is None:
+        return None
+    text = args if isinstance(args, str) else json.dumps(args, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
+def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan | None:
+    """One span view to one record; ``None`` when the span is not LLM-related (counted)."""
+    opts = opts or _DEFAULT
+    attrs = view.attrs
+    issues = _Issues()
+    # ``found`` is keyed by LlmSpan field names, so it becomes the record's keyword arguments.
+    content: list[ContentRef] = []
+    found = extract_fields(attrs, issues, content)
+    marker = _kind_marker(found)
+    service = view.resource.get("service.name")
+    if not isinstance(service, str) or not service:
+        issues.append("missing:service.name")
+        service = "unknown_service"
+    operation = _operation(found.pop("operation", None), marker)
+    layer = derive_layer(view, service, operation, marker, opts)
+    if layer is Layer.OTHER and not opts.keep_non_llm:
+        return None
+    if not operation:
+        operation = "inference" if layer is Layer.MODEL_SERVER else (
+            "chat" if "request_model" in found or "response_model" in found else "unknown")
+
+    duration = _duration(view, opts, issues)
+    ttft = found.get("ttft_s")
+    if ttft is None:
+        ttft = _ttft_from_events(view)
+    limit = found.get("server_e2e_s") or duration
+    if ttft is not None and limit is not None and ttft > limit * 1.001 + 1e-3:
+        issues.append("ttft_exceeds_duration")
+        ttft = None
+    found["ttft_s"] = ttft
+    streaming = found.get("streaming")
+    output_tokens = found.get("output_tokens")
+    streamed = streaming is True or (streaming is None and ttft is not None)
+    if streamed and ttft is not None and limit is not None and output_tokens and output_tokens > 1:
+        found["tpot_s"] = max(limit - ttft, 0.0) / (output_tokens - 1)
+    if "input_tokens" in found or "output_tokens" in found:
+        _check_token_subsets(found, issues)
+    status = _STATUS[view.status_code] if 0 <= view.status_code <= 2 else "unset"
+    tool_args = found.pop("tool_arguments", None)
+    error_type = found.pop("error_type", None)
+    if status == "error" or error_type:
+        found["error_type"] = _error_type(view, error_type)
+    if layer is Layer.TOOL:
+        found["tool_args_hash"] = _args_hash(tool_args)
+        if "tool_name" not in found:
+            found["tool_name"] = _traceloop_entity(attrs)
+    if view.events:
+        _event_content_refs(view, content)
+    if content:
+        found["content"] = tuple(content)
+    if issues:
+        found["issues"] = tuple(issues)
+    return LlmSpan(
+        view.trace_id, view.span_id, view.parent_span_id, view.name, service, layer, operation,
+        SPAN_KIND_NAMES[view.kind] if 0 <= view.kind < 6 else "unspecified",
+        view.start_ns, view.end_ns, duration, status,
+        instrumentation=view.scope, **found,
+    )
+
+
+_STATUS = ("unset", "ok", "error")
+
+
+def _traceloop_entity(attrs: Mapping[str, Any]) -> str | None:
+    name = attrs.get("traceloop.entity.name")
+    return name if isinstance(name, str) and name else None
+
+
+def _duration(view: SpanView, opts: NormalizeOptions, issues: _Issues) -> float | None:
+    if view.start_ns <= 0 or view.end_ns <= 0:
+        issues.append("missing:timestamp")
+        return None
+    d = (view.end_ns - view.start_ns) / 1e9
+    if d < 0:
+        issues.append("end_before_start")
+        return 0.0
+    if d > opts.max_duration_s:
+        issues.append("absurd_duration")
+        return None
+    return d
+
+
+def _check_token_subsets(found: dict[str, Any], issues: _Issues) -> None:
+    """Cached tokens are part of input, reasoning part of output: flag counts that cannot be."""
+    inp = found.get("input_tokens")
+    if inp is not None:
+        cached = found.get("cache_read_tokens", 0) + found.get("cache_creation_tokens", 0)
+        if cached > inp:
+            issues.append("cached_exceeds_input")
+    out = found.get("output_tokens")
+    if out is not None and found.get("reasoning_tokens", 0) > out:
+        issues.append("reasoning_exceeds_output")
+    total = found.get("total_tokens")
+    if total is not None and inp is not None and out is not None and total < inp + out:
+        issues.append("total_below_input_plus_output")
+
+
+_DEFAULT = NormalizeOptions()

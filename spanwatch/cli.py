@@ -1,0 +1,156 @@
+"""The ``spanwatch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings, load_settings
+from pipeline.errors import SpanwatchError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        args.config,
+        kafka__bootstrap_servers=getattr(args, "broker", None),
+        kafka__profile=getattr(args, "profile", None),
+        topics__source=getattr(args, "source_topic", None),
+        topics__partitions=getattr(args, "partitions", None),
+        ingest__encoding=getattr(args, "encoding", None),
+        worker__app_id=getattr(args, "app_id", None),
+        worker__data_dir=getattr(args, "data_dir", None),
+        worker__loglevel=getattr(args, "loglevel", None),
+    )
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from spanwatch.worker import run_worker
+
+    run_worker(_settings(args))
+    return 0
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    from spanwatch.broker import EmbeddedBroker
+    from spanwatch.proc import wait_for_signal
+
+    settings = _settings(args)
+    with EmbeddedBroker(args.port, topics=settings.topics.all_topics(),
+                        partitions=settings.topics.partitions) as broker:
+        print(f"tansu (pid {broker.proc.pid if broker.proc else '?'}) listening on "
+              f"{broker.bootstrap}; topics {', '.join(settings.topics.all_topics())} "
+              f"with {settings.topics.partitions} partitions. Ctrl-C stops it.", flush=True)
+        wait_for_signal()
+    return 0
+
+
+def _cmd_capture(args: argparse.Namespace) -> int:
+    from spanwatch.capture import capture
+
+    n = capture(_settings(args), args.topic, Path(args.out), max_messages=args.max,
+                idle_timeout=args.idle_timeout)
+    print(f"captured {n} messages from {args.topic} into {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_normalize(args: argparse.Namespace) -> int:
+    from spanwatch.offline import mapping_markdown, normalize_files
+
+    if args.mapping:
+        sys.stdout.write(mapping_markdown())
+        return 0
+    if not args.files:
+        raise SpanwatchError("normalize: give one or more files (or --mapping)")
+    settings = _settings(args)
+    return normalize_files(args.files, settings, sys.stdout, keep_non_llm=args.keep_non_llm)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from spanwatch.demo import run_demo
+
+    return run_demo(duration=args.duration, port=args.port, rate=args.rate, seed=args.seed)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from spanwatch.bench import run_bench
+
+    return run_bench(args.what, spans=args.spans, batch=args.batch, broker=not args.no_broker)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spanwatch", description=__doc__)
+    p.add_argument("--config", help="YAML configuration file (see README)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def kafka_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--broker", help="bootstrap servers, e.g. kafka:9092")
+        sp.add_argument("--profile", choices=["kafka", "tansu"], help="broker profile")
+
+    w = sub.add_parser("worker", help="run a worker of the consumer group")
+    kafka_opts(w)
+    w.add_argument("--source-topic", help="the collector's topic (default otlp_spans)")
+    w.add_argument("--encoding", choices=["auto", "otlp_proto", "otlp_json"])
+    w.add_argument("--partitions", type=int, help="partitions of topics spanwatch creates")
+    w.add_argument("--app-id", help="consumer group / faust app id")
+    w.add_argument("--data-dir", help="faust data directory")
+    w.add_argument("--loglevel", choices=["debug", "info", "warning", "error"])
+    w.set_defaults(func=_cmd_worker)
+
+    b = sub.add_parser("broker", help="run the embedded Tansu broker on loopback")
+    b.add_argument("--port", type=int, default=9092)
+    b.add_argument("--partitions", type=int)
+    b.set_defaults(func=_cmd_broker)
+
+    c = sub.add_parser("capture", help="save raw messages of a topic as files")
+    kafka_opts(c)
+    c.add_argument("--topic", required=True)
+    c.add_argument("--out", required=True, help="output directory")
+    c.add_argument("--max", type=int, default=0, help="stop after N messages (0: no limit)")
+    c.add_argument("--idle-timeout", type=float, default=5.0,
+                   help="stop after this many seconds without a message")
+    c.set_defaults(func=_cmd_capture)
+
+    n = sub.add_parser("normalize", help="print normalized records of OTLP files as JSON lines")
+    n.add_argument("files", nargs="*")
+    n.add_argument("--encoding", choices=["auto", "otlp_proto", "otlp_json"])
+    n.add_argument("--keep-non-llm", action="store_true", help="also print non-LLM spans")
+    n.add_argument("--mapping", action="store_true", help="print the attribute mapping table")
+    n.set_defaults(func=_cmd_normalize)
+
+    d = sub.add_parser("demo", help="embedded broker + worker + realistic traffic, live summary")
+    d.add_argument("--duration", type=float, default=0, help="seconds; 0 runs until Ctrl-C")
+    d.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
+    d.add_argument("--rate", type=float, default=20.0, help="traces per second")
+    d.add_argument("--seed", type=int, default=7)
+    d.set_defaults(func=_cmd_demo)
+
+    be = sub.add_parser("bench", help="benchmarks that print numbers")
+    be.add_argument("what", choices=["ingest"])
+    be.add_argument("--spans", type=int, default=100_000, help="spans to process")
+    be.add_argument("--batch", type=int, default=500, help="spans per Kafka message")
+    be.add_argument("--no-broker", action="store_true", help="skip the through-the-worker rate")
+    be.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        rc: Any = args.func(args)
+    except SpanwatchError as exc:
+        print(f"spanwatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

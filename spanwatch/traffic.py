@@ -1,0 +1,298 @@
+"""A traffic generator of realistic multi-layer LLM traces, as OTLP ``TracesData``.
+
+Each trace is one user request: an AI gateway span, an agent run (``invoke_agent``) with
+several model calls (``chat``, streamed, CLIENT spans) each served by a vLLM model server span,
+and tool / MCP calls between them. Apps use different instrumentations (OTel GenAI, OpenInference,
+LoongSuite), so the demo and the benchmark exercise every mapping. Some calls fail; every
+``runaway_every``-th trace is an agent stuck in a tool loop. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
+
+SERVER, CLIENT, INTERNAL = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_INTERNAL
+
+
+def any_value(v: Any) -> AnyValue:
+    if isinstance(v, bool):
+        return AnyValue(bool_value=v)
+    if isinstance(v, int):
+        return AnyValue(int_value=v)
+    if isinstance(v, float):
+        return AnyValue(double_value=v)
+    if isinstance(v, (list, tuple)):
+        out = AnyValue()
+        out.array_value.values.extend(any_value(x) for x in v)
+        return out
+    return AnyValue(string_value=str(v))
+
+
+def kvs(attrs: dict[str, Any]) -> list[KeyValue]:
+    return [KeyValue(key=k, value=any_value(v)) for k, v in attrs.items() if v is not None]
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    provider: str
+    server: str  # service.name of the model server ("" for a cloud API)
+    ttft_s: float  # median
+    tpot_s: float  # median seconds per output token
+
+
+MODELS = (
+    Model("qwen2.5-72b-instruct", "vllm", "vllm-qwen", 0.35, 0.030),
+    Model("deepseek-v3", "vllm", "sglang-deepseek", 0.60, 0.045),
+    Model("gpt-4o-mini", "openai", "", 0.45, 0.012),
+    Model("llama-3.1-8b-instruct", "vllm", "vllm-llama", 0.12, 0.010),
+)
+APPS = (  # service name, instrumentation convention
+    ("support-agent", "genai"),
+    ("rag-app", "openinference"),
+    ("dify-workflow", "loongsuite"),
+)
+TOOLS = ("search_docs", "get_order", "run_sql", "fetch_url")
+
+
+@dataclass
+class Spans:
+    """Spans of one batch grouped by (service, scope) so they form real ResourceSpans."""
+
+    groups: dict[tuple[str, str], list[Span]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, service: str, scope: str, span: Span) -> None:
+        self.groups[(service, scope)].append(span)
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.groups.values())
+
+    def traces_data(self) -> TracesData:
+        data = TracesData()
+        for (service, scope), spans in self.groups.items():
+            rs = data.resource_spans.add()
+            rs.resource.attributes.extend(kvs({
+                "service.name": service, "service.version": "1.4.2",
+                "deployment.environment.name": "prod", "telemetry.sdk.language": "python",
+                "telemetry.sdk.name": "opentelemetry", "telemetry.sdk.version": "1.27.0",
+                "host.name": f"{service}-7d9f", "k8s.namespace.name": "llm-apps"}))
+            ss = rs.scope_spans.add()
+            ss.scope.name = scope
+            ss.spans.extend(spans)
+        return data
+
+
+class TrafficGenerator:
+    """Generates traces ending at the given time; use :meth:`batches` for Kafka messages."""
+
+    def __init__(self, seed: int = 7, *, error_rate: float = 0.03, runaway_every: int = 50,
+                 slow_model: str | None = None, slow_factor: float = 1.0) -> None:
+        self.rng = random.Random(seed)
+        self.error_rate = error_rate
+        self.runaway_every = runaway_every
+        self.slow_model = slow_model
+        self.slow_factor = slow_factor
+        self.traces = 0
+        self.truth: dict[str, int] = defaultdict(int)  # what was generated, for tests
+
+    def _id(self, n: int) -> bytes:
+        return self.rng.getrandbits(8 * n).to_bytes(n, "big") or b"\x01" * n
+
+    def _span(self, trace_id: bytes, parent: bytes, name: str, kind: Any, start: int, end: int,
+              attrs: dict[str, Any], error: str | None = None) -> Span:
+        sp = Span(trace_id=trace_id, span_id=self._id(8), parent_span_id=parent, name=name,
+                  kind=kind, start_time_unix_nano=start, end_time_unix_nano=end)
+        sp.attributes.extend(kvs(attrs))
+        if error:
+            sp.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=error))
+            sp.attributes.append(KeyValue(key="error.type", value=AnyValue(string_value=error)))
+        return sp
+
+    def trace(self, end_ns: int, out: Spans) -> None:
+        """Append one whole trace that ends at ``end_ns`` to ``out``."""
+        rng = self.rng
+        self.traces += 1
+        trace_id = self._id(16)
+        app, convention = rng.choice(APPS)
+        user = f"user-{rng.randrange(40):03d}"
+        session = f"sess-{rng.randrange(200):04d}"
+        runaway = self.runaway_every > 0 and self.traces % self.runaway_every == 0
+        steps = 24 if runaway else rng.randint(1, 4)
+        model = rng.choice(MODELS)
+        # Lay out the agent's steps back to back, then wrap them.
+        cursor = 0
+        children: list[tuple[str, Any]] = []
+        for step in range(steps):
+            call = self._model_call(model, runaway)
+            children.append(("llm", (cursor, call)))
+            cursor += int(call["e2e"] * 1e9) + 2_000_000
+            if step < steps - 1 or runaway:
+                dur = int(rng.lognormvariate(-2.5, 0.6) * 1e9)
+                tool = TOOLS[0] if runaway else rng.choice(TOOLS)
+                args = {"q": "refund policy"} if runaway else {"q": f"item {rng.randrange(1000)}"}
+                children.append(("tool", (cursor, dur, tool, args)))
+                cursor += dur + 1_000_000
+        total = cursor + 5_000_000
+        t0 = end_ns - total - 4_000_000
+        gw = self._span(trace_id, b"", "POST /v1/agents/run", SERVER, t0, end_ns,
+                        {"http.route": "/v1/agents/run", "http.request.method": "POST",
+                         "http.response.status_code": 200, "url.path": "/v1/agents/run",
+                         "url.scheme": "https", "server.address": "ai.example.internal",
+                         "client.address": f"10.1.{rng.randrange(256)}.{rng.randrange(256)}",
+                         "user_agent.original": "python-httpx/0.27.0",
+                         "gen_ai.operation.name": "invoke_agent", "user.id": user,
+                         "gen_ai.conversation.id": session})
+        out.add("ai-gateway", "envoy.ai_gateway", gw)
+        agent_start = t0 + 2_000_000
+        agent = self._agent_span(trace_id, gw.span_id, app, convention, agent_start,
+                                 agent_start + total, user, session)
+        out.add(app, _scope(convention), agent)
+        for kind, payload in children:
+            if kind == "llm":
+                offset, call = payload
+                self._emit_llm(out, trace_id, agent.span_id, app, convention, model,
+                               agent_start + offset, call, user, session)
+            else:
+                offset, dur, tool, args = payload
+                self._emit_tool(out, trace_id, agent.span_id, app, convention,
+                                agent_start + offset, dur, tool, args)
+        self.truth["traces"] += 1
+        self.truth["runaway_traces"] += int(runaway)
+
+    def _model_call(self, model: Model, runaway: bool) -> dict[str, Any]:
+        rng = self.rng
+        slow = self.slow_factor if model.name == self.slow_model else 1.0
+        queue = rng.lognormvariate(-4.0, 1.0) * slow
+        prefill = model.ttft_s * rng.lognormvariate(0, 0.35)
+        ttft = queue + prefill
+        out_tokens = rng.randint(20, 600)
+        decode = model.tpot_s * rng.lognormvariate(0, 0.2) * (out_tokens - 1)
+        in_tokens = rng.randint(200, 4000) + (3000 if runaway else 0)
+        cached = rng.randrange(0, in_tokens // 2) if rng.random() < 0.4 else 0
+        error = None
+        if rng.random() < self.error_rate:
+            error = rng.choice(("rate_limit_exceeded", "timeout", "500"))
+            out_tokens = 0
+            decode = 0.0
+        return {"queue": queue, "prefill": prefill, "ttft": ttft, "decode": decode,
+                "e2e": ttft + decode, "in": in_tokens, "out": out_tokens, "cached": cached,
+                "error": error}
+
+    def _agent_span(self, trace_id: bytes, parent: bytes, app: str, convention: str, start: int,
+                    end: int, user: str, session: str) -> Span:
+        if convention == "openinference":
+            attrs: dict[str, Any] = {"openinference.span.kind": "AGENT", "agent.name": app,
+                                     "user.id": user, "session.id": session}
+        elif convention == "loongsuite":
+            attrs = {"gen_ai.span.kind": "AGENT", "gen_ai.user.id": user,
+                     "gen_ai.session.id": session}
+        else:
+            attrs = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": app,
+                     "gen_ai.conversation.id": session, "user.id": user}
+        return self._span(trace_id, parent, f"invoke_agent {app}", INTERNAL, start, end, attrs)
+
+    def _emit_llm(self, out: Spans, trace_id: bytes, parent: bytes, app: str, convention: str,
+                  model: Model, start: int, call: dict[str, Any], user: str, session: str) -> None:
+        end = start + int(call["e2e"] * 1e9)
+        err = call["error"]
+        if convention == "openinference":
+            attrs: dict[str, Any] = {
+                "openinference.span.kind": "LLM", "llm.model_name": model.name,
+                "llm.provider": model.provider, "llm.token_count.prompt": call["in"],
+                "llm.token_count.completion": call["out"],
+                "llm.token_count.total": call["in"] + call["out"],
+                "llm.token_count.prompt_details.cache_read": call["cached"],
+                "llm.invocation_parameters": json.dumps({"stream": True, "temperature": 0.2}),
+                "user.id": user, "session.id": session}
+        elif convention == "loongsuite":
+            attrs = {"gen_ai.span.kind": "LLM", "gen_ai.request.model": model.name,
+                     "gen_ai.system": model.provider, "gen_ai.usage.input_tokens": call["in"],
+                     "gen_ai.usage.output_tokens": call["out"],
+                     "gen_ai.usage.total_tokens": call["in"] + call["out"],
+                     "gen_ai.response.time_to_first_token": int(call["ttft"] * 1e9),
+                     "gen_ai.request.stream": True, "gen_ai.user.id": user,
+                     "gen_ai.session.id": session}
+        else:
+            attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": model.provider,
+                     "gen_ai.request.model": model.name, "gen_ai.response.model": model.name,
+                     "gen_ai.usage.input_tokens": call["in"],
+                     "gen_ai.usage.output_tokens": call["out"],
+                     "gen_ai.usage.cache_read.input_tokens": call["cached"],
+                     "gen_ai.response.time_to_first_chunk": call["ttft"],
+                     "gen_ai.request.stream": True,
+                     "gen_ai.response.finish_reasons": ["error" if err else "stop"],
+                     "gen_ai.response.id": f"chatcmpl-{self._id(8).hex()}",
+                     "gen_ai.request.temperature": 0.2, "gen_ai.request.max_tokens": 1024,
+                     "gen_ai.output.type": "text", "server.address": "api.example.internal",
+                     "server.port": 443, "gen_ai.conversation.id": session, "user.id": user}
+        sp = self._span(trace_id, parent, f"chat {model.name}", CLIENT, start, end, attrs, err)
+        if convention == "openinference" and not err:
+            ev = sp.events.add(name="First Token Stream Event",
+                               time_unix_nano=start + int(call["ttft"] * 1e9))
+            del ev  # the event carries no attributes
+        out.add(app, _scope(convention), sp)
+        self.truth["llm_calls"] += 1
+        self.truth["input_tokens"] += call["in"]
+        self.truth["output_tokens"] += call["out"]
+        if model.server:
+            srv_start = start + 1_000_000
+            srv = self._span(trace_id, sp.span_id, "llm_request", SERVER, srv_start,
+                             srv_start + int(call["e2e"] * 1e9), {
+                                 "gen_ai.request.model": model.name,
+                                 "gen_ai.response.model": model.name,
+                                 "gen_ai.request.id": f"cmpl-{self._id(6).hex()}",
+                                 "gen_ai.usage.prompt_tokens": call["in"],
+                                 "gen_ai.usage.completion_tokens": call["out"],
+                                 "gen_ai.latency.time_in_queue": call["queue"],
+                                 "gen_ai.latency.time_to_first_token": call["ttft"],
+                                 "gen_ai.latency.time_in_model_prefill": call["prefill"],
+                                 "gen_ai.latency.time_in_model_decode": call["decode"],
+                                 "gen_ai.latency.e2e": call["e2e"],
+                                 "gen_ai.request.temperature": 0.2, "gen_ai.request.top_p": 0.9,
+                                 "gen_ai.request.max_tokens": 1024, "gen_ai.request.n": 1}, err)
+            out.add(model.server, "vllm.llm_engine", srv)
+
+    def _emit_tool(self, out: Spans, trace_id: bytes, parent: bytes, app: str, convention: str,
+                   start: int, dur: int, tool: str, args: dict[str, Any]) -> None:
+        arg_text = json.dumps(args, sort_keys=True)
+        if convention == "openinference":
+            attrs: dict[str, Any] = {"openinference.span.kind": "TOOL", "tool.name": tool,
+                                     "tool.parameters": arg_text}
+        else:
+            attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
+                     "gen_ai.tool.call.id": f"call_{self._id(4).hex()}",
+                     "gen_ai.tool.call.arguments": arg_text}
+        sp = self._span(trace_id, parent, f"execute_tool {tool}", INTERNAL, start, start + dur,
+                        attrs)
+        out.add(app, _scope(convention), sp)
+        self.truth["tool_calls"] += 1
+        if tool == "fetch_url":  # served by an MCP server
+            mcp = self._span(trace_id, sp.span_id, "tools/call fetch_url", SERVER,
+                             start + 500_000, start + dur - 500_000,
+                             {"mcp.method.name": "tools/call", "gen_ai.tool.name": tool,
+                              "mcp.session.id": hashlib.md5(trace_id).hexdigest()[:12]})
+            out.add("mcp-web-tools", "mcp.server", mcp)
+
+    def batches(self, spans_per_batch: int, end_ns: int, spread_ns: int = 0) -> Iterator[Spans]:
+        """Endless batches of about ``spans_per_batch`` spans (whole traces)."""
+        while True:
+            out = Spans()
+            while out.count() < spans_per_batch:
+                jitter = self.rng.randrange(spread_ns) if spread_ns else 0
+                self.trace(end_ns - jitter, out)
+            yield out
+
+
+def _scope(convention: str) -> str:
+    return {"genai": "opentelemetry.instrumentation.openai_v2",
+            "openinference": "openinference.instrumentation.openai",
+            "loongsuite": "loongsuite.instrumentation.dify"}[convention]
