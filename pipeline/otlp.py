@@ -115,11 +115,27 @@ def decode(
     if not value:
         raise DecodeError("empty", "message value is empty")
     if encoding is Encoding.AUTO:
-        encoding = detect_encoding(value, headers)
-    batch = decode_proto(value) if encoding is Encoding.OTLP_PROTO else decode_json(value)
+        guess = detect_encoding(value, headers)
+        try:
+            batch = _decode_as(guess, value)
+        except DecodeError as first:
+            # Sniffing can be fooled: a TracesData starts with 0x0A ("\n") and its length
+            # byte may be "{" (123). Before giving up, try the other encoding.
+            other = Encoding.OTLP_JSON if guess is Encoding.OTLP_PROTO else Encoding.OTLP_PROTO
+            try:
+                batch = _decode_as(other, value)
+            except DecodeError:
+                raise first from None
+        encoding = batch.encoding
+    else:
+        batch = _decode_as(encoding, value)
     if not batch.spans and not batch.rejected:
         raise DecodeError("no_spans", f"{encoding.value} value of {len(value)} bytes holds no span")
     return batch
+
+
+def _decode_as(encoding: Encoding, value: bytes) -> DecodedBatch:
+    return decode_proto(value) if encoding is Encoding.OTLP_PROTO else decode_json(value)
 
 
 # --------------------------------------------------------------------------- protobuf

@@ -1,0 +1,57 @@
+"""Configuration: strict validation, secrets never shown, broker quirks confined to a profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.app import create_app, faust_broker_url
+from pipeline.config import BROKER_PROFILES, load_settings
+from pipeline.errors import ConfigError
+
+
+def test_defaults_point_at_the_collector_topic() -> None:
+    s = load_settings()
+    assert s.topics.source == "otlp_spans" and s.kafka.profile == "kafka"
+
+
+def test_secrets_never_in_repr_or_str() -> None:
+    s = load_settings(kafka__sasl_password="hunter2-secret", kafka__sasl_mechanism="PLAIN",
+                      kafka__sasl_username="svc")
+    assert "hunter2-secret" not in repr(s) and "hunter2-secret" not in str(s)
+    assert s.kafka.client_config()["sasl.password"] == "hunter2-secret"
+
+
+def test_every_error_is_reported_with_its_location(tmp_path: Path) -> None:
+    cfg = tmp_path / "sw.yaml"
+    cfg.write_text("kafka:\n  profile: redpanda\n  bogus: 1\ntopics:\n  partitions: 0\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    text = str(err.value)
+    for where in ("kafka.profile", "kafka.bogus", "topics.partitions"):
+        assert f"{cfg}: {where}" in text
+
+
+@pytest.mark.parametrize("content", ["kafka: [1, 2", "- a list\n- at the top\n"])
+def test_broken_yaml_is_an_error_not_defaults(tmp_path: Path, content: str) -> None:
+    cfg = tmp_path / "sw.yaml"
+    cfg.write_text(content)
+    with pytest.raises(ConfigError):
+        load_settings(cfg)
+
+
+def test_tansu_quirks_stay_in_the_tansu_profile() -> None:
+    kafka, tansu = BROKER_PROFILES["kafka"], BROKER_PROFILES["tansu"]
+    assert kafka.faust == {} and kafka.producer == {} and not kafka.create_topics
+    assert tansu.faust["producer_max_batch_size"] == 16 and tansu.create_topics
+    real = create_app(load_settings(kafka__bootstrap_servers="k1:9092,k2:9092"))
+    dev = create_app(load_settings(kafka__profile="tansu"))
+    assert real.conf.broker_session_timeout != 6.0
+    assert real.conf.producer_max_batch_size != 16
+    assert dev.conf.broker_session_timeout == 6.0 and dev.conf.producer_max_batch_size == 16
+    assert [str(u) for u in real.conf.broker] == ["kafka://k1:9092", "kafka://k2:9092"]
+
+
+def test_broker_url_form() -> None:
+    assert faust_broker_url("a:1, b:2") == "kafka://a:1;b:2"
