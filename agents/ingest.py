@@ -21,7 +21,7 @@ from pipeline.ingest import (
     IngestResult,
     IngestStats,
     ingest_message,
-    records_to_json,
+    records_to_messages,
 )
 
 log = logging.getLogger("spanwatch.ingest")
@@ -69,7 +69,8 @@ def register(app: faust.App, settings: Settings) -> IngestStats:
             for dl in result.dead_letters:
                 await send_dead_letter(dl)
             if spans_out is not None and result.spans:
-                await spans_out.send(value=records_to_json(result.spans))
+                for value in records_to_messages(result.spans):
+                    await spans_out.send(value=value)
 
     @app.timer(interval=settings.worker.stats_interval_s)
     async def report() -> None:

@@ -150,9 +150,17 @@ def _as_json(raw: Any) -> Any:
     return raw
 
 
-def records_to_json(spans: list[LlmSpan]) -> bytes:
-    """The value written to ``spanwatch.spans``: one JSON object per source message."""
-    return json.dumps({"spans": [s.to_dict() for s in spans]}, separators=(",", ":")).encode()
+def records_to_messages(spans: list[LlmSpan], max_records: int = 200) -> list[bytes]:
+    """Values for ``spanwatch.spans``: ``{"spans": [...]}`` with at most ``max_records`` each.
+
+    One input batch can hold thousands of spans; chunking keeps every output message well
+    under the broker's default 1 MB message limit (~600 bytes per compact record).
+    """
+    return [
+        json.dumps({"spans": [s.to_dict() for s in spans[i:i + max_records]]},
+                   separators=(",", ":")).encode()
+        for i in range(0, len(spans), max_records)
+    ]
 
 
 _DEFAULT = IngestOptions()

@@ -93,12 +93,19 @@ class LlmSpan:
         return self.response_model or self.request_model
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; the schema is documented in ``docs/SCHEMAS.md``."""
-        out = {name: getattr(self, name) for name in _FIELD_NAMES}
-        out["content"] = [ref._asdict() for ref in self.content]
-        out["finish_reasons"] = list(self.finish_reasons)
-        out["issues"] = list(self.issues)
+        """JSON-ready dict, compact: a field that is unknown (``None``) or empty is omitted.
+
+        The schema is documented in ``docs/SCHEMAS.md``; :meth:`from_dict` restores defaults.
+        """
+        out = {name: v for name in _FIELD_NAMES
+               if (v := getattr(self, name)) is not None and v != ()}
         out["layer"] = self.layer.value
+        if self.content:
+            out["content"] = [ref._asdict() for ref in self.content]
+        if self.finish_reasons:
+            out["finish_reasons"] = list(self.finish_reasons)
+        if self.issues:
+            out["issues"] = list(self.issues)
         return out
 
     @classmethod

@@ -17,6 +17,7 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from pipeline.ingest import ingest_message
+from pipeline.spans import LlmSpan
 from spanwatch.offline import mapping_markdown
 from tests.support.make_golden import CASES, CONTENT_ENV, expected_lines
 from tests.support.otlp_json import otlp_json
@@ -37,30 +38,30 @@ def test_golden_expected_records(case: str) -> None:
     assert got == (d / "expected.jsonl").read_text()
 
 
-def check_against_truth(records: list[dict[str, Any]], truth: dict[str, Any]) -> None:
+def check_against_truth(records: list[LlmSpan], truth: dict[str, Any]) -> None:
     """Tokens, model, ids and TTFT in the records match what the fake server did."""
-    chats = sorted((r for r in records if r["service"] == truth["service"]),
-                   key=lambda r: r["start_ns"])
+    chats = sorted((r for r in records if r.service == truth["service"]),
+                   key=lambda r: r.start_ns)
     assert len(chats) == len(truth["requests"]) == 2
     span_ids = {(s["trace_id"], s["span_id"]) for s in truth["spans"]}
     for rec, req in zip(chats, truth["requests"], strict=True):
-        assert (rec["trace_id"], rec["span_id"]) in span_ids
-        assert rec["input_tokens"] == req["prompt_tokens"]
-        assert rec["output_tokens"] == req["completion_tokens"]
-        assert rec["response_model"] == req["served_model"]
-        assert rec["request_model"] in (req["model"], None)
-        assert rec["layer"] == "app" and rec["operation"] == "chat"
-        assert rec["duration_s"] >= req["first_token_delay"]
-        if rec["ttft_s"] is not None:  # only streamed calls have a first token
+        assert (rec.trace_id, rec.span_id) in span_ids
+        assert rec.input_tokens == req["prompt_tokens"]
+        assert rec.output_tokens == req["completion_tokens"]
+        assert rec.response_model == req["served_model"]
+        assert rec.request_model in (req["model"], None)
+        assert rec.layer == "app" and rec.operation == "chat"
+        assert rec.duration_s is not None and rec.duration_s >= req["first_token_delay"]
+        if rec.ttft_s is not None:  # only streamed calls have a first token
             assert req["stream"]
-            assert req["first_token_delay"] <= rec["ttft_s"] < req["first_token_delay"] + 0.5
-            assert rec["tpot_s"] is not None and 0 < rec["tpot_s"] < 0.1
+            assert req["first_token_delay"] <= rec.ttft_s < req["first_token_delay"] + 0.5
+            assert rec.tpot_s is not None and 0 < rec.tpot_s < 0.1
         else:
-            assert rec["tpot_s"] is None
+            assert rec.tpot_s is None
     if truth["instrumentation"] == "openinference":
         # OpenInference marks the first streamed token with an event: TTFT is derived from it
-        assert chats[0]["ttft_s"] is not None and chats[0]["streaming"] is True
-    roles = {c["role"] for rec in chats for c in rec["content"]}
+        assert chats[0].ttft_s is not None and chats[0].streaming is True
+    roles = {c.role for rec in chats for c in rec.content}
     assert {"input", "output"} <= roles  # content capture was on; references only
 
 
@@ -68,8 +69,7 @@ def check_against_truth(records: list[dict[str, Any]], truth: dict[str, Any]) ->
 def test_golden_matches_what_the_server_did(case: str) -> None:
     d = TESTDATA / case
     truth = json.loads((d / "truth.json").read_text())
-    records = [s.to_dict() for s in ingest_message((d / "input.pb").read_bytes()).spans]
-    check_against_truth(records, truth)
+    check_against_truth(ingest_message((d / "input.pb").read_bytes()).spans, truth)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -88,8 +88,7 @@ def test_live_instrumentation_run(tmp_path: Path, instrumentation: str) -> None:
                     "--instrumentation", instrumentation, "--out", str(out),
                     "--truth", str(truth)], check=True, env={**os.environ, **CONTENT_ENV},
                    timeout=120)
-    records = [s.to_dict() for s in ingest_message(out.read_bytes()).spans]
-    check_against_truth(records, json.loads(truth.read_text()))
+    check_against_truth(ingest_message(out.read_bytes()).spans, json.loads(truth.read_text()))
 
 
 def test_normalize_cli_prints_the_golden_records() -> None:

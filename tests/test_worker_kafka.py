@@ -43,15 +43,15 @@ def test_worker_normalizes_every_encoding_and_dead_letters_the_rest(
         produce(broker.bootstrap, "otlp_spans",
                 [traces(span({"gen_ai.request.model": "after-bad-input"})).SerializeToString()])
         later = consume_until(broker.bootstrap, ["spanwatch.spans"],
-                              lambda ms: any(r["request_model"] == "after-bad-input"
+                              lambda ms: any(r.request_model == "after-bad-input"
                                              for r in span_records(ms)), timeout=60)
         assert worker.proc is not None and worker.proc.poll() is None
     finally:
         worker.stop()
     records = span_records(got)
     assert len(records) == expected_spans
-    assert len({(r["trace_id"], r["span_id"]) for r in records}) == expected_spans
-    assert {r["layer"] for r in records} >= {"gateway", "agent", "app", "tool", "model-server"}
+    assert len({(r.trace_id, r.span_id) for r in records}) == expected_spans
+    assert {r.layer for r in records} >= {"gateway", "agent", "app", "tool", "model-server"}
     dead = [m for m in got if m.topic() == "spanwatch.deadletter"]
     reasons = sorted(dict(m.headers())["spanwatch.reason"] for m in dead)
     assert reasons == [b"bad_json", b"bad_protobuf"]
@@ -59,4 +59,4 @@ def test_worker_normalizes_every_encoding_and_dead_letters_the_rest(
         h = dict(m.headers())
         assert h["spanwatch.source.topic"] == b"otlp_spans"
         assert int(h["spanwatch.source.offset"]) >= 0
-    assert any(r["request_model"] == "after-bad-input" for r in span_records(later))
+    assert any(r.request_model == "after-bad-input" for r in span_records(later))

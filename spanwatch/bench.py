@@ -1,0 +1,104 @@
+"""``spanwatch bench``: benchmarks that print numbers (never timed assertions in tests).
+
+``ingest`` measures, on the same generated data (batches of ~500 realistic GenAI spans):
+
+* raw: ``TracesData.ParseFromString`` plus reading every attribute of every span (and of its
+  resource) once into a dict: the floor of what decoding in Python can cost;
+* decode+normalize: :func:`pipeline.ingest.ingest_message` per message;
+* worker: the rate through a ``spanwatch worker`` process from the embedded broker (input
+  produced first; timed from the first to the last output message, so start-up is excluded).
+
+Rates are best of 3 for the in-process paths; compare the ratios, not absolute numbers, on a
+shared machine.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from pipeline.ingest import ingest_message
+from pipeline.otlp import proto_attrs
+from spanwatch.broker import EmbeddedBroker
+from spanwatch.cluster import WorkerProc, consume_until, produce, span_records
+from spanwatch.traffic import TrafficGenerator
+
+
+def _messages(spans: int, batch: int, seed: int = 1) -> tuple[list[bytes], int]:
+    gen = TrafficGenerator(seed)
+    it = gen.batches(batch, time.time_ns(), spread_ns=60 * 10**9)
+    msgs: list[bytes] = []
+    total = 0
+    while total < spans:
+        b = next(it)
+        total += b.count()
+        msgs.append(b.traces_data().SerializeToString())
+    return msgs, total
+
+
+def raw_pass(msgs: list[bytes]) -> None:
+    for m in msgs:
+        data = TracesData()
+        data.ParseFromString(m)
+        for rs in data.resource_spans:
+            proto_attrs(rs.resource.attributes)
+            for ss in rs.scope_spans:
+                for sp in ss.spans:
+                    proto_attrs(sp.attributes)
+
+
+def normalize_pass(msgs: list[bytes]) -> None:
+    for m in msgs:
+        ingest_message(m)
+
+
+def best_rate(fn: Callable[[list[bytes]], None], msgs: list[bytes], spans: int,
+              repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn(msgs)
+        best = min(best, time.perf_counter() - t)
+    return spans / best
+
+
+def worker_rate(msgs: list[bytes], spans: int) -> float:
+    """Spans/s through a worker process from the embedded broker."""
+    topics = ["otlp_spans", "spanwatch.spans", "spanwatch.deadletter"]
+    workdir = Path(tempfile.mkdtemp(prefix="spanwatch-bench-"))
+    with EmbeddedBroker(topics=topics, partitions=4, log_path=workdir / "tansu.log") as b:
+        produce(b.bootstrap, "otlp_spans", msgs)
+        worker = WorkerProc(b.bootstrap, workdir).start()
+        try:
+            got = consume_until(b.bootstrap, ["spanwatch.spans"],
+                                lambda ms: len(span_records(ms)) >= spans, timeout=600)
+        finally:
+            worker.stop()
+    stamps = [m.timestamp()[1] for m in got]
+    seen = len(span_records(got))
+    first_batch = len(span_records(got[:1]))
+    elapsed = (max(stamps) - min(stamps)) / 1000
+    return (seen - first_batch) / elapsed if elapsed > 0 else float("nan")
+
+
+def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool = True) -> int:
+    if what != "ingest":
+        raise ValueError(what)
+    msgs, total = _messages(spans, batch)
+    size = sum(len(m) for m in msgs)
+    print(f"data: {total} spans in {len(msgs)} messages of ~{total // len(msgs)} spans "
+          f"({size / len(msgs) / 1024:.0f} KiB each)")
+    raw = best_rate(raw_pass, msgs, total)
+    norm = best_rate(normalize_pass, msgs, total)
+    print(f"raw (ParseFromString + every attribute into a dict): {raw:>10,.0f} spans/s")
+    print(f"decode + normalize (ingest_message):                 {norm:>10,.0f} spans/s"
+          f"  = {norm / raw:.0%} of raw")
+    if broker:
+        wr = worker_rate(msgs, total)
+        print(f"through a worker from the broker (Tansu):            {wr:>10,.0f} spans/s"
+              f"  = {wr / raw:.0%} of raw")
+    return 0

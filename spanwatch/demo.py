@@ -1,0 +1,164 @@
+"""``spanwatch demo``: embedded broker + a real worker + realistic traffic, live in the terminal.
+
+Starts Tansu on loopback, a ``spanwatch worker`` child process (tansu profile), and a traffic
+generator that writes multi-layer LLM traces as OTLP protobuf into ``otlp_spans`` (with an
+occasional corrupt message, to show the dead-letter path). It reads the worker's output topics
+and prints a compact summary every few seconds. Everything it started is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+
+from pipeline.config import BROKER_PROFILES, TopicSettings
+from pipeline.spans import LlmSpan
+from spanwatch.broker import EmbeddedBroker
+from spanwatch.proc import spanwatch_cmd, spawn, stop
+from spanwatch.traffic import TrafficGenerator
+
+TANSU = BROKER_PROFILES["tansu"]
+
+
+@dataclass
+class Row:
+    spans: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    ttfts: list[float] = field(default_factory=list)
+
+    def ttft_p50_ms(self) -> str:
+        if not self.ttfts:
+            return "-"
+        return f"{sorted(self.ttfts)[len(self.ttfts) // 2] * 1000:.0f}"
+
+
+@dataclass
+class Summary:
+    """What the demo shows: per (layer, service, model) counts from ``spanwatch.spans``."""
+
+    rows: dict[tuple[str, str, str], Row] = field(default_factory=lambda: defaultdict(Row))
+    records: int = 0
+    partial: int = 0
+    deadletters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add_records(self, value: bytes) -> None:
+        for d in json.loads(value)["spans"]:
+            rec = LlmSpan.from_dict(d)
+            self.records += 1
+            self.partial += bool(rec.issues)
+            row = self.rows[(rec.layer.value, rec.service, rec.model or "-")]
+            row.spans += 1
+            row.errors += rec.status == "error"
+            row.input_tokens += rec.input_tokens or 0
+            row.output_tokens += rec.output_tokens or 0
+            if rec.ttft_s is not None:
+                row.ttfts.append(rec.ttft_s)
+                del row.ttfts[:-2000]
+
+    def render(self, elapsed: float, produced: int) -> str:
+        head = (f"spanwatch demo  {elapsed:5.0f}s  produced {produced} messages  "
+                f"records {self.records}  with issues {self.partial}  "
+                f"dead letters {dict(self.deadletters) or 0}")
+        lines = [head, f"{'layer':<13}{'service':<24}{'model':<24}{'spans':>7}{'err':>5}"
+                       f"{'in tok':>10}{'out tok':>10}{'ttft p50 ms':>12}"]
+        for (layer, service, model), r in sorted(self.rows.items()):
+            lines.append(f"{layer:<13}{service[:23]:<24}{model[:23]:<24}{r.spans:>7}"
+                         f"{r.errors:>5}{r.input_tokens:>10}{r.output_tokens:>10}"
+                         f"{r.ttft_p50_ms():>12}")
+        return "\n".join(lines)
+
+
+def _produce_loop(bootstrap: str, topic: str, rate: float, seed: int, stop_flag: threading.Event,
+                  counter: list[int]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, **TANSU.producer})
+    gen = TrafficGenerator(seed)
+    tick = 0.5
+    n = 0
+    while not stop_flag.wait(tick):
+        spans = None
+        for _ in range(max(1, round(rate * tick))):
+            batch = next(gen.batches(1, time.time_ns()))
+            spans = batch if spans is None else _merge(spans, batch)
+        assert spans is not None
+        producer.produce(topic, spans.traces_data().SerializeToString())
+        n += 1
+        if n % 40 == 0:  # now and then, something a broken exporter might send
+            producer.produce(topic, b"\x0a\xff\xff\xff\x0f not protobuf")
+        producer.poll(0)
+        counter[0] = n
+    producer.flush(10)
+
+
+def _merge(a: Any, b: Any) -> Any:
+    for key, spans in b.groups.items():
+        a.groups[key].extend(spans)
+    return a
+
+
+def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: int = 7) -> int:
+    topics = TopicSettings()
+    workdir = Path(tempfile.mkdtemp(prefix="spanwatch-demo-"))
+    print(f"starting Tansu, a spanwatch worker and the traffic generator (logs in {workdir})",
+          flush=True)
+    stop_flag = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop_flag.set())
+    with EmbeddedBroker(port or None, topics=topics.all_topics(), partitions=topics.partitions,
+                        log_path=workdir / "tansu.log") as broker:
+        worker = spawn(spanwatch_cmd("worker", "--broker", broker.bootstrap, "--profile",
+                                     "tansu", "--data-dir", str(workdir / "data"),
+                                     "--app-id", "spanwatch-demo"),
+                       log_path=workdir / "worker.log")
+        counter = [0]
+        producer = threading.Thread(target=_produce_loop, daemon=True, args=(
+            broker.bootstrap, topics.source, rate, seed, stop_flag, counter))
+        summary = Summary()
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, **TANSU.consumer,
+                             "group.id": f"demo-view-{uuid.uuid4().hex[:6]}",
+                             "auto.offset.reset": "earliest"})
+        consumer.subscribe([topics.spans, topics.deadletter])
+        start = time.monotonic()
+        producer.start()
+        last_render = 0.0
+        try:
+            while not stop_flag.is_set():
+                elapsed = time.monotonic() - start
+                if duration and elapsed >= duration:
+                    break
+                if worker.poll() is not None:
+                    print(f"worker exited with {worker.returncode}; see {workdir}/worker.log",
+                          file=sys.stderr)
+                    return 1
+                msg = consumer.poll(0.2)
+                if msg is not None and msg.error() is None:
+                    if msg.topic() == topics.spans:
+                        summary.add_records(msg.value() or b"{}")
+                    else:
+                        reason = dict(msg.headers() or []).get("spanwatch.reason") or b"?"
+                        summary.deadletters[reason.decode() if isinstance(reason, bytes)
+                                            else reason] += 1
+                if elapsed - last_render >= 3.0:
+                    last_render = elapsed
+                    print("\n" + summary.render(elapsed, counter[0]), flush=True)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop_flag.set()
+            producer.join(timeout=10)
+            consumer.close()
+            stop(worker)
+        print("\n" + summary.render(time.monotonic() - start, counter[0]), flush=True)
+    print("stopped the worker and the broker.", flush=True)
+    return 0 if summary.records else 1
