@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import orjson
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
@@ -154,13 +155,11 @@ def records_to_messages(spans: list[LlmSpan], max_records: int = 200) -> list[by
     """Values for ``spanwatch.spans``: ``{"spans": [...]}`` with at most ``max_records`` each.
 
     One input batch can hold thousands of spans; chunking keeps every output message well
-    under the broker's default 1 MB message limit (~600 bytes per compact record).
+    under the broker's default 1 MB message limit (~1 KB per record).
     """
-    return [
-        json.dumps({"spans": [s.to_dict() for s in spans[i:i + max_records]]},
-                   separators=(",", ":")).encode()
-        for i in range(0, len(spans), max_records)
-    ]
+    # orjson serializes the slotted dataclasses natively, ~3x faster than to_dict + json
+    return [orjson.dumps({"spans": spans[i:i + max_records]})
+            for i in range(0, len(spans), max_records)]
 
 
 _DEFAULT = IngestOptions()

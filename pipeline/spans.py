@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 
 class Layer(StrEnum):
@@ -25,7 +25,8 @@ class Layer(StrEnum):
     OTHER = "other"
 
 
-class ContentRef(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class ContentRef:
     """Where a prompt or completion of a span can be found (never the content itself).
 
     ``kind`` is ``inline`` (an attribute or event attribute named by ``location``),
@@ -93,19 +94,13 @@ class LlmSpan:
         return self.response_model or self.request_model
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict, compact: a field that is unknown (``None``) or empty is omitted.
-
-        The schema is documented in ``docs/SCHEMAS.md``; :meth:`from_dict` restores defaults.
-        """
-        out = {name: v for name in _FIELD_NAMES
-               if (v := getattr(self, name)) is not None and v != ()}
+        """JSON-ready dict with every field (``None`` for unknown); schema in docs/SCHEMAS.md."""
+        out = {name: getattr(self, name) for name in _FIELD_NAMES}
         out["layer"] = self.layer.value
-        if self.content:
-            out["content"] = [ref._asdict() for ref in self.content]
-        if self.finish_reasons:
-            out["finish_reasons"] = list(self.finish_reasons)
-        if self.issues:
-            out["issues"] = list(self.issues)
+        out["content"] = [{"role": c.role, "kind": c.kind, "location": c.location,
+                           "size": c.size} for c in self.content]
+        out["finish_reasons"] = list(self.finish_reasons)
+        out["issues"] = list(self.issues)
         return out
 
     @classmethod

@@ -24,7 +24,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from pipeline.ingest import ingest_message
 from pipeline.otlp import proto_attrs
 from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, consume_until, produce, span_records
+from spanwatch.cluster import RecordCount, WorkerProc, consume_until, produce, span_records
 from spanwatch.traffic import TrafficGenerator
 
 
@@ -74,8 +74,8 @@ def worker_rate(msgs: list[bytes], spans: int) -> float:
         produce(b.bootstrap, "otlp_spans", msgs)
         worker = WorkerProc(b.bootstrap, workdir).start()
         try:
-            got = consume_until(b.bootstrap, ["spanwatch.spans"],
-                                lambda ms: len(span_records(ms)) >= spans, timeout=600)
+            got = consume_until(b.bootstrap, ["spanwatch.spans"], RecordCount(spans),
+                                timeout=600)
         finally:
             worker.stop()
     stamps = [m.timestamp()[1] for m in got]

@@ -95,6 +95,21 @@ def consume_until(bootstrap: str, topics: list[str],
     return got
 
 
+class RecordCount:
+    """``done`` predicate for :func:`consume_until`: at least ``n`` records read, counted
+    incrementally (re-parsing every message on every poll would starve the worker)."""
+
+    def __init__(self, n: int, topic: str = "spanwatch.spans") -> None:
+        self.n, self.topic, self.seen, self.records = n, topic, 0, 0
+
+    def __call__(self, messages: list[Any]) -> bool:
+        for m in messages[self.seen:]:
+            if m.topic() == self.topic:
+                self.records += len(json.loads(m.value())["spans"])
+        self.seen = len(messages)
+        return self.records >= self.n
+
+
 def span_records(messages: list[Any], topic: str = "spanwatch.spans") -> list[LlmSpan]:
     """Normalized records in the ``spanwatch.spans`` messages among ``messages``."""
     return [LlmSpan.from_dict(rec) for m in messages if m.topic() == topic

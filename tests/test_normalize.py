@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.ingest import ingest_message
 from pipeline.normalize import NormalizeOptions
-from pipeline.spans import Layer, LlmSpan
+from pipeline.spans import ContentRef, Layer, LlmSpan
 from tests.builders import T0, span, traces
 
 
@@ -108,7 +108,7 @@ def test_conventions(attrs: dict[str, Any], expected: dict[str, Any]) -> None:
 
 def test_loongsuite_external_ref_is_recorded_not_fetched() -> None:
     rec = one({"gen_ai.span.kind": "LLM", "gen_ai.output.messages_ref": "oss://b/out/1"})
-    assert ("output", "external", "oss://b/out/1", 0) in [tuple(c) for c in rec.content]
+    assert ContentRef("output", "external", "oss://b/out/1", 0) in rec.content
 
 
 def test_ttft_from_first_token_event_when_no_attribute() -> None:
