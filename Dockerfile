@@ -1,0 +1,14 @@
+# spanwatch worker image (production: Apache Kafka, no development broker inside).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY pipeline ./pipeline
+COPY agents ./agents
+COPY spanwatch ./spanwatch
+COPY rules ./rules
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 spanwatch \
+    && mkdir -p /var/lib/spanwatch && chown spanwatch /var/lib/spanwatch
+USER spanwatch
+ENTRYPOINT ["spanwatch"]
+CMD ["--config", "/etc/spanwatch/spanwatch.yaml", "worker"]

@@ -1,0 +1,67 @@
+"""The command line as a user runs it: demo, capture, broker errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spanwatch.broker import EmbeddedBroker
+from spanwatch.traffic import TrafficGenerator
+from tests.support.cluster import produce
+
+CLI = [sys.executable, "-m", "spanwatch.cli"]
+
+
+@pytest.mark.broker
+def test_demo_runs_and_stops_everything_it_started() -> None:
+    out = subprocess.run([*CLI, "demo", "--duration", "20"], capture_output=True, text=True,
+                         timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = out.stdout.rsplit("spanwatch demo", 1)[1]
+    records = int(re.search(r"records (\d+)", last).group(1))  # type: ignore[union-attr]
+    assert records > 100
+    for layer in ("gateway", "agent", "app", "tool", "model-server"):
+        assert f"\n{layer} " in last
+    assert "stopped the worker and the broker." in out.stdout
+    workdir = re.search(r"logs in (\S+)\)", out.stdout).group(1)  # type: ignore[union-attr]
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert workdir not in ps  # neither the worker nor tansu of this run is left running
+
+
+@pytest.mark.broker
+def test_capture_then_normalize(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    gen = TrafficGenerator(seed=5)
+    batch = next(gen.batches(50, time.time_ns())).traces_data()
+    produce(broker.bootstrap, "otlp_spans", [batch.SerializeToString(), b"{broken"])
+    out = tmp_path / "cap"
+    subprocess.run([*CLI, "capture", "--broker", broker.bootstrap, "--profile", "tansu",
+                    "--topic", "otlp_spans", "--out", str(out), "--max", "2"],
+                   check=True, timeout=120)
+    files = sorted(p for p in out.iterdir() if not p.name.endswith(".meta.json"))
+    assert [p.suffix for p in files] == [".json", ".pb"] or \
+        sorted(p.suffix for p in files) == [".json", ".pb"]
+    res = subprocess.run([*CLI, "normalize", *map(str, files)], capture_output=True, text=True)
+    assert res.returncode == 1  # one file was undecodable, and said so
+    assert len(res.stdout.splitlines()) == sum(len(ss.spans) for rs in batch.resource_spans
+                                               for ss in rs.scope_spans)
+    assert "bad_json" in res.stderr
+
+
+def test_worker_refuses_an_invalid_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("kafka:\n  profile: nope\n")
+    out = subprocess.run([*CLI, "--config", str(cfg), "worker"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "kafka.profile" in out.stderr
+
+
+def test_broker_on_a_taken_port_is_a_clear_error() -> None:
+    with EmbeddedBroker() as first:
+        out = subprocess.run([*CLI, "broker", "--port", str(first.port)], capture_output=True,
+                             text=True, timeout=60)
+    assert out.returncode == 2 and "tansu" in out.stderr
