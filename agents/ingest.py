@@ -9,7 +9,7 @@ silent data loss.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -23,8 +23,10 @@ from pipeline.ingest import (
     ingest_message,
     records_to_messages,
 )
+from pipeline.spans import LlmSpan
 
 log = logging.getLogger("spanwatch.ingest")
+SpanSink = Callable[[SourceRef, Sequence[LlmSpan]], Awaitable[None]]
 
 
 def headers_dict(raw: Any) -> dict[str, bytes]:
@@ -35,8 +37,12 @@ def headers_dict(raw: Any) -> dict[str, bytes]:
     return {str(k): (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
 
 
-def register(app: faust.App, settings: Settings) -> IngestStats:
-    """Declare the ingest topics and agent on ``app``; returns the live counters."""
+def register(app: faust.App, settings: Settings,
+             sinks: Sequence[SpanSink] = ()) -> IngestStats:
+    """Declare the ingest topics and agent on ``app``; returns the live counters.
+
+    ``sinks`` receive every message's records in-process (golden signals, ...).
+    """
     topics = settings.topics
     source = app.topic(topics.source, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", allow_empty=True)
@@ -71,6 +77,12 @@ def register(app: faust.App, settings: Settings) -> IngestStats:
             if spans_out is not None and result.spans:
                 for value in records_to_messages(result.spans):
                     await spans_out.send(value=value)
+            for sink in sinks:
+                try:
+                    await sink(where, result.spans)
+                except Exception:
+                    stats.sink_errors += 1
+                    log.exception("stage failed on %s", where)
 
     @app.timer(interval=settings.worker.stats_interval_s)
     async def report() -> None:

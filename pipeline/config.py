@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
 from pipeline.normalize import NormalizeOptions
 from pipeline.otlp import Encoding
+from pipeline.signals import ALLOWED_DIMENSIONS, DEFAULT_DIMENSIONS
 from pipeline.spans import Layer
+from pipeline.windows import WindowSettings, WindowSpec, parse_duration_ns
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,14 @@ class TopicSettings(_Model):
     source: str = "otlp_spans"  # the collector's Kafka exporter default
     spans: str = "spanwatch.spans"  # normalized records; "" disables
     deadletter: str = "spanwatch.deadletter"
+    partials: str = "spanwatch.partials"  # internal: partial windows keyed by series
+    metrics: str = "spanwatch.metrics"  # closed golden-signal windows
     partitions: int = Field(4, ge=1, le=1024)  # for topics spanwatch creates
     replication_factor: int = Field(1, ge=1)
 
     def all_topics(self) -> list[str]:
-        return [t for t in (self.source, self.spans, self.deadletter) if t]
+        return [t for t in (self.source, self.spans, self.deadletter, self.partials,
+                            self.metrics) if t]
 
 
 class IngestSettings(_Model):
@@ -110,6 +115,50 @@ class NormalizeSettings(_Model):
                                 max_duration_s=self.max_duration_s)
 
 
+class MetricsSettings(_Model):
+    """Golden-signal windows (see docs/ARCHITECTURE.md, "Golden signals")."""
+
+    enabled: bool = True
+    windows: tuple[str, ...] = ("10s", "1m", "5m")  # "SIZE" tumbling or "SIZE/STEP" hopping
+    allowed_lateness: str = "5s"
+    idle_timeout: str = "30s"  # an idle partition's watermark follows the wall clock after this
+    dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
+    max_series: int = Field(10_000, ge=1)  # per worker; beyond it spans go to an overflow series
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+    prometheus_port: int = Field(9464, ge=0, le=65535)  # 0 disables /metrics
+    prometheus_bind: str = "0.0.0.0"
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one window")
+        for w in v:
+            WindowSpec.parse(w)
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate window")
+        return v
+
+    @field_validator("allowed_lateness", "idle_timeout")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration_ns(v)
+        return v
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimensions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [d for d in v if d not in ALLOWED_DIMENSIONS]
+        if bad:
+            raise ValueError(f"unknown dimensions {bad}; allowed: {list(ALLOWED_DIMENSIONS)}")
+        return v
+
+    def window_settings(self) -> WindowSettings:
+        return WindowSettings(specs=tuple(WindowSpec.parse(w) for w in self.windows),
+                              allowed_lateness_ns=parse_duration_ns(self.allowed_lateness),
+                              idle_timeout_ns=parse_duration_ns(self.idle_timeout))
+
+
 class WorkerSettings(_Model):
     app_id: str = "spanwatch"
     data_dir: Path = Path("/tmp/spanwatch-data")
@@ -122,6 +171,7 @@ class Settings(_Model):
     topics: TopicSettings = TopicSettings()
     ingest: IngestSettings = IngestSettings()
     normalize: NormalizeSettings = NormalizeSettings()
+    metrics: MetricsSettings = MetricsSettings()
     worker: WorkerSettings = WorkerSettings()
 
     @property

@@ -56,6 +56,7 @@ class IngestStats:
     skipped_non_llm: int = 0
     rejected_spans: int = 0
     partial_spans: int = 0
+    sink_errors: int = 0  # a later stage raised on a message (logged with its offset)
     deadletters: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: IngestResult) -> None:

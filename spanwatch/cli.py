@@ -24,6 +24,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         worker__app_id=getattr(args, "app_id", None),
         worker__data_dir=getattr(args, "data_dir", None),
         worker__loglevel=getattr(args, "loglevel", None),
+        metrics__prometheus_port=getattr(args, "metrics_port", None),
     )
 
 
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--app-id", help="consumer group / faust app id")
     w.add_argument("--data-dir", help="faust data directory")
     w.add_argument("--loglevel", choices=["debug", "info", "warning", "error"])
+    w.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0 disables)")
     w.set_defaults(func=_cmd_worker)
 
     b = sub.add_parser("broker", help="run the embedded Tansu broker on loopback")

@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, Producer
 
 from pipeline.config import BROKER_PROFILES
 from pipeline.spans import LlmSpan
+from spanwatch.broker import free_port
 from spanwatch.proc import spanwatch_cmd, spawn, stop
 
 TANSU = BROKER_PROFILES["tansu"]
@@ -32,6 +33,8 @@ class WorkerProc:
     workdir: Path
     app_id: str = field(default_factory=lambda: f"sw-test-{uuid.uuid4().hex[:6]}")
     extra: tuple[str, ...] = ()
+    metrics_port: int = field(default_factory=free_port)
+    config: Path | None = None
     proc: Popen[bytes] | None = None
 
     @property
@@ -40,10 +43,11 @@ class WorkerProc:
 
     def start(self, wait_ready: float = 60.0) -> WorkerProc:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = spanwatch_cmd("worker", "--broker", self.bootstrap, "--profile", "tansu",
+        pre = ("--config", str(self.config)) if self.config else ()
+        cmd = spanwatch_cmd(*pre, "worker", "--broker", self.bootstrap, "--profile", "tansu",
                             "--app-id", self.app_id,
                             "--data-dir", str(self.workdir / f"{self.app_id}-data"),
-                            *self.extra)
+                            "--metrics-port", str(self.metrics_port), *self.extra)
         self.proc = spawn(cmd, log_path=self.log_path)
         deadline = time.monotonic() + wait_ready
         while time.monotonic() < deadline:

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, Producer
 
 from pipeline.config import BROKER_PROFILES, TopicSettings
 from pipeline.spans import LlmSpan
-from spanwatch.broker import EmbeddedBroker
+from spanwatch.broker import EmbeddedBroker, free_port
 from spanwatch.proc import spanwatch_cmd, spawn, stop
 from spanwatch.traffic import TrafficGenerator
 
@@ -37,21 +37,18 @@ class Row:
     errors: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    ttfts: list[float] = field(default_factory=list)
-
-    def ttft_p50_ms(self) -> str:
-        if not self.ttfts:
-            return "-"
-        return f"{sorted(self.ttfts)[len(self.ttfts) // 2] * 1000:.0f}"
 
 
 @dataclass
 class Summary:
-    """What the demo shows: per (layer, service, model) counts from ``spanwatch.spans``."""
+    """What the demo shows: records per layer from ``spanwatch.spans`` and the latest closed
+    10 s golden-signal window per (layer, service, model) from ``spanwatch.metrics``."""
 
-    rows: dict[tuple[str, str, str], Row] = field(default_factory=lambda: defaultdict(Row))
+    rows: dict[str, Row] = field(default_factory=lambda: defaultdict(Row))
+    signals: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     records: int = 0
     partial: int = 0
+    windows: int = 0
     deadletters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def add_records(self, value: bytes) -> None:
@@ -59,26 +56,50 @@ class Summary:
             rec = LlmSpan.from_dict(d)
             self.records += 1
             self.partial += bool(rec.issues)
-            row = self.rows[(rec.layer.value, rec.service, rec.model or "-")]
+            row = self.rows[rec.layer.value]
             row.spans += 1
             row.errors += rec.status == "error"
             row.input_tokens += rec.input_tokens or 0
             row.output_tokens += rec.output_tokens or 0
-            if rec.ttft_s is not None:
-                row.ttfts.append(rec.ttft_s)
-                del row.ttfts[:-2000]
+
+    def add_window(self, value: bytes) -> None:
+        rec = json.loads(value)
+        self.windows += 1
+        s = rec["series"]
+        if rec["window"]["name"] == "10s" and s.get("model"):
+            key = (s.get("layer", ""), s.get("service", ""), s["model"])
+            old = self.signals.get(key)
+            if old is None or old["window"]["end_ns"] <= rec["window"]["end_ns"]:
+                self.signals[key] = rec
 
     def render(self, elapsed: float, produced: int) -> str:
         head = (f"spanwatch demo  {elapsed:5.0f}s  produced {produced} messages  "
-                f"records {self.records}  with issues {self.partial}  "
-                f"dead letters {dict(self.deadletters) or 0}")
-        lines = [head, f"{'layer':<13}{'service':<24}{'model':<24}{'spans':>7}{'err':>5}"
-                       f"{'in tok':>10}{'out tok':>10}{'ttft p50 ms':>12}"]
-        for (layer, service, model), r in sorted(self.rows.items()):
-            lines.append(f"{layer:<13}{service[:23]:<24}{model[:23]:<24}{r.spans:>7}"
-                         f"{r.errors:>5}{r.input_tokens:>10}{r.output_tokens:>10}"
-                         f"{r.ttft_p50_ms():>12}")
+                f"records {self.records} (with issues {self.partial})  closed windows "
+                f"{self.windows}  dead letters {dict(self.deadletters) or 0}")
+        lines = [head, "records by layer: " + "  ".join(
+            f"{layer} {r.spans} ({r.errors} err)" for layer, r in sorted(self.rows.items()))]
+        lines.append(f"{'layer':<13}{'service':<16}{'model':<22}{'req/s':>6}{'err%':>6}"
+                     f"{'ttft p50':>9}{'p95':>7}{'tpot p50':>9}{'lat p95':>8}{'queue p95':>10}"
+                     f"{'out tok/s':>10}  where time goes")
+        for (layer, service, model), r in sorted(self.signals.items()):
+            lines.append(f"{layer:<13}{service[:15]:<16}{model[:21]:<22}{r['rate_per_s']:>6.1f}"
+                         f"{r['error_rate'] * 100:>6.1f}{_q(r, 'ttft_s', 'p50'):>9}"
+                         f"{_q(r, 'ttft_s', 'p95'):>7}{_q(r, 'tpot_s', 'p50'):>9}"
+                         f"{_q(r, 'latency_s', 'p95'):>8}{_q(r, 'queue_s', 'p95'):>10}"
+                         f"{r['output_tokens_per_s']:>10.0f}  {_shares(r)}")
         return "\n".join(lines)
+
+
+def _q(rec: dict[str, Any], dist: str, q: str) -> str:
+    d = rec.get(dist)
+    return "-" if not d else f"{d[q] * 1000:.0f}ms" if d[q] < 1 else f"{d[q]:.2f}s"
+
+
+def _shares(rec: dict[str, Any]) -> str:
+    share = rec.get("ttft_share") or rec.get("time_share") or {}
+    top = sorted(share.items(), key=lambda kv: -kv[1])[:2]
+    label = "ttft: " if rec.get("ttft_share") else ""
+    return label + ", ".join(f"{k} {v:.0%}" for k, v in top)
 
 
 def _produce_loop(bootstrap: str, topic: str, rate: float, seed: int, stop_flag: threading.Event,
@@ -119,7 +140,8 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
                         log_path=workdir / "tansu.log") as broker:
         worker = spawn(spanwatch_cmd("worker", "--broker", broker.bootstrap, "--profile",
                                      "tansu", "--data-dir", str(workdir / "data"),
-                                     "--app-id", "spanwatch-demo"),
+                                     "--app-id", "spanwatch-demo",
+                                     "--metrics-port", str(free_port())),
                        log_path=workdir / "worker.log")
         counter = [0]
         producer = threading.Thread(target=_produce_loop, daemon=True, args=(
@@ -128,7 +150,7 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
         consumer = Consumer({"bootstrap.servers": broker.bootstrap, **TANSU.consumer,
                              "group.id": f"demo-view-{uuid.uuid4().hex[:6]}",
                              "auto.offset.reset": "earliest"})
-        consumer.subscribe([topics.spans, topics.deadletter])
+        consumer.subscribe([topics.spans, topics.deadletter, topics.metrics])
         start = time.monotonic()
         producer.start()
         last_render = 0.0
@@ -145,6 +167,8 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
                 if msg is not None and msg.error() is None:
                     if msg.topic() == topics.spans:
                         summary.add_records(msg.value() or b"{}")
+                    elif msg.topic() == topics.metrics:
+                        summary.add_window(msg.value() or b"{}")
                     else:
                         reason = dict(msg.headers() or []).get("spanwatch.reason") or b"?"
                         summary.deadletters[reason.decode() if isinstance(reason, bytes)

@@ -5,13 +5,28 @@ from __future__ import annotations
 import logging
 
 import faust
+from confluent_kafka.admin import AdminClient
+from prometheus_client import REGISTRY, start_http_server
 
-from agents import ingest
+from agents import ingest, metrics
 from agents.app import create_app
 from pipeline.config import Settings
+from pipeline.errors import BrokerError
 from spanwatch.broker import create_topics
+from spanwatch.prom import LatestWindows, SpanwatchCollector
 
 log = logging.getLogger("spanwatch.worker")
+
+
+def source_partitions(settings: Settings) -> int:
+    """Partition count of the source topic: every one must report a watermark."""
+    admin = AdminClient(settings.kafka.client_config())
+    md = admin.list_topics(topic=settings.topics.source, timeout=15)
+    topic = md.topics.get(settings.topics.source)
+    if topic is None or topic.error is not None or not topic.partitions:
+        raise BrokerError(f"source topic {settings.topics.source!r} not found on "
+                          f"{settings.kafka.bootstrap_servers}: create it first")
+    return len(topic.partitions)
 
 
 def run_worker(settings: Settings) -> None:
@@ -22,7 +37,21 @@ def run_worker(settings: Settings) -> None:
                       settings.topics.partitions, settings.topics.replication_factor)
     settings.worker.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    ingest.register(app, settings)
+    sinks = []
+    runtime = None
+    if settings.metrics.enabled:
+        n_src = source_partitions(settings)
+        sink, runtime = metrics.register(app, settings, n_src)
+        sinks.append(sink)
+    stats = ingest.register(app, settings, sinks)
+    port = settings.metrics.prometheus_port
+    if port:
+        latest = runtime.latest if runtime else LatestWindows()
+        counters = runtime.counters if runtime else {}
+        REGISTRY.register(SpanwatchCollector(latest, stats, counters))
+        start_http_server(port, addr=settings.metrics.prometheus_bind)
+        log.info("Prometheus metrics on http://%s:%d/metrics", settings.metrics.prometheus_bind,
+                 port)
     log.info("spanwatch worker: profile %s, source %s, broker %s", settings.kafka.profile,
              settings.topics.source, settings.kafka.bootstrap_servers)
     worker = faust.Worker(app, loglevel=settings.worker.loglevel, quiet=True,

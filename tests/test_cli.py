@@ -19,14 +19,18 @@ CLI = [sys.executable, "-m", "spanwatch.cli"]
 
 @pytest.mark.broker
 def test_demo_runs_and_stops_everything_it_started() -> None:
-    out = subprocess.run([*CLI, "demo", "--duration", "20"], capture_output=True, text=True,
+    out = subprocess.run([*CLI, "demo", "--duration", "35"], capture_output=True, text=True,
                          timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     last = out.stdout.rsplit("spanwatch demo", 1)[1]
     records = int(re.search(r"records (\d+)", last).group(1))  # type: ignore[union-attr]
     assert records > 100
+    by_layer = re.search(r"records by layer: (.*)", last).group(1)  # type: ignore[union-attr]
     for layer in ("gateway", "agent", "app", "tool", "model-server"):
-        assert f"\n{layer} " in last
+        assert f"{layer} " in by_layer
+    windows = int(re.search(r"closed windows (\d+)", last).group(1))  # type: ignore[union-attr]
+    assert windows > 0
+    assert re.search(r"\nmodel-server +vllm-qwen +qwen2.5-72b-instruct +\d", last)
     assert "stopped the worker and the broker." in out.stdout
     workdir = re.search(r"logs in (\S+)\)", out.stdout).group(1)  # type: ignore[union-attr]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

@@ -1,0 +1,217 @@
+"""Scale-out windows: pre-aggregate per source partition, merge per series at its owner.
+
+Spans arrive partitioned by trace; series are keyed by service/model/... . The ingest side
+(:class:`PreAggregator`) turns each Kafka message into one :class:`Partial` per series it
+touched, tagged with the source partition and offset, and sends it keyed by series to the
+partials topic. The series owner (:class:`SeriesState`, one per series, stored in a faust
+table co-partitioned with the partials topic) merges partials idempotently (a partial whose
+source offset was already applied is skipped, so at-least-once redelivery never counts twice)
+and closes a window once every source partition's watermark has passed its end plus the
+allowed lateness. Merging is exact and order-independent, so one worker and N workers close
+identical windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from pipeline.signals import SeriesKeyer, SignalAggregate, self_times
+from pipeline.spans import LlmSpan
+from pipeline.windows import NS, PartitionClock, WindowSettings, WindowSpec
+
+
+def series_id(key: Sequence[str]) -> str:
+    """Stable string id of a series key (the Kafka key and the table key)."""
+    return orjson.dumps(list(key)).decode()
+
+
+def window_id(spec: WindowSpec, start_ns: int) -> str:
+    return f"{spec.name}@{start_ns}"
+
+
+@dataclass
+class Partial:
+    """What one source message contributed to one series, per window."""
+
+    series: str
+    source: int  # source partition
+    offset: int  # source offset (idempotency)
+    windows: dict[str, SignalAggregate]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"series": self.series, "src": self.source, "off": self.offset,
+                             "windows": {k: v.to_dict() for k, v in self.windows.items()}})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Partial:
+        return cls(d["series"], int(d["src"]), int(d["off"]),
+                   {k: SignalAggregate.from_dict(v) for k, v in d["windows"].items()})
+
+
+@dataclass
+class PreAggregator:
+    """Ingest side: per source partition watermarks; one message -> partials per series."""
+
+    settings: WindowSettings
+    keyer: SeriesKeyer
+    wall_ns: Callable[[], int]
+    clocks: dict[int, PartitionClock] = field(default_factory=dict)
+    late_spans: int = 0
+    untimed_spans: int = 0
+
+    def clock(self, partition: int) -> PartitionClock:
+        c = self.clocks.get(partition)
+        if c is None:
+            c = self.clocks[partition] = PartitionClock(
+                self.settings.allowed_lateness_ns, self.settings.idle_timeout_ns, self.wall_ns)
+            c.touch()
+        return c
+
+    def add_message(self, partition: int, offset: int, spans: Sequence[LlmSpan]) -> list[Partial]:
+        clock = self.clock(partition)
+        clock.touch()
+        out: dict[str, Partial] = {}
+        newest = 0
+        for span, own in zip(spans, self_times(spans), strict=True):
+            end = span.end_ns
+            if end <= 0:
+                self.untimed_spans += 1
+                continue
+            newest = max(newest, end)
+            sid = series_id(self.keyer.key(span))
+            partial = out.get(sid)
+            if partial is None:
+                partial = out[sid] = Partial(sid, partition, offset, {})
+            for spec in self.settings.specs:
+                for start in spec.starts(end):
+                    if clock.is_late(start + spec.size_ns):
+                        self.late_spans += 1
+                        # counted in the open window at the watermark, never merged into its own
+                        wm_start = spec.starts(clock.watermark_ns)[-1]
+                        agg = _agg(partial, window_id(spec, wm_start))
+                        agg.late += 1
+                        continue
+                    _agg(partial, window_id(spec, start)).add(span, own)
+        if newest:
+            clock.observe(newest)  # after the message: spans of one batch are never late
+        return list(out.values())
+
+    def watermarks(self, partitions: Sequence[int]) -> dict[int, int]:
+        """Current watermark of each assigned partition (idle ones advanced by the clock)."""
+        return {p: self.clock(p).current() for p in partitions}
+
+
+def _agg(partial: Partial, wid: str) -> SignalAggregate:
+    agg = partial.windows.get(wid)
+    if agg is None:
+        agg = partial.windows[wid] = SignalAggregate()
+    return agg
+
+
+@dataclass
+class ClosedWindow:
+    series: str
+    spec: WindowSpec
+    start_ns: int
+    aggregate: SignalAggregate
+
+    def to_record(self, labels: dict[str, str]) -> dict[str, Any]:
+        """The ``spanwatch.metrics`` record (schema in docs/SCHEMAS.md)."""
+        size_s = self.spec.size_ns / NS
+        return {"series": labels, "window": {"name": self.spec.name, "start_ns": self.start_ns,
+                                             "end_ns": self.start_ns + self.spec.size_ns,
+                                             "size_s": size_s, "step_s": self.spec.step_ns / NS},
+                **self.aggregate.result(size_s)}
+
+
+@dataclass
+class SeriesState:
+    """Merge side: open windows of one series, applied offsets, closed horizon."""
+
+    windows: dict[str, SignalAggregate] = field(default_factory=dict)
+    applied: dict[str, int] = field(default_factory=dict)  # source partition -> last offset
+    closed: dict[str, int] = field(default_factory=dict)  # spec name -> closed up to (end ns)
+    late_after_close: int = 0
+
+    def apply(self, partial: Partial) -> bool:
+        """Merge a partial; False when it was already applied (redelivery)."""
+        src = str(partial.source)
+        if partial.offset <= self.applied.get(src, -1):
+            return False
+        self.applied[src] = partial.offset
+        for wid, agg in partial.windows.items():
+            name, _, start = wid.partition("@")
+            spec = WindowSpec.parse(name)
+            if int(start) + spec.size_ns <= self.closed.get(name, 0):
+                self.late_after_close += agg.count + agg.late
+                continue
+            mine = self.windows.get(wid)
+            if mine is None:
+                mine = self.windows[wid] = SignalAggregate()  # never alias the partial's
+            mine.merge(agg)
+        return True
+
+    def close(self, series: str, low_watermark_ns: int, lateness_ns: int) -> list[ClosedWindow]:
+        """Close every window whose end + lateness <= the low watermark, oldest first."""
+        done = []
+        for wid in list(self.windows):
+            name, _, start_s = wid.partition("@")
+            spec, start = WindowSpec.parse(name), int(start_s)
+            end = start + spec.size_ns
+            if end + lateness_ns <= low_watermark_ns:
+                agg = self.windows.pop(wid)
+                if self.late_after_close:
+                    agg.late += self.late_after_close
+                    self.late_after_close = 0
+                done.append(ClosedWindow(series, spec, start, agg))
+                self.closed[name] = max(self.closed.get(name, 0), end)
+        done.sort(key=lambda c: (c.start_ns + c.spec.size_ns, c.spec.size_ns))
+        return done
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"windows": {k: v.to_dict() for k, v in self.windows.items()},
+                "applied": self.applied, "closed": self.closed,
+                "late_after_close": self.late_after_close}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SeriesState:
+        return cls({k: SignalAggregate.from_dict(v) for k, v in d["windows"].items()},
+                   dict(d["applied"]), dict(d["closed"]), int(d.get("late_after_close", 0)))
+
+
+@dataclass
+class Watermarks:
+    """Merge side: the latest watermark of every source partition (max wins)."""
+
+    marks: dict[str, int] = field(default_factory=dict)
+    sources: int = 0
+
+    def update(self, source: int, watermark_ns: int, sources: int) -> None:
+        k = str(source)
+        if watermark_ns > self.marks.get(k, 0):
+            self.marks[k] = watermark_ns
+        self.sources = max(self.sources, sources)
+
+    def low(self) -> int:
+        """Lowest watermark over all source partitions; 0 until every one has reported."""
+        if not self.sources or len(self.marks) < self.sources:
+            return 0
+        return min(self.marks.values())
+
+
+def close_offline(partials: Sequence[Partial], lateness_ns: int = 0) -> list[ClosedWindow]:
+    """Merge partials as the series owners would and close every window (end of input).
+
+    The reference the streaming path is compared with, and the core of golden tests.
+    """
+    states: dict[str, SeriesState] = {}
+    for p in partials:
+        states.setdefault(p.series, SeriesState()).apply(p)
+    out: list[ClosedWindow] = []
+    for sid in sorted(states):
+        out.extend(states[sid].close(sid, 2**62, lateness_ns))
+    return out

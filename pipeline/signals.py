@@ -1,0 +1,218 @@
+"""Golden signals of one series in one window: an aggregate that adds spans and merges.
+
+Per series (service, layer, operation, model and allow-listed dimensions) and window:
+TTFT, TPOT, end-to-end latency and queue time as mergeable sketches; exact counts of
+requests, errors by type, streamed requests and tokens; and the self time spent in each part
+of the request path (gateway, app, agent, tool, queue, prefill, decode) for "where time goes".
+Sums are kept in integer nanoseconds so merging is exact and order-independent: one worker
+and N workers give identical windows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.sketch import QuantileSketch
+from pipeline.spans import Layer, LlmSpan
+
+DISTRIBUTIONS = ("ttft_s", "tpot_s", "latency_s", "queue_s")
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+MAX_ERROR_TYPES = 20  # distinct error types kept per series window; the rest are "_other"
+OVERFLOW = "__overflow__"
+# self-time parts, in the order reported
+PARTS = ("gateway", "app", "agent", "tool", "queue", "prefill", "decode", "model-server",
+         "other")
+DEFAULT_DIMENSIONS = ("service", "layer", "operation", "model")
+ALLOWED_DIMENSIONS = (*DEFAULT_DIMENSIONS, "provider", "span_kind", "agent_name", "tool_name",
+                      "instrumentation", "status")
+
+
+def _ns(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1e9)
+
+
+def span_values(span: LlmSpan) -> dict[str, int | None]:
+    """The distribution values of a span, in integer nanoseconds."""
+    return {"ttft_s": _ns(span.ttft_s), "tpot_s": _ns(span.tpot_s),
+            "latency_s": _ns(span.duration_s), "queue_s": _ns(span.queue_s)}
+
+
+def self_times(spans: Sequence[LlmSpan]) -> list[dict[str, int]]:
+    """Self time of each span by part: its duration minus its children's (in this batch).
+
+    A collector partitioning by trace id puts a whole trace in one message, so a batch holds
+    whole trees; a child in another message only makes its parent's self time larger.
+    Model-server time is split into queue, prefill and decode when the server reports them.
+    """
+    child_ns: dict[str, int] = {}
+    for s in spans:
+        if s.parent_span_id and s.duration_s is not None:
+            child_ns[s.parent_span_id] = child_ns.get(s.parent_span_id, 0) + round(
+                s.duration_s * 1e9)
+    out: list[dict[str, int]] = []
+    for s in spans:
+        if s.duration_s is None:
+            out.append({})
+            continue
+        own = max(round(s.duration_s * 1e9) - child_ns.get(s.span_id, 0), 0)
+        if s.layer is Layer.MODEL_SERVER:
+            parts = {p: v for p, v in (("queue", _ns(s.queue_s)), ("prefill", _ns(s.prefill_s)),
+                                       ("decode", _ns(s.decode_s))) if v}
+            rest = own - sum(parts.values())
+            if rest > 0:
+                parts["model-server"] = rest
+            out.append(parts)
+        else:
+            part = s.layer.value if s.layer.value in PARTS else "other"
+            out.append({part: own})
+    return out
+
+
+@dataclass
+class SignalAggregate:
+    """Aggregate of one series in one window. ``add`` spans, ``merge`` partials, ``result``."""
+
+    count: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    streamed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    late: int = 0
+    sums_ns: dict[str, int] = field(default_factory=dict)
+    sketches: dict[str, QuantileSketch] = field(default_factory=dict)
+    self_ns: dict[str, int] = field(default_factory=dict)
+
+    def add(self, span: LlmSpan, self_time: dict[str, int]) -> None:
+        self.count += 1
+        if span.status == "error":
+            etype = span.error_type or "_OTHER"
+            if etype not in self.errors and len(self.errors) >= MAX_ERROR_TYPES:
+                etype = "_other"
+            self.errors[etype] += 1
+        if span.streaming or (span.streaming is None and span.ttft_s is not None):
+            self.streamed += 1
+        self.input_tokens += span.input_tokens or 0
+        self.output_tokens += span.output_tokens or 0
+        for name, v in span_values(span).items():
+            if v is not None:
+                self.sums_ns[name] = self.sums_ns.get(name, 0) + v
+                sk = self.sketches.get(name)
+                if sk is None:
+                    sk = self.sketches[name] = QuantileSketch()
+                sk.add(v / 1e9)
+        for part, ns in self_time.items():
+            self.self_ns[part] = self.self_ns.get(part, 0) + ns
+
+    def merge(self, other: SignalAggregate) -> None:
+        self.count += other.count
+        for etype, n in other.errors.items():
+            key = etype if etype in self.errors or len(self.errors) < MAX_ERROR_TYPES \
+                else "_other"
+            self.errors[key] += n
+        self.streamed += other.streamed
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.late += other.late
+        for name, v in other.sums_ns.items():
+            self.sums_ns[name] = self.sums_ns.get(name, 0) + v
+        for name, sk in other.sketches.items():
+            mine = self.sketches.get(name)
+            if mine is None:
+                mine = self.sketches[name] = QuantileSketch(sk.alpha)
+            mine.merge(sk)
+        for part, ns in other.self_ns.items():
+            self.self_ns[part] = self.self_ns.get(part, 0) + ns
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "errors": dict(self.errors), "streamed": self.streamed,
+                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "late": self.late, "sums_ns": self.sums_ns,
+                "sketches": {k: v.to_dict() for k, v in self.sketches.items()},
+                "self_ns": self.self_ns}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SignalAggregate:
+        return cls(count=d["count"], errors=Counter(d["errors"]), streamed=d["streamed"],
+                   input_tokens=d["input_tokens"], output_tokens=d["output_tokens"],
+                   late=d.get("late", 0), sums_ns=dict(d["sums_ns"]),
+                   sketches={k: QuantileSketch.from_dict(v) for k, v in d["sketches"].items()},
+                   self_ns=dict(d["self_ns"]))
+
+    def result(self, size_s: float) -> dict[str, Any]:
+        """The closed-window signals (documented in docs/SCHEMAS.md)."""
+        n = self.count
+        errors = sum(self.errors.values())
+        out: dict[str, Any] = {
+            "count": n,
+            "rate_per_s": n / size_s,
+            "errors": errors,
+            "error_rate": errors / n if n else 0.0,
+            "errors_by_type": dict(sorted(self.errors.items())),
+            "streaming_share": self.streamed / n if n else 0.0,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "input_tokens_per_s": self.input_tokens / size_s,
+            "output_tokens_per_s": self.output_tokens / size_s,
+            "late_spans": self.late,
+        }
+        for name in DISTRIBUTIONS:
+            sk = self.sketches.get(name)
+            if sk is None or sk.count == 0:
+                out[name] = None
+                continue
+            dist: dict[str, Any] = {"count": sk.count,
+                                    "mean": self.sums_ns.get(name, 0) / sk.count / 1e9,
+                                    "min": sk.min, "max": sk.max}
+            for q in QUANTILES:
+                dist[f"p{round(q * 100)}"] = sk.quantile(q)
+            out[name] = dist
+        total_self = sum(self.self_ns.values())
+        out["time_share"] = {p: self.self_ns[p] / total_self for p in PARTS
+                             if self.self_ns.get(p)} if total_self else {}
+        ttft_sum = self.sums_ns.get("ttft_s", 0)
+        if ttft_sum and (self.self_ns.get("queue") or self.self_ns.get("prefill")):
+            out["ttft_share"] = {p: min(self.self_ns.get(p, 0) / ttft_sum, 1.0)
+                                 for p in ("queue", "prefill")}
+        return out
+
+
+@dataclass
+class SeriesKeyer:
+    """Series key of a span from allow-listed dimensions, with a cap on distinct series.
+
+    Beyond ``max_series`` distinct keys (per worker), spans go to one overflow series and
+    are counted, like the collector's spanmetrics connector.
+    """
+
+    dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
+    max_series: int = 10_000
+    seen: set[tuple[str, ...]] = field(default_factory=set)
+    overflowed: int = 0
+
+    def __post_init__(self) -> None:
+        bad = [d for d in self.dimensions if d not in ALLOWED_DIMENSIONS]
+        if bad:
+            raise ValueError(f"unknown metric dimensions {bad}; allowed: {ALLOWED_DIMENSIONS}")
+
+    def key(self, span: LlmSpan) -> tuple[str, ...]:
+        k = tuple(_dim(span, d) for d in self.dimensions)
+        if k in self.seen:
+            return k
+        if len(self.seen) >= self.max_series:
+            self.overflowed += 1
+            return (OVERFLOW,) * len(self.dimensions)
+        self.seen.add(k)
+        return k
+
+    def labels(self, key: Iterable[str]) -> dict[str, str]:
+        return dict(zip(self.dimensions, key, strict=True))
+
+
+def _dim(span: LlmSpan, name: str) -> str:
+    if name == "model":
+        return span.model or ""
+    v = getattr(span, name)
+    return v.value if isinstance(v, Layer) else (v or "")

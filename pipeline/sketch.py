@@ -1,0 +1,117 @@
+"""A mergeable quantile sketch with bounded relative error (DDSketch-style log buckets).
+
+Values > 0 land in bucket ``ceil(log_gamma(x))`` with ``gamma = (1 + a) / (1 - a)``; the
+bucket's representative value ``2 * gamma**i / (gamma + 1)`` is within relative error ``a``
+of every value in it, so every quantile is within ``a`` of the exact rank's value. Zeros are
+counted apart. Counts are integers, so merging is exact, associative and commutative: the
+same values give the same sketch whatever order or worker they came from.
+
+Buckets live in a dict (a window of one series sees few distinct buckets); a batch of values
+is bucketed with numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+DEFAULT_RELATIVE_ACCURACY = 0.01
+MIN_POSITIVE = 1e-9  # values below this (and 0) count as zero
+
+
+class QuantileSketch:
+    """Mergeable sketch of non-negative values; ``quantile(q)`` within ``relative_accuracy``."""
+
+    __slots__ = ("_log_gamma", "alpha", "buckets", "count", "max", "min", "zeros")
+
+    def __init__(self, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY) -> None:
+        if not 0 < relative_accuracy < 1:
+            raise ValueError("relative_accuracy must be in (0, 1)")
+        self.alpha = relative_accuracy
+        self._log_gamma = math.log((1 + relative_accuracy) / (1 - relative_accuracy))
+        self.buckets: dict[int, int] = {}
+        self.zeros = 0
+        self.count = 0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, x: float) -> None:
+        if x < MIN_POSITIVE:
+            self.zeros += 1
+        else:
+            i = math.ceil(math.log(x) / self._log_gamma)
+            self.buckets[i] = self.buckets.get(i, 0) + 1
+        self.count += 1
+        if x < self.min:
+            self.min = x
+        if x > self.max:
+            self.max = x
+
+    def add_many(self, values: Iterable[float]) -> None:
+        arr = np.fromiter(values, dtype=np.float64)
+        if arr.size == 0:
+            return
+        pos = arr[arr >= MIN_POSITIVE]
+        self.zeros += int(arr.size - pos.size)
+        if pos.size:
+            idx = np.ceil(np.log(pos) / self._log_gamma).astype(np.int64)
+            keys, counts = np.unique(idx, return_counts=True)
+            b = self.buckets
+            for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
+                b[k] = b.get(k, 0) + c
+        self.count += int(arr.size)
+        self.min = min(self.min, float(arr.min()))
+        self.max = max(self.max, float(arr.max()))
+
+    def merge(self, other: QuantileSketch) -> None:
+        if other.alpha != self.alpha:
+            raise ValueError("cannot merge sketches of different accuracy")
+        b = self.buckets
+        for k, c in other.buckets.items():
+            b[k] = b.get(k, 0) + c
+        self.zeros += other.zeros
+        self.count += other.count
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    def quantile(self, q: float) -> float | None:
+        """Value at quantile ``q`` in [0, 1] (lower rank convention); None when empty."""
+        if self.count == 0:
+            return None
+        if not 0 <= q <= 1:
+            raise ValueError("q must be in [0, 1]")
+        rank = q * (self.count - 1)
+        if rank < self.zeros:
+            return 0.0
+        seen = self.zeros
+        gamma = math.exp(self._log_gamma)
+        for k in sorted(self.buckets):
+            seen += self.buckets[k]
+            if seen > rank:
+                value = 2 * gamma**k / (gamma + 1)
+                return min(max(value, self.min), self.max)
+        return self.max
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "zeros": self.zeros, "count": self.count,
+                "min": self.min if self.count else None, "max": self.max if self.count else None,
+                "buckets": [[k, c] for k, c in sorted(self.buckets.items())]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QuantileSketch:
+        s = cls(d["alpha"])
+        s.zeros = int(d["zeros"])
+        s.count = int(d["count"])
+        s.buckets = {int(k): int(c) for k, c in d["buckets"]}
+        if s.count:
+            s.min, s.max = float(d["min"]), float(d["max"])
+        return s
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, QuantileSketch) and self.to_dict() == other.to_dict())
+
+    def __repr__(self) -> str:
+        return f"QuantileSketch(count={self.count}, buckets={len(self.buckets)})"

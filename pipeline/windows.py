@@ -1,0 +1,105 @@
+"""Event-time windows and per-partition watermarks.
+
+A :class:`WindowSpec` is tumbling (``step == size``) or hopping (``step < size``); windows are
+``[start, start + size)`` on span end time, aligned to the epoch. A source partition's
+watermark is the largest span end time it has seen; a window is closed for that partition once
+``end + allowed_lateness <= watermark``, and a span arriving for a closed window is late
+(counted, never merged). An idle partition (assigned, but no message for ``idle_timeout``)
+advances its watermark with the injected wall clock, so it never holds windows open forever.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+NS = 1_000_000_000
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
+_UNIT_NS = {"ms": 1_000_000, "s": NS, "m": 60 * NS, "h": 3600 * NS}
+
+
+def parse_duration_ns(text: str) -> int:
+    """``"10s"``, ``"1m"``, ``"500ms"``, ``"1h"`` -> nanoseconds."""
+    m = _DURATION.match(text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"bad duration {text!r}: use a positive number with ms, s, m or h")
+    return int(m.group(1)) * _UNIT_NS[m.group(2)]
+
+
+def format_duration(ns: int) -> str:
+    for unit in ("h", "m", "s", "ms"):
+        if ns % _UNIT_NS[unit] == 0:
+            return f"{ns // _UNIT_NS[unit]}{unit}"
+    return f"{ns}ns"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """A window shape: ``size_ns`` long, a new one every ``step_ns``."""
+
+    size_ns: int
+    step_ns: int
+
+    @classmethod
+    def parse(cls, text: str) -> WindowSpec:
+        """``"1m"`` (tumbling) or ``"5m/1m"`` (hopping: size/step)."""
+        size, _, step = text.partition("/")
+        size_ns = parse_duration_ns(size)
+        step_ns = parse_duration_ns(step) if step else size_ns
+        if step_ns > size_ns or size_ns % step_ns:
+            raise ValueError(f"bad window {text!r}: the step must divide the size")
+        return cls(size_ns, step_ns)
+
+    @property
+    def name(self) -> str:
+        size = format_duration(self.size_ns)
+        return size if self.step_ns == self.size_ns else f"{size}/{format_duration(self.step_ns)}"
+
+    def starts(self, t_ns: int) -> range:
+        """Starts of every window containing ``t_ns`` (one for tumbling windows)."""
+        last = t_ns - t_ns % self.step_ns
+        first = last - self.size_ns + self.step_ns
+        return range(first, last + 1, self.step_ns)
+
+
+@dataclass
+class PartitionClock:
+    """Watermark of one source partition; ``now`` callables are injected for tests."""
+
+    allowed_lateness_ns: int
+    idle_timeout_ns: int
+    wall_ns: Callable[[], int]
+    watermark_ns: int = 0
+    last_message_ns: int = 0  # wall time of the last message (or of the assignment)
+
+    def observe(self, event_end_ns: int) -> None:
+        """A span with this end time was processed."""
+        if event_end_ns > self.watermark_ns:
+            self.watermark_ns = event_end_ns
+
+    def touch(self) -> None:
+        """A message arrived (or the partition was assigned)."""
+        self.last_message_ns = self.wall_ns()
+
+    def current(self) -> int:
+        """The watermark, advanced by the wall clock when the partition is idle."""
+        now = self.wall_ns()
+        if self.last_message_ns and now - self.last_message_ns >= self.idle_timeout_ns:
+            idle_mark = now - self.idle_timeout_ns - self.allowed_lateness_ns
+            if idle_mark > self.watermark_ns:
+                self.watermark_ns = idle_mark
+        return self.watermark_ns
+
+    def is_late(self, window_end_ns: int) -> bool:
+        return window_end_ns + self.allowed_lateness_ns <= self.watermark_ns
+
+
+@dataclass
+class WindowSettings:
+    """Window shapes and lateness, shared by the pre-aggregation and the merge."""
+
+    specs: tuple[WindowSpec, ...] = field(default_factory=lambda: tuple(
+        WindowSpec.parse(w) for w in ("10s", "1m", "5m")))
+    allowed_lateness_ns: int = 5 * NS
+    idle_timeout_ns: int = 30 * NS

@@ -1,0 +1,93 @@
+"""Prometheus exposition on the worker: the latest closed window of every series, plus
+the worker's own counters. Names follow Prometheus conventions (base units, ``_total``,
+``_ratio``); per-user and per-trace labels never appear here (cardinality).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from pipeline.ingest import IngestStats
+
+_DISTS = {"ttft_s": ("spanwatch_llm_ttft_seconds", "Time to first token"),
+          "tpot_s": ("spanwatch_llm_tpot_seconds", "Time per output token"),
+          "latency_s": ("spanwatch_llm_latency_seconds", "End-to-end span duration"),
+          "queue_s": ("spanwatch_llm_queue_seconds", "Model-server queue time")}
+
+
+class LatestWindows:
+    """The newest closed window per (series, window shape); bounded, oldest evicted."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.max_entries = max_entries
+        self.records: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+
+    def add(self, record: dict[str, Any]) -> None:
+        key = (repr(sorted(record["series"].items())), record["window"]["name"])
+        old = self.records.get(key)
+        if old is not None and old["window"]["end_ns"] > record["window"]["end_ns"]:
+            return
+        self.records[key] = record
+        self.records.move_to_end(key)
+        while len(self.records) > self.max_entries:
+            self.records.popitem(last=False)
+
+
+class SpanwatchCollector(Collector):
+    """prometheus-client collector over :class:`LatestWindows` and worker counters."""
+
+    def __init__(self, latest: LatestWindows, stats: IngestStats,
+                 counters: dict[str, int]) -> None:
+        self.latest, self.stats, self.counters = latest, stats, counters
+
+    def collect(self) -> Iterator[Metric]:
+        records = list(self.latest.records.values())
+        label_names = (sorted(records[0]["series"]) if records else []) + ["window"]
+        fams: dict[str, GaugeMetricFamily] = {}
+
+        def fam(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
+            f = fams.get(name)
+            if f is None:
+                f = fams[name] = GaugeMetricFamily(name, doc + " (latest closed window)",
+                                                   labels=[*label_names, *extra])
+            return f
+
+        for rec in records:
+            labels = [rec["series"][k] for k in label_names[:-1]] + [rec["window"]["name"]]
+            fam("spanwatch_llm_requests_per_second", "Spans per second").add_metric(
+                labels, rec["rate_per_s"])
+            fam("spanwatch_llm_error_ratio", "Share of spans with error status").add_metric(
+                labels, rec["error_rate"])
+            fam("spanwatch_llm_streaming_ratio", "Share of streamed responses").add_metric(
+                labels, rec["streaming_share"])
+            tok = fam("spanwatch_llm_tokens_per_second", "Tokens per second", ("direction",))
+            tok.add_metric([*labels, "input"], rec["input_tokens_per_s"])
+            tok.add_metric([*labels, "output"], rec["output_tokens_per_s"])
+            for key, (name, doc) in _DISTS.items():
+                dist = rec.get(key)
+                if dist:
+                    f = fam(name, doc, ("quantile",))
+                    for q in ("p50", "p90", "p95", "p99"):
+                        f.add_metric([*labels, f"0.{q[1:]}"], dist[q])
+        yield from fams.values()
+        s = self.stats
+        yield CounterMetricFamily("spanwatch_ingest_messages", "Kafka messages ingested",
+                                  value=s.messages)
+        spans = CounterMetricFamily("spanwatch_ingest_spans", "Spans by outcome",
+                                    labels=["outcome"])
+        spans.add_metric(["record"], s.records)
+        spans.add_metric(["skipped_non_llm"], s.skipped_non_llm)
+        spans.add_metric(["rejected"], s.rejected_spans)
+        yield spans
+        dead = CounterMetricFamily("spanwatch_deadletters", "Dead letters by reason",
+                                   labels=["reason"])
+        for reason, n in sorted(s.deadletters.items()):
+            dead.add_metric([reason], n)
+        yield dead
+        for name, value in sorted(self.counters.items()):
+            yield CounterMetricFamily(f"spanwatch_{name}", name.replace("_", " "), value=value)
