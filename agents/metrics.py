@@ -66,6 +66,12 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
         rt.counters["late_spans_total"] = rt.preagg.late_spans
         rt.counters["series_overflow_total"] = keyer.overflowed
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types it as sync
+    async def on_assigned(sender: Any, assigned: Any, *, signal: Any, **kwargs: Any) -> None:
+        # A rebalance pauses consumption: restart the idle timer of every source partition
+        # this worker (still or newly) owns, so the pause never reads as an idle partition.
+        rt.preagg.touch([tp.partition for tp in assigned if tp.topic == topics.source])
+
     @app.timer(interval=ms.heartbeat_interval_s)
     async def heartbeat() -> None:
         assigned = sorted(tp.partition for tp in app.consumer.assignment()

@@ -100,6 +100,11 @@ class PreAggregator:
             clock.observe(newest)  # after the message: spans of one batch are never late
         return list(out.values())
 
+    def touch(self, partitions: Sequence[int]) -> None:
+        """(Re)assigned partitions: their idle timers start now."""
+        for p in partitions:
+            self.clock(p).touch()
+
     def watermarks(self, partitions: Sequence[int]) -> dict[int, int]:
         """Current watermark of each assigned partition (idle ones advanced by the clock)."""
         return {p: self.clock(p).current() for p in partitions}

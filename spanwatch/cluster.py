@@ -42,6 +42,10 @@ class WorkerProc:
         return self.workdir / f"{self.app_id}.log"
 
     def start(self, wait_ready: float = 60.0) -> WorkerProc:
+        return self.launch().wait_ready(wait_ready)
+
+    def launch(self) -> WorkerProc:
+        """Start the process without waiting (start several, then wait for each)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         pre = ("--config", str(self.config)) if self.config else ()
         cmd = spanwatch_cmd(*pre, "worker", "--broker", self.bootstrap, "--profile", "tansu",
@@ -49,7 +53,11 @@ class WorkerProc:
                             "--data-dir", str(self.workdir / f"{self.app_id}-data"),
                             "--metrics-port", str(self.metrics_port), *self.extra)
         self.proc = spawn(cmd, log_path=self.log_path)
-        deadline = time.monotonic() + wait_ready
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> WorkerProc:
+        assert self.proc is not None, "launch() first"
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.log()[-3000:]}")

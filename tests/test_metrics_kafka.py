@@ -55,7 +55,7 @@ def _offline(msgs: list[tuple[int, bytes]], config: Path) -> list[bytes]:
                                option=orjson.OPT_SORT_KEYS) for c in close_offline(partials))
 
 
-_ASSIGNED = re.compile(r"\| otlp_spans +\| \{([0-9,\-]+)\}")
+_ASSIGNED = re.compile(r"\| otlp_spans +\| \{([0-9, \-]+)\}")
 
 
 def _wait_until_split(procs: list[WorkerProc], timeout: float = 60.0) -> None:
@@ -76,8 +76,12 @@ def _run(tmp: Path, msgs: list[tuple[int, bytes]], config: Path, workers: int,
         procs = [WorkerProc(b.bootstrap, tmp / f"w{i}", app_id="spanwatch", config=config)
                  for i in range(workers)]
         try:
+            # Launched together, the workers join one group generation: faust 0.15 can leave
+            # a worker idle after a rebalance that revokes partitions (see docs/ARCHITECTURE.md)
             for w in procs:
-                w.start()
+                w.launch()
+            for w in procs:
+                w.wait_ready()
             _wait_until_split(procs)  # every worker owns source partitions before data flows
             p = Producer({"bootstrap.servers": b.bootstrap, "batch.num.messages": 1})
             for part, value in msgs:
