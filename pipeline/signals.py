@@ -84,6 +84,16 @@ class SignalAggregate:
     sums_ns: dict[str, int] = field(default_factory=dict)
     sketches: dict[str, QuantileSketch] = field(default_factory=dict)
     self_ns: dict[str, int] = field(default_factory=dict)
+    # values added since the last flush; bucketed into the sketches in one numpy pass
+    pending: dict[str, list[float]] = field(default_factory=dict, repr=False, compare=False)
+
+    def flush(self) -> None:
+        for name, values in self.pending.items():
+            sk = self.sketches.get(name)
+            if sk is None:
+                sk = self.sketches[name] = QuantileSketch()
+            sk.add_many(values)
+        self.pending.clear()
 
     def add(self, span: LlmSpan, self_time: dict[str, int]) -> None:
         self.count += 1
@@ -99,14 +109,17 @@ class SignalAggregate:
         for name, v in span_values(span).items():
             if v is not None:
                 self.sums_ns[name] = self.sums_ns.get(name, 0) + v
-                sk = self.sketches.get(name)
-                if sk is None:
-                    sk = self.sketches[name] = QuantileSketch()
-                sk.add(v / 1e9)
+                pending = self.pending.get(name)
+                if pending is None:
+                    self.pending[name] = [v / 1e9]
+                else:
+                    pending.append(v / 1e9)
         for part, ns in self_time.items():
             self.self_ns[part] = self.self_ns.get(part, 0) + ns
 
     def merge(self, other: SignalAggregate) -> None:
+        self.flush()
+        other.flush()
         self.count += other.count
         for etype, n in other.errors.items():
             key = etype if etype in self.errors or len(self.errors) < MAX_ERROR_TYPES \
@@ -127,6 +140,7 @@ class SignalAggregate:
             self.self_ns[part] = self.self_ns.get(part, 0) + ns
 
     def to_dict(self) -> dict[str, Any]:
+        self.flush()
         return {"count": self.count, "errors": dict(self.errors), "streamed": self.streamed,
                 "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
                 "late": self.late, "sums_ns": self.sums_ns,
@@ -143,6 +157,7 @@ class SignalAggregate:
 
     def result(self, size_s: float) -> dict[str, Any]:
         """The closed-window signals (documented in docs/SCHEMAS.md)."""
+        self.flush()
         n = self.count
         errors = sum(self.errors.values())
         out: dict[str, Any] = {

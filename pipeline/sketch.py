@@ -51,6 +51,10 @@ class QuantileSketch:
             self.max = x
 
     def add_many(self, values: Iterable[float]) -> None:
+        if isinstance(values, list) and len(values) < 64:  # numpy costs more than it saves
+            for x in values:
+                self.add(x)
+            return
         arr = np.fromiter(values, dtype=np.float64)
         if arr.size == 0:
             return

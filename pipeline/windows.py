@@ -53,14 +53,21 @@ class WindowSpec:
 
     @property
     def name(self) -> str:
-        size = format_duration(self.size_ns)
-        return size if self.step_ns == self.size_ns else f"{size}/{format_duration(self.step_ns)}"
+        name = _NAMES.get(self)
+        if name is None:
+            size = format_duration(self.size_ns)
+            name = _NAMES[self] = size if self.step_ns == self.size_ns \
+                else f"{size}/{format_duration(self.step_ns)}"
+        return name
 
     def starts(self, t_ns: int) -> range:
         """Starts of every window containing ``t_ns`` (one for tumbling windows)."""
         last = t_ns - t_ns % self.step_ns
         first = last - self.size_ns + self.step_ns
         return range(first, last + 1, self.step_ns)
+
+
+_NAMES: dict[WindowSpec, str] = {}  # window names are used per span: computed once
 
 
 @dataclass

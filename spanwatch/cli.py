@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_demo)
 
     be = sub.add_parser("bench", help="benchmarks that print numbers")
-    be.add_argument("what", choices=["ingest"])
+    be.add_argument("what", choices=["ingest", "metrics"])
     be.add_argument("--spans", type=int, default=100_000, help="spans to process")
     be.add_argument("--batch", type=int, default=500, help="spans per Kafka message")
     be.add_argument("--no-broker", action="store_true", help="skip the through-the-worker rate")

@@ -20,6 +20,9 @@ _DISTS = {"ttft_s": ("spanwatch_llm_ttft_seconds", "Time to first token"),
           "queue_s": ("spanwatch_llm_queue_seconds", "Model-server queue time")}
 
 
+_QUANTILES = (("p50", "0.5"), ("p90", "0.9"), ("p95", "0.95"), ("p99", "0.99"))
+
+
 class LatestWindows:
     """The newest closed window per (series, window shape); bounded, oldest evicted."""
 
@@ -72,8 +75,8 @@ class SpanwatchCollector(Collector):
                 dist = rec.get(key)
                 if dist:
                     f = fam(name, doc, ("quantile",))
-                    for q in ("p50", "p90", "p95", "p99"):
-                        f.add_metric([*labels, f"0.{q[1:]}"], dist[q])
+                    for q, label in _QUANTILES:
+                        f.add_metric([*labels, label], dist[q])
         yield from fams.values()
         s = self.stats
         yield CounterMetricFamily("spanwatch_ingest_messages", "Kafka messages ingested",
