@@ -1,19 +1,22 @@
-"""Golden-signal agents: partial windows out of ingest, merged per series, closed windows out.
+"""Window agents: partial windows out of ingest, merged per series or entity, closed windows out.
 
-Topics and tables (see docs/ARCHITECTURE.md):
+Golden signals (series = service/layer/operation/model) and token accounting (entities =
+model, service, user, session; traces for black holes only) share one mechanism:
 
-* ``spanwatch.partials``: one message per (source message, series), keyed by series id; plus
-  watermark heartbeats of every assigned source partition, sent to every partials partition.
+* ``spanwatch.partials``: one message per (source message, series or entity), keyed by its
+  id; plus watermark heartbeats of every assigned source partition, sent to every partition.
 * table ``series`` (changelog ``<app_id>-series-changelog``): a
-  :class:`~pipeline.partials.SeriesState` per series id, and ``__wm__:<partition>``
-  watermarks; co-partitioned with ``spanwatch.partials``.
-* ``spanwatch.metrics``: closed windows (JSON, keyed by series id).
+  :class:`~pipeline.partials.SeriesState` per id, and ``__wm__:<partition>`` watermarks;
+  co-partitioned with ``spanwatch.partials``.
+* ``spanwatch.metrics``: closed golden-signal windows; ``spanwatch.tokens``: closed token
+  windows, black-hole events and per-partition top consumers (JSON).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,37 +30,50 @@ from pipeline.deadletter import SourceRef
 from pipeline.partials import ClosedWindow, Partial, PreAggregator, SeriesState, Watermarks
 from pipeline.signals import SeriesKeyer
 from pipeline.spans import LlmSpan
+from pipeline.tokens import TokenCounts, top_consumers
+from pipeline.windows import parse_duration_ns
 from spanwatch.prom import LatestWindows
 
-log = logging.getLogger("spanwatch.metrics")
+log = logging.getLogger("spanwatch.windows")
 
 
 @dataclass
 class MetricsRuntime:
-    """What the metrics agents share with the worker (counters, the Prometheus store)."""
+    """What the window agents share with the worker (counters, the Prometheus stores)."""
 
     preagg: PreAggregator
     latest: LatestWindows = field(default_factory=LatestWindows)
     counters: dict[str, int] = field(default_factory=lambda: {
         "partials_sent_total": 0, "partials_duplicate_total": 0, "windows_closed_total": 0,
-        "late_spans_total": 0, "series_overflow_total": 0, "merge_errors_total": 0})
+        "late_spans_total": 0, "series_overflow_total": 0, "merge_errors_total": 0,
+        "black_holes_total": 0, "activity_overflow_total": 0, "activity_expired_total": 0})
+    # model / service token and cost totals for Prometheus (never per user: cardinality)
+    token_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    cost_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
 def register(app: faust.App, settings: Settings, source_partitions: int) -> tuple[SpanSink,
                                                                                    MetricsRuntime]:
-    """Declare the metrics topics, table, agent and timer; return the ingest-side sink."""
-    topics, ms = settings.topics, settings.metrics
+    """Declare the window topics, table, agent and timer; return the ingest-side sink."""
+    topics, ms, ts = settings.topics, settings.metrics, settings.tokens
     wsettings = ms.window_settings()
     partials = app.topic(topics.partials, key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw",
                          partitions=topics.partitions)
     metrics_out = app.topic(topics.metrics, key_serializer="raw", value_serializer="raw")
+    tokens_out = app.topic(topics.tokens, key_serializer="raw", value_serializer="raw")
     table = app.Table("series", default=None, partitions=topics.partitions)
     keyer = SeriesKeyer(ms.dimensions, ms.max_series)
-    rt = MetricsRuntime(PreAggregator(wsettings, keyer, time.time_ns))
+    prices = ts.price_table() if ts.enabled else None
+    rt = MetricsRuntime(PreAggregator(wsettings, keyer, time.time_ns, prices,
+                                      signals=ms.enabled))
+    budgets = {"trace": ts.trace_budgets.budgets(), "session": ts.session_budgets.budgets()}
+    idle_ns = parse_duration_ns(ts.activity_idle_timeout)
     lateness = wsettings.allowed_lateness_ns
     min_step = min(s.step_ns for s in wsettings.specs)
+    smallest = min(wsettings.specs, key=lambda s: (s.size_ns, s.step_ns)).name
     last_close: dict[int, int] = {}
+    tracked: set[str] = set()
 
     async def sink(where: SourceRef, spans: Sequence[LlmSpan]) -> None:
         for p in rt.preagg.add_message(where.partition, where.offset, spans):
@@ -81,22 +97,89 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
             for part in range(topics.partitions):
                 await partials.send(key=f"__wm__:{part}".encode(), value=beat, partition=part)
 
-    async def emit(closed: list[ClosedWindow]) -> None:
+    def labels(sid: str) -> dict[str, str]:
+        key = orjson.loads(sid)
+        if key and key[0] == "@tokens":
+            return {"kind": key[1], "id": key[2]}
+        return keyer.labels(key)
+
+    async def emit(closed: list[ClosedWindow]) -> list[dict[str, Any]]:
+        records = []
         for c in closed:
-            record = c.to_record(keyer.labels(orjson.loads(c.series)))
-            await metrics_out.send(key=c.series.encode(), value=orjson.dumps(record))
-            rt.latest.add(record)
+            record = c.to_record(labels(c.series))
+            if isinstance(c.aggregate, TokenCounts):
+                await tokens_out.send(key=c.series.encode(), value=orjson.dumps(record))
+                if c.spec.name == smallest:
+                    count_totals(record)
+                records.append(record)
+            else:
+                await metrics_out.send(key=c.series.encode(), value=orjson.dumps(record))
+                rt.latest.add(record)
             rt.counters["windows_closed_total"] += 1
+        return records
+
+    def count_totals(record: dict[str, Any]) -> None:
+        ent = record["entity"]
+        if ent["kind"] not in ("model", "service"):
+            return
+        for kind in ("input_tokens", "output_tokens", "cache_read_tokens",
+                     "cache_creation_tokens", "reasoning_tokens"):
+            rt.token_totals[(ent["kind"], ent["id"], kind.removesuffix("_tokens"))] += \
+                record[kind]
+        for ccy, nanos in record["cost_nanos"].items():
+            rt.cost_totals[(ent["kind"], ent["id"], ccy)] += nanos
 
     async def close_partition(part: int, low: int) -> None:
+        token_records: list[dict[str, Any]] = []
         for sid, raw in list(table.items()):
             if not isinstance(raw, dict) or raw.get("partition") != part:
                 continue
             state = SeriesState.from_dict(raw)
             closed = state.close(sid, low, lateness)
             if closed:
-                await emit(closed)  # at-least-once: emit, then record the close
+                token_records += await emit(closed)  # at-least-once: emit, then record
+            act = state.activity
+            if act is not None and not state.windows and act.last_ns < low - idle_ns:
+                del table[sid]  # a quiet trace or session is forgotten
+                tracked.discard(sid)
+                rt.counters["activity_expired_total"] += 1
+            elif closed:
                 table[sid] = {**state.to_dict(), "partition": part}
+        for top in top_consumers(token_records, ts.top_n):
+            top["partition"] = part
+            await tokens_out.send(key=b"top", value=orjson.dumps(top))
+
+    async def apply_partial(part: int, partial: Partial) -> None:
+        raw = table.get(partial.series)
+        state = SeriesState.from_dict(raw) if raw else SeriesState(kind=partial.kind)
+        if not state.apply(partial):
+            rt.counters["partials_duplicate_total"] += 1
+            return
+        if partial.calls:
+            entity = labels(partial.series)
+            if partial.series not in tracked and len(tracked) >= ts.max_tracked:
+                rt.counters["activity_overflow_total"] += 1
+            else:
+                tracked.add(partial.series)
+                for event in state.apply_calls(partial.calls, budgets[entity["kind"]]):
+                    rt.counters["black_holes_total"] += 1
+                    log.warning("token black hole: %s %s crossed %s (%s > %s)",
+                                entity["kind"], entity["id"], event["budget"], event["value"],
+                                event["limit"])
+                    await tokens_out.send(key=partial.series.encode(), value=orjson.dumps(
+                        {"type": "black_hole", "entity": entity, **event}))
+        table[partial.series] = {**state.to_dict(), "partition": part}
+
+    async def apply_watermark(part: int, d: dict[str, Any]) -> None:
+        key = f"__wm__:{part}"
+        marks = Watermarks(dict(table.get(key) or {}), int(table.get(f"{key}:n") or 0))
+        marks.update(int(d["src"]), int(d["wm"]), int(d["n_src"]))
+        table[key] = marks.marks
+        table[f"{key}:n"] = marks.sources
+        low = marks.low()
+        if low and low // min_step > last_close.get(part, 0) // min_step:
+            last_close[part] = low
+            await close_partition(part, low)
 
     @app.agent(partials, name="spanwatch.merge")
     async def merge(stream: faust.StreamT[bytes]) -> None:
@@ -105,24 +188,9 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
             try:
                 d: dict[str, Any] = orjson.loads(event.value)
                 if d.get("type") == "wm":
-                    key = f"__wm__:{part}"
-                    marks = Watermarks(dict(table.get(key) or {}), 0)
-                    marks.sources = int(table.get(f"{key}:n") or 0)
-                    marks.update(int(d["src"]), int(d["wm"]), int(d["n_src"]))
-                    table[key] = marks.marks
-                    table[f"{key}:n"] = marks.sources
-                    low = marks.low()
-                    if low and low // min_step > last_close.get(part, 0) // min_step:
-                        last_close[part] = low
-                        await close_partition(part, low)
-                    continue
-                partial = Partial.from_dict(d)
-                raw = table.get(partial.series)
-                state = SeriesState.from_dict(raw) if raw else SeriesState()
-                if state.apply(partial):
-                    table[partial.series] = {**state.to_dict(), "partition": part}
+                    await apply_watermark(part, d)
                 else:
-                    rt.counters["partials_duplicate_total"] += 1
+                    await apply_partial(part, Partial.from_dict(d))
             except Exception:
                 rt.counters["merge_errors_total"] += 1
                 log.exception("merge failed at %s", SourceRef(event.message.topic, part,

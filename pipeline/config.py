@@ -17,9 +17,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from pipeline.blackhole import Budgets
 from pipeline.errors import ConfigError
 from pipeline.normalize import NormalizeOptions
 from pipeline.otlp import Encoding
+from pipeline.pricing import DEFAULT_PRICES, PriceTable
 from pipeline.signals import ALLOWED_DIMENSIONS, DEFAULT_DIMENSIONS
 from pipeline.spans import Layer
 from pipeline.windows import WindowSettings, WindowSpec, parse_duration_ns
@@ -91,12 +93,13 @@ class TopicSettings(_Model):
     deadletter: str = "spanwatch.deadletter"
     partials: str = "spanwatch.partials"  # internal: partial windows keyed by series
     metrics: str = "spanwatch.metrics"  # closed golden-signal windows
+    tokens: str = "spanwatch.tokens"  # token windows, black-hole events, top consumers
     partitions: int = Field(4, ge=1, le=1024)  # for topics spanwatch creates
     replication_factor: int = Field(1, ge=1)
 
     def all_topics(self) -> list[str]:
         return [t for t in (self.source, self.spans, self.deadletter, self.partials,
-                            self.metrics) if t]
+                            self.metrics, self.tokens) if t]
 
 
 class IngestSettings(_Model):
@@ -159,6 +162,54 @@ class MetricsSettings(_Model):
                               idle_timeout_ns=parse_duration_ns(self.idle_timeout))
 
 
+class BudgetSettings(_Model):
+    """Black-hole budgets of one entity kind (``null`` disables a budget)."""
+
+    max_llm_calls: int | None = Field(50, ge=1)
+    max_tool_calls: int | None = Field(100, ge=1)
+    max_tokens: int | None = Field(500_000, ge=1)
+    max_tokens_per_minute: int | None = Field(200_000, ge=1)
+    max_agent_depth: int | None = Field(8, ge=1)
+    max_repeated_tool_calls: int | None = Field(5, ge=1)
+    max_same_tool_calls: int | None = Field(10, ge=1)
+    repeat_window: str = "5m"
+
+    @field_validator("repeat_window")
+    @classmethod
+    def _window(cls, v: str) -> str:
+        parse_duration_ns(v)
+        return v
+
+    def budgets(self) -> Budgets:
+        d = self.model_dump()
+        d["repeat_window_ns"] = parse_duration_ns(d.pop("repeat_window"))
+        return Budgets(**d)
+
+
+class TokensSettings(_Model):
+    """Token accounting, cost and black holes (windows as in ``metrics``)."""
+
+    enabled: bool = True
+    prices: Path = DEFAULT_PRICES
+    trace_budgets: BudgetSettings = BudgetSettings()
+    session_budgets: BudgetSettings = BudgetSettings(
+        max_llm_calls=500, max_tool_calls=1000, max_tokens=5_000_000,
+        max_tokens_per_minute=300_000, max_agent_depth=None, max_repeated_tool_calls=None,
+        max_same_tool_calls=30)
+    activity_idle_timeout: str = "30m"  # traces and sessions quiet this long are forgotten
+    max_tracked: int = Field(100_000, ge=1)  # traces + sessions per worker; beyond: overflow
+    top_n: int = Field(10, ge=1, le=1000)
+
+    @field_validator("activity_idle_timeout")
+    @classmethod
+    def _idle(cls, v: str) -> str:
+        parse_duration_ns(v)
+        return v
+
+    def price_table(self) -> PriceTable:
+        return PriceTable.load(self.prices)
+
+
 class WorkerSettings(_Model):
     app_id: str = "spanwatch"
     data_dir: Path = Path("/tmp/spanwatch-data")
@@ -172,6 +223,7 @@ class Settings(_Model):
     ingest: IngestSettings = IngestSettings()
     normalize: NormalizeSettings = NormalizeSettings()
     metrics: MetricsSettings = MetricsSettings()
+    tokens: TokensSettings = TokensSettings()
     worker: WorkerSettings = WorkerSettings()
 
     @property

@@ -19,8 +19,11 @@ from typing import Any
 
 import orjson
 
+from pipeline.blackhole import Activity, Budgets, Call
+from pipeline.pricing import PriceTable
 from pipeline.signals import SeriesKeyer, SignalAggregate, self_times
 from pipeline.spans import LlmSpan
+from pipeline.tokens import TokenCounts, agent_depths, counted_calls, counted_tools, entity_ids
 from pipeline.windows import NS, PartitionClock, WindowSettings, WindowSpec
 
 
@@ -33,23 +36,44 @@ def window_id(spec: WindowSpec, start_ns: int) -> str:
     return f"{spec.name}@{start_ns}"
 
 
+AGGREGATES: dict[str, Any] = {"signals": SignalAggregate, "tokens": TokenCounts}
+
+
 @dataclass
 class Partial:
-    """What one source message contributed to one series, per window."""
+    """What one source message contributed to one series (or token entity), per window.
+
+    ``kind`` is ``signals`` (golden signals) or ``tokens`` (token accounting; ``calls`` then
+    carries compact call records for black-hole detection of traces and sessions).
+    """
 
     series: str
     source: int  # source partition
     offset: int  # source offset (idempotency)
-    windows: dict[str, SignalAggregate]
+    windows: dict[str, Any]  # window id -> SignalAggregate | TokenCounts
+    kind: str = "signals"
+    calls: list[Call] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"series": self.series, "src": self.source, "off": self.offset,
-                             "windows": {k: v.to_dict() for k, v in self.windows.items()}})
+        d: dict[str, Any] = {"series": self.series, "src": self.source, "off": self.offset,
+                             "windows": {k: v.to_dict() for k, v in self.windows.items()}}
+        if self.kind != "signals":
+            d["kind"] = self.kind
+        if self.calls:
+            d["calls"] = [c.to_list() for c in self.calls]
+        return orjson.dumps(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Partial:
+        kind = d.get("kind", "signals")
+        agg = AGGREGATES[kind]
         return cls(d["series"], int(d["src"]), int(d["off"]),
-                   {k: SignalAggregate.from_dict(v) for k, v in d["windows"].items()})
+                   {k: agg.from_dict(v) for k, v in d["windows"].items()}, kind,
+                   [Call.from_list(c) for c in d.get("calls", ())])
+
+
+def token_entity_id(kind: str, entity: str) -> str:
+    return orjson.dumps(["@tokens", kind, entity]).decode()
 
 
 @dataclass
@@ -59,6 +83,8 @@ class PreAggregator:
     settings: WindowSettings
     keyer: SeriesKeyer
     wall_ns: Callable[[], int]
+    prices: PriceTable | None = None  # token accounting on when set
+    signals: bool = True  # golden-signal partials on
     clocks: dict[int, PartitionClock] = field(default_factory=dict)
     late_spans: int = 0
     untimed_spans: int = 0
@@ -75,13 +101,12 @@ class PreAggregator:
         clock = self.clock(partition)
         clock.touch()
         out: dict[str, Partial] = {}
-        newest = 0
-        for span, own in zip(spans, self_times(spans), strict=True):
+        newest = max((s.end_ns for s in spans), default=0)
+        for span, own in zip(spans, self_times(spans), strict=True) if self.signals else ():
             end = span.end_ns
             if end <= 0:
                 self.untimed_spans += 1
                 continue
-            newest = max(newest, end)
             sid = series_id(self.keyer.key(span))
             partial = out.get(sid)
             if partial is None:
@@ -96,9 +121,53 @@ class PreAggregator:
                         agg.late += 1
                         continue
                     _agg(partial, window_id(spec, start)).add(span, own)
+        partials = list(out.values())
+        if self.prices is not None:
+            partials += self._token_partials(clock, partition, offset, spans)
         if newest:
             clock.observe(newest)  # after the message: spans of one batch are never late
+        return partials
+
+    def _token_partials(self, clock: PartitionClock, partition: int, offset: int,
+                        spans: Sequence[LlmSpan]) -> list[Partial]:
+        assert self.prices is not None
+        out: dict[str, Partial] = {}
+
+        def partial(kind: str, entity: str) -> Partial:
+            sid = token_entity_id(kind, entity)
+            p = out.get(sid)
+            if p is None:
+                p = out[sid] = Partial(sid, partition, offset, {}, "tokens")
+            return p
+
+        depths = agent_depths(spans)
+        for span in counted_calls(spans):
+            if span.end_ns <= 0:
+                continue
+            for kind, entity in entity_ids(span):
+                p = partial(kind, entity)
+                for spec in self.settings.specs:
+                    for start in spec.starts(span.end_ns):
+                        if clock.is_late(start + spec.size_ns):
+                            wm_start = spec.starts(clock.watermark_ns)[-1]
+                            _tok(p, window_id(spec, wm_start)).late += 1
+                        else:
+                            _tok(p, window_id(spec, start)).add(span, self.prices)
+            call = Call(span.end_ns, "llm", span.span_id,
+                        (span.input_tokens or 0) + (span.output_tokens or 0), span.model or "",
+                        depth=depths.get(span.span_id, 0))
+            self._add_call(partial, span, call)
+        for span in counted_tools(spans):
+            call = Call(span.end_ns, "tool", span.span_id, tool=span.tool_name or span.name,
+                        args_hash=span.tool_args_hash or "", depth=depths.get(span.span_id, 0))
+            self._add_call(partial, span, call)
         return list(out.values())
+
+    @staticmethod
+    def _add_call(partial: Callable[[str, str], Partial], span: LlmSpan, call: Call) -> None:
+        partial("trace", span.trace_id).calls.append(call)
+        if span.session_id:
+            partial("session", span.session_id).calls.append(call)
 
     def touch(self, partitions: Sequence[int]) -> None:
         """(Re)assigned partitions: their idle timers start now."""
@@ -108,6 +177,13 @@ class PreAggregator:
     def watermarks(self, partitions: Sequence[int]) -> dict[int, int]:
         """Current watermark of each assigned partition (idle ones advanced by the clock)."""
         return {p: self.clock(p).current() for p in partitions}
+
+
+def _tok(partial: Partial, wid: str) -> TokenCounts:
+    agg = partial.windows.get(wid)
+    if agg is None:
+        agg = partial.windows[wid] = TokenCounts()
+    return agg
 
 
 def _agg(partial: Partial, wid: str) -> SignalAggregate:
@@ -122,12 +198,16 @@ class ClosedWindow:
     series: str
     spec: WindowSpec
     start_ns: int
-    aggregate: SignalAggregate
+    aggregate: Any  # SignalAggregate | TokenCounts
 
     def to_record(self, labels: dict[str, str]) -> dict[str, Any]:
-        """The ``spanwatch.metrics`` record (schema in docs/SCHEMAS.md)."""
+        """The ``spanwatch.metrics`` or ``spanwatch.tokens`` record (docs/SCHEMAS.md)."""
         size_s = self.spec.size_ns / NS
-        return {"series": labels, "window": {"name": self.spec.name, "start_ns": self.start_ns,
+        if isinstance(self.aggregate, TokenCounts):
+            head: dict[str, Any] = {"type": "window", "entity": labels}
+        else:
+            head = {"series": labels}
+        return {**head, "window": {"name": self.spec.name, "start_ns": self.start_ns,
                                              "end_ns": self.start_ns + self.spec.size_ns,
                                              "size_s": size_s, "step_s": self.spec.step_ns / NS},
                 **self.aggregate.result(size_s)}
@@ -137,10 +217,12 @@ class ClosedWindow:
 class SeriesState:
     """Merge side: open windows of one series, applied offsets, closed horizon."""
 
-    windows: dict[str, SignalAggregate] = field(default_factory=dict)
+    windows: dict[str, Any] = field(default_factory=dict)  # window id -> aggregate of ``kind``
     applied: dict[str, int] = field(default_factory=dict)  # source partition -> last offset
     closed: dict[str, int] = field(default_factory=dict)  # spec name -> closed up to (end ns)
     late_after_close: int = 0
+    kind: str = "signals"
+    activity: Activity | None = None  # traces and sessions (token black holes)
 
     def apply(self, partial: Partial) -> bool:
         """Merge a partial; False when it was already applied (redelivery)."""
@@ -156,9 +238,17 @@ class SeriesState:
                 continue
             mine = self.windows.get(wid)
             if mine is None:
-                mine = self.windows[wid] = SignalAggregate()  # never alias the partial's
+                mine = self.windows[wid] = AGGREGATES[self.kind]()  # never alias the partial's
             mine.merge(agg)
         return True
+
+    def apply_calls(self, calls: list[Call], budgets: Budgets) -> list[dict[str, Any]]:
+        """Account a (new) partial's calls; the budgets crossed now, with evidence."""
+        if not calls:
+            return []
+        if self.activity is None:
+            self.activity = Activity()
+        return self.activity.apply(calls, budgets)
 
     def close(self, series: str, low_watermark_ns: int, lateness_ns: int) -> list[ClosedWindow]:
         """Close every window whose end + lateness <= the low watermark, oldest first."""
@@ -178,14 +268,21 @@ class SeriesState:
         return done
 
     def to_dict(self) -> dict[str, Any]:
-        return {"windows": {k: v.to_dict() for k, v in self.windows.items()},
-                "applied": self.applied, "closed": self.closed,
-                "late_after_close": self.late_after_close}
+        d = {"windows": {k: v.to_dict() for k, v in self.windows.items()},
+             "applied": self.applied, "closed": self.closed,
+             "late_after_close": self.late_after_close, "kind": self.kind}
+        if self.activity is not None:
+            d["activity"] = self.activity.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SeriesState:
-        return cls({k: SignalAggregate.from_dict(v) for k, v in d["windows"].items()},
-                   dict(d["applied"]), dict(d["closed"]), int(d.get("late_after_close", 0)))
+        kind = d.get("kind", "signals")
+        agg = AGGREGATES[kind]
+        act = d.get("activity")
+        return cls({k: agg.from_dict(v) for k, v in d["windows"].items()},
+                   dict(d["applied"]), dict(d["closed"]), int(d.get("late_after_close", 0)),
+                   kind, Activity.from_dict(act) if act else None)
 
 
 @dataclass
@@ -215,7 +312,7 @@ def close_offline(partials: Sequence[Partial], lateness_ns: int = 0) -> list[Clo
     """
     states: dict[str, SeriesState] = {}
     for p in partials:
-        states.setdefault(p.series, SeriesState()).apply(p)
+        states.setdefault(p.series, SeriesState(kind=p.kind)).apply(p)
     out: list[ClosedWindow] = []
     for sid in sorted(states):
         out.extend(states[sid].close(sid, 2**62, lateness_ns))

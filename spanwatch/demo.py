@@ -46,6 +46,8 @@ class Summary:
 
     rows: dict[str, Row] = field(default_factory=lambda: defaultdict(Row))
     signals: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    token_windows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    black_holes: list[dict[str, Any]] = field(default_factory=list)
     records: int = 0
     partial: int = 0
     windows: int = 0
@@ -72,6 +74,16 @@ class Summary:
             if old is None or old["window"]["end_ns"] <= rec["window"]["end_ns"]:
                 self.signals[key] = rec
 
+    def add_tokens(self, value: bytes) -> None:
+        rec = json.loads(value)
+        if rec["type"] == "black_hole":
+            self.black_holes.append(rec)
+        elif rec["type"] == "window" and rec["entity"]["kind"] == "model" \
+                and rec["window"]["name"] == "10s":
+            old = self.token_windows.get(rec["entity"]["id"])
+            if old is None or old["window"]["start_ns"] <= rec["window"]["start_ns"]:
+                self.token_windows[rec["entity"]["id"]] = rec
+
     def render(self, elapsed: float, produced: int) -> str:
         head = (f"spanwatch demo  {elapsed:5.0f}s  produced {produced} messages  "
                 f"records {self.records} (with issues {self.partial})  closed windows "
@@ -87,6 +99,20 @@ class Summary:
                          f"{_q(r, 'ttft_s', 'p95'):>7}{_q(r, 'tpot_s', 'p50'):>9}"
                          f"{_q(r, 'latency_s', 'p95'):>8}{_q(r, 'queue_s', 'p95'):>10}"
                          f"{r['output_tokens_per_s']:>10.0f}  {_shares(r)}")
+        if self.token_windows:
+            lines.append("tokens and cost by model (latest closed 10s window): " + "  ".join(
+                f"{m}: in {r['input_tokens']} out {r['output_tokens']} "
+                + (" ".join(f"{v:.4f} {c}" for c, v in r["cost"].items()) or "unpriced")
+                for m, r in sorted(self.token_windows.items())))
+        if self.black_holes:
+            last = self.black_holes[-1]
+            ev = last["evidence"]
+            rep = ev.get("repeated_tool") or {}
+            lines.append(f"token black holes: {len(self.black_holes)}; latest: "
+                         f"{last['entity']['kind']} {last['entity']['id'][:16]} crossed "
+                         f"{last['budget']} ({last['value']} > {last['limit']}): "
+                         f"{ev['llm_calls']} LLM calls, {ev['tokens']} tokens, tool "
+                         f"{rep.get('tool', '-')} x{rep.get('in_a_row', 0)} in a row")
         return "\n".join(lines)
 
 
@@ -150,7 +176,7 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
         consumer = Consumer({"bootstrap.servers": broker.bootstrap, **TANSU.consumer,
                              "group.id": f"demo-view-{uuid.uuid4().hex[:6]}",
                              "auto.offset.reset": "earliest"})
-        consumer.subscribe([topics.spans, topics.deadletter, topics.metrics])
+        consumer.subscribe([topics.spans, topics.deadletter, topics.metrics, topics.tokens])
         start = time.monotonic()
         producer.start()
         last_render = 0.0
@@ -169,6 +195,8 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
                         summary.add_records(msg.value() or b"{}")
                     elif msg.topic() == topics.metrics:
                         summary.add_window(msg.value() or b"{}")
+                    elif msg.topic() == topics.tokens:
+                        summary.add_tokens(msg.value() or b"{}")
                     else:
                         reason = dict(msg.headers() or []).get("spanwatch.reason") or b"?"
                         summary.deadletters[reason.decode() if isinstance(reason, bytes)

@@ -45,8 +45,9 @@ class SpanwatchCollector(Collector):
     """prometheus-client collector over :class:`LatestWindows` and worker counters."""
 
     def __init__(self, latest: LatestWindows, stats: IngestStats,
-                 counters: dict[str, int]) -> None:
-        self.latest, self.stats, self.counters = latest, stats, counters
+                 runtime: Any = None) -> None:
+        """``runtime``: the window agents' MetricsRuntime (counters and token totals)."""
+        self.latest, self.stats, self.runtime = latest, stats, runtime
 
     def collect(self) -> Iterator[Metric]:
         records = list(self.latest.records.values())
@@ -92,5 +93,17 @@ class SpanwatchCollector(Collector):
         for reason, n in sorted(s.deadletters.items()):
             dead.add_metric([reason], n)
         yield dead
-        for name, value in sorted(self.counters.items()):
+        if self.runtime is None:
+            return
+        for name, value in sorted(self.runtime.counters.items()):
             yield CounterMetricFamily(f"spanwatch_{name}", name.replace("_", " "), value=value)
+        tokens = CounterMetricFamily("spanwatch_llm_tokens", "Tokens by model or service",
+                                     labels=["entity_kind", "entity", "type"])
+        for (kind, entity, typ), n in sorted(self.runtime.token_totals.items()):
+            tokens.add_metric([kind, entity, typ], n)
+        yield tokens
+        cost = CounterMetricFamily("spanwatch_llm_cost", "Cost by model or service",
+                                   labels=["entity_kind", "entity", "currency"])
+        for (kind, entity, ccy), nanos in sorted(self.runtime.cost_totals.items()):
+            cost.add_metric([kind, entity, ccy], nanos / 1e9)
+        yield cost

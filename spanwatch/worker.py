@@ -39,7 +39,7 @@ def run_worker(settings: Settings) -> None:
     app = create_app(settings)
     sinks = []
     runtime = None
-    if settings.metrics.enabled:
+    if settings.metrics.enabled or settings.tokens.enabled:
         n_src = source_partitions(settings)
         sink, runtime = metrics.register(app, settings, n_src)
         sinks.append(sink)
@@ -47,8 +47,7 @@ def run_worker(settings: Settings) -> None:
     port = settings.metrics.prometheus_port
     if port:
         latest = runtime.latest if runtime else LatestWindows()
-        counters = runtime.counters if runtime else {}
-        REGISTRY.register(SpanwatchCollector(latest, stats, counters))
+        REGISTRY.register(SpanwatchCollector(latest, stats, runtime))
         start_http_server(port, addr=settings.metrics.prometheus_bind)
         log.info("Prometheus metrics on http://%s:%d/metrics", settings.metrics.prometheus_bind,
                  port)

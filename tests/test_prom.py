@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from types import SimpleNamespace
+
 from prometheus_client import CollectorRegistry, generate_latest
 
 from pipeline.ingest import IngestStats
@@ -30,7 +33,10 @@ def test_latest_window_wins_and_is_exposed_with_prometheus_names() -> None:
     stats = IngestStats(messages=3)
     stats.deadletters["bad_json"] += 2
     reg = CollectorRegistry()
-    reg.register(SpanwatchCollector(latest, stats, {"windows_closed_total": 2}))
+    runtime = SimpleNamespace(counters={"windows_closed_total": 2},
+                              token_totals=Counter({("model", "m", "input"): 7}),
+                              cost_totals=Counter({("model", "m", "USD"): 1_500_000_000}))
+    reg.register(SpanwatchCollector(latest, stats, runtime))
     text = generate_latest(reg).decode()
     labels = 'layer="app",model="m",operation="chat",service="svc",window="10s"'
     assert ('spanwatch_llm_ttft_seconds{layer="app",model="m",operation="chat",'
@@ -40,6 +46,8 @@ def test_latest_window_wins_and_is_exposed_with_prometheus_names() -> None:
     assert 'spanwatch_deadletters_total{reason="bad_json"} 2.0' in text
     assert "spanwatch_ingest_messages_total 3.0" in text
     assert "spanwatch_windows_closed_total 2.0" in text
+    assert 'spanwatch_llm_tokens_total{entity="m",entity_kind="model",type="input"} 7.0' in text
+    assert 'spanwatch_llm_cost_total{currency="USD",entity="m",entity_kind="model"} 1.5' in text
     assert "user" not in text  # no per-user labels
 
 

@@ -1,0 +1,186 @@
+"""Token accounting: exact token and cost totals per model, service, user and session window.
+
+Which spans count: one LLM call is often seen at several layers (the app's client span, an AI
+gateway span, the model server's span), each carrying the same usage. Tokens are counted once,
+on the outermost span of an LLM operation that reports usage; a token-carrying span below an
+already counted one (same message, which holds whole traces when the collector partitions by
+trace id) is skipped. Agent and chain spans that aggregate their children's usage are not LLM
+operations and are never counted.
+
+All totals are integers (cost in nano-units per currency), so windows merge exactly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.pricing import NANOS_PER_UNIT, PriceTable
+from pipeline.spans import Layer, LlmSpan
+
+LLM_OPERATIONS = frozenset({"chat", "text_completion", "embeddings", "generate_content",
+                            "inference"})
+ENTITY_KINDS = ("model", "service", "user", "session")
+
+
+def counted_calls(spans: Sequence[LlmSpan]) -> list[LlmSpan]:
+    """The spans whose tokens are counted: outermost LLM operations reporting usage."""
+    by_id = {s.span_id: s for s in spans}
+    out = []
+    for s in spans:
+        if s.operation not in LLM_OPERATIONS or (s.input_tokens is None
+                                                 and s.output_tokens is None):
+            continue
+        parent, hops = by_id.get(s.parent_span_id), 0
+        shadowed = False
+        while parent is not None and hops < 64:
+            if parent.operation in LLM_OPERATIONS and (parent.input_tokens is not None
+                                                       or parent.output_tokens is not None):
+                shadowed = True
+                break
+            parent, hops = by_id.get(parent.parent_span_id), hops + 1
+        if not shadowed:
+            out.append(s)
+    return out
+
+
+@dataclass
+class TokenCounts:
+    """Token totals of one entity in one window (all exact integers)."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_nanos: Counter[str] = field(default_factory=Counter)  # currency -> nano-units
+    unpriced_requests: int = 0
+    unpriced_tokens: int = 0
+    unpriced_models: Counter[str] = field(default_factory=Counter)
+    late: int = 0
+
+    def add(self, span: LlmSpan, prices: PriceTable) -> None:
+        inp, out = span.input_tokens or 0, span.output_tokens or 0
+        cr, cc = span.cache_read_tokens or 0, span.cache_creation_tokens or 0
+        self.requests += 1
+        self.input_tokens += inp
+        self.output_tokens += out
+        self.cache_read_tokens += cr
+        self.cache_creation_tokens += cc
+        self.reasoning_tokens += span.reasoning_tokens or 0
+        price = prices.lookup(span.model)
+        if price is None:
+            self.unpriced_requests += 1
+            self.unpriced_tokens += inp + out
+            if len(self.unpriced_models) < 20 or span.model in self.unpriced_models:
+                self.unpriced_models[span.model or ""] += 1
+        else:
+            self.cost_nanos[price.currency] += price.cost_nanos(inp, out, cr, cc)
+
+    def merge(self, other: TokenCounts) -> None:
+        for name in ("requests", "input_tokens", "output_tokens", "cache_read_tokens",
+                     "cache_creation_tokens", "reasoning_tokens", "unpriced_requests",
+                     "unpriced_tokens", "late"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.cost_nanos.update(other.cost_nanos)
+        for model, n in other.unpriced_models.items():
+            if len(self.unpriced_models) < 20 or model in self.unpriced_models:
+                self.unpriced_models[model] += n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens, "cache_read_tokens": self.cache_read_tokens,
+                "cache_creation_tokens": self.cache_creation_tokens,
+                "reasoning_tokens": self.reasoning_tokens, "cost_nanos": dict(self.cost_nanos),
+                "unpriced_requests": self.unpriced_requests,
+                "unpriced_tokens": self.unpriced_tokens,
+                "unpriced_models": dict(self.unpriced_models), "late": self.late}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TokenCounts:
+        return cls(d["requests"], d["input_tokens"], d["output_tokens"],
+                   d["cache_read_tokens"], d["cache_creation_tokens"], d["reasoning_tokens"],
+                   Counter(d["cost_nanos"]), d["unpriced_requests"], d["unpriced_tokens"],
+                   Counter(d["unpriced_models"]), d.get("late", 0))
+
+    @property
+    def count(self) -> int:
+        return self.requests
+
+    def result(self, size_s: float) -> dict[str, Any]:
+        """The closed token window (documented in docs/SCHEMAS.md)."""
+        out = self.to_dict()
+        out["cost"] = {ccy: n / NANOS_PER_UNIT for ccy, n in sorted(self.cost_nanos.items())}
+        out["total_tokens"] = self.input_tokens + self.output_tokens
+        out["tokens_per_s"] = out["total_tokens"] / size_s
+        out["late_spans"] = out.pop("late")
+        return out
+
+
+def entity_ids(span: LlmSpan) -> list[tuple[str, str]]:
+    """(kind, id) of every entity a counted call is accounted to (absent ids skipped)."""
+    ids = [("model", span.model or ""), ("service", span.service)]
+    if span.user_id:
+        ids.append(("user", span.user_id))
+    if span.session_id:
+        ids.append(("session", span.session_id))
+    return ids
+
+
+def counted_tools(spans: Sequence[LlmSpan]) -> list[LlmSpan]:
+    """Tool calls, once each: an MCP server span under the client's tool span is the same call."""
+    by_id = {s.span_id: s for s in spans}
+    return [s for s in spans if s.layer is Layer.TOOL
+            and not ((p := by_id.get(s.parent_span_id)) is not None and p.layer is Layer.TOOL)]
+
+
+def agent_depths(spans: Sequence[LlmSpan]) -> dict[str, int]:
+    """Number of agent spans above (and including) each span, within the batch."""
+    by_id = {s.span_id: s for s in spans}
+    depth: dict[str, int] = {}
+
+    def of(s: LlmSpan, hops: int = 0) -> int:
+        if s.span_id in depth:
+            return depth[s.span_id]
+        parent = by_id.get(s.parent_span_id)
+        d = (of(parent, hops + 1) if parent is not None and hops < 64 else 0) + (
+            s.layer is Layer.AGENT)
+        depth[s.span_id] = d
+        return d
+
+    for s in spans:
+        of(s)
+    return depth
+
+
+def top_consumers(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """Top ``n`` entities by tokens and by cost, per (entity kind, window), of closed token
+    windows of one partition. Entities never span partitions, so the global top ``n`` is
+    exactly the top ``n`` of the union of every partition's lists (:func:`merge_top`)."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in records:
+        kind = r["entity"]["kind"]
+        if kind in ("user", "session", "model", "service"):
+            groups.setdefault((kind, r["window"]["name"], r["window"]["start_ns"]), []).append(r)
+    out = []
+    for (kind, name, start), rs in sorted(groups.items()):
+        by_tokens = sorted(rs, key=lambda r: (-r["total_tokens"], r["entity"]["id"]))[:n]
+        currencies = sorted({c for r in rs for c in r["cost_nanos"]})
+        by_cost = {ccy: [{"id": r["entity"]["id"], "cost": r["cost"][ccy]}
+                         for r in sorted((r for r in rs if ccy in r["cost_nanos"]),
+                                         key=lambda r: (-r["cost_nanos"][ccy],
+                                                        r["entity"]["id"]))[:n]]
+                   for ccy in currencies}
+        out.append({"type": "top", "kind": kind, "window": {"name": name, "start_ns": start},
+                    "by_tokens": [{"id": r["entity"]["id"], "tokens": r["total_tokens"]}
+                                  for r in by_tokens],
+                    "by_cost": by_cost})
+    return out
+
+
+def merge_top(lists: Sequence[list[dict[str, Any]]], n: int, key: str) -> list[dict[str, Any]]:
+    """Global top ``n`` from per-partition top lists (disjoint entities)."""
+    return sorted((e for lst in lists for e in lst), key=lambda e: (-e[key], e["id"]))[:n]
