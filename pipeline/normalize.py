@@ -14,12 +14,13 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline import conventions as cv
 from pipeline.otlp import SPAN_KIND_NAMES, SpanView
 from pipeline.spans import ContentRef, Layer, LlmSpan
 
+_N = TypeVar("_N", int, float)
 MAX_TOKENS = 10**10  # a count above this is not a real token count
 SERVER_KIND = 2
 
@@ -57,6 +58,17 @@ def _as_str(v: Any, key: str, issues: _Issues) -> str | None:
     return None
 
 
+def _from_text(text: str, parse: Callable[[str], _N], key: str, issues: _Issues) -> _N | None:
+    """A number sent as a string: accepted, and recorded as coerced."""
+    try:
+        value = parse(text.strip())
+    except ValueError:
+        issues.append(f"bad_type:{key}")
+        return None
+    issues.append(f"coerced:{key}")
+    return value
+
+
 def _as_int(v: Any, key: str, issues: _Issues) -> int | None:
     if isinstance(v, bool):
         issues.append(f"bad_type:{key}")
@@ -66,12 +78,10 @@ def _as_int(v: Any, key: str, issues: _Issues) -> int | None:
     elif isinstance(v, float) and v.is_integer():
         n = int(v)
     elif isinstance(v, str):
-        try:
-            n = int(v.strip())
-        except ValueError:
-            issues.append(f"bad_type:{key}")
+        parsed = _from_text(v, int, key, issues)
+        if parsed is None:
             return None
-        issues.append(f"coerced:{key}")
+        n = parsed
     else:
         issues.append(f"bad_type:{key}")
         return None
@@ -88,12 +98,10 @@ def _as_float(v: Any, key: str, issues: _Issues) -> float | None:
     if isinstance(v, (int, float)):
         x = float(v)
     elif isinstance(v, str):
-        try:
-            x = float(v.strip())
-        except ValueError:
-            issues.append(f"bad_type:{key}")
+        parsed_x = _from_text(v, float, key, issues)
+        if parsed_x is None:
             return None
-        issues.append(f"coerced:{key}")
+        x = parsed_x
     else:
         issues.append(f"bad_type:{key}")
         return None
