@@ -92,10 +92,10 @@ _field("reasoning_tokens", "int",
 _field("ttft_s", "seconds",
        S("gen_ai.response.time_to_first_chunk", GENAI, "s"),
        S("gen_ai.response.time_to_first_token", LOONG, "ns",
-         note="integer: nanoseconds (LoongSuite); double: seconds (deprecated GenAI name)"),
+         note="integer: nanoseconds (LoongSuite); double: seconds (deprecated GenAI name, "
+              "LiteLLM and others)"),
        S("gen_ai.latency.time_to_first_token", VLLM, "s"),
        S("gen_ai.server.time_to_first_token", GENAI, "s", note="server-side TTFT"),
-       S("litellm.time_to_first_token", LITELLM, "s"),
        S("gen_ai.response.time_to_first_token_ms", OTEL, "ms",
          note="seen in custom instrumentation"))
 _field("queue_s", "seconds",

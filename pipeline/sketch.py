@@ -6,8 +6,7 @@ of every value in it, so every quantile is within ``a`` of the exact rank's valu
 counted apart. Counts are integers, so merging is exact, associative and commutative: the
 same values give the same sketch whatever order or worker they came from.
 
-Buckets live in a dict (a window of one series sees few distinct buckets); a batch of values
-is bucketed with numpy.
+Buckets live in a dict: a window of one series sees few distinct buckets.
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from typing import Any
-
-import numpy as np
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
 MIN_POSITIVE = 1e-9  # values below this (and 0) count as zero
@@ -51,24 +48,12 @@ class QuantileSketch:
             self.max = x
 
     def add_many(self, values: Iterable[float]) -> None:
-        if isinstance(values, list) and len(values) < 64:  # numpy costs more than it saves
-            for x in values:
-                self.add(x)
-            return
-        arr = np.fromiter(values, dtype=np.float64)
-        if arr.size == 0:
-            return
-        pos = arr[arr >= MIN_POSITIVE]
-        self.zeros += int(arr.size - pos.size)
-        if pos.size:
-            idx = np.ceil(np.log(pos) / self._log_gamma).astype(np.int64)
-            keys, counts = np.unique(idx, return_counts=True)
-            b = self.buckets
-            for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
-                b[k] = b.get(k, 0) + c
-        self.count += int(arr.size)
-        self.min = min(self.min, float(arr.min()))
-        self.max = max(self.max, float(arr.max()))
+        """Add values; bucket indexes use ``math.log`` exactly like :meth:`add`, so a value
+        lands in the same bucket whichever way it was added (numpy's log may differ in the
+        last bit at a bucket boundary, which would break worker-count independence)."""
+        add = self.add
+        for x in values:
+            add(x)
 
     def merge(self, other: QuantileSketch) -> None:
         if other.alpha != self.alpha:

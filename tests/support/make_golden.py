@@ -6,6 +6,8 @@
 Each case directory holds ``input.pb`` (an ExportTraceServiceRequest the OpenTelemetry SDK's
 OTLP encoder produced from a real instrumentation calling the fake OpenAI server),
 ``truth.json`` (what the fake server did) and ``expected.jsonl`` (normalized records).
+``windows_case`` holds a fixed capture of generated traffic (``msg-<partition>-<n>.pb``) and
+the closed golden-signal and token windows the pipeline must produce from it.
 Review the diff of expected.jsonl before committing a regenerated case.
 """
 
@@ -42,6 +44,51 @@ def record(case: str, instrumentation: str) -> None:
                    env={**os.environ, **CONTENT_ENV})
 
 
+WINDOWS_CASE = TESTDATA / "windows_case"
+WINDOWS_CONFIG = {"windows": ("10s", "1m/30s"), "allowed_lateness": "2s"}
+
+
+def windows_expected(inputs: list[tuple[int, bytes]]) -> str:
+    """Closed golden-signal and token windows of (partition, message) inputs, as JSON lines."""
+    from pipeline.config import MetricsSettings, TokensSettings
+    from pipeline.partials import PreAggregator, close_offline
+    from pipeline.signals import SeriesKeyer
+
+    ms = MetricsSettings(**WINDOWS_CONFIG)  # type: ignore[arg-type]
+    keyer = SeriesKeyer(ms.dimensions)
+    pre = PreAggregator(ms.window_settings(), keyer, lambda: 0, TokensSettings().price_table())
+    offsets: dict[int, int] = {}
+    partials = []
+    for part, value in inputs:
+        off = offsets.get(part, 0)
+        partials += pre.add_message(part, off, ingest_message(value).spans)
+        offsets[part] = off + 1
+    lines = []
+    for c in close_offline(partials):
+        key = json.loads(c.series)
+        labels = {"kind": key[1], "id": key[2]} if key[0] == "@tokens" else keyer.labels(key)
+        lines.append(json.dumps(c.to_record(labels), sort_keys=True))
+    return "".join(line + "\n" for line in sorted(lines))
+
+
+def windows_inputs() -> list[tuple[int, bytes]]:
+    return [(int(p.name.split("-")[1]), p.read_bytes())
+            for p in sorted(WINDOWS_CASE.glob("msg-*.pb"))]
+
+
+def record_windows_case() -> None:
+    """A fixed capture: the demo's generator with a fixed seed and fixed event times."""
+    from spanwatch.traffic import TrafficGenerator
+
+    WINDOWS_CASE.mkdir(parents=True, exist_ok=True)
+    gen = TrafficGenerator(seed=101, runaway_every=4)
+    base = 1_800_000_000 * 10**9
+    for i in range(8):
+        batch = next(gen.batches(60, base + i * 7 * 10**9, spread_ns=5 * 10**9))
+        path = WINDOWS_CASE / f"msg-{i % 2}-{i:02d}.pb"
+        path.write_bytes(batch.traces_data().SerializeToString())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true", help="keep input.pb, recompute expected")
@@ -52,6 +99,10 @@ def main() -> int:
         d = TESTDATA / case
         (d / "expected.jsonl").write_text(expected_lines((d / "input.pb").read_bytes()))
         print(f"{case}: {d / 'expected.jsonl'}")
+    if not args.check:
+        record_windows_case()
+    (WINDOWS_CASE / "expected.jsonl").write_text(windows_expected(windows_inputs()))
+    print(f"windows_case: {WINDOWS_CASE / 'expected.jsonl'}")
     return 0
 
 
