@@ -23,10 +23,9 @@ from pipeline.ingest import (
     ingest_message,
     records_to_messages,
 )
-from pipeline.spans import LlmSpan
 
 log = logging.getLogger("spanwatch.ingest")
-SpanSink = Callable[[SourceRef, Sequence[LlmSpan]], Awaitable[None]]
+SpanSink = Callable[[SourceRef, IngestResult], Awaitable[None]]
 
 
 def headers_dict(raw: Any) -> dict[str, bytes]:
@@ -79,7 +78,7 @@ def register(app: faust.App, settings: Settings,
                     await spans_out.send(value=value)
             for sink in sinks:
                 try:
-                    await sink(where, result.spans)
+                    await sink(where, result)
                 except Exception:
                     stats.sink_errors += 1
                     log.exception("stage failed on %s", where)

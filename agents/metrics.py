@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +26,9 @@ import orjson
 from agents.ingest import SpanSink
 from pipeline.config import Settings
 from pipeline.deadletter import SourceRef
+from pipeline.ingest import IngestResult
 from pipeline.partials import ClosedWindow, Partial, PreAggregator, SeriesState, Watermarks
 from pipeline.signals import SeriesKeyer
-from pipeline.spans import LlmSpan
 from pipeline.tokens import TokenCounts, top_consumers
 from pipeline.windows import parse_duration_ns
 from spanwatch.prom import LatestWindows
@@ -75,10 +74,14 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
     last_close: dict[int, int] = {}
     tracked: set[str] = set()
 
-    async def sink(where: SourceRef, spans: Sequence[LlmSpan]) -> None:
-        for p in rt.preagg.add_message(where.partition, where.offset, spans):
+    async def sink(where: SourceRef, result: IngestResult) -> None:
+        # Sends yield to the event loop, where the heartbeat timer may run: the watermark
+        # moves only after this message's partials are queued ahead of any heartbeat.
+        for p in rt.preagg.add_message(where.partition, where.offset, result.spans,
+                                       defer_watermark=True):
             await partials.send(key=p.series.encode(), value=p.to_bytes())
             rt.counters["partials_sent_total"] += 1
+        rt.preagg.advance(where.partition)
         rt.counters["late_spans_total"] = rt.preagg.late_spans
         rt.counters["series_overflow_total"] = keyer.overflowed
 

@@ -94,12 +94,14 @@ class TopicSettings(_Model):
     partials: str = "spanwatch.partials"  # internal: partial windows keyed by series
     metrics: str = "spanwatch.metrics"  # closed golden-signal windows
     tokens: str = "spanwatch.tokens"  # token windows, black-hole events, top consumers
+    pieces: str = "spanwatch.pieces"  # internal: chunked-payload pieces keyed by payload id
+    payloads: str = "spanwatch.payloads"  # reassembled payloads ("" disables output)
     partitions: int = Field(4, ge=1, le=1024)  # for topics spanwatch creates
     replication_factor: int = Field(1, ge=1)
 
     def all_topics(self) -> list[str]:
         return [t for t in (self.source, self.spans, self.deadletter, self.partials,
-                            self.metrics, self.tokens) if t]
+                            self.metrics, self.tokens, self.pieces, self.payloads) if t]
 
 
 class IngestSettings(_Model):
@@ -210,6 +212,23 @@ class TokensSettings(_Model):
         return PriceTable.load(self.prices)
 
 
+class StitchSettings(_Model):
+    """Reassembly of chunked payloads (docs/CHUNKING.md)."""
+
+    enabled: bool = True
+    timeout: str = "2m"  # an incomplete payload is emitted as partial after this
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024)  # per worker, incomplete payloads
+    forward_content: bool = False  # put the text in spanwatch.payloads (privacy: off)
+    max_content_bytes: int = Field(900_000, ge=1)  # broker limits: longer text is cut
+    tick_interval_s: float = Field(1.0, gt=0)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str) -> str:
+        parse_duration_ns(v)
+        return v
+
+
 class WorkerSettings(_Model):
     app_id: str = "spanwatch"
     data_dir: Path = Path("/tmp/spanwatch-data")
@@ -224,6 +243,7 @@ class Settings(_Model):
     normalize: NormalizeSettings = NormalizeSettings()
     metrics: MetricsSettings = MetricsSettings()
     tokens: TokensSettings = TokensSettings()
+    stitch: StitchSettings = StitchSettings()
     worker: WorkerSettings = WorkerSettings()
 
     @property

@@ -212,6 +212,8 @@ CONTENT_EVENTS: dict[str, str] = {
 CHUNK_EVENT = "gen_ai.content.chunk"
 CHUNK_PAYLOAD_ID = "gen_ai.content.payload_id"
 CHUNK_ROLE = "gen_ai.content.role"
+CHUNK_TARGET = "gen_ai.content.target_span_id"  # on carrier spans (skipped by normalization)
+CHUNKED_PAYLOADS = "gen_ai.content.chunked_payloads"  # on the span whose content was chunked
 # Events whose timestamp marks the first streamed token (TTFT = event time - span start).
 FIRST_TOKEN_EVENTS = frozenset({
     "First Token Stream Event",  # OpenInference

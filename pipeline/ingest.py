@@ -17,6 +17,8 @@ import orjson
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
+from pipeline.chunks import EVENT as CHUNK_EVENT
+from pipeline.chunks import Piece, extract_pieces
 from pipeline.deadletter import DeadLetter, SourceRef
 from pipeline.errors import DecodeError
 from pipeline.normalize import NormalizeOptions, normalize
@@ -41,6 +43,8 @@ class IngestOptions:
 class IngestResult:
     spans: list[LlmSpan] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=list)  # chunked-payload pieces (events)
+    bad_pieces: list[str] = field(default_factory=list)  # reasons of unusable chunk events
     seen: int = 0  # spans decoded (records + skipped + rejected)
     skipped_non_llm: int = 0
     rejected: int = 0
@@ -56,6 +60,8 @@ class IngestStats:
     skipped_non_llm: int = 0
     rejected_spans: int = 0
     partial_spans: int = 0
+    pieces: int = 0
+    bad_pieces: Counter[str] = field(default_factory=Counter)
     sink_errors: int = 0  # a later stage raised on a message (logged with its offset)
     deadletters: Counter[str] = field(default_factory=Counter)
 
@@ -66,6 +72,8 @@ class IngestStats:
         self.skipped_non_llm += result.skipped_non_llm
         self.rejected_spans += result.rejected
         self.partial_spans += sum(1 for s in result.spans if s.issues)
+        self.pieces += len(result.pieces)
+        self.bad_pieces.update(result.bad_pieces)
         for dl in result.dead_letters:
             self.deadletters[dl.reason] += 1
 
@@ -97,6 +105,8 @@ def ingest_message(
             "decoder_error", f"{type(exc).__name__}: {exc}"[:300], value, source, key=key))
         return result
     _normalize_batch(batch, opts, result)
+    if any(ev.name == CHUNK_EVENT for view in batch.spans for ev in view.events):
+        result.pieces, result.bad_pieces = extract_pieces(batch.spans)
     if batch.rejected:
         result.rejected = len(batch.rejected)
         result.dead_letters.append(_rejected_letter(batch, source, key))

@@ -394,6 +394,8 @@ def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan |
     """One span view to one record; ``None`` when the span is not LLM-related (counted)."""
     opts = opts or _DEFAULT
     attrs = view.attrs
+    if cv.CHUNK_TARGET in attrs:
+        return None  # a carrier of chunked-payload pieces, not an operation (counted skipped)
     issues = _Issues()
     # ``found`` is keyed by LlmSpan field names, so it becomes the record's keyword arguments.
     content: list[ContentRef] = []
@@ -438,6 +440,12 @@ def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan |
             found["tool_name"] = _traceloop_entity(attrs)
     if view.events:
         _event_content_refs(view, content)
+    chunked = attrs.get(cv.CHUNKED_PAYLOADS)
+    if isinstance(chunked, list):
+        for pid in chunked:
+            if isinstance(pid, str):
+                key = pid.partition(":")[2]
+                content.append(ContentRef(cv.CONTENT_ATTRS.get(key, "input"), "chunk", pid, 0))
     if content:
         found["content"] = tuple(content)
     if issues:

@@ -86,6 +86,7 @@ class PreAggregator:
     prices: PriceTable | None = None  # token accounting on when set
     signals: bool = True  # golden-signal partials on
     clocks: dict[int, PartitionClock] = field(default_factory=dict)
+    pending: dict[int, int] = field(default_factory=dict)  # deferred watermarks
     late_spans: int = 0
     untimed_spans: int = 0
 
@@ -97,7 +98,11 @@ class PreAggregator:
             c.touch()
         return c
 
-    def add_message(self, partition: int, offset: int, spans: Sequence[LlmSpan]) -> list[Partial]:
+    def add_message(self, partition: int, offset: int, spans: Sequence[LlmSpan], *,
+                    defer_watermark: bool = False) -> list[Partial]:
+        """Partials of one source message. With ``defer_watermark`` the partition's watermark
+        is advanced only by :meth:`advance` — call it once the partials are sent, so that a
+        heartbeat can never announce a watermark before the partials it covers."""
         clock = self.clock(partition)
         clock.touch()
         out: dict[str, Partial] = {}
@@ -124,9 +129,18 @@ class PreAggregator:
         partials = list(out.values())
         if self.prices is not None:
             partials += self._token_partials(clock, partition, offset, spans)
-        if newest:
-            clock.observe(newest)  # after the message: spans of one batch are never late
+        if newest:  # after the message: spans of one batch are never late to each other
+            if defer_watermark:
+                self.pending[partition] = max(self.pending.get(partition, 0), newest)
+            else:
+                clock.observe(newest)
         return partials
+
+    def advance(self, partition: int) -> None:
+        """Apply the watermark of messages whose partials have been sent."""
+        newest = self.pending.pop(partition, 0)
+        if newest:
+            self.clock(partition).observe(newest)
 
     def _token_partials(self, clock: PartitionClock, partition: int, offset: int,
                         spans: Sequence[LlmSpan]) -> list[Partial]:

@@ -79,7 +79,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from spanwatch.bench import run_bench
 
-    return run_bench(args.what, spans=args.spans, batch=args.batch, broker=not args.no_broker)
+    return run_bench(args.what, spans=args.spans, batch=args.batch, broker=not args.no_broker,
+                     payloads=args.payloads, cap_mb=args.cap_mb)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_demo)
 
     be = sub.add_parser("bench", help="benchmarks that print numbers")
-    be.add_argument("what", choices=["ingest", "metrics"])
+    be.add_argument("what", choices=["ingest", "metrics", "stitch"])
+    be.add_argument("--payloads", type=int, default=10_000, help="stitch: concurrent payloads")
+    be.add_argument("--cap-mb", type=int, default=512, help="stitch: byte cap, MiB")
     be.add_argument("--spans", type=int, default=100_000, help="spans to process")
     be.add_argument("--batch", type=int, default=500, help="spans per Kafka message")
     be.add_argument("--no-broker", action="store_true", help="skip the through-the-worker rate")

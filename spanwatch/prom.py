@@ -45,9 +45,11 @@ class SpanwatchCollector(Collector):
     """prometheus-client collector over :class:`LatestWindows` and worker counters."""
 
     def __init__(self, latest: LatestWindows, stats: IngestStats,
-                 runtime: Any = None) -> None:
-        """``runtime``: the window agents' MetricsRuntime (counters and token totals)."""
+                 runtime: Any = None, stitch: dict[str, int] | None = None) -> None:
+        """``runtime``: the window agents' MetricsRuntime (counters and token totals);
+        ``stitch``: the stitch agent's counters."""
         self.latest, self.stats, self.runtime = latest, stats, runtime
+        self.stitch = stitch if stitch is not None else {}  # an empty Counter is falsy
 
     def collect(self) -> Iterator[Metric]:
         records = list(self.latest.records.values())
@@ -93,6 +95,11 @@ class SpanwatchCollector(Collector):
         for reason, n in sorted(s.deadletters.items()):
             dead.add_metric([reason], n)
         yield dead
+        stitch = CounterMetricFamily("spanwatch_stitch_events", "Chunked-payload events",
+                                     labels=["event"])
+        for name, n in sorted(self.stitch.items()):
+            stitch.add_metric([name], n)
+        yield stitch
         if self.runtime is None:
             return
         for name, value in sorted(self.runtime.counters.items()):

@@ -276,3 +276,11 @@ def test_watermarks_wait_for_every_source() -> None:
     w.update(1, 50, sources=2)
     w.update(0, 40, sources=2)  # never goes back
     assert w.low() == 50
+
+
+def test_deferred_watermark_moves_only_after_the_partials_are_sent() -> None:
+    pre = _preagg(FakeClock())
+    pre.add_message(3, 0, [rec(end_ns=T0 + 40 * NS)], defer_watermark=True)
+    assert pre.watermarks([3]) == {3: 0}  # a heartbeat now announces nothing new
+    pre.advance(3)
+    assert pre.watermarks([3]) == {3: T0 + 40 * NS}

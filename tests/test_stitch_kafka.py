@@ -1,0 +1,102 @@
+"""Chunked payloads from Kafka: pieces across many messages, shuffled and duplicated, a
+worker restart mid-payload, a payload larger than the broker's message limit."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from pipeline.config import TopicSettings
+from spanwatch.broker import EmbeddedBroker
+from spanwatch.cluster import WorkerProc, consume_until, produce
+from spanwatch.otel.chunking import ChunkingSpanExporter
+
+pytestmark = pytest.mark.broker
+CONFIG = """
+metrics: {enabled: false}
+tokens: {enabled: false}
+stitch: {forward_content: true, max_content_bytes: 200000, timeout: 10m}
+worker: {stats_interval_s: 0.5}
+"""
+
+
+class ToMessages(SpanExporter):
+    """Each export call becomes one Kafka message (as a collector batch would)."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    def export(self, spans):  # type: ignore[no-untyped-def]
+        self.messages.append(encode_spans(spans).SerializeToString())
+        return SpanExportResult.SUCCESS
+
+
+def _messages(text: str) -> list[bytes]:
+    sink = ToMessages()
+    provider = TracerProvider(resource=Resource.create({"service.name": "chat-app"}))
+    provider.add_span_processor(SimpleSpanProcessor(ChunkingSpanExporter(
+        sink, max_attribute_bytes=8192, piece_bytes=32 * 1024, max_export_bytes=200_000,
+        encoding="base64")))  # byte pieces: split inside multi-byte characters too
+    with provider.get_tracer("t").start_as_current_span("chat m") as sp:
+        sp.set_attribute("gen_ai.operation.name", "chat")
+        sp.set_attribute("gen_ai.output.messages", text)
+    return sink.messages
+
+
+def test_payload_bigger_than_the_broker_limit_survives_a_restart(tmp_path: Path) -> None:
+    rng = random.Random(4)
+    # ~1.3 MB of mixed-script text: over the 1 MB message limit, in ~40 pieces
+    text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz 模型流式输出") for _ in range(900_000))
+    msgs = _messages(text)
+    assert len(text.encode()) > 1_000_000
+    assert len(msgs) >= 6 and max(map(len, msgs)) < 400_000
+    owner, carriers = msgs[0], msgs[1:]
+    shuffled = carriers[:]
+    rng.shuffle(shuffled)
+    order = [shuffled[0], owner, *shuffled[1:], shuffled[0]]  # out of order, one retried
+    config = tmp_path / "sw.yaml"
+    config.write_text(CONFIG)
+    half = len(order) // 2
+    with EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
+                        log_path=tmp_path / "tansu.log") as b:
+        first = WorkerProc(b.bootstrap, tmp_path / "a", app_id="spanwatch", config=config)
+        first.start()
+        produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in order[:half]])
+        deadline = time.monotonic() + 60
+        while f"ingest: {half} messages" not in first.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # let the pieces reach the stitch table
+        first.stop()  # restart mid-payload
+        second = WorkerProc(b.bootstrap, tmp_path / "b", app_id="spanwatch", config=config)
+        try:
+            second.start(wait_ready=90)
+            produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in order[half:]])
+            got = consume_until(b.bootstrap, ["spanwatch.payloads"], lambda ms: len(ms) >= 1,
+                                timeout=90)
+            time.sleep(2)
+            more = consume_until(b.bootstrap, ["spanwatch.payloads"], lambda ms: False,
+                                 timeout=12)
+            counters = urllib.request.urlopen(
+                f"http://127.0.0.1:{second.metrics_port}/metrics").read().decode()
+        finally:
+            second.stop()
+    assert len(more) == 1  # emitted once
+    rec = orjson.loads(got[0].value())
+    assert rec["status"] == "complete" and rec["reason"] is None and rec["missing"] == []
+    assert rec["role"] == "output"
+    # the retried message came after the end: its pieces were recognized, not a new payload
+    assert 'spanwatch_stitch_events_total{event="pieces_after_done"}' in counters
+    assert "partial" not in counters
+    assert rec["size_bytes"] == len(text.encode())
+    assert rec["digest"] == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    assert rec["content_truncated"] and text.startswith(rec["content"])
