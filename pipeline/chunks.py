@@ -30,6 +30,7 @@ A_DATA = "gen_ai.content.chunk.data"
 A_ENCODING = "gen_ai.content.chunk.encoding"
 A_DIGEST = "gen_ai.content.digest"  # "sha256:<hex>" of the whole payload's bytes
 A_TARGET = "gen_ai.content.target_span_id"  # on a carrier span: the span the payload is of
+CHUNKED_PAYLOADS = "gen_ai.content.chunked_payloads"  # on the span whose content moved
 ENCODINGS = ("utf-8", "base64", "gzip+base64")
 ROLES = ("input", "output", "system", "tool")
 MAX_PIECES = 100_000
@@ -107,6 +108,47 @@ def _piece(view: SpanView, a: dict[str, Any]) -> Piece:
     return Piece(pid, view.trace_id, target if isinstance(target, str) and target
                  else view.span_id, role if role in ROLES else "input", idx,
                  count, enc, raw, digest if isinstance(digest, str) else None)
+
+
+def split_utf8(text: str, max_bytes: int) -> list[bytes]:
+    """UTF-8 bytes of ``text`` in pieces of at most ``max_bytes`` (or one whole character when
+    ``max_bytes`` is smaller than it), never split inside a character."""
+    data = text.encode("utf-8")
+    out, start = [], 0
+    while start < len(data):
+        end = min(start + max_bytes, len(data))
+        while end < len(data) and end > start and (data[end] & 0xC0) == 0x80:
+            end -= 1  # never end a piece on a continuation byte
+        if end == start:  # one character is longer than max_bytes: it is a piece alone
+            end = start + 1
+            while end < len(data) and (data[end] & 0xC0) == 0x80:
+                end += 1
+        out.append(data[start:end])
+        start = end
+    return out
+
+
+def make_pieces(text: str, payload_id: str, role: str, *, piece_bytes: int,
+                encoding: str = "utf-8") -> list[dict[str, object]]:
+    """Chunk event attributes for one payload (``base64`` splits anywhere, even mid-char)."""
+    raw = text.encode("utf-8")
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    if encoding == "utf-8":
+        parts: list[bytes] = split_utf8(text, piece_bytes)
+    else:
+        body = gzip.compress(raw, mtime=0) if encoding == "gzip+base64" else raw
+        parts = [body[i:i + piece_bytes] for i in range(0, len(body), piece_bytes)] or [b""]
+    out: list[dict[str, object]] = []
+    for i, part in enumerate(parts):
+        attrs: dict[str, object] = {
+            A_PAYLOAD: payload_id, A_ROLE: role, A_INDEX: i, A_ENCODING: encoding,
+            A_DATA: part.decode("utf-8") if encoding == "utf-8"
+            else base64.b64encode(part).decode()}
+        attrs[A_COUNT] = len(parts)  # on every piece: any one of them may be lost
+        if i == 0:
+            attrs[A_DIGEST] = digest
+        out.append(attrs)
+    return out
 
 
 def piece_hash(data: bytes) -> str:

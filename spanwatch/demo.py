@@ -48,6 +48,7 @@ class Summary:
     signals: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     token_windows: dict[str, dict[str, Any]] = field(default_factory=dict)
     black_holes: list[dict[str, Any]] = field(default_factory=list)
+    payloads: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     records: int = 0
     partial: int = 0
     windows: int = 0
@@ -104,6 +105,9 @@ class Summary:
                 f"{m}: in {r['input_tokens']} out {r['output_tokens']} "
                 + (" ".join(f"{v:.4f} {c}" for c, v in r["cost"].items()) or "unpriced")
                 for m, r in sorted(self.token_windows.items())))
+        if self.payloads:
+            lines.append("chunked payloads stitched: " + ", ".join(
+                f"{n} {k}" for k, n in sorted(self.payloads.items())))
         if self.black_holes:
             last = self.black_holes[-1]
             ev = last["evidence"]
@@ -131,7 +135,7 @@ def _shares(rec: dict[str, Any]) -> str:
 def _produce_loop(bootstrap: str, topic: str, rate: float, seed: int, stop_flag: threading.Event,
                   counter: list[int]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, **TANSU.producer})
-    gen = TrafficGenerator(seed)
+    gen = TrafficGenerator(seed, chunk_every=40)
     tick = 0.5
     n = 0
     while not stop_flag.wait(tick):
@@ -176,7 +180,8 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
         consumer = Consumer({"bootstrap.servers": broker.bootstrap, **TANSU.consumer,
                              "group.id": f"demo-view-{uuid.uuid4().hex[:6]}",
                              "auto.offset.reset": "earliest"})
-        consumer.subscribe([topics.spans, topics.deadletter, topics.metrics, topics.tokens])
+        consumer.subscribe([topics.spans, topics.deadletter, topics.metrics, topics.tokens,
+                            topics.payloads])
         start = time.monotonic()
         producer.start()
         last_render = 0.0
@@ -197,6 +202,9 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
                         summary.add_window(msg.value() or b"{}")
                     elif msg.topic() == topics.tokens:
                         summary.add_tokens(msg.value() or b"{}")
+                    elif msg.topic() == topics.payloads:
+                        rec = json.loads(msg.value() or b"{}")
+                        summary.payloads[rec.get("reason") or rec.get("status", "?")] += 1
                     else:
                         reason = dict(msg.headers() or []).get("spanwatch.reason") or b"?"
                         summary.deadletters[reason.decode() if isinstance(reason, bytes)

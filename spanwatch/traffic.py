@@ -20,6 +20,8 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
+from pipeline import chunks
+
 SERVER, CLIENT, INTERNAL = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_INTERNAL
 
 
@@ -95,12 +97,14 @@ class TrafficGenerator:
     """Generates traces ending at the given time; use :meth:`batches` for Kafka messages."""
 
     def __init__(self, seed: int = 7, *, error_rate: float = 0.03, runaway_every: int = 50,
-                 slow_model: str | None = None, slow_factor: float = 1.0) -> None:
+                 slow_model: str | None = None, slow_factor: float = 1.0,
+                 chunk_every: int = 0) -> None:
         self.rng = random.Random(seed)
         self.error_rate = error_rate
         self.runaway_every = runaway_every
         self.slow_model = slow_model
         self.slow_factor = slow_factor
+        self.chunk_every = chunk_every  # every Nth GenAI chat call: a big chunked completion
         self.traces = 0
         self.truth: dict[str, int] = defaultdict(int)  # what was generated, for tests
 
@@ -241,6 +245,9 @@ class TrafficGenerator:
             del ev  # the event carries no attributes
         out.add(app, _scope(convention), sp)
         self.truth["llm_calls"] += 1
+        if convention == "genai" and self.chunk_every and \
+                self.truth["llm_calls"] % self.chunk_every == 0:
+            self._chunked_output(out, app, sp, end)
         self.truth["input_tokens"] += call["in"]
         self.truth["output_tokens"] += call["out"]
         if model.server:
@@ -260,6 +267,21 @@ class TrafficGenerator:
                                  "gen_ai.request.temperature": 0.2, "gen_ai.request.top_p": 0.9,
                                  "gen_ai.request.max_tokens": 1024, "gen_ai.request.n": 1}, err)
             out.add(model.server, "vllm.llm_engine", srv)
+
+    def _chunked_output(self, out: Spans, app: str, sp: Span, end: int) -> None:
+        """A completion too big for one export: pieces on carrier spans (docs/CHUNKING.md)."""
+        pid = f"{sp.span_id.hex()}:gen_ai.output.messages"
+        sp.attributes.append(KeyValue(key=chunks.CHUNKED_PAYLOADS, value=any_value([pid])))
+        text = "The agent's long answer. 长篇回答。" * self.rng.randint(2000, 6000)
+        pieces = chunks.make_pieces(text, pid, "output", piece_bytes=32 * 1024)
+        for i in range(0, len(pieces), 4):
+            carrier = self._span(sp.trace_id, sp.span_id, "gen_ai.content.chunks", INTERNAL,
+                                 end, end, {chunks.A_TARGET: sp.span_id.hex()})
+            for attrs in pieces[i:i + 4]:
+                ev = carrier.events.add(name=chunks.EVENT, time_unix_nano=end)
+                ev.attributes.extend(kvs(attrs))
+            out.add(app, _scope("genai"), carrier)
+        self.truth["chunked_payloads"] += 1
 
     def _emit_tool(self, out: Spans, trace_id: bytes, parent: bytes, app: str, convention: str,
                    start: int, dur: int, tool: str, args: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ def test_demo_runs_and_stops_everything_it_started() -> None:
     assert re.search(r"tokens and cost by model .*gpt-4o-mini: in \d+ out \d+ [0-9.]+ USD", last)
     assert "llama-3.1-8b-instruct: in" in last and "unpriced" in last
     assert re.search(r"token black holes: \d+; latest: (trace|session) ", last)
+    assert re.search(r"chunked payloads stitched: \d+ complete", last)
     assert "stopped the worker and the broker." in out.stdout
     workdir = re.search(r"logs in (\S+)\)", out.stdout).group(1)  # type: ignore[union-attr]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

@@ -15,9 +15,6 @@ request comes near a collector's message limit. The span keeps
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
@@ -27,51 +24,11 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind
 
 from pipeline import chunks as ck
+from pipeline.chunks import make_pieces
 from pipeline.conventions import CONTENT_ATTRS
 
 CHUNKED = "gen_ai.content.chunked_payloads"
 CARRIER_NAME = "gen_ai.content.chunks"
-
-
-def split_utf8(text: str, max_bytes: int) -> list[bytes]:
-    """UTF-8 bytes of ``text`` in pieces of at most ``max_bytes`` (or one whole character when
-    ``max_bytes`` is smaller than it), never split inside a character."""
-    data = text.encode("utf-8")
-    out, start = [], 0
-    while start < len(data):
-        end = min(start + max_bytes, len(data))
-        while end < len(data) and end > start and (data[end] & 0xC0) == 0x80:
-            end -= 1  # never end a piece on a continuation byte
-        if end == start:  # one character is longer than max_bytes: it is a piece alone
-            end = start + 1
-            while end < len(data) and (data[end] & 0xC0) == 0x80:
-                end += 1
-        out.append(data[start:end])
-        start = end
-    return out
-
-
-def make_pieces(text: str, payload_id: str, role: str, *, piece_bytes: int,
-                encoding: str = "utf-8") -> list[dict[str, object]]:
-    """Chunk event attributes for one payload (``base64`` splits anywhere, even mid-char)."""
-    raw = text.encode("utf-8")
-    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
-    if encoding == "utf-8":
-        parts: list[bytes] = split_utf8(text, piece_bytes)
-    else:
-        body = gzip.compress(raw, mtime=0) if encoding == "gzip+base64" else raw
-        parts = [body[i:i + piece_bytes] for i in range(0, len(body), piece_bytes)] or [b""]
-    out: list[dict[str, object]] = []
-    for i, part in enumerate(parts):
-        attrs: dict[str, object] = {
-            ck.A_PAYLOAD: payload_id, ck.A_ROLE: role, ck.A_INDEX: i, ck.A_ENCODING: encoding,
-            ck.A_DATA: part.decode("utf-8") if encoding == "utf-8"
-            else base64.b64encode(part).decode()}
-        if i == 0:
-            attrs[ck.A_COUNT] = len(parts)
-            attrs[ck.A_DIGEST] = digest
-        out.append(attrs)
-    return out
 
 
 class ChunkingSpanExporter(SpanExporter):
