@@ -77,10 +77,14 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
     async def sink(where: SourceRef, result: IngestResult) -> None:
         # Sends yield to the event loop, where the heartbeat timer may run: the watermark
         # moves only after this message's partials are queued ahead of any heartbeat.
-        for p in rt.preagg.add_message(where.partition, where.offset, result.spans,
-                                       defer_watermark=True):
-            await partials.send(key=p.series.encode(), value=p.to_bytes())
-            rt.counters["partials_sent_total"] += 1
+        # faust acks (and later commits) the source message when this returns: wait until the
+        # broker has every partial, or a crash after the commit would lose them.
+        sent = [await partials.send(key=p.series.encode(), value=p.to_bytes())
+                for p in rt.preagg.add_message(where.partition, where.offset, result.spans,
+                                               defer_watermark=True)]
+        for fut in sent:
+            await fut
+        rt.counters["partials_sent_total"] += len(sent)
         rt.preagg.advance(where.partition)
         rt.counters["late_spans_total"] = rt.preagg.late_spans
         rt.counters["series_overflow_total"] = keyer.overflowed

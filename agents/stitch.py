@@ -60,8 +60,10 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, StitchRuntim
     async def sink(where: SourceRef, result: IngestResult) -> None:
         for reason in result.bad_pieces:
             rt.counters[f"bad_{reason}"] += 1
-        for p in result.pieces:
-            await pieces.send(key=p.payload_id.encode(), value=orjson.dumps(p.to_dict()))
+        sent = [await pieces.send(key=p.payload_id.encode(), value=orjson.dumps(p.to_dict()))
+                for p in result.pieces]
+        for fut in sent:  # delivered before the source message can be committed
+            await fut
 
     @app.timer(interval=ss.tick_interval_s)
     async def tick() -> None:
