@@ -3,8 +3,9 @@
 Golden signals (series = service/layer/operation/model) and token accounting (entities =
 model, service, user, session; traces for black holes only) share one mechanism:
 
-* ``spanwatch.partials``: one message per (source message, series or entity), keyed by its
-  id; plus watermark heartbeats of every assigned source partition, sent to every partition.
+* ``spanwatch.partials``: per source message, one bundle per owner partition holding the
+  partials of the series and entities that partition owns (``crc32(id) % partitions``);
+  plus watermark heartbeats of every assigned source partition, sent to every partition.
 * table ``series`` (changelog ``<app_id>-series-changelog``): a
   :class:`~pipeline.partials.SeriesState` per id, and ``__wm__:<partition>`` watermarks;
   co-partitioned with ``spanwatch.partials``.
@@ -27,7 +28,14 @@ from agents.ingest import SpanSink
 from pipeline.config import Settings
 from pipeline.deadletter import SourceRef
 from pipeline.ingest import IngestResult
-from pipeline.partials import ClosedWindow, Partial, PreAggregator, SeriesState, Watermarks
+from pipeline.partials import (
+    ClosedWindow,
+    Partial,
+    PreAggregator,
+    SeriesState,
+    Watermarks,
+    bundles,
+)
 from pipeline.signals import SeriesKeyer
 from pipeline.tokens import TokenCounts, top_consumers
 from pipeline.windows import parse_duration_ns
@@ -79,12 +87,15 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
         # moves only after this message's partials are queued ahead of any heartbeat.
         # faust acks (and later commits) the source message when this returns: wait until the
         # broker has every partial, or a crash after the commit would lose them.
-        sent = [await partials.send(key=p.series.encode(), value=p.to_bytes())
-                for p in rt.preagg.add_message(where.partition, where.offset, result.spans,
-                                               defer_watermark=True)]
+        # One bundle per owner partition (not one message per series): a few produce
+        # requests per source message instead of dozens.
+        made = rt.preagg.add_message(where.partition, where.offset, result.spans,
+                                     defer_watermark=True)
+        sent = [await partials.send(key=b"bundle", value=value, partition=part)
+                for part, value in bundles(made, topics.partitions).items()]
         for fut in sent:
             await fut
-        rt.counters["partials_sent_total"] += len(sent)
+        rt.counters["partials_sent_total"] += len(made)
         rt.preagg.advance(where.partition)
         rt.counters["late_spans_total"] = rt.preagg.late_spans
         rt.counters["series_overflow_total"] = keyer.overflowed
@@ -196,6 +207,9 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
                 d: dict[str, Any] = orjson.loads(event.value)
                 if d.get("type") == "wm":
                     await apply_watermark(part, d)
+                elif d.get("type") == "bundle":
+                    for pd in d["partials"]:
+                        await apply_partial(part, Partial.from_dict(pd))
                 else:
                     await apply_partial(part, Partial.from_dict(d))
             except Exception:

@@ -13,6 +13,7 @@ identical windows.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,14 +55,17 @@ class Partial:
     kind: str = "signals"
     calls: list[Call] = field(default_factory=list)
 
-    def to_bytes(self) -> bytes:
+    def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"series": self.series, "src": self.source, "off": self.offset,
                              "windows": {k: v.to_dict() for k, v in self.windows.items()}}
         if self.kind != "signals":
             d["kind"] = self.kind
         if self.calls:
             d["calls"] = [c.to_list() for c in self.calls]
-        return orjson.dumps(d)
+        return d
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Partial:
@@ -70,6 +74,20 @@ class Partial:
         return cls(d["series"], int(d["src"]), int(d["off"]),
                    {k: agg.from_dict(v) for k, v in d["windows"].items()}, kind,
                    [Call.from_list(c) for c in d.get("calls", ())])
+
+
+def owner_partition(series: str, partitions: int) -> int:
+    """The partials partition that owns a series or entity (stable across processes)."""
+    return zlib.crc32(series.encode()) % partitions
+
+
+def bundles(partials: Sequence[Partial], partitions: int) -> dict[int, bytes]:
+    """One message per owner partition: ``{"type": "bundle", "partials": [...]}``."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for p in partials:
+        groups.setdefault(owner_partition(p.series, partitions), []).append(p.to_dict())
+    return {part: orjson.dumps({"type": "bundle", "partials": ps})
+            for part, ps in groups.items()}
 
 
 def token_entity_id(kind: str, entity: str) -> str:

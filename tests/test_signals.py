@@ -284,3 +284,19 @@ def test_deferred_watermark_moves_only_after_the_partials_are_sent() -> None:
     assert pre.watermarks([3]) == {3: 0}  # a heartbeat now announces nothing new
     pre.advance(3)
     assert pre.watermarks([3]) == {3: T0 + 40 * NS}
+
+
+def test_bundles_group_partials_by_a_stable_owner_partition() -> None:
+    import orjson
+
+    from pipeline.partials import bundles, owner_partition
+
+    pre = _preagg(FakeClock())
+    made = pre.add_message(0, 0, [rec(service=f"s{i}") for i in range(20)])
+    out = bundles(made, 4)
+    got = sorted(p["series"] for v in out.values() for p in orjson.loads(v)["partials"])
+    assert got == sorted(p.series for p in made)
+    for part, value in out.items():
+        assert all(owner_partition(p["series"], 4) == part
+                   for p in orjson.loads(value)["partials"])
+    assert owner_partition('["a"]', 4) == owner_partition('["a"]', 4)
