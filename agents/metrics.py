@@ -24,6 +24,7 @@ from typing import Any
 import faust
 import orjson
 
+from agents.control import broadcast, dispatch
 from agents.ingest import SpanSink
 from pipeline.config import Settings
 from pipeline.deadletter import SourceRef
@@ -83,12 +84,9 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
     tracked: set[str] = set()
 
     async def sink(where: SourceRef, result: IngestResult) -> None:
-        # Sends yield to the event loop, where the heartbeat timer may run: the watermark
-        # moves only after this message's partials are queued ahead of any heartbeat.
-        # faust acks (and later commits) the source message when this returns: wait until the
-        # broker has every partial, or a crash after the commit would lose them.
-        # One bundle per owner partition (not one message per series): a few produce
-        # requests per source message instead of dozens.
+        # One bundle per owner partition. faust acks (and later commits) the source message
+        # when this returns, so wait until the broker has every bundle; and move the
+        # watermark only then, so a heartbeat never announces it ahead of its partials.
         made = rt.preagg.add_message(where.partition, where.offset, result.spans,
                                      defer_watermark=True)
         sent = [await partials.send(key=b"bundle", value=value, partition=part)
@@ -112,8 +110,7 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
                           if tp.topic == topics.source)
         for src, wm in rt.preagg.watermarks(assigned).items():
             beat = orjson.dumps({"type": "wm", "src": src, "wm": wm, "n_src": source_partitions})
-            for part in range(topics.partitions):
-                await partials.send(key=f"__wm__:{part}".encode(), value=beat, partition=part)
+            await broadcast(partials, b"__wm__", beat, topics.partitions)
 
     def labels(sid: str) -> dict[str, str]:
         key = orjson.loads(sid)
@@ -199,22 +196,20 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
             last_close[part] = low
             await close_partition(part, low)
 
+    async def handle(part: int, d: dict[str, Any]) -> None:
+        if d.get("type") == "wm":
+            await apply_watermark(part, d)
+        elif d.get("type") == "bundle":
+            for pd in d["partials"]:
+                await apply_partial(part, Partial.from_dict(pd))
+        else:
+            await apply_partial(part, Partial.from_dict(d))
+
+    def merge_error() -> None:
+        rt.counters["merge_errors_total"] += 1
+
     @app.agent(partials, name="spanwatch.merge")
     async def merge(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            part = event.message.partition
-            try:
-                d: dict[str, Any] = orjson.loads(event.value)
-                if d.get("type") == "wm":
-                    await apply_watermark(part, d)
-                elif d.get("type") == "bundle":
-                    for pd in d["partials"]:
-                        await apply_partial(part, Partial.from_dict(pd))
-                else:
-                    await apply_partial(part, Partial.from_dict(d))
-            except Exception:
-                rt.counters["merge_errors_total"] += 1
-                log.exception("merge failed at %s", SourceRef(event.message.topic, part,
-                                                                event.message.offset))
+        await dispatch(stream, handle, merge_error, log, "merge")
 
     return sink, rt

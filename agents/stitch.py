@@ -24,6 +24,7 @@ from typing import Any
 import faust
 import orjson
 
+from agents.control import broadcast, dispatch
 from agents.ingest import SpanSink
 from pipeline.chunks import Payload, PayloadState, Piece, assemble
 from pipeline.config import Settings
@@ -39,11 +40,18 @@ class StitchRuntime:
     counters: Counter[str] = field(default_factory=Counter)
     # payload id -> (bytes held, first seen, partition): this worker's incomplete payloads
     held: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    bytes_held: int = 0  # running sum of held sizes: checked on every piece
     loaded: bool = False
 
-    @property
-    def bytes_held(self) -> int:
-        return sum(b for b, _, _ in self.held.values())
+    def hold(self, pid: str, size: int, first_ns: int, partition: int) -> None:
+        self.release(pid)
+        self.held[pid] = (size, first_ns, partition)
+        self.bytes_held += size
+
+    def release(self, pid: str) -> None:
+        old = self.held.pop(pid, None)
+        if old is not None:
+            self.bytes_held -= old[0]
 
 
 def register(app: faust.App, settings: Settings) -> tuple[SpanSink, StitchRuntime]:
@@ -67,9 +75,7 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, StitchRuntim
 
     @app.timer(interval=ss.tick_interval_s)
     async def tick() -> None:
-        beat = orjson.dumps({"type": "tick"})
-        for part in range(topics.partitions):
-            await pieces.send(key=b"__tick__", value=beat, partition=part)
+        await broadcast(pieces, b"__tick__", orjson.dumps({"type": "tick"}), topics.partitions)
 
     async def finish(state: PayloadState, reason: str | None, part: int) -> None:
         held = {int(i): base64.b64decode(v) for i in state.received
@@ -79,7 +85,7 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, StitchRuntim
             data.pop(f"{state.payload_id}#{i}", None)
         # A tombstone, so that a retried piece arriving after the end is not a new payload
         meta[state.payload_id] = {"done": True, "at": time.time_ns(), "partition": part}
-        rt.held.pop(state.payload_id, None)
+        rt.release(state.payload_id)
         rt.counters[f"payloads_{payload.status}"] += 1
         if payload.reason:
             rt.counters[f"partial_{payload.reason}"] += 1
@@ -93,7 +99,7 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, StitchRuntim
         for pid, raw in list(meta.items()):
             if isinstance(raw, dict) and not raw.get("done"):
                 st = PayloadState.from_dict(raw)
-                rt.held[pid] = (st.bytes_held, st.first_seen_ns, int(raw.get("partition", -1)))
+                rt.hold(pid, st.bytes_held, st.first_seen_ns, int(raw.get("partition", -1)))
         rt.loaded = True
 
     async def evict_and_expire(part: int) -> None:
@@ -114,7 +120,7 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, StitchRuntim
                 break
             raw = meta.get(mine[0][0])
             if raw is None:
-                rt.held.pop(mine[0][0], None)
+                rt.release(mine[0][0])
                 continue
             await finish(PayloadState.from_dict(raw), "evicted", part)
 
@@ -132,24 +138,22 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, StitchRuntim
             await finish(state, None, part)
             return
         meta[piece.payload_id] = {**state.to_dict(), "partition": part}
-        rt.held[piece.payload_id] = (state.bytes_held, state.first_seen_ns, part)
+        rt.hold(piece.payload_id, state.bytes_held, state.first_seen_ns, part)
         if rt.bytes_held > ss.max_bytes:
             await evict_and_expire(part)
 
+    async def handle(part: int, d: dict[str, Any]) -> None:
+        load_held()
+        if d.get("type") == "tick":
+            await evict_and_expire(part)
+        else:
+            await add_piece(part, Piece.from_dict(d))
+
+    def stitch_error() -> None:
+        rt.counters["stitch_errors"] += 1
+
     @app.agent(pieces, name="spanwatch.stitch")
     async def stitch(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            part = event.message.partition
-            try:
-                load_held()
-                d: dict[str, Any] = orjson.loads(event.value)
-                if d.get("type") == "tick":
-                    await evict_and_expire(part)
-                else:
-                    await add_piece(part, Piece.from_dict(d))
-            except Exception:
-                rt.counters["stitch_errors"] += 1
-                log.exception("stitch failed at %s", SourceRef(event.message.topic, part,
-                                                                 event.message.offset))
+        await dispatch(stream, handle, stitch_error, log, "stitch")
 
     return sink, rt

@@ -1,0 +1,39 @@
+"""Shared plumbing of the stateful agents: control messages broadcast to every partition
+(watermarks, ticks) and a per-event dispatch that never lets one bad event stop a stream.
+
+faust only lets an agent write a table while it processes an event of that table's
+partition, so periodic work reaches each partition as a control message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+import orjson
+
+from pipeline.deadletter import SourceRef
+
+Handler = Callable[[int, dict[str, Any]], Awaitable[None]]
+
+
+async def broadcast(topic: faust.TopicT, key: bytes, value: bytes, partitions: int) -> None:
+    """Send the same control message to every partition of ``topic``."""
+    for part in range(partitions):
+        await topic.send(key=key, value=value, partition=part)
+
+
+async def dispatch(stream: faust.StreamT[bytes], handle: Handler, on_error: Callable[[], None],
+                   log: logging.Logger, what: str) -> None:
+    """Decode each JSON event and hand it to ``handle(partition, message)``; an exception is
+    counted (``on_error``) and logged with ``topic[partition]@offset``, and the stream goes on."""
+    async for event in stream.events():
+        part = event.message.partition
+        try:
+            await handle(part, orjson.loads(event.value))
+        except Exception:
+            on_error()
+            log.exception("%s failed at %s", what, SourceRef(event.message.topic, part,
+                                                              event.message.offset))
