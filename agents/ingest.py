@@ -50,7 +50,8 @@ def register(app: faust.App, settings: Settings,
     deadletter = app.topic(topics.deadletter, key_serializer="raw", value_serializer="raw")
     options = IngestOptions(encoding=settings.ingest.encoding,
                             max_message_bytes=settings.ingest.max_message_bytes,
-                            normalize=settings.normalize.options())
+                            normalize=settings.normalize.options(),
+                            collect_content=settings.safety.enabled)
     stats = IngestStats()
 
     async def send_dead_letter(dl: DeadLetter) -> None:

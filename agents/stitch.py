@@ -18,6 +18,7 @@ import base64
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,10 @@ class StitchRuntime:
             self.bytes_held -= old[0]
 
 
-def register(app: faust.App, settings: Settings) -> tuple[SpanSink, StitchRuntime]:
+def register(app: faust.App, settings: Settings,
+             on_payload: Callable[[Payload], Awaitable[None]] | None = None,
+             ) -> tuple[SpanSink, StitchRuntime]:
+    """``on_payload`` sees every finished payload with its text (the safety stage)."""
     topics, ss = settings.topics, settings.stitch
     pieces = app.topic(topics.pieces, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=topics.partitions)
@@ -89,6 +93,12 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, StitchRuntim
         rt.counters[f"payloads_{payload.status}"] += 1
         if payload.reason:
             rt.counters[f"partial_{payload.reason}"] += 1
+        if on_payload is not None:
+            try:
+                await on_payload(payload)
+            except Exception:
+                rt.counters["payload_hook_errors"] += 1
+                log.exception("payload hook failed on %s", state.payload_id)
         if payloads_out is not None:
             rec = payload.record(ss.forward_content, ss.max_content_bytes)
             await payloads_out.send(key=state.payload_id.encode(), value=orjson.dumps(rec))

@@ -10,6 +10,8 @@ Kafka and carries none of them.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +24,9 @@ from pipeline.errors import ConfigError
 from pipeline.normalize import NormalizeOptions
 from pipeline.otlp import Encoding
 from pipeline.pricing import DEFAULT_PRICES, PriceTable
+from pipeline.safety.engine import DEFAULT_SCANNERS, SafetyEngine
+from pipeline.safety.judge import JudgeSettings
+from pipeline.safety.registry import build_scanner
 from pipeline.signals import ALLOWED_DIMENSIONS, DEFAULT_DIMENSIONS
 from pipeline.spans import Layer
 from pipeline.windows import WindowSettings, WindowSpec, parse_duration_ns
@@ -62,6 +67,22 @@ BROKER_PROFILES: dict[str, BrokerProfile] = {
 }
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: str) -> str:
+    """``${NAME}`` -> the environment variable; an unset variable is a :class:`ConfigError`.
+
+    Used for secrets (webhook URLs, API keys) so they live in the environment, not in files.
+    """
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set")
+        return os.environ[name]
+    return _ENV_REF.sub(sub, value)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -96,12 +117,14 @@ class TopicSettings(_Model):
     tokens: str = "spanwatch.tokens"  # token windows, black-hole events, top consumers
     pieces: str = "spanwatch.pieces"  # internal: chunked-payload pieces keyed by payload id
     payloads: str = "spanwatch.payloads"  # reassembled payloads ("" disables output)
+    findings: str = "spanwatch.findings"  # content-safety findings and judge evaluations
     partitions: int = Field(4, ge=1, le=1024)  # for topics spanwatch creates
     replication_factor: int = Field(1, ge=1)
 
     def all_topics(self) -> list[str]:
         return [t for t in (self.source, self.spans, self.deadletter, self.partials,
-                            self.metrics, self.tokens, self.pieces, self.payloads) if t]
+                            self.metrics, self.tokens, self.pieces, self.payloads,
+                            self.findings) if t]
 
 
 class IngestSettings(_Model):
@@ -229,6 +252,60 @@ class StitchSettings(_Model):
         return v
 
 
+class JudgeConfig(_Model):
+    """An OpenAI-compatible chat endpoint that labels sampled texts (off the hot path)."""
+
+    url: str  # base URL ending in /v1; /chat/completions is appended
+    model: str
+    api_key: SecretStr | None = None  # "${ENV_VAR}" is read from the environment
+    name: str = "policy"  # gen_ai.evaluation.name
+    labels: tuple[str, ...] = ("pass", "violation")
+    flag_labels: tuple[str, ...] = ("violation",)  # these labels become findings
+    severity: Literal["low", "medium", "high", "critical"] = "high"
+    prompt: str | None = None  # system prompt; {name} and {labels} are filled in
+    roles: tuple[str, ...] = ("output",)
+    sample_rate: float = Field(0.1, ge=0, le=1)
+    timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    backoff_s: float = Field(0.5, ge=0)
+    max_concurrency: int = Field(4, ge=1, le=256)
+    queue_size: int = Field(1000, ge=1)
+    max_chars: int = Field(8000, ge=1)
+    failure_threshold: int = Field(5, ge=1)
+    reset_after_s: float = Field(30.0, gt=0)
+
+    def judge_settings(self) -> JudgeSettings:
+        key = self.api_key.get_secret_value() if self.api_key is not None else None
+        d = self.model_dump(exclude={"api_key", "severity", "roles", "failure_threshold",
+                                     "reset_after_s", "prompt"})
+        if self.prompt:
+            d["prompt"] = self.prompt
+        return JudgeSettings(**d, api_key=expand_env(key) if key else None)
+
+
+class SafetySettings(_Model):
+    """Content-safety checks on prompts and completions (README "Content safety")."""
+
+    enabled: bool = True
+    scanners: tuple[dict[str, Any], ...] = DEFAULT_SCANNERS
+    roles: tuple[str, ...] = ("input", "output", "system", "tool")
+    max_chars: int = Field(1_000_000, ge=1)  # longer texts are scanned up to here (counted)
+    judge: JudgeConfig | None = None
+
+    @field_validator("scanners")
+    @classmethod
+    def _scanners(cls, v: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        for spec in v:
+            try:
+                build_scanner(spec)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    def engine(self) -> SafetyEngine:
+        return SafetyEngine.from_config(self.scanners, max_chars=self.max_chars)
+
+
 class WorkerSettings(_Model):
     app_id: str = "spanwatch"
     data_dir: Path = Path("/tmp/spanwatch-data")
@@ -244,6 +321,7 @@ class Settings(_Model):
     metrics: MetricsSettings = MetricsSettings()
     tokens: TokensSettings = TokensSettings()
     stitch: StitchSettings = StitchSettings()
+    safety: SafetySettings = SafetySettings()
     worker: WorkerSettings = WorkerSettings()
 
     @property

@@ -23,6 +23,8 @@ from pipeline.deadletter import DeadLetter, SourceRef
 from pipeline.errors import DecodeError
 from pipeline.normalize import NormalizeOptions, normalize
 from pipeline.otlp import DecodedBatch, Encoding, RejectedSpan, SpanView, decode
+from pipeline.safety.content import inline_content
+from pipeline.safety.engine import ContentItem
 from pipeline.spans import LlmSpan
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -37,6 +39,7 @@ class IngestOptions:
     encoding: Encoding = Encoding.AUTO
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
+    collect_content: bool = False  # keep inline prompt/completion text for safety checks
 
 
 @dataclass(slots=True)
@@ -45,6 +48,7 @@ class IngestResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     pieces: list[Piece] = field(default_factory=list)  # chunked-payload pieces (events)
     bad_pieces: list[str] = field(default_factory=list)  # reasons of unusable chunk events
+    contents: list[ContentItem] = field(default_factory=list)  # inline text (collect_content)
     seen: int = 0  # spans decoded (records + skipped + rejected)
     skipped_non_llm: int = 0
     rejected: int = 0
@@ -125,8 +129,10 @@ def _normalize_batch(batch: DecodedBatch, opts: IngestOptions, result: IngestRes
             continue
         if rec is None:
             result.skipped_non_llm += 1
-        else:
-            out.append(rec)
+            continue
+        out.append(rec)
+        if opts.collect_content and rec.content:
+            result.contents.extend(inline_content(view, rec))
     result.seen = len(batch.spans) + len(batch.rejected)
 
 

@@ -105,6 +105,10 @@ def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool
         return bench_metrics(spans, batch)
     if what == "stitch":
         return bench_stitch(payloads, cap_mb)
+    if what == "safety":
+        from spanwatch.bench_safety import bench_safety
+
+        return bench_safety()
     msgs, total = _messages(spans, batch)
     size = sum(len(m) for m in msgs)
     print(f"data: {total} spans in {len(msgs)} messages of ~{total // len(msgs)} spans "

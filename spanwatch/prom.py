@@ -45,10 +45,11 @@ class SpanwatchCollector(Collector):
     """prometheus-client collector over :class:`LatestWindows` and worker counters."""
 
     def __init__(self, latest: LatestWindows, stats: IngestStats,
-                 runtime: Any = None, stitch: dict[str, int] | None = None) -> None:
+                 runtime: Any = None, stitch: dict[str, int] | None = None,
+                 safety: Any = None) -> None:
         """``runtime``: the window agents' MetricsRuntime (counters and token totals);
-        ``stitch``: the stitch agent's counters."""
-        self.latest, self.stats, self.runtime = latest, stats, runtime
+        ``stitch``: the stitch agent's counters; ``safety``: the SafetyRuntime."""
+        self.latest, self.stats, self.runtime, self.safety = latest, stats, runtime, safety
         self.stitch = stitch if stitch is not None else {}  # an empty Counter is falsy
 
     def collect(self) -> Iterator[Metric]:
@@ -100,6 +101,8 @@ class SpanwatchCollector(Collector):
         for name, n in sorted(self.stitch.items()):
             stitch.add_metric([name], n)
         yield stitch
+        if self.safety is not None:
+            yield from self._safety()
         if self.runtime is None:
             return
         for name, value in sorted(self.runtime.counters.items()):
@@ -114,3 +117,27 @@ class SpanwatchCollector(Collector):
         for (kind, entity, ccy), nanos in sorted(self.runtime.cost_totals.items()):
             cost.add_metric([kind, entity, ccy], nanos / 1e9)
         yield cost
+
+    def _safety(self) -> Iterator[Metric]:
+        st = self.safety.engine.stats
+        found = CounterMetricFamily("spanwatch_safety_findings", "Content-safety findings",
+                                    labels=["kind", "category", "severity"])
+        for (kind, cat, sev), n in sorted(st.findings.items()):
+            found.add_metric([kind, cat, sev], n)
+        yield found
+        yield CounterMetricFamily("spanwatch_safety_texts", "Texts scanned", value=st.texts)
+        yield CounterMetricFamily("spanwatch_safety_scanned_chars", "Characters scanned",
+                                  value=st.chars)
+        yield CounterMetricFamily("spanwatch_safety_truncated_texts",
+                                  "Texts longer than safety.max_chars", value=st.truncated)
+        errs = CounterMetricFamily("spanwatch_safety_scanner_errors", "Scanner exceptions",
+                                   labels=["scanner"])
+        for name, n in sorted(st.scanner_errors.items()):
+            errs.add_metric([name], n)
+        yield errs
+        if self.safety.judge is not None:
+            judge = CounterMetricFamily("spanwatch_judge_events", "Judge model calls by outcome",
+                                        labels=["outcome"])
+            for name, n in sorted(self.safety.judge.stats.counters.items()):
+                judge.add_metric([name], n)
+            yield judge

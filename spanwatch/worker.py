@@ -8,7 +8,7 @@ import faust
 from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY, start_http_server
 
-from agents import ingest, metrics, stitch
+from agents import ingest, metrics, safety, stitch
 from agents.app import create_app
 from pipeline.config import Settings
 from pipeline.errors import BrokerError
@@ -43,16 +43,21 @@ def run_worker(settings: Settings) -> None:
         n_src = source_partitions(settings)
         sink, runtime = metrics.register(app, settings, n_src)
         sinks.append(sink)
+    safety_rt, on_payload = None, None
+    if settings.safety.enabled:
+        safety_sink, on_payload, safety_rt = safety.register(app, settings)
+        sinks.append(safety_sink)
     stitch_rt = None
     if settings.stitch.enabled:
-        stitch_sink, stitch_rt = stitch.register(app, settings)
+        stitch_sink, stitch_rt = stitch.register(app, settings, on_payload)
         sinks.append(stitch_sink)
     stats = ingest.register(app, settings, sinks)
     port = settings.metrics.prometheus_port
     if port:
         latest = runtime.latest if runtime else LatestWindows()
         REGISTRY.register(SpanwatchCollector(latest, stats, runtime,
-                                             stitch_rt.counters if stitch_rt else None))
+                                             stitch_rt.counters if stitch_rt else None,
+                                             safety_rt))
         start_http_server(port, addr=settings.metrics.prometheus_bind)
         log.info("Prometheus metrics on http://%s:%d/metrics", settings.metrics.prometheus_bind,
                  port)

@@ -1,0 +1,1 @@
+"""Subcommands with several verbs of their own (``safety``, ``anomaly``, ``rules``, ...)."""
