@@ -17,8 +17,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from pipeline.anomaly.base import AnomalyScorer
+from pipeline.anomaly.signals import DEFAULT_DETECTORS, SIGNALS
+from pipeline.anomaly.stream import AnomalyStage
 from pipeline.blackhole import Budgets
 from pipeline.errors import ConfigError
 from pipeline.normalize import NormalizeOptions
@@ -118,13 +129,14 @@ class TopicSettings(_Model):
     pieces: str = "spanwatch.pieces"  # internal: chunked-payload pieces keyed by payload id
     payloads: str = "spanwatch.payloads"  # reassembled payloads ("" disables output)
     findings: str = "spanwatch.findings"  # content-safety findings and judge evaluations
+    anomalies: str = "spanwatch.anomalies"  # anomaly scores and anomaly start/end events
     partitions: int = Field(4, ge=1, le=1024)  # for topics spanwatch creates
     replication_factor: int = Field(1, ge=1)
 
     def all_topics(self) -> list[str]:
         return [t for t in (self.source, self.spans, self.deadletter, self.partials,
                             self.metrics, self.tokens, self.pieces, self.payloads,
-                            self.findings) if t]
+                            self.findings, self.anomalies) if t]
 
 
 class IngestSettings(_Model):
@@ -306,6 +318,36 @@ class SafetySettings(_Model):
         return SafetyEngine.from_config(self.scanners, max_chars=self.max_chars)
 
 
+class AnomalySettings(_Model):
+    """Online anomaly detection on closed windows (docs/ANOMALY.md)."""
+
+    enabled: bool = True
+    window: str = "1m"  # which window shape of metrics.windows is scored
+    signals: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_DETECTORS.items()})
+    entity_kinds: tuple[Literal["model", "service", "user", "session"], ...] = (
+        "model", "service")  # token windows scored (users/sessions: many series)
+    max_series: int = Field(20_000, ge=1)  # (series, signal) detectors per worker
+    emit_scores: bool = True  # every score to spanwatch.anomalies (not only start/end)
+
+    @field_validator("signals")
+    @classmethod
+    def _signals(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = sorted(set(v) - set(SIGNALS))
+        if unknown:
+            raise ValueError(f"unknown signals {unknown}; known: {sorted(SIGNALS)}")
+        for name, spec in v.items():
+            try:
+                AnomalyScorer.from_spec(spec)
+            except ConfigError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return v
+
+    def stage(self) -> AnomalyStage:
+        return AnomalyStage(dict(self.signals), self.window, tuple(self.entity_kinds),
+                            self.emit_scores)
+
+
 class WorkerSettings(_Model):
     app_id: str = "spanwatch"
     data_dir: Path = Path("/tmp/spanwatch-data")
@@ -322,7 +364,15 @@ class Settings(_Model):
     tokens: TokensSettings = TokensSettings()
     stitch: StitchSettings = StitchSettings()
     safety: SafetySettings = SafetySettings()
+    anomaly: AnomalySettings = AnomalySettings()
     worker: WorkerSettings = WorkerSettings()
+
+    @model_validator(mode="after")
+    def _anomaly_window(self) -> Settings:
+        if self.anomaly.enabled and self.anomaly.window not in self.metrics.windows:
+            raise ValueError(f"anomaly.window {self.anomaly.window!r} is not one of "
+                             f"metrics.windows {list(self.metrics.windows)}")
+        return self
 
     @property
     def profile(self) -> BrokerProfile:

@@ -105,6 +105,10 @@ def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool
         return bench_metrics(spans, batch)
     if what == "stitch":
         return bench_stitch(payloads, cap_mb)
+    if what == "anomaly":
+        from spanwatch.anomaly_eval import bench_anomaly
+
+        return bench_anomaly()
     if what == "safety":
         from spanwatch.bench_safety import bench_safety
 

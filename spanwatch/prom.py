@@ -46,10 +46,11 @@ class SpanwatchCollector(Collector):
 
     def __init__(self, latest: LatestWindows, stats: IngestStats,
                  runtime: Any = None, stitch: dict[str, int] | None = None,
-                 safety: Any = None) -> None:
+                 safety: Any = None, anomaly: Any = None) -> None:
         """``runtime``: the window agents' MetricsRuntime (counters and token totals);
         ``stitch``: the stitch agent's counters; ``safety``: the SafetyRuntime."""
         self.latest, self.stats, self.runtime, self.safety = latest, stats, runtime, safety
+        self.anomaly = anomaly  # AnomalyStage
         self.stitch = stitch if stitch is not None else {}  # an empty Counter is falsy
 
     def collect(self) -> Iterator[Metric]:
@@ -103,6 +104,14 @@ class SpanwatchCollector(Collector):
         yield stitch
         if self.safety is not None:
             yield from self._safety()
+        if self.anomaly is not None:
+            a = self.anomaly.stats
+            events = CounterMetricFamily("spanwatch_anomaly_events", "Anomaly scoring outcomes",
+                                         labels=["outcome"])
+            for name in ("scored", "anomalies", "duplicates", "series_overflow",
+                         "skipped_missing"):
+                events.add_metric([name], getattr(a, name))
+            yield events
         if self.runtime is None:
             return
         for name, value in sorted(self.runtime.counters.items()):

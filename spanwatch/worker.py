@@ -8,7 +8,7 @@ import faust
 from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY, start_http_server
 
-from agents import ingest, metrics, safety, stitch
+from agents import anomaly, ingest, metrics, safety, stitch
 from agents.app import create_app
 from pipeline.config import Settings
 from pipeline.errors import BrokerError
@@ -52,12 +52,13 @@ def run_worker(settings: Settings) -> None:
         stitch_sink, stitch_rt = stitch.register(app, settings, on_payload)
         sinks.append(stitch_sink)
     stats = ingest.register(app, settings, sinks)
+    anomaly_stage = anomaly.register(app, settings) if settings.anomaly.enabled else None
     port = settings.metrics.prometheus_port
     if port:
         latest = runtime.latest if runtime else LatestWindows()
         REGISTRY.register(SpanwatchCollector(latest, stats, runtime,
                                              stitch_rt.counters if stitch_rt else None,
-                                             safety_rt))
+                                             safety_rt, anomaly_stage))
         start_http_server(port, addr=settings.metrics.prometheus_bind)
         log.info("Prometheus metrics on http://%s:%d/metrics", settings.metrics.prometheus_bind,
                  port)

@@ -1,0 +1,1 @@
+"""Online anomaly detection on closed-window series (one detector contract, several models)."""

@@ -1,0 +1,166 @@
+"""The detector contract, the registry, and the scoring policy shared by the agent and the
+backtest command.
+
+A detector (river's ``anomaly/base.py`` shape) has ``learn_one(x, t)`` and
+``score_one(x, t) -> float`` in [0, 1] (high = anomalous), a ``grace_period`` of learned
+points during which it scores 0, and ``expected(t)`` -> the range it considers normal.
+``x`` is a float or ``None``/NaN (missing: scored 0, not learned); ``t`` is the point's time
+in seconds (used by seasonal models, ignored by others).
+
+:class:`AnomalyScorer` applies one policy around any detector: score first, then learn only
+from points that were not anomalous, so an incident does not become the new normal; a change
+that persists for ``adapt_after`` points in a row is learned (a deployment that really made
+the model slower is a new baseline, not an endless alert).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from pipeline.errors import ConfigError
+
+LIMIT = 1e12  # values are clamped to +-LIMIT: no real window signal is larger, and the
+# arithmetic of every detector stays finite (no inf - inf in an expected range)
+
+
+def clamp(x: float) -> float:
+    return LIMIT if x > LIMIT else -LIMIT if x < -LIMIT else x
+
+
+def missing(x: float | None) -> bool:
+    return x is None or not math.isfinite(x)
+
+
+def expm1_safe(y: float) -> float:
+    """Inverse of ``log1p`` for expected ranges, without overflowing on absurd bounds."""
+    return math.expm1(min(y, 700.0))
+
+
+def z_to_score(z: float, z_alarm: float) -> float:
+    """|z| -> [0, 1): 0.9 exactly at ``z_alarm``, 0.44 at half of it, 0.9999 at twice it."""
+    if z <= 0 or math.isnan(z):
+        return 0.0
+    r = z / z_alarm
+    return 1.0 if r > 10 else 1.0 - 0.1 ** (r * r)
+
+
+def directed(deviation: float, side: str) -> float:
+    """Keep only the deviations the side cares about (``up``, ``down``, ``both``)."""
+    if side == "up":
+        return max(deviation, 0.0)
+    if side == "down":
+        return max(-deviation, 0.0)
+    return abs(deviation)
+
+
+class Detector:
+    """Base class; subclasses implement ``_learn``, ``_score`` and ``expected``."""
+
+    name: ClassVar[str] = ""
+    grace_period: int = 30
+    n_learned: int = 0
+
+    def learn_one(self, x: float | None, t: float | None = None) -> None:
+        if missing(x):
+            return
+        assert x is not None
+        self._learn(clamp(x), t)
+        self.n_learned += 1
+
+    def score_one(self, x: float | None, t: float | None = None) -> float:
+        if missing(x) or self.n_learned < self.grace_period:
+            return 0.0
+        assert x is not None
+        s = self._score(clamp(x), t)
+        return 0.0 if math.isnan(s) else min(max(s, 0.0), 1.0)
+
+    def expected(self, t: float | None = None) -> tuple[float, float] | None:
+        """The normal range at ``t`` (None until the grace period has passed)."""
+        raise NotImplementedError
+
+    def _learn(self, x: float, t: float | None) -> None:
+        raise NotImplementedError
+
+    def _score(self, x: float, t: float | None) -> float:
+        raise NotImplementedError
+
+
+D = TypeVar("D", bound=type[Detector])
+_REGISTRY: dict[str, type[Detector]] = {}
+
+
+def register(name: str) -> Callable[[D], D]:
+    def deco(cls: D) -> D:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+    return deco
+
+
+def registered() -> dict[str, type[Detector]]:
+    _load()
+    return dict(_REGISTRY)
+
+
+def build_detector(spec: dict[str, Any]) -> Detector:
+    """``{"detector": "robust", ...params}`` -> a detector; errors are :class:`ConfigError`."""
+    _load()
+    params = dict(spec)
+    params.pop("threshold", None)
+    params.pop("adapt_after", None)
+    name = params.pop("detector", None)
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown detector {name!r}; known: {sorted(_REGISTRY)}")
+    try:
+        return _REGISTRY[name](**params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"detector {name}: {exc}") from None
+
+
+def _load() -> None:
+    from pipeline.anomaly import cusum, ewma, forecast, proportion, robust  # noqa: F401
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPoint:
+    t: float
+    value: float | None
+    score: float
+    expected: tuple[float, float] | None  # before learning this point
+    anomalous: bool
+
+
+class AnomalyScorer:
+    """Score, then learn unless anomalous (``adapt_after`` anomalous points in a row are
+    learned: a lasting change becomes the baseline). Picklable: the agent persists it."""
+
+    def __init__(self, detector: Detector, *, threshold: float = 0.9,
+                 adapt_after: int = 30) -> None:
+        if not 0 < threshold <= 1:
+            raise ConfigError(f"threshold {threshold} outside (0, 1]")
+        self.detector, self.threshold, self.adapt_after = detector, threshold, adapt_after
+        self.streak = 0
+        self.last_t: float | None = None
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> AnomalyScorer:
+        return cls(build_detector(spec), threshold=float(spec.get("threshold", 0.9)),
+                   adapt_after=int(spec.get("adapt_after", 30)))
+
+    def process(self, x: float | None, t: float) -> ScoredPoint:
+        det = self.detector
+        expected = det.expected(t) if det.n_learned >= det.grace_period else None
+        score = det.score_one(x, t)
+        anomalous = score >= self.threshold
+        if anomalous:
+            self.streak += 1
+            if self.streak >= self.adapt_after:
+                det.learn_one(x, t)
+        else:
+            self.streak = 0
+            det.learn_one(x, t)
+        self.last_t = t
+        return ScoredPoint(t, None if missing(x) else x, score, expected, anomalous)
