@@ -29,7 +29,7 @@ def register(app: faust.App, settings: Settings) -> AnomalyStage:
                         key_serializer="raw", value_serializer="raw")
     out = app.topic(topics.anomalies, key_serializer="raw", value_serializer="raw")
     state = app.Table("anomaly-state", default=None, partitions=topics.partitions)
-    stage = cfg.stage()
+    stage = cfg.stage(settings.metrics.windows)
     errors = {"n": 0}
 
     def get(key: str) -> AnomalyScorer | None:

@@ -322,7 +322,7 @@ class AnomalySettings(_Model):
     """Online anomaly detection on closed windows (docs/ANOMALY.md)."""
 
     enabled: bool = True
-    window: str = "1m"  # which window shape of metrics.windows is scored
+    window: str | None = None  # window shape scored; default "1m" if configured, else first
     signals: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_DETECTORS.items()})
     entity_kinds: tuple[Literal["model", "service", "user", "session"], ...] = (
@@ -343,8 +343,10 @@ class AnomalySettings(_Model):
                 raise ValueError(f"{name}: {exc}") from None
         return v
 
-    def stage(self) -> AnomalyStage:
-        return AnomalyStage(dict(self.signals), self.window, tuple(self.entity_kinds),
+    def stage(self, windows: tuple[str, ...] = ("1m",)) -> AnomalyStage:
+        """``windows``: ``metrics.windows``, to pick the default window."""
+        window = self.window or ("1m" if "1m" in windows else windows[0])
+        return AnomalyStage(dict(self.signals), window, tuple(self.entity_kinds),
                             self.emit_scores)
 
 
@@ -369,8 +371,9 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _anomaly_window(self) -> Settings:
-        if self.anomaly.enabled and self.anomaly.window not in self.metrics.windows:
-            raise ValueError(f"anomaly.window {self.anomaly.window!r} is not one of "
+        window = self.anomaly.window
+        if self.anomaly.enabled and window is not None and window not in self.metrics.windows:
+            raise ValueError(f"anomaly.window {window!r} is not one of "
                              f"metrics.windows {list(self.metrics.windows)}")
         return self
 

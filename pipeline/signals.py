@@ -84,6 +84,10 @@ class SignalAggregate:
     sums_ns: dict[str, int] = field(default_factory=dict)
     sketches: dict[str, QuantileSketch] = field(default_factory=dict)
     self_ns: dict[str, int] = field(default_factory=dict)
+    # exemplars for alerts: the slowest span [duration ns, trace id] and one error trace (the
+    # smallest id: deterministic whatever the merge order, so N workers agree with one)
+    slowest: tuple[int, str] | None = None
+    error_trace: str | None = None
     # values added since the last flush; bucketed into the sketches in one numpy pass
     pending: dict[str, list[float]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -102,6 +106,12 @@ class SignalAggregate:
             if etype not in self.errors and len(self.errors) >= MAX_ERROR_TYPES:
                 etype = "_other"
             self.errors[etype] += 1
+            if self.error_trace is None or span.trace_id < self.error_trace:
+                self.error_trace = span.trace_id
+        if span.duration_s is not None:
+            cand = (round(span.duration_s * 1e9), span.trace_id)
+            if self.slowest is None or cand > self.slowest:
+                self.slowest = cand
         if span.streaming or (span.streaming is None and span.ttft_s is not None):
             self.streamed += 1
         self.input_tokens += span.input_tokens or 0
@@ -138,6 +148,11 @@ class SignalAggregate:
             mine.merge(sk)
         for part, ns in other.self_ns.items():
             self.self_ns[part] = self.self_ns.get(part, 0) + ns
+        if other.slowest is not None and (self.slowest is None or other.slowest > self.slowest):
+            self.slowest = other.slowest
+        if other.error_trace is not None and (self.error_trace is None
+                                              or other.error_trace < self.error_trace):
+            self.error_trace = other.error_trace
 
     def to_dict(self) -> dict[str, Any]:
         self.flush()
@@ -145,7 +160,9 @@ class SignalAggregate:
                 "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
                 "late": self.late, "sums_ns": self.sums_ns,
                 "sketches": {k: v.to_dict() for k, v in self.sketches.items()},
-                "self_ns": self.self_ns}
+                "self_ns": self.self_ns,
+                "slowest": list(self.slowest) if self.slowest else None,
+                "error_trace": self.error_trace}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SignalAggregate:
@@ -153,7 +170,9 @@ class SignalAggregate:
                    input_tokens=d["input_tokens"], output_tokens=d["output_tokens"],
                    late=d.get("late", 0), sums_ns=dict(d["sums_ns"]),
                    sketches={k: QuantileSketch.from_dict(v) for k, v in d["sketches"].items()},
-                   self_ns=dict(d["self_ns"]))
+                   self_ns=dict(d["self_ns"]),
+                   slowest=tuple(d["slowest"]) if d.get("slowest") else None,
+                   error_trace=d.get("error_trace"))
 
     def result(self, size_s: float) -> dict[str, Any]:
         """The closed-window signals (documented in docs/SCHEMAS.md)."""
@@ -172,6 +191,10 @@ class SignalAggregate:
             "input_tokens_per_s": self.input_tokens / size_s,
             "output_tokens_per_s": self.output_tokens / size_s,
             "late_spans": self.late,
+            "exemplars": {
+                "slowest_trace_id": self.slowest[1] if self.slowest else None,
+                "slowest_duration_s": self.slowest[0] / 1e9 if self.slowest else None,
+                "error_trace_id": self.error_trace},
         }
         for name in DISTRIBUTIONS:
             sk = self.sketches.get(name)

@@ -1,0 +1,1 @@
+"""Alert rules, their lifecycle, grouping, silences, inhibition and notifications."""

@@ -1,0 +1,155 @@
+"""Notification messages and their delivery through apprise.
+
+``format_message`` renders one group's alerts for a receiver: Markdown for Slack (apprise turns
+it into Slack mrkdwn), DingTalk (sent as a DingTalk ``markdown`` message, with ``@mobile``
+mentions) and other Markdown targets; plain text for ``text`` and the console.
+
+``deliver`` says whether to retry, as Alertmanager's notifiers do: success; ``retry`` for 5xx,
+429, timeouts and connection errors; ``config`` for other 4xx, invalid URLs and "no target"
+(apprise matched nothing). apprise reports the HTTP status only in its log lines
+(``error=404``), which are read from the result of the call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.alerting.routing import Receiver
+from pipeline.config import expand_env
+from pipeline.errors import ConfigError
+
+MAX_LISTED = 10
+
+
+def receiver_format(receiver: Receiver, url: str = "") -> str:
+    if receiver.format != "auto":
+        return receiver.format
+    if receiver.console and not url:
+        return "text"
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("slack",) or "hooks.slack.com" in url:
+        return "slack"
+    if scheme == "dingtalk" or "oapi.dingtalk.com" in url:
+        return "dingtalk"
+    return "markdown"
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%H:%M:%S UTC")
+
+
+def _value(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def format_message(receiver: Receiver, group_labels: dict[str, str],
+                   alerts: list[dict[str, Any]]) -> tuple[str, str]:
+    """(title, body) for one notification of a group; ``alerts`` as built by the manager."""
+    firing = [a for a in alerts if a["status"] == "firing"]
+    resolved = [a for a in alerts if a["status"] == "resolved"]
+    names = sorted({a["alertname"] for a in alerts})
+    state = f"FIRING:{len(firing)}" if firing else "RESOLVED"
+    glabels = " ".join(f"{k}={v}" for k, v in group_labels.items() if k != "alertname" and v)
+    title = f"[{state}] {', '.join(names)}" + (f" ({glabels})" if glabels else "")
+    md = receiver_format(receiver) != "text"
+    lines: list[str] = []
+    for section, items in (("Firing", firing), ("Resolved", resolved)):
+        if not items:
+            continue
+        lines.append(f"**{section}**" if md else f"{section}:")
+        for a in items[:MAX_LISTED]:
+            lines += _alert_lines(a, md)
+        if len(items) > MAX_LISTED:
+            lines.append(f"... and {len(items) - MAX_LISTED} more")
+    if receiver.mentions and receiver_format(receiver, "dingtalk://") == "dingtalk":
+        lines.append(" ".join(f"@{m}" for m in receiver.mentions))
+    return title, "\n".join(lines)
+
+
+def _alert_lines(a: dict[str, Any], md: bool) -> list[str]:
+    ann = a.get("annotations", {})
+    labels = a["labels"]
+    sev = labels.get("severity", "")
+    ident = " ".join(f"{k}={v}" for k, v in sorted(labels.items())
+                     if k not in ("alertname", "severity") and v)
+    head = f"**{a['alertname']}**" if md else a["alertname"]
+    out = [f"- {head}{' [' + sev + ']' if sev else ''} {ident}".rstrip()]
+    for key in ("summary", "description"):
+        if ann.get(key):
+            out.append(f"  {ann[key]}")
+    detail = f"  value {_value(a['value'])}" if a.get("value") is not None else ""
+    if a.get("since") and a["status"] == "firing":
+        detail += f", since {_when(a['since'])}"
+    if a.get("trace_url"):
+        detail += f", [example trace]({a['trace_url']})" if md else \
+            f", example trace {a['trace_url']}"
+    if detail:
+        out.append(detail if detail.startswith("  ") else "  " + detail.lstrip(", "))
+    return out
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: str  # ok | retry | config
+    error: str = ""
+
+
+_STATUS = re.compile(r"error=(\d{3})")
+
+
+def resolve_url(receiver: Receiver, url: str) -> str:
+    """``${VAR}`` expanded; DingTalk mentions added as apprise targets (``atMobiles``)."""
+    out = expand_env(url)
+    if receiver.mentions and receiver_format(receiver, out) == "dingtalk" \
+            and out.startswith("dingtalk://"):
+        base, _, query = out.partition("?")
+        out = base.rstrip("/") + "/" + "/".join(receiver.mentions) + (f"?{query}" if query
+                                                                       else "")
+    return out
+
+
+def deliver(receiver: Receiver, url: str, title: str, body: str) -> Delivery:
+    """One apprise call to one URL (blocking: run it in a thread)."""
+    import apprise
+
+    try:
+        target = resolve_url(receiver, url)
+    except ConfigError as exc:
+        return Delivery("config", str(exc))
+    a = apprise.Apprise()
+    if not a.add(target):
+        return Delivery("config", "not a valid apprise URL")
+    fmt = receiver_format(receiver, target)
+    body_format = apprise.NotifyFormat.TEXT if fmt == "text" else apprise.NotifyFormat.MARKDOWN
+    with apprise.LogCapture(level=apprise.logging.DEBUG) as logs:
+        result = a.notify(body=body, title=title, body_format=body_format)
+        captured = logs.getvalue()
+    return classify(result, captured)
+
+
+def classify(result: Any, log_text: str = "") -> Delivery:
+    """apprise's answer -> ok / retry / config."""
+    status = getattr(result, "status", None)
+    name = getattr(status, "name", None)
+    if result is True or name == "SUCCESS":
+        return Delivery("ok")
+    if result is None or name == "NOMATCH":
+        return Delivery("config", "apprise matched no target")
+    text = log_text
+    logs = getattr(result, "logs", None)
+    if callable(logs):
+        text += "\n".join(getattr(e, "message", str(e)) for e in logs())
+    if name == "TIMEOUT":
+        return Delivery("retry", "timeout")
+    codes = [int(c) for c in _STATUS.findall(text)]
+    if codes:
+        code = codes[-1]
+        if code >= 500 or code in (408, 429):
+            return Delivery("retry", f"HTTP {code}")
+        return Delivery("config", f"HTTP {code}: check the URL and its token")
+    return Delivery("retry", "connection error or unknown failure")

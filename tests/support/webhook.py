@@ -1,0 +1,65 @@
+"""A local HTTP server standing in for Slack / DingTalk / generic webhooks in tests.
+
+It records every request (path, headers, JSON body, arrival time) and answers from a script
+of status codes (the last one repeats), so tests can check bodies and retries.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Webhook:
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.statuses = list(statuses or [200])
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body: Any = json.loads(raw)
+                except ValueError:
+                    body = raw.decode(errors="replace")
+                with hook.lock:
+                    status = hook.statuses.pop(0) if len(hook.statuses) > 1 else hook.statuses[0]
+                    hook.requests.append({"path": self.path, "body": body, "status": status,
+                                          "at": time.time(), "headers": dict(self.headers)})
+                if self.path.startswith("/services/"):  # Slack answers a plain "ok"
+                    payload = b"ok" if status == 200 else b"invalid_payload"
+                else:  # DingTalk and generic JSON webhooks
+                    payload = b'{"errcode": 0}' if status == 200 else b'{"errcode": 1}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Webhook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def bodies(self) -> list[Any]:
+        with self.lock:
+            return [r["body"] for r in self.requests]

@@ -1,0 +1,102 @@
+"""Delivery through apprise to a local server standing in for the Slack and DingTalk webhooks:
+request bodies, 5xx then success, a 404 (configuration error), no target, secrets kept out of
+messages."""
+
+from __future__ import annotations
+
+import pytest
+from apprise.plugins.dingtalk import NotifyDingTalk
+from apprise.plugins.slack import NotifySlack
+
+from pipeline.alerting.notify import classify, deliver, format_message, resolve_url
+from pipeline.alerting.routing import Receiver
+from tests.support.webhook import Webhook
+
+ALERTS = [{"status": "firing", "alertname": "SlowTTFT",
+           "labels": {"alertname": "SlowTTFT", "severity": "warning", "model": "qwen-max",
+                      "service": "chat"},
+           "value": 4.1, "since": 1_790_000_000.0,
+           "annotations": {"summary": "TTFT p95 4.1 s, expected 0.8-1.3 s"},
+           "trace_url": "http://jaeger/trace/abc123"},
+          {"status": "resolved", "alertname": "SlowTTFT",
+           "labels": {"alertname": "SlowTTFT", "severity": "warning", "model": "qwen-plus",
+                      "service": "chat"}, "value": 0.9, "since": None,
+           "annotations": {"summary": "TTFT p95 back to 0.9 s"}, "trace_url": ""}]
+SLACK_URL = "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
+
+
+@pytest.fixture()
+def endpoints(monkeypatch: pytest.MonkeyPatch) -> Webhook:
+    with Webhook() as hook:
+        monkeypatch.setattr(NotifySlack, "webhook_url", f"{hook.base}/services")
+        monkeypatch.setattr(NotifyDingTalk, "notify_url",
+                            hook.base + "/robot/send?access_token={token}")
+        yield hook
+
+
+def test_slack_markdown_body(endpoints: Webhook, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_WEBHOOK", SLACK_URL)
+    r = Receiver("slack", ("${SLACK_WEBHOOK}",))
+    title, body = format_message(r, {"alertname": "SlowTTFT", "service": "chat"}, ALERTS)
+    assert deliver(r, "${SLACK_WEBHOOK}", title, body).outcome == "ok"
+    (req,) = endpoints.requests
+    assert req["path"] == "/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
+    text = str(req["body"])
+    assert "[FIRING:1] SlowTTFT (service=chat)" in text
+    assert "TTFT p95 4.1 s, expected 0.8-1.3 s" in text
+    assert "<http://jaeger/trace/abc123|example trace>" in text  # Slack link syntax
+    assert "TTFT p95 back to 0.9 s" in text  # the resolved one
+
+
+def test_dingtalk_markdown_with_mentions(endpoints: Webhook) -> None:
+    r = Receiver("oncall", ("dingtalk://abcdefghijklmnopqrstuvwxyz0123456789",),
+                 mentions=("13800000000",))
+    title, body = format_message(r, {"alertname": "SlowTTFT"}, ALERTS)
+    assert deliver(r, r.urls[0], title, body).outcome == "ok"
+    (req,) = endpoints.requests
+    assert req["path"].startswith("/robot/send?access_token=abcdefghijklmnopqrstuvwxyz")
+    msg = req["body"]
+    assert msg["msgtype"] == "markdown"
+    assert msg["markdown"]["title"] == "[FIRING:1] SlowTTFT"
+    assert "**SlowTTFT** [warning] model=qwen-max service=chat" in msg["markdown"]["text"]
+    assert "[example trace](http://jaeger/trace/abc123)" in msg["markdown"]["text"]
+    assert msg["markdown"]["text"].rstrip().endswith("@13800000000")
+    assert msg["at"]["atMobiles"] == ["13800000000"]
+
+
+def test_5xx_is_retry_then_success(endpoints: Webhook) -> None:
+    endpoints.statuses[:] = [500, 503, 200]
+    r = Receiver("json", (f"json://127.0.0.1:{endpoints.port}/hook",))
+    outcomes = [deliver(r, r.urls[0], "t", "b").outcome for _ in range(3)]
+    assert outcomes == ["retry", "retry", "ok"]
+    assert [q["status"] for q in endpoints.requests] == [500, 503, 200]
+
+
+def test_404_is_a_configuration_error(endpoints: Webhook) -> None:
+    endpoints.statuses[:] = [404]
+    r = Receiver("json", (f"json://127.0.0.1:{endpoints.port}/hook",))
+    d = deliver(r, r.urls[0], "t", "b")
+    assert d.outcome == "config" and "HTTP 404" in d.error
+
+
+def test_unreachable_is_retry_and_bad_url_or_env_is_config(monkeypatch: pytest.MonkeyPatch,
+                                                           ) -> None:
+    r = Receiver("x", ("json://127.0.0.1:9/hook",))
+    assert deliver(r, r.urls[0], "t", "b").outcome == "retry"
+    assert deliver(r, "nosuch://x", "t", "b").outcome == "config"
+    monkeypatch.delenv("NOPE_URL", raising=False)
+    d = deliver(r, "${NOPE_URL}", "t", "b")
+    assert d.outcome == "config" and "NOPE_URL is not set" in d.error
+
+
+def test_classify_no_target_and_legacy_booleans() -> None:
+    assert classify(None).outcome == "config"
+    assert classify(True).outcome == "ok"
+    assert classify(False, "error=429.").outcome == "retry"
+    assert classify(False, "Failed: Forbidden - error=403.").outcome == "config"
+
+
+def test_resolve_url_adds_mentions_as_targets() -> None:
+    r = Receiver("d", (), mentions=("139",))
+    assert resolve_url(r, "dingtalk://tok?x=1") == "dingtalk://tok/139?x=1"
+    assert "Receiver(name='d', urls=<0 secret>" in repr(r)

@@ -1,0 +1,92 @@
+"""Rule files: the shipped rules load, good files load, bad files give exactly the expected
+messages (rulefmt-style ``*.good.yaml`` / ``*.bad.yaml`` + ``*.bad.expected``), and the
+loader only ever raises the project's own error type."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.alerting.loader import RuleError, load_rules
+from pipeline.errors import SpanwatchError
+from rules import DEFAULT_RULES_DIR
+
+CASES = Path(__file__).parent / "testdata"
+BAD = sorted((CASES / "rules").glob("*.bad.yaml"))
+
+
+def test_shipped_rules_load_and_cover_the_signals() -> None:
+    rs = load_rules([DEFAULT_RULES_DIR])
+    kinds = {r.kind for r in rs.rules}
+    assert kinds == {"threshold", "absent", "anomaly", "finding", "black_hole"}
+    signals = {r.signal for r in rs.rules if r.signal}
+    assert {"ttft_p95", "tpot_p95", "error_rate", "queue_p95", "tokens_per_min"} <= signals
+    assert rs.config.receivers["console"].console
+    assert rs.config.inhibit_rules
+
+
+def test_example_receivers_load_with_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    rs = load_rules([DEFAULT_RULES_DIR / "golden-signals.yaml",
+                     DEFAULT_RULES_DIR / "examples" / "receivers.yaml"])
+    assert set(rs.config.receivers) == {"team-slack", "oncall-dingtalk", "qwen-owners"}
+    assert "SLACK" not in repr(rs.config.receivers["team-slack"])
+
+
+def test_good_file_loads() -> None:
+    rs = load_rules([CASES / "rules" / "good.good.yaml"])
+    by = rs.by_name()
+    assert by["SlowQwen"].op == ">=" and by["SlowQwen"].for_s == 30
+    assert by["UserSpend"].entity == "user" and by["Gone"].for_s == 900
+    assert by["Pii"].by == ("service", "model", "kind", "category")
+    assert by["Pii"].keep_firing_for_s == 300  # events resolve after 5 minutes by default
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.name for p in BAD])
+def test_bad_file_reports_every_problem_exactly(path: Path) -> None:
+    cwd = os.getcwd()
+    os.chdir(CASES)
+    try:
+        with pytest.raises(RuleError) as info:
+            load_rules([path.relative_to(CASES)])
+    finally:
+        os.chdir(cwd)
+    expected = path.with_suffix("").with_suffix(".bad.expected").read_text().splitlines()
+    assert info.value.problems == expected
+
+
+def test_missing_path_and_non_mapping(tmp_path: Path) -> None:
+    with pytest.raises(RuleError, match="no rule files found"):
+        load_rules([tmp_path])
+    (tmp_path / "a.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(RuleError, match=r"a.yaml:1:1: top level must be a mapping"):
+        load_rules([tmp_path])
+
+
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                    st.text(max_size=12), st.sampled_from(
+                        ["ttft_p95", "5m", "threshold", "finding", ">", "console", "{{ x"]))
+_tree = st.recursive(_scalar, lambda c: st.one_of(
+    st.lists(c, max_size=4),
+    st.dictionaries(st.sampled_from(
+        ["groups", "name", "rules", "alert", "kind", "signal", "threshold", "for", "labels",
+         "annotations", "route", "receivers", "receiver", "routes", "matchers", "urls",
+         "by", "window", "entity", "op", "min_severity", "kinds", "x"]), c, max_size=5)),
+    max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=_tree, raw=st.text(max_size=80))
+def test_loader_raises_only_its_own_error(tmp_path_factory: pytest.TempPathFactory,
+                                          doc: object, raw: str) -> None:
+    d = tmp_path_factory.mktemp("fuzz")
+    (d / "a.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    (d / "b.yaml").write_text(raw, encoding="utf-8")
+    try:
+        load_rules([d])
+    except SpanwatchError:
+        pass
