@@ -41,6 +41,7 @@ from pipeline.safety.registry import build_scanner
 from pipeline.signals import ALLOWED_DIMENSIONS, DEFAULT_DIMENSIONS
 from pipeline.spans import Layer
 from pipeline.windows import WindowSettings, WindowSpec, parse_duration_ns
+from rules import DEFAULT_RULES_DIR
 
 
 @dataclass(frozen=True)
@@ -130,13 +131,20 @@ class TopicSettings(_Model):
     payloads: str = "spanwatch.payloads"  # reassembled payloads ("" disables output)
     findings: str = "spanwatch.findings"  # content-safety findings and judge evaluations
     anomalies: str = "spanwatch.anomalies"  # anomaly scores and anomaly start/end events
+    alerting: str = "spanwatch.alerting"  # internal, ONE partition: samples, ticks, silences
+    alerts: str = "spanwatch.alerts"  # every alert state change (JSON)
+    silences: str = "spanwatch.silences"  # current silences (key: id), for `silence list`
     partitions: int = Field(4, ge=1, le=1024)  # for topics spanwatch creates
     replication_factor: int = Field(1, ge=1)
+
+    def single_partition_topics(self) -> list[str]:
+        """Topics that must have exactly one partition (all alert state has one owner)."""
+        return [self.alerting, self.silences]
 
     def all_topics(self) -> list[str]:
         return [t for t in (self.source, self.spans, self.deadletter, self.partials,
                             self.metrics, self.tokens, self.pieces, self.payloads,
-                            self.findings, self.anomalies) if t]
+                            self.findings, self.anomalies, self.alerts) if t]
 
 
 class IngestSettings(_Model):
@@ -350,6 +358,24 @@ class AnomalySettings(_Model):
                             self.emit_scores)
 
 
+class AlertingSettings(_Model):
+    """Alert rules and notifications (docs/ALERTING.md)."""
+
+    enabled: bool = True
+    rules: tuple[Path, ...] = (DEFAULT_RULES_DIR,)  # files or directories of YAML rules
+    tick_interval_s: float = Field(1.0, gt=0)  # how often for/keep_firing_for/groups advance
+    stale_after: str = "5m"  # a series silent this long stops holding a threshold alert
+    max_alerts: int = Field(10_000, ge=1)
+    max_attempts: int = Field(12, ge=1)  # delivery attempts before a notification is dropped
+    delivery_timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("stale_after")
+    @classmethod
+    def _stale(cls, v: str) -> str:
+        parse_duration_ns(v)
+        return v
+
+
 class WorkerSettings(_Model):
     app_id: str = "spanwatch"
     data_dir: Path = Path("/tmp/spanwatch-data")
@@ -367,6 +393,7 @@ class Settings(_Model):
     stitch: StitchSettings = StitchSettings()
     safety: SafetySettings = SafetySettings()
     anomaly: AnomalySettings = AnomalySettings()
+    alerting: AlertingSettings = AlertingSettings()
     worker: WorkerSettings = WorkerSettings()
 
     @model_validator(mode="after")

@@ -132,13 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.set_defaults(func=_cmd_demo)
 
-    from spanwatch.commands import anomaly, safety
+    from spanwatch.commands import anomaly, rules, safety
 
     safety.add_parser(sub, _settings)
     anomaly.add_parser(sub)
+    rules.add_parsers(sub, _settings, kafka_opts)
 
     be = sub.add_parser("bench", help="benchmarks that print numbers")
-    be.add_argument("what", choices=["ingest", "metrics", "stitch", "safety", "anomaly"])
+    be.add_argument("what", choices=["ingest", "metrics", "stitch", "safety", "anomaly", "alerts"])
     be.add_argument("--payloads", type=int, default=10_000, help="stitch: concurrent payloads")
     be.add_argument("--cap-mb", type=int, default=512, help="stitch: byte cap, MiB")
     be.add_argument("--spans", type=int, default=100_000, help="spans to process")

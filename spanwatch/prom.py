@@ -46,11 +46,12 @@ class SpanwatchCollector(Collector):
 
     def __init__(self, latest: LatestWindows, stats: IngestStats,
                  runtime: Any = None, stitch: dict[str, int] | None = None,
-                 safety: Any = None, anomaly: Any = None) -> None:
+                 safety: Any = None, anomaly: Any = None, alerting: Any = None) -> None:
         """``runtime``: the window agents' MetricsRuntime (counters and token totals);
         ``stitch``: the stitch agent's counters; ``safety``: the SafetyRuntime."""
         self.latest, self.stats, self.runtime, self.safety = latest, stats, runtime, safety
         self.anomaly = anomaly  # AnomalyStage
+        self.alerting = alerting  # AlertingRuntime
         self.stitch = stitch if stitch is not None else {}  # an empty Counter is falsy
 
     def collect(self) -> Iterator[Metric]:
@@ -112,6 +113,20 @@ class SpanwatchCollector(Collector):
                          "skipped_missing"):
                 events.add_metric([name], getattr(a, name))
             yield events
+        if self.alerting is not None:
+            mgr = self.alerting.manager
+            ev = CounterMetricFamily("spanwatch_alerting_events", "Alert states and notifications",
+                                     labels=["event"])
+            for name, n in sorted(mgr.counters.items()):
+                ev.add_metric([name], n)
+            ev.add_metric(["samples"], self.alerting.samples)
+            ev.add_metric(["errors"], self.alerting.errors)
+            yield ev
+            firing = GaugeMetricFamily("spanwatch_alerts_firing", "Alerts firing now (owner only)")
+            firing.add_metric([], sum(a.state == "firing" for a in mgr.alerts.values()))
+            yield firing
+            yield GaugeMetricFamily("spanwatch_notifications_pending",
+                                    "Notifications waiting for delivery", value=len(mgr.outbox))
         if self.runtime is None:
             return
         for name, value in sorted(self.runtime.counters.items()):

@@ -8,10 +8,11 @@ import faust
 from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY, start_http_server
 
-from agents import anomaly, ingest, metrics, safety, stitch
+from agents import alerting, anomaly, ingest, metrics, safety, stitch
 from agents.app import create_app
-from pipeline.config import Settings
-from pipeline.errors import BrokerError
+from pipeline.alerting.loader import RuleSet, load_rules
+from pipeline.config import Settings, expand_env
+from pipeline.errors import BrokerError, ConfigError
 from spanwatch.broker import create_topics
 from spanwatch.prom import LatestWindows, SpanwatchCollector
 
@@ -29,12 +30,48 @@ def source_partitions(settings: Settings) -> int:
     return len(topic.partitions)
 
 
+def load_alerting(settings: Settings) -> RuleSet | None:
+    """The validated rule set, or :class:`ConfigError` naming every problem (also unset
+    ``${VAR}`` in receiver URLs): the worker refuses to start on a broken rule set."""
+    if not settings.alerting.enabled:
+        return None
+    ruleset = load_rules(list(settings.alerting.rules))
+    missing = []
+    for receiver in ruleset.config.receivers.values():
+        for url in receiver.urls:
+            try:
+                expand_env(url)
+            except ConfigError as exc:
+                missing.append(f"receiver {receiver.name!r}: {exc}")
+    if missing:
+        raise ConfigError("alert receivers cannot be used:\n  " + "\n  ".join(missing))
+    return ruleset
+
+
+def check_single_partition(settings: Settings) -> None:
+    admin = AdminClient(settings.kafka.client_config())
+    for name in settings.topics.single_partition_topics():
+        topic = admin.list_topics(topic=name, timeout=15).topics.get(name)
+        if topic is not None and topic.error is None and len(topic.partitions) != 1:
+            raise BrokerError(f"topic {name!r} has {len(topic.partitions)} partitions; it must "
+                              "have exactly 1 (one owner for all alert state)")
+
+
 def run_worker(settings: Settings) -> None:
     """Run one worker of the consumer group ``settings.worker.app_id`` (blocks)."""
+    ruleset = load_alerting(settings)
+    if ruleset is not None:
+        log.info("alert rules: %d rules from %d files, receivers %s", len(ruleset.rules),
+                 len(ruleset.files), sorted(ruleset.config.receivers))
     if settings.profile.create_topics:
         # Topics must exist with the right partition count before faust subscribes.
         create_topics(settings.kafka.bootstrap_servers, settings.topics.all_topics(),
                       settings.topics.partitions, settings.topics.replication_factor)
+        create_topics(settings.kafka.bootstrap_servers,
+                      settings.topics.single_partition_topics(), 1,
+                      settings.topics.replication_factor)
+    if ruleset is not None:
+        check_single_partition(settings)
     settings.worker.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     sinks = []
@@ -53,12 +90,13 @@ def run_worker(settings: Settings) -> None:
         sinks.append(stitch_sink)
     stats = ingest.register(app, settings, sinks)
     anomaly_stage = anomaly.register(app, settings) if settings.anomaly.enabled else None
+    alerting_rt = alerting.register(app, settings, ruleset) if ruleset is not None else None
     port = settings.metrics.prometheus_port
     if port:
         latest = runtime.latest if runtime else LatestWindows()
         REGISTRY.register(SpanwatchCollector(latest, stats, runtime,
                                              stitch_rt.counters if stitch_rt else None,
-                                             safety_rt, anomaly_stage))
+                                             safety_rt, anomaly_stage, alerting_rt))
         start_http_server(port, addr=settings.metrics.prometheus_bind)
         log.info("Prometheus metrics on http://%s:%d/metrics", settings.metrics.prometheus_bind,
                  port)

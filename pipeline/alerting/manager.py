@@ -59,6 +59,7 @@ class Pending:
     next_at: float
     attempts: int = 0
     last_error: str = ""
+    url_index: int = -1  # which of the receiver's URLs; -1: the console
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -301,12 +302,17 @@ class AlertManager:
              "annotations": {k: templates.render(v, self.template_context(a, r))
                              for k, v in r.annotations.items()},
              "trace_url": self.template_context(a, r)["trace_url"]} for a, r in rendered])
-        pid = hashlib.sha1(f"{g.key}|{now}|{len(self.outbox)}".encode()).hexdigest()[:16]
-        self.outbox[pid] = Pending(pid, receiver, g.key, title, body,
-                                   "firing" if firing else "resolved",
-                                   [a.fingerprint for a, _ in rendered], now, now)
-        self.dirty.add("o:" + pid)
-        self.counters["notifications_queued"] += 1
+        rcv = self.config.receivers[receiver]
+        targets = ([-1] if rcv.console else []) + list(range(len(rcv.urls)))
+        for idx in targets:  # one notification per URL: a retry never repeats a success
+            pid = hashlib.sha1(f"{g.key}|{now}|{len(self.outbox)}|{idx}".encode()
+                               ).hexdigest()[:16]
+            self.outbox[pid] = Pending(pid, receiver, g.key, title, body,
+                                       "firing" if firing else "resolved",
+                                       [a.fingerprint for a, _ in rendered], now, now,
+                                       url_index=idx)
+            self.dirty.add("o:" + pid)
+            self.counters["notifications_queued"] += 1
 
     # --- delivery -----------------------------------------------------------------------
     def due(self, now: float) -> list[Pending]:

@@ -1,0 +1,193 @@
+"""Alerting agents.
+
+* ``spanwatch.rules`` (stage 1, any worker): records of ``spanwatch.metrics``, ``.tokens``,
+  ``.findings`` and ``.anomalies`` -> rule samples (:class:`~pipeline.alerting.evaluate.
+  RuleEvaluator`) -> ``spanwatch.alerting``.
+* ``spanwatch.alertmanager`` (stage 2): ``spanwatch.alerting`` has ONE partition, so exactly one
+  worker owns every alert, group, silence and pending notification (table ``alerting``,
+  restored on takeover): no duplicate notifications with N workers. Ticks, silence commands
+  and delivery results arrive on the same topic, so every state change happens inside an
+  event of that partition (faust's rule for table writes).
+* deliveries run as tasks (apprise in a thread); their outcome comes back as a ``delivery``
+  message. A notification stays in the table until delivered, so a restart retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+
+from agents.control import dispatch
+from pipeline.alerting.evaluate import RuleEvaluator, Sample
+from pipeline.alerting.loader import RuleSet
+from pipeline.alerting.manager import AlertManager, Pending
+from pipeline.alerting.notify import Delivery, deliver
+from pipeline.alerting.silences import Silence
+from pipeline.config import Settings
+from pipeline.deadletter import SourceRef
+from pipeline.windows import parse_duration_ns
+
+log = logging.getLogger("spanwatch.alerting")
+
+
+@dataclass
+class AlertingRuntime:
+    manager: AlertManager
+    loaded: bool = False
+    in_flight: set[str] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # deliveries running
+    samples: int = 0
+    errors: int = 0
+    console: Callable[[str], None] = field(default=lambda text: print(text, flush=True))
+
+
+def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRuntime:
+    topics, cfg = settings.topics, settings.alerting
+    inputs = {topics.metrics: "metrics", topics.tokens: "tokens", topics.findings: "findings",
+              topics.anomalies: "anomalies"}
+    source = app.topic(*inputs, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw")
+    alerting = app.topic(topics.alerting, key_serializer="raw", value_serializer="raw",
+                         partitions=1)
+    alerts_out = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
+    silences_out = app.topic(topics.silences, key_serializer="raw", value_serializer="raw",
+                             partitions=1)
+    table = app.Table("alerting", default=None, partitions=1)
+    evaluator = RuleEvaluator(ruleset)
+    rt = AlertingRuntime(AlertManager(
+        ruleset, stale_s=parse_duration_ns(cfg.stale_after) / 1e9, max_alerts=cfg.max_alerts,
+        max_attempts=cfg.max_attempts))
+
+    async def control(msg: dict[str, Any]) -> None:
+        await alerting.send(key=b"control", value=orjson.dumps(msg), partition=0)
+
+    @app.agent(source, name="spanwatch.rules")
+    async def evaluate(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            m = event.message
+            try:
+                rec = orjson.loads(event.value)
+                if not isinstance(rec, dict):
+                    continue
+                sent = [await alerting.send(key=b"sample", value=orjson.dumps(s.to_dict()),
+                                            partition=0)
+                        for s in evaluator.samples(inputs[m.topic], rec, (m.key or b"").decode())]
+                for fut in sent:
+                    await fut
+            except Exception:
+                rt.errors += 1
+                log.exception("rule evaluation failed at %s", SourceRef(m.topic, m.partition,
+                                                                        m.offset))
+
+    @app.timer(interval=cfg.tick_interval_s)
+    async def tick() -> None:
+        await control({"type": "tick"})
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: Any, *, signal: Any, **kwargs: Any) -> None:
+        rt.loaded = False  # (re)load the table into the manager at the next event
+
+    def load() -> None:
+        if rt.loaded:
+            return
+        mgr = rt.manager
+        for store in (mgr.alerts, mgr.groups, mgr.silences, mgr.outbox):
+            store.clear()
+        for key, value in list(table.items()):
+            if isinstance(value, dict):
+                mgr.load(key, value)
+        rt.in_flight.clear()
+        rt.loaded = True
+        log.info("alert manager: %d alerts, %d groups, %d silences, %d pending notifications",
+                 len(mgr.alerts), len(mgr.groups), len(mgr.silences), len(mgr.outbox))
+
+    async def handle(part: int, msg: dict[str, Any]) -> None:
+        load()
+        mgr, now = rt.manager, time.time()
+        records: list[dict[str, Any]] = []
+        kind = msg.get("type")
+        if kind == "sample":
+            rt.samples += 1
+            records = mgr.observe(Sample.from_dict(msg), now)
+        elif kind == "tick":
+            records = mgr.tick(now)
+        elif kind == "silence_add":
+            mgr.add_silence(Silence.from_dict(msg["silence"]))
+            log.info("silence %s added: %s", msg["silence"]["id"], msg["silence"]["matchers"])
+        elif kind == "silence_expire":
+            if not mgr.expire_silence(msg["id"], now):
+                log.warning("silence %s: not found or already expired", msg["id"])
+        elif kind == "delivery":
+            rt.in_flight.discard(msg["id"])
+            mgr.delivered(msg["id"], msg["outcome"], msg.get("error", ""), now)
+        await persist(records)
+        for p in mgr.due(now):
+            if p.id not in rt.in_flight:
+                rt.in_flight.add(p.id)
+                task = asyncio.ensure_future(run_delivery(p))
+                rt.tasks.add(task)
+                task.add_done_callback(rt.tasks.discard)
+
+    async def persist(records: list[dict[str, Any]]) -> None:
+        for key, value in rt.manager.take_dirty():
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+            if key.startswith("s:"):
+                await silences_out.send(key=key[2:].encode(), partition=0,
+                                        value=orjson.dumps(value) if value else None)
+        for rec in records:
+            await alerts_out.send(key=rec["fingerprint"].encode(), value=orjson.dumps(rec))
+
+    async def run_delivery(p: Pending) -> None:
+        receiver = rt.manager.config.receivers.get(p.receiver)
+        result = Delivery("config", f"unknown receiver {p.receiver!r}")
+        if receiver is not None and p.url_index < 0:
+            rt.console(f"{p.title}\n{p.body}")
+            result = Delivery("ok")
+        elif receiver is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                result = await asyncio.wait_for(loop.run_in_executor(
+                    None, deliver, receiver, receiver.urls[p.url_index], p.title, p.body),
+                    cfg.delivery_timeout_s)
+            except TimeoutError:
+                result = Delivery("retry", f"no answer in {cfg.delivery_timeout_s}s")
+            except Exception as exc:
+                result = Delivery("retry", f"{type(exc).__name__}")
+        level = logging.INFO if result.outcome == "ok" else logging.WARNING
+        log.log(level, "notification %s to %s (url %d): %s %s", p.id, p.receiver, p.url_index,
+                result.outcome, result.error)
+        try:
+            await control({"type": "delivery", "id": p.id, "outcome": result.outcome,
+                           "error": result.error})
+        except Exception:
+            rt.in_flight.discard(p.id)  # retried at the next tick
+            log.exception("could not record the delivery of %s", p.id)
+
+    def manager_error() -> None:
+        rt.errors += 1
+
+    @app.agent(alerting, name="spanwatch.alertmanager")
+    async def manage(stream: faust.StreamT[bytes]) -> None:
+        await dispatch(stream, handle, manager_error, log, "alert manager")
+
+    return rt
+
+
+def console_writer(stream: Any = None) -> Callable[[str], None]:
+    out = stream or sys.stdout
+
+    def write(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+    return write
