@@ -19,8 +19,33 @@ def faust_broker_url(bootstrap: str) -> str:
     return "kafka://" + ";".join(hosts)
 
 
+def limit_fetch_wait(ms: int) -> None:
+    """Cap the fetch long-poll of faust's consumers (faust passes a fixed 1500 ms to aiokafka).
+
+    Only the ``tansu`` profile asks for it: Tansu answers a fetch when its max wait is over,
+    not when records arrive, so the cap bounds each hop's latency. It patches the aiokafka
+    class faust instantiates, for this (worker) process.
+    """
+    import aiokafka
+
+    base = aiokafka.AIOKafkaConsumer
+    if getattr(base, "spanwatch_fetch_wait_ms", None) == ms:
+        return
+
+    class CappedWaitConsumer(base):  # type: ignore[misc, valid-type]
+        spanwatch_fetch_wait_ms = ms
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = min(kwargs.get("fetch_max_wait_ms", ms), ms)
+            super().__init__(*args, **kwargs)
+
+    aiokafka.AIOKafkaConsumer = CappedWaitConsumer
+
+
 def create_app(settings: Settings) -> faust.App:
     kafka = settings.kafka
+    if settings.profile.fetch_max_wait_ms is not None:
+        limit_fetch_wait(settings.profile.fetch_max_wait_ms)
     extra: dict[str, Any] = dict(settings.profile.faust)
     if kafka.sasl_mechanism:
         extra["broker_credentials"] = faust.SASLCredentials(

@@ -53,6 +53,7 @@ class BrokerProfile:
     producer: dict[str, Any] = field(default_factory=dict)  # confluent-kafka producer config
     consumer: dict[str, Any] = field(default_factory=dict)  # confluent-kafka consumer config
     create_topics: bool = False  # the worker creates its topics itself at start
+    fetch_max_wait_ms: int | None = None  # cap faust's (hard-coded 1500 ms) fetch long-poll
 
 
 BROKER_PROFILES: dict[str, BrokerProfile] = {
@@ -72,7 +73,11 @@ BROKER_PROFILES: dict[str, BrokerProfile] = {
             "consumer_auto_offset_reset": "earliest",
         },
         producer={"batch.num.messages": 1, "linger.ms": 0},
-        consumer={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+        consumer={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
+                  "fetch.wait.max.ms": 100},
+        # a fetch is answered only when its max wait is over, even when records arrive
+        # earlier (Kafka answers at once): every consumer hop would cost up to 1.5 s
+        fetch_max_wait_ms=100,
         # unknown topics are auto-created with 4 partitions: create ours explicitly
         create_topics=True,
     ),

@@ -105,6 +105,10 @@ def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool
         return bench_metrics(spans, batch)
     if what == "stitch":
         return bench_stitch(payloads, cap_mb)
+    if what == "alerts":
+        from spanwatch.bench_alerts import bench_alerts
+
+        return bench_alerts()
     if what == "anomaly":
         from spanwatch.anomaly_eval import bench_anomaly
 

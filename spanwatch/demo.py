@@ -2,8 +2,11 @@
 
 Starts Tansu on loopback, a ``spanwatch worker`` child process (tansu profile), and a traffic
 generator that writes multi-layer LLM traces as OTLP protobuf into ``otlp_spans`` (with an
-occasional corrupt message, to show the dead-letter path). It reads the worker's output topics
-and prints a compact summary every few seconds. Everything it started is stopped on exit.
+occasional corrupt message, to show the dead-letter path; a model server that slows down for
+ten seconds, runaway agents, completions leaking personal data). The worker runs the demo alert
+rules (``spanwatch/data/demo-rules``, console receiver). The demo reads the worker's output
+topics and prints a compact summary every few seconds, alerts included. Everything it started
+is stopped on exit.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from spanwatch.proc import spanwatch_cmd, spawn, stop
 from spanwatch.traffic import TrafficGenerator
 
 TANSU = BROKER_PROFILES["tansu"]
+DEMO_RULES = Path(__file__).resolve().parent / "data" / "demo-rules"
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Summary:
     partial: int = 0
     windows: int = 0
     deadletters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # state changes, in order
 
     def add_records(self, value: bytes) -> None:
         for d in json.loads(value)["spans"]:
@@ -117,7 +122,27 @@ class Summary:
                          f"{last['budget']} ({last['value']} > {last['limit']}): "
                          f"{ev['llm_calls']} LLM calls, {ev['tokens']} tokens, tool "
                          f"{rep.get('tool', '-')} x{rep.get('in_a_row', 0)} in a row")
+        lines += self._alert_lines()
         return "\n".join(lines)
+
+    def add_alert(self, value: bytes) -> None:
+        self.alerts.append(json.loads(value))
+
+    def _alert_lines(self) -> list[str]:
+        if not self.alerts:
+            return ["alerts: none yet"]
+        latest: dict[str, dict[str, Any]] = {}
+        for a in self.alerts:
+            latest[a["fingerprint"]] = a
+        firing = sorted({a["alertname"] for a in latest.values() if a["status"] == "firing"})
+        fired = sorted({a["alertname"] for a in self.alerts if a["status"] == "firing"})
+        resolved = sorted({a["alertname"] for a in self.alerts if a["status"] == "resolved"})
+        out = [f"alerts firing now: {', '.join(firing) or 'none'}; fired: {', '.join(fired)}; "
+               f"resolved: {', '.join(resolved) or 'none'}"]
+        for a in self.alerts[-4:]:
+            out.append(f"  {a['status'].upper():<8} {a['alertname']}: "
+                       f"{a['annotations'].get('summary', '')}"[:160])
+        return out
 
 
 def _q(rec: dict[str, Any], dist: str, q: str) -> str:
@@ -132,13 +157,20 @@ def _shares(rec: dict[str, Any]) -> str:
     return label + ", ".join(f"{k} {v:.0%}" for k, v in top)
 
 
+SLOW_MODEL = "qwen2.5-72b-instruct"
+SLOW_FROM_S, SLOW_TO_S = 3.0, 12.0  # the model server queues for a while: an alert fires
+
+
 def _produce_loop(bootstrap: str, topic: str, rate: float, seed: int, stop_flag: threading.Event,
                   counter: list[int]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, **TANSU.producer})
-    gen = TrafficGenerator(seed, chunk_every=40)
+    gen = TrafficGenerator(seed, chunk_every=40, pii_every=25)
     tick = 0.5
     n = 0
+    start = time.monotonic()
     while not stop_flag.wait(tick):
+        slow = SLOW_FROM_S <= time.monotonic() - start < SLOW_TO_S
+        gen.slow_model, gen.slow_factor = (SLOW_MODEL, 150.0) if slow else (None, 1.0)
         spans = None
         for _ in range(max(1, round(rate * tick))):
             batch = next(gen.batches(1, time.time_ns()))
@@ -168,7 +200,10 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
     signal.signal(signal.SIGTERM, lambda *_: stop_flag.set())
     with EmbeddedBroker(port or None, topics=topics.all_topics(), partitions=topics.partitions,
                         log_path=workdir / "tansu.log") as broker:
-        worker = spawn(spanwatch_cmd("worker", "--broker", broker.bootstrap, "--profile",
+        config = workdir / "spanwatch.yaml"
+        config.write_text(f"alerting: {{rules: [{json.dumps(str(DEMO_RULES))}]}}\n")
+        worker = spawn(spanwatch_cmd("--config", str(config), "worker", "--broker",
+                                     broker.bootstrap, "--profile",
                                      "tansu", "--data-dir", str(workdir / "data"),
                                      "--app-id", "spanwatch-demo",
                                      "--metrics-port", str(free_port())),
@@ -181,7 +216,7 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
                              "group.id": f"demo-view-{uuid.uuid4().hex[:6]}",
                              "auto.offset.reset": "earliest"})
         consumer.subscribe([topics.spans, topics.deadletter, topics.metrics, topics.tokens,
-                            topics.payloads])
+                            topics.payloads, topics.alerts])
         start = time.monotonic()
         producer.start()
         last_render = 0.0
@@ -202,6 +237,8 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
                         summary.add_window(msg.value() or b"{}")
                     elif msg.topic() == topics.tokens:
                         summary.add_tokens(msg.value() or b"{}")
+                    elif msg.topic() == topics.alerts:
+                        summary.add_alert(msg.value() or b"{}")
                     elif msg.topic() == topics.payloads:
                         rec = json.loads(msg.value() or b"{}")
                         summary.payloads[rec.get("reason") or rec.get("status", "?")] += 1

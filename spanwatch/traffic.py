@@ -98,13 +98,14 @@ class TrafficGenerator:
 
     def __init__(self, seed: int = 7, *, error_rate: float = 0.03, runaway_every: int = 50,
                  slow_model: str | None = None, slow_factor: float = 1.0,
-                 chunk_every: int = 0) -> None:
+                 chunk_every: int = 0, pii_every: int = 0) -> None:
         self.rng = random.Random(seed)
         self.error_rate = error_rate
         self.runaway_every = runaway_every
         self.slow_model = slow_model
         self.slow_factor = slow_factor
         self.chunk_every = chunk_every  # every Nth GenAI chat call: a big chunked completion
+        self.pii_every = pii_every  # every Nth GenAI chat call: a completion leaking PII
         self.traces = 0
         self.truth: dict[str, int] = defaultdict(int)  # what was generated, for tests
 
@@ -248,6 +249,12 @@ class TrafficGenerator:
         if convention == "genai" and self.chunk_every and \
                 self.truth["llm_calls"] % self.chunk_every == 0:
             self._chunked_output(out, app, sp, end)
+        elif convention == "genai" and self.pii_every and \
+                self.truth["llm_calls"] % self.pii_every == 0:
+            sp.attributes.append(KeyValue(key="gen_ai.output.messages", value=AnyValue(
+                string_value=json.dumps([{"role": "assistant", "parts": [
+                    {"type": "text", "content": self._pii_text()}]}], ensure_ascii=False))))
+            self.truth["pii_completions"] += 1
         self.truth["input_tokens"] += call["in"]
         self.truth["output_tokens"] += call["out"]
         if model.server:
@@ -267,6 +274,16 @@ class TrafficGenerator:
                                  "gen_ai.request.temperature": 0.2, "gen_ai.request.top_p": 0.9,
                                  "gen_ai.request.max_tokens": 1024, "gen_ai.request.n": 1}, err)
             out.add(model.server, "vllm.llm_engine", srv)
+
+    def _pii_text(self) -> str:
+        """A completion that repeats a customer's (synthetic, well-formed) phone and ID."""
+        rng = self.rng
+        phone = f"13{rng.randint(0, 9)}{rng.randint(0, 99_999_999):08d}"
+        month, day, seq = rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 999)
+        body = f"1101051990{month:02d}{day:02d}{seq:03d}"
+        weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+        check = "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+        return f"已为您查到订单，联系电话 {phone}，身份证号 {body}{check}，请核对。"
 
     def _chunked_output(self, out: Spans, app: str, sp: Span, end: int) -> None:
         """A completion too big for one export: pieces on carrier spans (docs/CHUNKING.md)."""

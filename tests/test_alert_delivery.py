@@ -10,7 +10,7 @@ from apprise.plugins.slack import NotifySlack
 
 from pipeline.alerting.notify import classify, deliver, format_message, resolve_url
 from pipeline.alerting.routing import Receiver
-from tests.support.webhook import Webhook
+from spanwatch.webhook import Webhook
 
 ALERTS = [{"status": "firing", "alertname": "SlowTTFT",
            "labels": {"alertname": "SlowTTFT", "severity": "warning", "model": "qwen-max",

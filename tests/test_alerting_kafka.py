@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from pipeline.config import TopicSettings
 from spanwatch.broker import EmbeddedBroker
 from spanwatch.cluster import WorkerProc, consume_until, produce
-from tests.support.webhook import Webhook
+from spanwatch.webhook import Webhook
 
 pytestmark = pytest.mark.broker
 RULES = """

@@ -19,8 +19,8 @@ CLI = [sys.executable, "-m", "spanwatch.cli"]
 
 @pytest.mark.broker
 def test_demo_runs_and_stops_everything_it_started() -> None:
-    out = subprocess.run([*CLI, "demo", "--duration", "35"], capture_output=True, text=True,
-                         timeout=180)
+    out = subprocess.run([*CLI, "demo", "--duration", "75"], capture_output=True, text=True,
+                         timeout=240)
     assert out.returncode == 0, out.stderr[-2000:]
     last = out.stdout.rsplit("spanwatch demo", 1)[1]
     records = int(re.search(r"records (\d+)", last).group(1))  # type: ignore[union-attr]
@@ -35,6 +35,12 @@ def test_demo_runs_and_stops_everything_it_started() -> None:
     assert "llama-3.1-8b-instruct: in" in last and "unpriced" in last
     assert re.search(r"token black holes: \d+; latest: (trace|session) ", last)
     assert re.search(r"chunked payloads stitched: \d+ complete", last)
+    alerts = re.search(r"alerts firing now: .*; fired: (.*); resolved: (.*)", last)
+    assert alerts is not None
+    assert alerts.group(1).split(", ") == ["PiiInCompletion", "RunawayAgent", "SlowModel"]
+    assert "SlowModel" in alerts.group(2)  # the model server recovered: the alert resolved
+    assert re.search(r"PiiInCompletion: cn_(mobile|id) in a completion of .*\*{6}", out.stdout)
+    assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", out.stdout)  # no raw phone number
     assert "stopped the worker and the broker." in out.stdout
     workdir = re.search(r"logs in (\S+)\)", out.stdout).group(1)  # type: ignore[union-attr]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

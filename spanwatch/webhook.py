@@ -1,4 +1,4 @@
-"""A local HTTP server standing in for Slack / DingTalk / generic webhooks in tests.
+"""A local HTTP server standing in for Slack / DingTalk / generic webhooks (tests, bench).
 
 It records every request (path, headers, JSON body, arrival time) and answers from a script
 of status codes (the last one repeats), so tests can check bodies and retries.
