@@ -45,3 +45,7 @@ def test_worker_config_loads_with_the_kafka_profile() -> None:
     for topic in s.topics.all_topics():
         assert topic in init
     assert f"--partitions {s.topics.partitions}" in init
+    for topic in s.topics.single_partition_topics():
+        assert f"--topic {topic} --partitions 1 " in init
+    assert s.alerting.rules == (Path("/etc/spanwatch/rules"),)
+    assert "./rules:/etc/spanwatch/rules:ro" in compose["services"]["spanwatch"]["volumes"]
