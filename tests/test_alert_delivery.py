@@ -4,6 +4,8 @@ messages."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from apprise.plugins.dingtalk import NotifyDingTalk
 from apprise.plugins.slack import NotifySlack
@@ -87,6 +89,17 @@ def test_unreachable_is_retry_and_bad_url_or_env_is_config(monkeypatch: pytest.M
     monkeypatch.delenv("NOPE_URL", raising=False)
     d = deliver(r, "${NOPE_URL}", "t", "b")
     assert d.outcome == "config" and "NOPE_URL is not set" in d.error
+
+
+def test_delivery_never_logs_the_url(caplog: pytest.LogCaptureFixture,
+                                     endpoints: Webhook) -> None:
+    caplog.set_level(logging.INFO)
+    r = Receiver("x", ("json://127.0.0.1:9/SECRETTOKEN123",))
+    assert deliver(r, r.urls[0], "t", "b").outcome == "retry"
+    endpoints.statuses[:] = [404]
+    r = Receiver("y", (f"json://127.0.0.1:{endpoints.port}/SECRETTOKEN456",))
+    assert deliver(r, r.urls[0], "t", "b").outcome == "config"
+    assert "SECRETTOKEN" not in caplog.text
 
 
 def test_classify_no_target_and_legacy_booleans() -> None:

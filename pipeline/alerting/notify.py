@@ -126,7 +126,9 @@ def deliver(receiver: Receiver, url: str, title: str, body: str) -> Delivery:
         return Delivery("config", "not a valid apprise URL")
     fmt = receiver_format(receiver, target)
     body_format = apprise.NotifyFormat.TEXT if fmt == "text" else apprise.NotifyFormat.MARKDOWN
-    with apprise.LogCapture(level=apprise.logging.DEBUG) as logs:
+    # WARNING, not DEBUG: apprise's debug lines carry the full URL (tokens) and a DEBUG
+    # capture lets them reach the worker's log handlers too
+    with apprise.LogCapture(level=apprise.logging.WARNING) as logs:
         result = a.notify(body=body, title=title, body_format=body_format)
         captured = logs.getvalue()
     return classify(result, captured)
