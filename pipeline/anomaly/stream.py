@@ -73,8 +73,11 @@ class AnomalyStage:
         ``put`` returns False when the state cannot be kept (series cap): not scored.
         """
         out: list[dict[str, Any]] = []
+        points = self.points(rec)
+        if not points:
+            return out
         end_s = rec["window"]["end_ns"] / NS
-        for sig, value, labels in self.points(rec):
+        for sig, value, labels in points:
             skey = f"{sig.name}|{key}"
             scorer = get(skey)
             fresh = scorer is None
