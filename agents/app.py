@@ -22,9 +22,9 @@ def faust_broker_url(bootstrap: str) -> str:
 def limit_fetch_wait(ms: int) -> None:
     """Cap the fetch long-poll of faust's consumers (faust passes a fixed 1500 ms to aiokafka).
 
-    Only the ``tansu`` profile asks for it: Tansu answers a fetch when its max wait is over,
-    not when records arrive, so the cap bounds each hop's latency. It patches the aiokafka
-    class faust instantiates, for this (worker) process.
+    ``kafka.fetch_max_wait_ms`` asks for it: Tansu answers a fetch when its max wait is over,
+    not when records arrive, so the cap bounds each hop's latency there. It patches the
+    aiokafka class faust instantiates, for this (worker) process.
     """
     import aiokafka
 
@@ -44,8 +44,8 @@ def limit_fetch_wait(ms: int) -> None:
 
 def create_app(settings: Settings) -> faust.App:
     kafka = settings.kafka
-    if settings.profile.fetch_max_wait_ms is not None:
-        limit_fetch_wait(settings.profile.fetch_max_wait_ms)
+    if kafka.fetch_max_wait_ms is not None:
+        limit_fetch_wait(kafka.fetch_max_wait_ms)
     extra: dict[str, Any] = dict(settings.profile.faust)
     if kafka.sasl_mechanism:
         extra["broker_credentials"] = faust.SASLCredentials(

@@ -31,12 +31,6 @@ metrics:
   idle_timeout: 5s
 tokens:
   activity_idle_timeout: 1h
-# Stages this test is not about stay off: with the anomaly agent on, a worker taking over
-# after SIGKILL while the tables restore stopped ingesting after 4-6 messages per partition
-# (reproducible; faust recovery, see docs/ARCHITECTURE.md "Known problems").
-anomaly: {enabled: false}
-alerting: {enabled: false}
-safety: {enabled: false}
 worker:
   stats_interval_s: 0.5
 """
