@@ -11,15 +11,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from pipeline.config import TopicSettings
 from spanwatch.broker import EmbeddedBroker
 from spanwatch.cluster import WorkerProc, consume_until, produce
 from spanwatch.webhook import Webhook
+from tests.support.otel import ToMessages
 
 pytestmark = pytest.mark.broker
 RULES = """
@@ -53,13 +53,6 @@ worker: {{stats_interval_s: 1}}
 """
 
 
-class ToMessages(SpanExporter):
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    def export(self, spans):  # type: ignore[no-untyped-def]
-        self.messages.append(encode_spans(spans).SerializeToString())
-        return SpanExportResult.SUCCESS
 
 
 def pii_messages(n: int) -> list[bytes]:

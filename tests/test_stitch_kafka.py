@@ -11,15 +11,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from pipeline.config import TopicSettings
 from spanwatch.broker import EmbeddedBroker
 from spanwatch.cluster import WorkerProc, consume_until, produce
 from spanwatch.otel.chunking import ChunkingSpanExporter
+from tests.support.otel import ToMessages
 
 pytestmark = pytest.mark.broker
 CONFIG = """
@@ -30,15 +30,6 @@ worker: {stats_interval_s: 0.5}
 """
 
 
-class ToMessages(SpanExporter):
-    """Each export call becomes one Kafka message (as a collector batch would)."""
-
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    def export(self, spans):  # type: ignore[no-untyped-def]
-        self.messages.append(encode_spans(spans).SerializeToString())
-        return SpanExportResult.SUCCESS
 
 
 def _messages(text: str) -> list[bytes]:

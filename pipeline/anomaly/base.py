@@ -16,11 +16,11 @@ the model slower is a new baseline, not an endless alert).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from pipeline.errors import ConfigError
+from pipeline.registry import Registry
 
 LIMIT = 1e12  # values are clamped to +-LIMIT: no real window signal is larger, and the
 # arithmetic of every detector stays finite (no inf - inf in an expected range)
@@ -88,40 +88,19 @@ class Detector:
         raise NotImplementedError
 
 
-D = TypeVar("D", bound=type[Detector])
-_REGISTRY: dict[str, type[Detector]] = {}
+def _load() -> None:
+    from pipeline.anomaly import cusum, ewma, forecast, proportion, robust  # noqa: F401
 
 
-def register(name: str) -> Callable[[D], D]:
-    def deco(cls: D) -> D:
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return deco
-
-
-def registered() -> dict[str, type[Detector]]:
-    _load()
-    return dict(_REGISTRY)
+DETECTORS: Registry[Detector] = Registry("detector", _load)
+register = DETECTORS.register
+registered = DETECTORS.classes
 
 
 def build_detector(spec: dict[str, Any]) -> Detector:
     """``{"detector": "robust", ...params}`` -> a detector; errors are :class:`ConfigError`."""
-    _load()
-    params = dict(spec)
-    params.pop("threshold", None)
-    params.pop("adapt_after", None)
-    name = params.pop("detector", None)
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown detector {name!r}; known: {sorted(_REGISTRY)}")
-    try:
-        return _REGISTRY[name](**params)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"detector {name}: {exc}") from None
-
-
-def _load() -> None:
-    from pipeline.anomaly import cusum, ewma, forecast, proportion, robust  # noqa: F401
+    params = {k: v for k, v in spec.items() if k not in ("threshold", "adapt_after")}
+    return DETECTORS.build(params.pop("detector", None), params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,9 @@ and registers itself under a name; configuration lists names with options::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from pipeline.errors import ConfigError
+from pipeline.registry import Registry
 from pipeline.safety.finding import Finding
 
 
@@ -32,38 +31,17 @@ class Scanner:
         return f"[{category}]"
 
 
-S = TypeVar("S", bound=type[Scanner])
-_REGISTRY: dict[str, type[Scanner]] = {}
+def _load_builtins() -> None:
+    # imported for their @register side effect
+    from pipeline.safety import injection, lexicon, pii, secrets  # noqa: F401
 
 
-def register(name: str) -> Callable[[S], S]:
-    def deco(cls: S) -> S:
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return deco
-
-
-def registered() -> dict[str, type[Scanner]]:
-    _load_builtins()
-    return dict(_REGISTRY)
+SCANNERS: Registry[Scanner] = Registry("scanner type", _load_builtins)
+register = SCANNERS.register
+registered = SCANNERS.classes
 
 
 def build_scanner(spec: dict[str, Any]) -> Scanner:
     """``{"type": "pii", ...options}`` -> a scanner; errors are :class:`ConfigError`."""
-    _load_builtins()
     options = dict(spec)
-    kind = options.pop("type", None)
-    if kind not in _REGISTRY:
-        raise ConfigError(f"unknown scanner type {kind!r}; known: {sorted(_REGISTRY)}")
-    try:
-        return _REGISTRY[kind](**options)
-    except TypeError as exc:
-        raise ConfigError(f"scanner {kind}: {exc}") from None
-    except ValueError as exc:
-        raise ConfigError(f"scanner {kind}: {exc}") from None
-
-
-def _load_builtins() -> None:
-    # imported for their @register side effect
-    from pipeline.safety import injection, lexicon, pii, secrets  # noqa: F401
+    return SCANNERS.build(options.pop("type", None), options)

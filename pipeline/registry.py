@@ -1,0 +1,42 @@
+"""A named registry of classes built from configuration (scanners, detectors).
+
+``registry.register("name")`` decorates a class; ``registry.build("name", options)`` makes
+an instance from keyword options, turning a wrong name or option into a
+:class:`~pipeline.errors.ConfigError` that says what was wrong. ``load`` imports the modules
+whose classes register themselves, on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from pipeline.errors import ConfigError
+
+T = TypeVar("T")
+C = TypeVar("C", bound=type)
+
+
+class Registry(Generic[T]):
+    def __init__(self, what: str, load: Callable[[], None]) -> None:
+        self.what, self._load, self._classes = what, load, dict[str, type[T]]()
+
+    def register(self, name: str) -> Callable[[C], C]:
+        def deco(cls: C) -> C:
+            cls.name = name  # type: ignore[attr-defined]
+            self._classes[name] = cls
+            return cls
+        return deco
+
+    def classes(self) -> dict[str, type[T]]:
+        self._load()
+        return dict(self._classes)
+
+    def build(self, name: Any, options: dict[str, Any]) -> T:
+        self._load()
+        if name not in self._classes:
+            raise ConfigError(f"unknown {self.what} {name!r}; known: {sorted(self._classes)}")
+        try:
+            return self._classes[name](**options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{self.what.split()[0]} {name}: {exc}") from None
