@@ -100,7 +100,7 @@ def worker_rate(msgs: list[bytes], spans: int, config: str = "") -> float:
 
 
 def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool = True,
-              payloads: int = 10_000, cap_mb: int = 512) -> int:
+              payloads: int = 10_000, cap_mb: int = 512, fetch_wait_ms: int = 100) -> int:
     if what == "metrics":
         return bench_metrics(spans, batch)
     if what == "stitch":
@@ -108,7 +108,7 @@ def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool
     if what == "alerts":
         from spanwatch.bench_alerts import bench_alerts
 
-        return bench_alerts()
+        return bench_alerts(fetch_wait_ms=fetch_wait_ms)
     if what == "anomaly":
         from spanwatch.anomaly_eval import bench_anomaly
 

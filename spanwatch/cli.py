@@ -80,7 +80,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from spanwatch.bench import run_bench
 
     return run_bench(args.what, spans=args.spans, batch=args.batch, broker=not args.no_broker,
-                     payloads=args.payloads, cap_mb=args.cap_mb)
+                     payloads=args.payloads, cap_mb=args.cap_mb,
+                     fetch_wait_ms=args.fetch_wait_ms)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--spans", type=int, default=100_000, help="spans to process")
     be.add_argument("--batch", type=int, default=500, help="spans per Kafka message")
     be.add_argument("--no-broker", action="store_true", help="skip the through-the-worker rate")
+    be.add_argument("--fetch-wait-ms", type=int, default=100,
+                    help="alerts: cap of the worker's fetch long-poll (1500: faust's own)")
     be.set_defaults(func=_cmd_bench)
     return p
 
