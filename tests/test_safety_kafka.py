@@ -82,3 +82,70 @@ def test_inline_and_chunked_content_produce_masked_findings(tmp_path: Path) -> N
         assert raw not in log
     assert ('spanwatch_safety_findings_total{category="cn_mobile",kind="pii",severity="medium"}'
             ' 1.0') in metrics
+
+
+class FakeJudge:
+    """An OpenAI-compatible /v1/chat/completions that labels every text 'violation'."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.texts: list[str] = []
+        judge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                judge.texts.append(body["messages"][1]["content"])
+                answer = json.dumps({"label": "violation", "score": 0.9,
+                                     "explanation": "repeats a phone number"})
+                out = json.dumps({"id": "j-1", "choices": [
+                    {"message": {"role": "assistant", "content": answer}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_worker_runs_the_judge_off_the_hot_path(tmp_path: Path) -> None:
+    judge = FakeJudge()
+    config = tmp_path / "sw.yaml"
+    config.write_text(CONFIG + f"safety: {{judge: {{url: '{judge.url}', model: j, "
+                      "sample_rate: 1.0, roles: [input, output]}}\n")
+    try:
+        with EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
+                            log_path=tmp_path / "tansu.log") as b:
+            w = WorkerProc(b.bootstrap, tmp_path / "w", config=config).start()
+            try:
+                produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in _messages()[:1]])
+                got = consume_until(b.bootstrap, ["spanwatch.findings"], lambda ms: any(
+                    orjson.loads(m.value())["type"] == "evaluation" for m in ms), timeout=90)
+            finally:
+                w.stop()
+    finally:
+        judge.close()
+    ev = next(orjson.loads(m.value()) for m in got
+              if orjson.loads(m.value())["type"] == "evaluation")
+    assert ev["kind"] == "judge" and ev["flagged"] and ev["severity"] == "high"
+    assert ev["evaluation"]["gen_ai.evaluation.score.label"] == "violation"
+    assert ev["evaluation"]["gen_ai.response.id"] == "j-1"
+    assert judge.texts and PHONE in judge.texts[0]  # the judge saw the text itself
+    assert PHONE not in b"".join(m.value() for m in got).decode()  # findings never do
