@@ -288,3 +288,35 @@ def test_sample_wire_format_round_trip() -> None:
     s = Sample("R", {"alertname": "R", "model": "m"}, "k", 1.5, True, 7, {"trace_id": "t"})
     assert Sample.from_dict(s.to_dict()) == s and s.fingerprint == Sample.from_dict(
         s.to_dict()).fingerprint
+
+
+def test_routing_tree_paths_and_continue(tmp_path: Path) -> None:
+    routing = """
+route:
+  receiver: team
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: oncall
+      continue: true
+    - matchers: ['model=~"q.*"']
+      receiver: owners
+      routes:
+        - matchers: ['service="chat"']
+          receiver: chat
+    - receiver: never        # a sibling after a match without continue
+receivers:
+  - {name: team, console: true}
+  - {name: oncall, console: true}
+  - {name: owners, console: true}
+  - {name: chat, console: true}
+  - {name: never, console: true}
+"""
+    route = ruleset(tmp_path, routing=routing).config.route
+
+    def where(**labels: str) -> list[tuple[str, str]]:
+        return [(p, r.receiver) for p, r in route.match(labels)]
+    assert where(severity="critical", model="qwen", service="chat") == [
+        ("0.0", "oncall"), ("0.1.0", "chat")]
+    assert where(model="qwen", service="rag") == [("0.1", "owners")]
+    assert where(model="gpt") == [("0.2", "never")]
+    assert route.at("0.1.0").receiver == "chat" and route.at("0") is route

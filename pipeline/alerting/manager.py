@@ -23,7 +23,6 @@ from pipeline.alerting.evaluate import Sample
 from pipeline.alerting.lifecycle import DEFAULT_STALE_S, Alert
 from pipeline.alerting.loader import RuleSet
 from pipeline.alerting.matchers import all_match
-from pipeline.alerting.routing import Route
 from pipeline.alerting.rules import EVENT_KINDS, Rule
 from pipeline.alerting.silences import Silence
 
@@ -222,21 +221,8 @@ class AlertManager:
         return False
 
     # --- groups ----------------------------------------------------------------------------
-    def _routes(self, labels: dict[str, str]) -> list[tuple[str, Route]]:
-        def walk(route: Route, path: str) -> list[tuple[str, Route]]:
-            if not all_match(route.matchers, labels):
-                return []
-            found: list[tuple[str, Route]] = []
-            for i, child in enumerate(route.routes):
-                hit = walk(child, f"{path}.{i}")
-                found += hit
-                if hit and not child.continue_:
-                    break
-            return found or [(path, route)]
-        return walk(self.config.route, "0")
-
     def _enqueue(self, alert: Alert, now: float) -> None:
-        for path, route in self._routes(alert.labels):
+        for path, route in self.config.route.match(alert.labels):
             glabels = {k: alert.labels.get(k, "") for k in route.group_by}
             gkey = hashlib.sha1(f"{path}|{sorted(glabels.items())}".encode()).hexdigest()[:16]
             g = self.groups.get(gkey)
@@ -250,19 +236,13 @@ class AlertManager:
                 g.next_flush = min(g.next_flush, due) if g.next_flush is not None else due
             self.dirty.add("g:" + gkey)
 
-    def _route_at(self, path: str) -> Route:
-        route = self.config.route
-        for i in path.split(".")[1:]:
-            route = route.routes[int(i)]
-        return route
-
     def _flush_due(self, now: float) -> None:
         for g in list(self.groups.values()):
             if g.next_flush is not None and g.next_flush <= now:
                 self._flush(g, now)
 
     def _flush(self, g: Group, now: float) -> None:
-        route = self._route_at(g.route)
+        route = self.config.route.at(g.route)
         receiver = self.config.receivers[g.receiver]
         members = [self.alerts[fp] for fp in g.alerts if fp in self.alerts]
         firing = [a for a in members if a.state == "firing" and not self.silenced(a.labels, now)

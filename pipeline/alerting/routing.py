@@ -47,18 +47,26 @@ class Route:
     routes: tuple[Route, ...] = ()
     continue_: bool = False
 
-    def match(self, labels: dict[str, str]) -> list[Route]:
-        """The routes an alert goes to (depth first; siblings stop at the first match unless
-        ``continue``); the route itself when no child matches."""
+    def match(self, labels: dict[str, str], path: str = "0") -> list[tuple[str, Route]]:
+        """The routes an alert goes to, with their paths in the tree (``"0"``, ``"0.1"``):
+        depth first, siblings stop at the first match unless ``continue``, the route itself
+        when no child matches."""
         if not all_match(self.matchers, labels):
             return []
-        found: list[Route] = []
-        for child in self.routes:
-            hit = child.match(labels)
+        found: list[tuple[str, Route]] = []
+        for i, child in enumerate(self.routes):
+            hit = child.match(labels, f"{path}.{i}")
             found += hit
             if hit and not child.continue_:
                 break
-        return found or [self]
+        return found or [(path, self)]
+
+    def at(self, path: str) -> Route:
+        """The route at a path returned by :meth:`match`."""
+        route = self
+        for i in path.split(".")[1:]:
+            route = route.routes[int(i)]
+        return route
 
 
 @dataclass(frozen=True)
