@@ -32,7 +32,6 @@ from pipeline.alerting.manager import AlertManager, Pending
 from pipeline.alerting.notify import Delivery, deliver
 from pipeline.alerting.silences import Silence
 from pipeline.config import Settings
-from pipeline.deadletter import SourceRef
 from pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.alerting")
@@ -69,23 +68,20 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
     async def control(msg: dict[str, Any]) -> None:
         await alerting.send(key=b"control", value=orjson.dumps(msg), partition=0)
 
+    async def evaluate_one(m: Any, rec: Any) -> None:
+        if not isinstance(rec, dict):
+            return
+        sent = [await alerting.send(key=b"sample", value=orjson.dumps(s.to_dict()), partition=0)
+                for s in evaluator.samples(inputs[m.topic], rec, (m.key or b"").decode())]
+        for fut in sent:
+            await fut
+
+    def count_error() -> None:
+        rt.errors += 1
+
     @app.agent(source, name="spanwatch.rules")
     async def evaluate(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            m = event.message
-            try:
-                rec = orjson.loads(event.value)
-                if not isinstance(rec, dict):
-                    continue
-                sent = [await alerting.send(key=b"sample", value=orjson.dumps(s.to_dict()),
-                                            partition=0)
-                        for s in evaluator.samples(inputs[m.topic], rec, (m.key or b"").decode())]
-                for fut in sent:
-                    await fut
-            except Exception:
-                rt.errors += 1
-                log.exception("rule evaluation failed at %s", SourceRef(m.topic, m.partition,
-                                                                        m.offset))
+        await dispatch(stream, evaluate_one, count_error, log, "rule evaluation")
 
     @app.timer(interval=cfg.tick_interval_s)
     async def tick() -> None:
@@ -109,7 +105,7 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
         log.info("alert manager: %d alerts, %d groups, %d silences, %d pending notifications",
                  len(mgr.alerts), len(mgr.groups), len(mgr.silences), len(mgr.outbox))
 
-    async def handle(part: int, msg: dict[str, Any]) -> None:
+    async def handle(m: Any, msg: dict[str, Any]) -> None:
         load()
         mgr, now = rt.manager, time.time()
         records: list[dict[str, Any]] = []
@@ -174,12 +170,9 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
             rt.in_flight.discard(p.id)  # retried at the next tick
             log.exception("could not record the delivery of %s", p.id)
 
-    def manager_error() -> None:
-        rt.errors += 1
-
     @app.agent(alerting, name="spanwatch.alertmanager")
     async def manage(stream: faust.StreamT[bytes]) -> None:
-        await dispatch(stream, handle, manager_error, log, "alert manager")
+        await dispatch(stream, handle, count_error, log, "alert manager")
 
     return rt
 

@@ -11,14 +11,15 @@ anomaly events (``spanwatch.anomalies``).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
 import orjson
 
+from agents.control import dispatch
 from pipeline.anomaly.base import AnomalyScorer
 from pipeline.anomaly.stream import AnomalyStage, dump_state, load_state
 from pipeline.config import Settings
-from pipeline.deadletter import SourceRef
 
 log = logging.getLogger("spanwatch.anomaly")
 
@@ -30,7 +31,6 @@ def register(app: faust.App, settings: Settings) -> AnomalyStage:
     out = app.topic(topics.anomalies, key_serializer="raw", value_serializer="raw")
     state = app.Table("anomaly-state", default=None, partitions=topics.partitions)
     stage = cfg.stage(settings.metrics.windows)
-    errors = {"n": 0}
 
     def get(key: str) -> AnomalyScorer | None:
         raw = state.get(key)
@@ -42,19 +42,17 @@ def register(app: faust.App, settings: Settings) -> AnomalyStage:
         state[key] = dump_state(scorer)
         return True
 
+    async def score_one(m: Any, rec: Any) -> None:
+        if not isinstance(rec, dict):
+            return
+        for r in stage.process((m.key or b"").decode(), rec, get, put):
+            await out.send(key=m.key, value=orjson.dumps(r))
+
+    def count_error() -> None:
+        stage.stats.errors += 1
+
     @app.agent(windows, name="spanwatch.anomaly")
     async def score(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            try:
-                rec = orjson.loads(event.value)
-                key = (msg.key or b"").decode()
-                results = stage.process(key, rec, get, put) if isinstance(rec, dict) else []
-                for r in results:
-                    await out.send(key=msg.key, value=orjson.dumps(r))
-            except Exception:
-                errors["n"] += 1
-                log.exception("anomaly scoring failed at %s",
-                              SourceRef(msg.topic, msg.partition, msg.offset))
+        await dispatch(stream, score_one, count_error, log, "anomaly scoring")
 
     return stage

@@ -16,7 +16,7 @@ import orjson
 
 from pipeline.deadletter import SourceRef
 
-Handler = Callable[[int, dict[str, Any]], Awaitable[None]]
+Handler = Callable[[Any, Any], Awaitable[None]]  # (faust message, decoded JSON value)
 
 
 async def broadcast(topic: faust.TopicT, key: bytes, value: bytes, partitions: int) -> None:
@@ -27,13 +27,13 @@ async def broadcast(topic: faust.TopicT, key: bytes, value: bytes, partitions: i
 
 async def dispatch(stream: faust.StreamT[bytes], handle: Handler, on_error: Callable[[], None],
                    log: logging.Logger, what: str) -> None:
-    """Decode each JSON event and hand it to ``handle(partition, message)``; an exception is
-    counted (``on_error``) and logged with ``topic[partition]@offset``, and the stream goes on."""
+    """Decode each JSON event and hand it to ``handle(message, value)`` (the faust message:
+    topic, partition, key); an exception is counted (``on_error``) and logged with
+    ``topic[partition]@offset``, and the stream goes on."""
     async for event in stream.events():
-        part = event.message.partition
+        m = event.message
         try:
-            await handle(part, orjson.loads(event.value))
+            await handle(m, orjson.loads(event.value))
         except Exception:
             on_error()
-            log.exception("%s failed at %s", what, SourceRef(event.message.topic, part,
-                                                              event.message.offset))
+            log.exception("%s failed at %s", what, SourceRef(m.topic, m.partition, m.offset))

@@ -196,7 +196,8 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
             last_close[part] = low
             await close_partition(part, low)
 
-    async def handle(part: int, d: dict[str, Any]) -> None:
+    async def handle(m: Any, d: dict[str, Any]) -> None:
+        part = m.partition
         if d.get("type") == "wm":
             await apply_watermark(part, d)
         elif d.get("type") == "bundle":

@@ -152,7 +152,8 @@ def register(app: faust.App, settings: Settings,
         if rt.bytes_held > ss.max_bytes:
             await evict_and_expire(part)
 
-    async def handle(part: int, d: dict[str, Any]) -> None:
+    async def handle(m: Any, d: dict[str, Any]) -> None:
+        part = m.partition
         load_held()
         if d.get("type") == "tick":
             await evict_and_expire(part)

@@ -110,7 +110,7 @@ class SpanwatchCollector(Collector):
             events = CounterMetricFamily("spanwatch_anomaly_events", "Anomaly scoring outcomes",
                                          labels=["outcome"])
             for name in ("scored", "anomalies", "duplicates", "series_overflow",
-                         "skipped_missing"):
+                         "skipped_missing", "errors"):
                 events.add_metric([name], getattr(a, name))
             yield events
         if self.alerting is not None:

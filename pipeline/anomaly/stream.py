@@ -39,6 +39,7 @@ class StageStats:
     duplicates: int = 0
     series_overflow: int = 0
     skipped_missing: int = 0
+    errors: int = 0  # records the agent could not score (logged with their offset)
 
 
 @dataclass
