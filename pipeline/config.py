@@ -14,10 +14,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -94,6 +95,14 @@ def expand_env(value: str) -> str:
             raise ConfigError(f"environment variable {name} is not set")
         return os.environ[name]
     return _ENV_REF.sub(sub, value)
+
+
+def _check_duration(v: str) -> str:
+    parse_duration_ns(v)  # ValueError: "bad duration '5x': use a positive number with ..."
+    return v
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]  # "500ms", "10s", "5m", "1h"
 
 
 class _Model(BaseModel):
@@ -175,8 +184,8 @@ class MetricsSettings(_Model):
 
     enabled: bool = True
     windows: tuple[str, ...] = ("10s", "1m", "5m")  # "SIZE" tumbling or "SIZE/STEP" hopping
-    allowed_lateness: str = "5s"
-    idle_timeout: str = "30s"  # an idle partition's watermark follows the wall clock after this
+    allowed_lateness: Duration = "5s"
+    idle_timeout: Duration = "30s"  # an idle partition's watermark follows the wall clock
     dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
     max_series: int = Field(10_000, ge=1)  # per worker; beyond it spans go to an overflow series
     heartbeat_interval_s: float = Field(1.0, gt=0)
@@ -192,12 +201,6 @@ class MetricsSettings(_Model):
             WindowSpec.parse(w)
         if len(set(v)) != len(v):
             raise ValueError("duplicate window")
-        return v
-
-    @field_validator("allowed_lateness", "idle_timeout")
-    @classmethod
-    def _duration(cls, v: str) -> str:
-        parse_duration_ns(v)
         return v
 
     @field_validator("dimensions")
@@ -224,13 +227,7 @@ class BudgetSettings(_Model):
     max_agent_depth: int | None = Field(8, ge=1)
     max_repeated_tool_calls: int | None = Field(5, ge=1)
     max_same_tool_calls: int | None = Field(10, ge=1)
-    repeat_window: str = "5m"
-
-    @field_validator("repeat_window")
-    @classmethod
-    def _window(cls, v: str) -> str:
-        parse_duration_ns(v)
-        return v
+    repeat_window: Duration = "5m"
 
     def budgets(self) -> Budgets:
         d = self.model_dump()
@@ -248,15 +245,9 @@ class TokensSettings(_Model):
         max_llm_calls=500, max_tool_calls=1000, max_tokens=5_000_000,
         max_tokens_per_minute=300_000, max_agent_depth=None, max_repeated_tool_calls=None,
         max_same_tool_calls=30)
-    activity_idle_timeout: str = "30m"  # traces and sessions quiet this long are forgotten
+    activity_idle_timeout: Duration = "30m"  # traces/sessions quiet this long are forgotten
     max_tracked: int = Field(100_000, ge=1)  # traces + sessions per worker; beyond: overflow
     top_n: int = Field(10, ge=1, le=1000)
-
-    @field_validator("activity_idle_timeout")
-    @classmethod
-    def _idle(cls, v: str) -> str:
-        parse_duration_ns(v)
-        return v
 
     def price_table(self) -> PriceTable:
         return PriceTable.load(self.prices)
@@ -266,17 +257,11 @@ class StitchSettings(_Model):
     """Reassembly of chunked payloads (docs/CHUNKING.md)."""
 
     enabled: bool = True
-    timeout: str = "2m"  # an incomplete payload is emitted as partial after this
+    timeout: Duration = "2m"  # an incomplete payload is emitted as partial after this
     max_bytes: int = Field(256 * 1024 * 1024, ge=1024)  # per worker, incomplete payloads
     forward_content: bool = False  # put the text in spanwatch.payloads (privacy: off)
     max_content_bytes: int = Field(900_000, ge=1)  # broker limits: longer text is cut
     tick_interval_s: float = Field(1.0, gt=0)
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, v: str) -> str:
-        parse_duration_ns(v)
-        return v
 
 
 class JudgeConfig(_Model):
@@ -371,16 +356,10 @@ class AlertingSettings(_Model):
     enabled: bool = True
     rules: tuple[Path, ...] = (DEFAULT_RULES_DIR,)  # files or directories of YAML rules
     tick_interval_s: float = Field(1.0, gt=0)  # how often for/keep_firing_for/groups advance
-    stale_after: str = "5m"  # a series silent this long stops holding a threshold alert
+    stale_after: Duration = "5m"  # a series silent this long stops holding a threshold alert
     max_alerts: int = Field(10_000, ge=1)
     max_attempts: int = Field(12, ge=1)  # delivery attempts before a notification is dropped
     delivery_timeout_s: float = Field(30.0, gt=0)
-
-    @field_validator("stale_after")
-    @classmethod
-    def _stale(cls, v: str) -> str:
-        parse_duration_ns(v)
-        return v
 
 
 class WorkerSettings(_Model):
