@@ -62,6 +62,21 @@ class Detector:
     name: ClassVar[str] = ""
     grace_period: int = 30
     n_learned: int = 0
+    log: bool = False  # measure deviations on log1p(x) (positive, heavy-tailed signals)
+    min_rel_spread: float = 0.05  # spread floor, relative to the expected value...
+    min_abs_spread: float = 1e-6  # ...and absolute: a flat series is not all alarms
+
+    def _tx(self, x: float) -> float:
+        return math.log1p(max(x, 0.0)) if self.log else x
+
+    def _floor(self, spread: float, center: float) -> float:
+        return max(spread, self.min_rel_spread * abs(center), self.min_abs_spread)
+
+    def _range(self, lo: float, hi: float) -> tuple[float, float]:
+        """An expected range computed on ``_tx`` values, in the signal's own units."""
+        if self.log:
+            return (max(expm1_safe(lo), 0.0), expm1_safe(hi))
+        return (lo, hi)
 
     def learn_one(self, x: float | None, t: float | None = None) -> None:
         if missing(x):

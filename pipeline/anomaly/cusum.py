@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from pipeline.anomaly.base import Detector, expm1_safe, register, z_to_score
+from pipeline.anomaly.base import Detector, register, z_to_score
 
 
 @register("cusum")
@@ -29,12 +29,8 @@ class CusumDetector(Detector):
         self.up = 0.0
         self.down = 0.0
 
-    def _tx(self, x: float) -> float:
-        return math.log1p(max(x, 0.0)) if self.log else x
-
     def _spread(self) -> float:
-        m = self.mean or 0.0
-        return max(math.sqrt(self.var), self.min_rel_spread * abs(m), self.min_abs_spread)
+        return self._floor(math.sqrt(self.var), self.mean or 0.0)
 
     def _sums(self, y: float) -> tuple[float, float]:
         z = (y - (self.mean or 0.0)) / self._spread()
@@ -76,6 +72,4 @@ class CusumDetector(Detector):
         sp = self._spread()
         hi = self.mean + (self.h - self.up + self.drift) * sp
         lo = self.mean - (self.h - self.down + self.drift) * sp
-        if self.log:
-            return (max(expm1_safe(lo), 0.0), expm1_safe(hi))
-        return (lo, hi)
+        return self._range(lo, hi)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from pipeline.anomaly.base import Detector, directed, expm1_safe, register, z_to_score
+from pipeline.anomaly.base import Detector, directed, register, z_to_score
 
 
 @register("ewma")
@@ -34,9 +34,6 @@ class EwmaDetector(Detector):
         self.profile = [1.0] * slots
         self.seen = [0] * slots
 
-    def _tx(self, x: float) -> float:
-        return math.log1p(max(x, 0.0)) if self.log else x
-
     def _slot(self, t: float | None) -> int:
         if not self.period_s or t is None:
             return 0
@@ -49,7 +46,7 @@ class EwmaDetector(Detector):
         return (self.level or 0.0) * self._factor(self._slot(t))
 
     def _spread(self, pred: float) -> float:
-        return max(math.sqrt(self.var), self.min_rel_spread * abs(pred), self.min_abs_spread)
+        return self._floor(math.sqrt(self.var), pred)
 
     def _learn(self, x: float, t: float | None) -> None:
         y = self._tx(x)
@@ -78,7 +75,4 @@ class EwmaDetector(Detector):
             return None
         pred = self._predict(t)
         half = self.z_alarm * self._spread(pred)
-        lo, hi = pred - half, pred + half
-        if self.log:
-            return (max(expm1_safe(lo), 0.0), expm1_safe(hi))
-        return (lo, hi)
+        return self._range(pred - half, pred + half)

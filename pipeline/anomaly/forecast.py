@@ -11,7 +11,7 @@ import math
 
 from river import time_series
 
-from pipeline.anomaly.base import Detector, directed, expm1_safe, register, z_to_score
+from pipeline.anomaly.base import Detector, directed, register, z_to_score
 
 
 @register("forecast")
@@ -30,9 +30,6 @@ class ForecastDetector(Detector):
         self.last: float | None = None
         self.ready = False
 
-    def _tx(self, x: float) -> float:
-        return math.log1p(max(x, 0.0)) if self.log else x
-
     def _predict(self) -> float:
         if self.ready:
             try:
@@ -42,7 +39,7 @@ class ForecastDetector(Detector):
         return self.last or 0.0
 
     def _spread(self, pred: float) -> float:
-        return max(math.sqrt(self.err_var), self.min_rel_spread * abs(pred), self.min_abs_spread)
+        return self._floor(math.sqrt(self.err_var), pred)
 
     def _learn(self, x: float, t: float | None) -> None:
         y = self._tx(x)
@@ -63,6 +60,4 @@ class ForecastDetector(Detector):
             return None
         pred = self._predict()
         half = self.z_alarm * self._spread(pred)
-        if self.log:
-            return (max(expm1_safe(pred - half), 0.0), expm1_safe(pred + half))
-        return (pred - half, pred + half)
+        return self._range(pred - half, pred + half)

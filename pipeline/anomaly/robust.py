@@ -8,11 +8,9 @@ every tiny wiggle into an alarm.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from pipeline.anomaly.base import Detector, directed, expm1_safe, register, z_to_score
+from pipeline.anomaly.base import Detector, directed, register, z_to_score
 
 MAD_TO_SIGMA = 1.4826
 
@@ -31,18 +29,12 @@ class RobustDetector(Detector):
         self._count = 0
         self._stats: tuple[float, float] | None = None
 
-    def _tx(self, x: float) -> float:
-        return math.log1p(max(x, 0.0)) if self.log else x
-
-    def _inv(self, y: float) -> float:
-        return expm1_safe(y) if self.log else y
-
     def _center_spread(self) -> tuple[float, float]:
         if self._stats is None:
             arr = self._ring[:min(self._count, self.window)]
             med = float(np.median(arr))
             mad = float(np.median(np.abs(arr - med))) * MAD_TO_SIGMA
-            self._stats = (med, max(mad, self.min_rel_spread * abs(med), self.min_abs_spread))
+            self._stats = (med, self._floor(mad, med))
         return self._stats
 
     def _learn(self, x: float, t: float | None) -> None:
@@ -59,5 +51,4 @@ class RobustDetector(Detector):
         if not self._count:
             return None
         med, spread = self._center_spread()
-        lo, hi = self._inv(med - self.z_alarm * spread), self._inv(med + self.z_alarm * spread)
-        return (max(lo, 0.0) if self.log else lo, hi)
+        return self._range(med - self.z_alarm * spread, med + self.z_alarm * spread)
