@@ -65,37 +65,36 @@ receivers:
 """
 
 
-def _probe_pii(i: int) -> bytes:
+def _one_span(service: str, name: str, server: bool, seconds: int,
+              attrs: dict[str, Any]) -> bytes:
+    """A message with one span of ``service`` ending now."""
     from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
     now = time.time_ns()
     data = TracesData()
     rs = data.resource_spans.add()
-    rs.resource.attributes.extend(kvs({"service.name": f"probe-{i}"}))
+    rs.resource.attributes.extend(kvs({"service.name": service}))
     sp = rs.scope_spans.add().spans.add()
     sp.trace_id, sp.span_id = uuid.uuid4().bytes, uuid.uuid4().bytes[:8]
-    sp.name, sp.kind = "chat m", Span.SPAN_KIND_CLIENT
-    sp.start_time_unix_nano, sp.end_time_unix_nano = now - 10**9, now
-    sp.attributes.extend(kvs({"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
-                              "gen_ai.output.messages": f"call me at 1391234{i % 10000:04d}"}))
+    sp.name = name
+    sp.kind = Span.SPAN_KIND_SERVER if server else Span.SPAN_KIND_CLIENT
+    sp.start_time_unix_nano, sp.end_time_unix_nano = now - seconds * 10**9, now
+    sp.attributes.extend(kvs(attrs))
     return data.SerializeToString()
+
+
+def _probe_pii(i: int) -> bytes:
+    """A completion leaking a phone number, from a service of its own (a new alert group)."""
+    return _one_span(f"probe-{i}", "chat m", False, 1, {
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+        "gen_ai.output.messages": f"call me at 1391234{i % 10000:04d}"})
 
 
 def _probe_slow(i: int) -> bytes:
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
-
-    now = time.time_ns()
-    data = TracesData()
-    rs = data.resource_spans.add()
-    rs.resource.attributes.extend(kvs({"service.name": "vllm-probe"}))
-    sp = rs.scope_spans.add().spans.add()
-    sp.trace_id, sp.span_id = uuid.uuid4().bytes, uuid.uuid4().bytes[:8]
-    sp.name, sp.kind = "llm_request", Span.SPAN_KIND_SERVER
-    sp.start_time_unix_nano, sp.end_time_unix_nano = now - 31 * 10**9, now
-    sp.attributes.extend(kvs({"gen_ai.request.model": f"probe-{i}",
-                              "gen_ai.latency.time_to_first_token": 30.0,
-                              "gen_ai.usage.completion_tokens": 10}))
-    return data.SerializeToString()
+    """A model-server span with a 30 s TTFT, for a model of its own."""
+    return _one_span("vllm-probe", "llm_request", True, 31, {
+        "gen_ai.request.model": f"probe-{i}", "gen_ai.latency.time_to_first_token": 30.0,
+        "gen_ai.usage.completion_tokens": 10})
 
 
 def _background(bootstrap: str, rate: float, stop: threading.Event) -> None:

@@ -81,12 +81,12 @@ class RuleEvaluator:
         window = rec["window"]
         end_ns = window["end_ns"]
         table = sig.TOKENS if entity else sig.METRICS
+        member = key or "|".join(f"{k}={v}" for k, v in sorted(labels.items()))
         for rule in self.by_kind.get("threshold", []) + self.by_kind.get("absent", []):
             if rule.entity != entity or (rule.window and rule.window != window["name"]):
                 continue
             if not all_match(rule.matchers, labels):
                 continue
-            member = key or "|".join(f"{k}={v}" for k, v in sorted(labels.items()))
             if rule.kind == "absent":
                 out.append(Sample(rule.name, _identity(rule, labels), member, None, False,
                                   end_ns, {"window": window["name"]}))

@@ -276,13 +276,9 @@ class AlertManager:
     def _notify(self, g: Group, receiver: str, firing: list[Alert], resolved: list[Alert],
                 now: float) -> None:
         rendered = [(a, self.rules[a.rule]) for a in firing + resolved if a.rule in self.rules]
-        title, body = self.format(self.config.receivers[receiver], g.labels, [
-            {"status": "firing" if a.state == "firing" else "resolved", "alertname": r.name,
-             "labels": a.labels, "value": a.value, "since": a.firing_since,
-             "annotations": {k: templates.render(v, self.template_context(a, r))
-                             for k, v in r.annotations.items()},
-             "trace_url": self.template_context(a, r)["trace_url"]} for a, r in rendered])
         rcv = self.config.receivers[receiver]
+        title, body = self.format(rcv, g.labels, [self._message_alert(a, r)
+                                                  for a, r in rendered])
         targets = ([-1] if rcv.console else []) + list(range(len(rcv.urls)))
         for idx in targets:  # one notification per URL: a retry never repeats a success
             pid = hashlib.sha1(f"{g.key}|{now}|{len(self.outbox)}|{idx}".encode()
@@ -293,6 +289,14 @@ class AlertManager:
                                        url_index=idx)
             self.dirty.add("o:" + pid)
             self.counters["notifications_queued"] += 1
+
+    def _message_alert(self, a: Alert, rule: Rule) -> dict[str, Any]:
+        """One alert as the message formatter wants it (templates rendered once)."""
+        ctx = self.template_context(a, rule)
+        return {"status": "firing" if a.state == "firing" else "resolved",
+                "alertname": rule.name, "labels": a.labels, "value": a.value,
+                "since": a.firing_since, "trace_url": ctx["trace_url"],
+                "annotations": {k: templates.render(v, ctx) for k, v in rule.annotations.items()}}
 
     # --- delivery -----------------------------------------------------------------------
     def due(self, now: float) -> list[Pending]:
