@@ -162,6 +162,6 @@ class SpanwatchCollector(Collector):
         if self.safety.judge is not None:
             judge = CounterMetricFamily("spanwatch_judge_events", "Judge model calls by outcome",
                                         labels=["outcome"])
-            for name, n in sorted(self.safety.judge.stats.counters.items()):
+            for name, n in sorted(self.safety.judge.counters.items()):
                 judge.add_metric([name], n)
             yield judge

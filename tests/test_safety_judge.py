@@ -150,7 +150,7 @@ def test_circuit_opens_and_closes_through_the_queue() -> None:
         assert await q.judge_one(item) is None  # 500 -> open
         assert c.breaker.state == "open"
         assert await q.judge_one(item) is None  # not even called
-        assert q.stats.counters["skipped_circuit_open"] == 1
+        assert q.counters["skipped_circuit_open"] == 1
         clock.now = 31
         assert c.breaker.state == "half_open"
         fake.script[:] = ["500", "ok"]
@@ -173,7 +173,7 @@ def test_queue_never_waits_drops_when_full_and_samples_by_span() -> None:
         q = JudgeQueue(c, emit)  # tasks not started: nothing drains
         results = [q.submit(ContentItem("t", "output", "a", "t", f"s{i}")) for i in range(5)]
         assert results == [True, True, False, False, False]
-        assert q.stats.counters["dropped_queue_full"] == 3
+        assert q.counters["dropped_queue_full"] == 3
         c.settings.sample_rate = 0.5
         picks = [c.sampled(f"span{i}:a") for i in range(1000)]
         assert 400 < sum(picks) < 600

@@ -20,7 +20,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -204,11 +204,6 @@ class JudgeClient:
                           str(expl) if expl is not None else None, data.get("id"))
 
 
-@dataclass
-class JudgeStats:
-    counters: Counter[str] = field(default_factory=Counter)
-
-
 Emit = Callable[[ContentItem, Evaluation], Awaitable[None]]
 
 
@@ -218,7 +213,7 @@ class JudgeQueue:
     def __init__(self, client: JudgeClient, emit: Emit) -> None:
         self.client, self._emit = client, emit
         self.queue: asyncio.Queue[ContentItem] = asyncio.Queue(client.settings.queue_size)
-        self.stats = JudgeStats()
+        self.counters: Counter[str] = Counter()  # outcomes (exported on /metrics)
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -233,7 +228,7 @@ class JudgeQueue:
         await self.client.close()
 
     def submit(self, item: ContentItem) -> bool:
-        c = self.stats.counters
+        c = self.counters
         if not self.client.sampled(f"{item.span_id}:{item.location}"):
             c["not_sampled"] += 1
             return False
@@ -254,7 +249,7 @@ class JudgeQueue:
                 self.queue.task_done()
 
     async def judge_one(self, item: ContentItem) -> Evaluation | None:
-        c, breaker = self.stats.counters, self.client.breaker
+        c, breaker = self.counters, self.client.breaker
         if not breaker.allow():
             c["skipped_circuit_open"] += 1
             return None
