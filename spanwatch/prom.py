@@ -159,6 +159,11 @@ class SpanwatchCollector(Collector):
         for name, n in sorted(st.scanner_errors.items()):
             errs.add_metric([name], n)
         yield errs
+        skipped = CounterMetricFamily("spanwatch_safety_skipped_texts",
+                                      "Texts not scanned, by reason", labels=["reason"])
+        for reason, n in sorted(self.safety.counters.items()):
+            skipped.add_metric([reason], n)
+        yield skipped
         if self.safety.judge is not None:
             judge = CounterMetricFamily("spanwatch_judge_events", "Judge model calls by outcome",
                                         labels=["outcome"])

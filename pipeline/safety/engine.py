@@ -65,13 +65,7 @@ class SafetyEngine:
             self.stats.truncated += 1
             text = text[:self.max_chars]
         self.stats.chars += len(text)
-        found: list[tuple[Scanner, Finding]] = []
-        for scanner in self.scanners:
-            try:
-                found += [(scanner, f) for f in scanner.scan(text)]
-            except Exception:  # one broken scanner must not hide the others' findings
-                self.stats.scanner_errors[scanner.name] += 1
-        found.sort(key=lambda sf: (sf[1].start, sf[1].end))
+        found = self._matches(text)
         masks = [(f.start, f.end, s.masked(text[f.start:f.end], f.category)) for s, f in found]
         out = []
         for _, f in found:
@@ -79,11 +73,23 @@ class SafetyEngine:
             self.stats.findings[(f.kind, f.category, str(f.severity))] += 1
         return out
 
+    def _matches(self, text: str) -> list[tuple[Scanner, Finding]]:
+        """Every scanner's findings, ordered by position (a failing scanner is counted)."""
+        found: list[tuple[Scanner, Finding]] = []
+        for scanner in self.scanners:
+            try:
+                found += [(scanner, f) for f in scanner.scan(text)]
+            except Exception:  # one broken scanner must not hide the others' findings
+                self.stats.scanner_errors[scanner.name] += 1
+        found.sort(key=lambda sf: (sf[1].start, sf[1].end))
+        return found
+
     def redact(self, text: str) -> str:
         """``text`` with every finding masked (for text that must be shown, e.g. a judge's
-        explanation that may quote the content)."""
-        findings = self.scan(text)
-        masks = [(f.start, f.end, "[" + f.category + "]") for f in findings]
+        explanation that may quote the content). Not counted as a scanned text: its
+        findings are not findings of the traffic."""
+        masks = [(f.start, f.end, "[" + f.category + "]")
+                 for _, f in self._matches(text[:self.max_chars])]
         return masked_excerpt(text, masks, (0, len(text)), context=0) if masks else text
 
     def scan_item(self, item: ContentItem) -> list[dict[str, Any]]:
