@@ -11,7 +11,8 @@ from prometheus_client import REGISTRY, start_http_server
 from agents import alerting, anomaly, ingest, metrics, safety, stitch
 from agents.app import create_app
 from pipeline.alerting.loader import RuleSet, load_rules
-from pipeline.config import Settings, expand_env
+from pipeline.alerting.routing import unusable_receivers
+from pipeline.config import Settings
 from pipeline.errors import BrokerError, ConfigError
 from spanwatch.broker import create_topics
 from spanwatch.prom import LatestWindows, SpanwatchCollector
@@ -36,13 +37,7 @@ def load_alerting(settings: Settings) -> RuleSet | None:
     if not settings.alerting.enabled:
         return None
     ruleset = load_rules(list(settings.alerting.rules))
-    missing = []
-    for receiver in ruleset.config.receivers.values():
-        for url in receiver.urls:
-            try:
-                expand_env(url)
-            except ConfigError as exc:
-                missing.append(f"receiver {receiver.name!r}: {exc}")
+    missing = unusable_receivers(ruleset.config)
     if missing:
         raise ConfigError("alert receivers cannot be used:\n  " + "\n  ".join(missing))
     return ruleset

@@ -14,6 +14,8 @@ from pipeline.alerting import templates
 from pipeline.alerting.matchers import Matcher, all_match, parse_duration_s, parse_matchers
 from pipeline.alerting.rules import Problems, _str_list, _suggest
 from pipeline.alerting.yamlpos import Located, Path_
+from pipeline.config import expand_env
+from pipeline.errors import ConfigError
 
 FORMATS = ("auto", "slack", "dingtalk", "markdown", "text")
 ROUTE_KEYS = {"receiver", "group_by", "group_wait", "group_interval", "repeat_interval",
@@ -83,6 +85,19 @@ class AlertingConfig:
         default_factory=lambda: {"console": Receiver("console", console=True)})
     inhibit_rules: tuple[InhibitRule, ...] = ()
     trace_url: str = ""  # template with {{ trace_id }}
+
+
+def unusable_receivers(config: AlertingConfig) -> list[str]:
+    """``receiver 'x': environment variable X is not set`` for every URL whose ``${VAR}``
+    cannot be expanded now (an error for the worker, a warning for ``rules check``)."""
+    out = []
+    for receiver in config.receivers.values():
+        for url in receiver.urls:
+            try:
+                expand_env(url)
+            except ConfigError as exc:
+                out.append(f"receiver {receiver.name!r}: {exc}")
+    return out
 
 
 def parse_config(doc: Located, problems: Problems) -> AlertingConfig:

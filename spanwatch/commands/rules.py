@@ -19,10 +19,11 @@ from typing import Any
 
 from pipeline.alerting.loader import RuleError, load_rules
 from pipeline.alerting.matchers import parse_duration_s
+from pipeline.alerting.routing import unusable_receivers
 from pipeline.alerting.ruletest import run_file
 from pipeline.alerting.silences import Silence
-from pipeline.config import Settings, expand_env
-from pipeline.errors import ConfigError, SpanwatchError
+from pipeline.config import Settings
+from pipeline.errors import SpanwatchError
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -33,12 +34,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
-    for r in rs.config.receivers.values():
-        for url in r.urls:
-            try:
-                expand_env(url)
-            except ConfigError as exc:
-                print(f"warning: receiver {r.name!r}: {exc}", file=sys.stderr)
+    for problem in unusable_receivers(rs.config):
+        print(f"warning: {problem}", file=sys.stderr)
     kinds: dict[str, int] = {}
     for rule in rs.rules:
         kinds[rule.kind] = kinds.get(rule.kind, 0) + 1
