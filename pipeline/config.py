@@ -119,7 +119,7 @@ class KafkaSettings(_Model):
     # Cap faust's fetch long-poll (faust passes a fixed 1500 ms). Kafka answers a fetch as soon
     # as records arrive; Tansu only when the wait is over, so each consumer hop can cost up to
     # 1.5 s there. 100 brings span-to-webhook p50 from 1.7 s to 0.14 s on Tansu, but a worker
-    # taking over after SIGKILL then stalled in tests (docs/ARCHITECTURE.md, Known problems):
+    # taking over after SIGKILL then stalled in most test runs (docs/ARCHITECTURE.md):
     # off by default, used by `spanwatch bench alerts`.
     fetch_max_wait_ms: int | None = Field(None, ge=1, le=60_000)
 
