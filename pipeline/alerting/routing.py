@@ -183,6 +183,9 @@ def _route(doc: Located, p: Path_, item: Any, problems: Problems,
     receiver = item.get("receiver", parent.receiver if parent else None)
     if receiver is None:
         problems.add(doc, p, "the root route needs a 'receiver'")
+    elif not isinstance(receiver, str):
+        problems.add(doc, (*p, "receiver"), "a receiver is named by a string")
+        receiver = parent.receiver if parent else "console"
     elif ("receiver" in item or parent is None) and receiver not in receivers \
             and not (receiver == "console" and not receivers):
         problems.add(doc, (*p, "receiver"), f"unknown receiver {receiver!r}"
