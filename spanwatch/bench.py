@@ -100,7 +100,8 @@ def worker_rate(msgs: list[bytes], spans: int, config: str = "") -> float:
 
 
 def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool = True,
-              payloads: int = 10_000, cap_mb: int = 512, fetch_wait_ms: int = 100) -> int:
+              payloads: int = 10_000, cap_mb: int = 512, fetch_wait_ms: int = 100,
+              data: str | None = None) -> int:
     if what == "metrics":
         return bench_metrics(spans, batch)
     if what == "stitch":
@@ -112,7 +113,7 @@ def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool
     if what == "anomaly":
         from spanwatch.anomaly_eval import bench_anomaly
 
-        return bench_anomaly()
+        return bench_anomaly(data=data)
     if what == "safety":
         from spanwatch.bench_safety import bench_safety
 

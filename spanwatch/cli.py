@@ -81,7 +81,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     return run_bench(args.what, spans=args.spans, batch=args.batch, broker=not args.no_broker,
                      payloads=args.payloads, cap_mb=args.cap_mb,
-                     fetch_wait_ms=args.fetch_wait_ms)
+                     fetch_wait_ms=args.fetch_wait_ms, data=args.data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--no-broker", action="store_true", help="skip the through-the-worker rate")
     be.add_argument("--fetch-wait-ms", type=int, default=100,
                     help="alerts: cap of the worker's fetch long-poll (1500: faust's own)")
+    be.add_argument("--data", help="anomaly: folder holding clones of the public labelled "
+                    "sets (default $SPANWATCH_DATASETS or ~/.cache/spanwatch/datasets)")
     be.set_defaults(func=_cmd_bench)
     return p
 

@@ -240,16 +240,36 @@ def test_score_command(tmp_path: Path) -> None:
                    "--extra"])
     assert res.returncode == 0, res.stderr
     lines = (tmp_path / "o.csv").read_text().splitlines()
-    assert lines[0] == "timestamp,value,anomaly_score,expected_low,expected_high,anomalous"
+    assert lines[0] == ("timestamp,value,anomaly_score,expected_low,expected_high,anomalous,"
+                        "model")
     assert len(lines) == 41 and lines[1].startswith("2026-11-28T10:00:00Z,1.0,0.000000")
     bad = run_cli(["anomaly", "score"], "time,value\n1,2\n")
     assert bad.returncode == 2 and "header 'timestamp,value'" in bad.stderr
-    bad = run_cli(["anomaly", "score"], "timestamp,value\n2,1\n1,1\n")
-    assert "line 3: timestamps must increase" in bad.stderr
     bad = run_cli(["anomaly", "score"], "timestamp,value\nyesterday,1\n")
     assert "line 2: timestamp 'yesterday'" in bad.stderr
     bad = run_cli(["anomaly", "score", "--detector", "robust", "--param", "window=1"], "")
     assert bad.returncode == 2 and "window >= 3" in bad.stderr
+
+
+def test_repeated_and_backward_timestamps_are_scored_and_counted() -> None:
+    """A daylight-saving change steps local time back an hour; exports repeat rows."""
+    stamps = [f"2026-10-25 0{h}:{m:02d}:00" for h in (0, 1, 2) for m in range(0, 60, 5)]
+    stamps += [f"2026-10-25 02:{m:02d}:00" for m in range(0, 60, 5)]  # the hour again
+    stamps.insert(5, stamps[4])  # one repeated row
+    text = "timestamp,value\n" + "".join(f"{t},{10 + i % 3}\n" for i, t in enumerate(stamps))
+    out = io.StringIO()
+    summary = backtest(io.StringIO(text), out, {"detector": "auto"})
+    assert summary.rows == len(stamps) == len(out.getvalue().splitlines()) - 1
+    assert (summary.repeated, summary.backwards) == (1, 1)
+    res = run_cli(["anomaly", "score"], text)
+    assert res.returncode == 0, res.stderr
+    assert "1 repeated and 1 out-of-order timestamps (kept, scored in file order)" in res.stderr
+    assert len(res.stdout.splitlines()) == len(stamps) + 1
+
+
+def test_cli_default_detector_is_auto() -> None:
+    res = run_cli(["anomaly", "score"], "timestamp,value\n1,1\n")
+    assert res.returncode == 0 and "'detector': 'auto'" in res.stderr
 
 
 def test_config_validates_signals() -> None:

@@ -23,8 +23,6 @@ metrics: {enabled: false}
 tokens: {enabled: false}
 stitch: {enabled: false}
 safety: {enabled: false}
-anomaly:
-  signals: {ttft_p95: {detector: robust, log: true, side: up, window: 360, z_alarm: 4.5}}
 worker: {stats_interval_s: 0.5}
 """
 T0 = 1_790_000_000
@@ -44,7 +42,7 @@ def scores(got: list) -> dict[int, float]:  # type: ignore[type-arg]
     out: dict[int, float] = {}
     for m in got:
         r = orjson.loads(m.value())
-        if r["type"] == "score":
+        if r["type"] == "score" and r["signal"] == "ttft_p95":  # the default signals all run
             out[r["window"]["end_ns"] // 10**9] = r["score"]
     return out
 
@@ -73,8 +71,9 @@ def test_agent_scores_match_the_backtest_across_a_restart(tmp_path: Path) -> Non
             time.sleep(2)  # let the table changelog flush before stopping
         finally:
             first.stop()
-        second = WorkerProc(b.bootstrap, tmp_path / "b", config=config).start(wait_ready=90)
-        try:  # fresh data dir: the detector state must come back from the changelog
+        second = WorkerProc(b.bootstrap, tmp_path / "b", app_id=first.app_id,
+                            config=config).start(wait_ready=90)
+        try:  # same group, fresh data dir: the detector state comes back from the changelog
             produce(b.bootstrap, "spanwatch.metrics",
                     [(KEY, window(i, v)) for i, v in enumerate(values) if i >= half - 1])
             got = consume_until(b.bootstrap, ["spanwatch.anomalies"],
@@ -84,6 +83,7 @@ def test_agent_scores_match_the_backtest_across_a_restart(tmp_path: Path) -> Non
     live = scores(got)
     assert live == expected
     events = [orjson.loads(m.value()) for m in got]
-    starts = [e for e in events if e["type"] == "anomaly" and e["state"] == "start"]
+    starts = [e for e in events if e["type"] == "anomaly" and e["state"] == "start"
+              and e["signal"] == "ttft_p95"]
     assert starts and starts[0]["value"] == 3.5
     assert starts[0]["expected"]["high"] < 3.5 and starts[0]["labels"] == SERIES

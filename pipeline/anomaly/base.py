@@ -4,6 +4,7 @@ backtest command.
 A detector (river's ``anomaly/base.py`` shape) has ``learn_one(x, t)`` and
 ``score_one(x, t) -> float`` in [0, 1] (high = anomalous), a ``grace_period`` of learned
 points during which it scores 0, and ``expected(t)`` -> the range it considers normal.
+``observe_one(x, t)`` sees every point, anomalous ones included (the rate of extremes).
 ``x`` is a float or ``None``/NaN (missing: scored 0, not learned); ``t`` is the point's time
 in seconds (used by seasonal models, ignored by others).
 
@@ -92,6 +93,19 @@ class Detector:
         s = self._score(clamp(x), t)
         return 0.0 if math.isnan(s) else min(max(s, 0.0), 1.0)
 
+    def observe_one(self, x: float | None, t: float | None = None) -> None:
+        """See every point, anomalous ones included (``learn_one`` sees only normal ones).
+
+        For statistics about how often extremes happen, which must count the extremes: a
+        series whose spikes are routine learns that they are. Default: nothing."""
+        if missing(x):
+            return
+        assert x is not None
+        self._observe(clamp(x), t)
+
+    def _observe(self, x: float, t: float | None) -> None:
+        return None
+
     def expected(self, t: float | None = None) -> tuple[float, float] | None:
         """The normal range at ``t`` (None until the grace period has passed)."""
         raise NotImplementedError
@@ -104,7 +118,7 @@ class Detector:
 
 
 def _load() -> None:
-    from pipeline.anomaly import cusum, ewma, forecast, proportion, robust  # noqa: F401
+    from pipeline.anomaly import auto, cusum, ewma, forecast, proportion, robust  # noqa: F401
 
 
 DETECTORS: Registry[Detector] = Registry("detector", _load)
@@ -149,6 +163,7 @@ class AnomalyScorer:
         expected = det.expected(t) if det.n_learned >= det.grace_period else None
         score = det.score_one(x, t)
         anomalous = score >= self.threshold
+        det.observe_one(x, t)
         if anomalous:
             self.streak += 1
             if self.streak >= self.adapt_after:

@@ -3,7 +3,9 @@
 Rows are read, scored and written one at a time (no look-ahead), with exactly the code the
 worker uses (:class:`~pipeline.anomaly.base.AnomalyScorer`), so a tuned configuration behaves
 the same live. Timestamps are Unix seconds or ISO 8601; an empty value is missing (score 0,
-not learned).
+not learned). Real exports repeat a timestamp or step back (an hour at a daylight-saving
+change, a merged file): such rows are kept and scored in file order like any other, and
+counted in the summary on stderr.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import csv
 import datetime as dt
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
 import yaml
 
-from pipeline.anomaly.base import AnomalyScorer
-from pipeline.anomaly.signals import DEFAULT_DETECTORS
+from pipeline.anomaly.base import AnomalyScorer, registered
+from pipeline.anomaly.signals import DEFAULT_DETECTOR, DEFAULT_DETECTORS
 from pipeline.errors import ConfigError, SpanwatchError
 
 
@@ -66,7 +69,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if spec.get("detector") != args.detector:
             spec = {k: v for k, v in spec.items() if k in ("log", "side")}
         spec["detector"] = args.detector
-    spec.setdefault("detector", "robust")
+    spec.setdefault("detector", DEFAULT_DETECTOR["detector"])
     for item in args.param or ():
         key, sep, value = item.partition("=")
         if not sep:
@@ -79,25 +82,46 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return spec
 
 
-def backtest(src: TextIO, out: TextIO, spec: dict[str, Any], extra: bool = False) -> int:
+@dataclass
+class BacktestSummary:
+    rows: int = 0
+    repeated: int = 0  # same timestamp as the row before
+    backwards: int = 0  # earlier than the row before
+    missing: int = 0  # empty value: scored 0, not learned
+    anomalous: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.rows} rows scored, {self.anomalous} anomalous, {self.missing} missing "
+                f"values, {self.repeated} repeated and {self.backwards} out-of-order "
+                "timestamps (kept, scored in file order)")
+
+
+def backtest(src: TextIO, out: TextIO, spec: dict[str, Any],
+             extra: bool = False) -> BacktestSummary:
     scorer = AnomalyScorer.from_spec(spec)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["timestamp", "value", "anomaly_score"]
-                    + (["expected_low", "expected_high", "anomalous"] if extra else []))
+                    + (["expected_low", "expected_high", "anomalous", "model"] if extra else []))
+    summary = BacktestSummary()
     last = None
-    n = 0
-    for line, raw_t, t, value in rows(src):
+    for _, raw_t, t, value in rows(src):
         if last is not None and t <= last:
-            raise SpanwatchError(f"line {line}: timestamps must increase ({raw_t})")
+            if t == last:
+                summary.repeated += 1
+            else:
+                summary.backwards += 1
         last = t
         p = scorer.process(value, t)
         row: list[Any] = [raw_t, "" if value is None else repr(value), f"{p.score:.6f}"]
         if extra:
             lo, hi = p.expected or ("", "")
-            row += [lo, hi, int(p.anomalous)]
+            row += [lo, hi, int(p.anomalous), getattr(scorer.detector, "model",
+                                                         scorer.detector.name)]
         writer.writerow(row)
-        n += 1
-    return n
+        summary.rows += 1
+        summary.missing += value is None
+        summary.anomalous += p.anomalous
+    return summary
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -105,13 +129,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     src: TextIO = sys.stdin if args.input in (None, "-") else _open(args.input, "r")
     out: TextIO = sys.stdout if args.output in (None, "-") else _open(args.output, "w")
     try:
-        n = backtest(src, out, spec, extra=args.extra)
+        summary = backtest(src, out, spec, extra=args.extra)
     finally:
         if out is not sys.stdout:
             out.close()
         if src is not sys.stdin:
             src.close()
-    print(f"anomaly score: {n} rows scored with {spec}", file=sys.stderr)
+    print(f"anomaly score: {summary} with {spec}", file=sys.stderr)
     return 0
 
 
@@ -130,11 +154,13 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--output", "-o", help="CSV file ('-' or none: stdout)")
     s.add_argument("--signal", choices=sorted(DEFAULT_DETECTORS),
                    help="start from this signal's default detector (as the worker does)")
-    s.add_argument("--detector", choices=["robust", "ewma", "forecast", "cusum", "proportion"])
+    s.add_argument("--detector", choices=sorted(registered()),
+                   help=f"detector (default {DEFAULT_DETECTOR['detector']}: seasonal models "
+                        "chosen per series, docs/ANOMALY.md)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="detector parameter, e.g. window=360 z_alarm=4.5 log=true")
     s.add_argument("--threshold", type=float, help="score that counts as anomalous (0.9)")
     s.add_argument("--adapt-after", type=int, help="anomalous points in a row that are learned")
     s.add_argument("--extra", action="store_true",
-                   help="also write expected_low, expected_high, anomalous")
+                   help="also write expected_low, expected_high, anomalous, model")
     s.set_defaults(func=cmd_score)
