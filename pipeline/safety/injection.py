@@ -1,10 +1,12 @@
-"""Prompt injection and jailbreak heuristics (Chinese and English) and Unicode tricks.
+"""Prompt injection and jailbreak detection (Chinese and English), and Unicode tricks.
 
-Phrase patterns catch the classic moves: override previous instructions, reveal the system
-prompt, switch to an unrestricted persona (DAN, "developer mode"), smuggle a new system
-message. The score grows with the number of distinct moves in one text. Unicode checks flag
-characters a reader cannot see (zero-width, bidi overrides, tag characters) and words that mix
-Latin with look-alike Cyrillic or Greek letters.
+Intent patterns (:mod:`pipeline.safety.intents`: override, no limits, reveal the prompt,
+disable safety, exfiltrate, fake system message) run on the normalized view of
+:mod:`pipeline.safety.textview`, so full-width letters, look-alike Cyrillic, zero-width
+characters between letters and traditional characters change nothing. A role-play setup and a
+limit or harm cue in the same text are a ``no_limits`` move too. The score grows with the
+number of distinct moves. Unicode checks flag characters a reader cannot see (zero-width,
+bidi overrides, tag characters) and words that mix Latin with look-alike Cyrillic or Greek.
 """
 
 from __future__ import annotations
@@ -12,42 +14,59 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import ahocorasick
+
 from pipeline.safety.finding import Finding, Severity, mask_value
-from pipeline.safety.fold import fold
+from pipeline.safety.intents import CUE_PATTERNS, PATTERNS
 from pipeline.safety.registry import Scanner, register
+from pipeline.safety.textview import view
 
-_EN = r"(?:all |any |the |your |my )?(?:previous|prior|above|earlier|preceding|original)"
-_SOURCES: tuple[tuple[str, str], ...] = (
-    ("override", rf"\b(?:ignore|disregard|forget|override|bypass)\s+{_EN}\s+"
-                 r"(?:instructions?|prompts?|rules?|directions?|guidelines?|context)\b"),
-    ("override", r"\b(?:ignore|disregard)\s+(?:all|everything)\s+(?:you\s+were\s+told|above)\b"),
-    ("reveal_prompt", r"\b(?:reveal|print|show|repeat|output|leak)\s+(?:me\s+)?(?:your|the)\s+"
-                      r"(?:system\s+prompt|hidden\s+instructions?|initial\s+instructions?)\b"),
-    ("persona", r"\byou\s+are\s+now\s+(?:dan|in\s+developer\s+mode|unfiltered|jailbroken)\b"),
-    ("persona", r"\b(?:do\s+anything\s+now|developer\s+mode\s+enabled|jailbreak(?:ed)?\s+mode)\b"),
-    ("persona", r"\b(?:act|pretend)\s+as\s+(?:if\s+you\s+(?:are|were)\s+)?an?\s+"
-                r"(?:unrestricted|uncensored|unfiltered)\b"),
-    ("no_limits", r"\bwithout\s+any\s+(?:restrictions|filters|limitations|censorship)\b"),
-    ("fake_system", r"(?:^|\n)\s*(?:system|assistant)\s*:\s*(?:new\s+)?instructions?\b"),
-    ("fake_system", r"<\|?(?:im_start|system|endoftext)\|?>"),
-    ("override", r"(?:忽略|无视|忘记|忘掉|不要理会|跳过)(?:掉)?(?:你)?"
-                 r"(?:之前|以上|上面|前面|先前|所有|全部|原来)"
-                 r"(?:的|所有的)?(?:所有)?(?:指令|指示|提示|规则|要求|设定|内容)"),
-    ("reveal_prompt", r"(?:输出|告诉我|显示|打印|重复|泄露)(?:一下)?(?:你的)?"
-                      r"(?:系统提示词?|系统指令|初始指令|隐藏指令)"),
-    ("persona", r"(?:你现在是|进入|开启|切换到)(?:一个)?"
-                r"(?:DAN|开发者模式|越狱模式|不受限制的|没有限制的)"),
-    ("no_limits", r"(?:不受任何|没有任何|不要有任何)(?:限制|约束|审查|过滤)"),
-)
-PATTERNS = tuple((name, re.compile(p, re.I)) for name, p in _SOURCES)
-# One alternation, one pass over the text (13 separate patterns cost 13 passes).
-_COMBINED = re.compile("|".join(f"(?P<p{i}>{p.pattern})" for i, (_, p) in enumerate(PATTERNS)),
-                       re.I)
-_NAMES = {f"p{i}": name for i, (name, _) in enumerate(PATTERNS)}
 _CONFUSABLE_SCRIPTS = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
-_WEIGHT = {"override": 0.6, "reveal_prompt": 0.5, "persona": 0.6, "no_limits": 0.3,
-           "fake_system": 0.5}
+_WEIGHT = {"override": 0.6, "reveal_prompt": 0.5, "no_limits": 0.5, "disable_safety": 0.6,
+           "exfiltrate": 0.7, "fake_system": 0.5}
+_SETUP, _CONTENT = {"role_play", "in_character", "two_answers"}, {"limits", "harm"}
 
+Pattern = tuple[str, re.Pattern[str], tuple[str, ...] | None]
+
+
+class _Prefilter:
+    """Run each pattern only where one of the words it starts with occurs (one
+    Aho-Corasick pass finds them all); patterns without such words run everywhere."""
+
+    def __init__(self, patterns: tuple[Pattern, ...]) -> None:
+        self.patterns = patterns
+        self.always = [k for k, (_, _, words) in enumerate(patterns) if words is None]
+        self.automaton = ahocorasick.Automaton()
+        by_word: dict[str, list[int]] = {}
+        for k, (_, _, words) in enumerate(patterns):
+            for w in words or ():
+                by_word.setdefault(w, []).append(k)
+        for w, ks in by_word.items():
+            self.automaton.add_word(w, (len(w), tuple(ks)))
+        self.automaton.make_automaton()
+
+    def matches(self, text: str, first_only: bool = False,
+                ) -> list[tuple[str, re.Match[str]]]:
+        out: list[tuple[str, re.Match[str]]] = []
+        done: set[int] = set()
+        for k in self.always:
+            name, pattern, _ = self.patterns[k]
+            found = [pattern.search(text)] if first_only else list(pattern.finditer(text))
+            out += [(name, m) for m in found if m is not None]
+        for end, (length, ks) in self.automaton.iter(text):
+            start = end - length + 1
+            for k in ks:
+                if first_only and k in done:
+                    continue
+                name, pattern, _ = self.patterns[k]
+                m = pattern.match(text, start)
+                if m is not None:
+                    out.append((name, m))
+                    done.add(k)
+        return out
+
+
+_STRONG, _CUES = _Prefilter(PATTERNS), _Prefilter(CUE_PATTERNS)
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
                         "\U000e0000-\U000e007f]")
 _WORD = re.compile(r"\w{3,}")
@@ -83,15 +102,22 @@ class InjectionScanner(Scanner):
         return out
 
     def _scan_phrases(self, text: str) -> list[Finding]:
-        folded = fold(text)
-        hits = [(_NAMES[m.lastgroup or ""], m) for m in _COMBINED.finditer(folded)]
+        v = view(text)
+        hits = [(name, *v.span(*m.span())) for name, m in _STRONG.matches(v.text)]
+        cues: dict[str, tuple[int, int]] = {}
+        for name, m in _CUES.matches(v.text, first_only=True):
+            cues.setdefault(name, v.span(*m.span()))
+        if cues.keys() & _SETUP and cues.keys() & _CONTENT:
+            setup = next(cues[n] for n in cues if n in _SETUP)
+            hits.append(("no_limits", *setup))
         if not hits:
             return []
-        moves = {name for name, _ in hits}
+        hits = _first_per_place(hits)
+        moves = {name for name, _, _ in hits}
         score = min(1.0, sum(_WEIGHT[m] for m in moves))
         severity = Severity.HIGH if score >= 0.8 else Severity.MEDIUM
-        return [Finding("injection", name, severity, score, m.start(), m.end(),
-                        text[m.start():m.end()][:80]) for name, m in hits]
+        return [Finding("injection", name, severity, score, start, end, text[start:end][:80])
+                for name, start, end in hits]
 
     def _scan_invisible(self, text: str) -> list[Finding]:
         hits = list(_INVISIBLE.finditer(text))
@@ -124,3 +150,13 @@ class InjectionScanner(Scanner):
         if category == "invisible_characters":
             return f"[{len(value)} chars]"
         return value[:80]  # an injection phrase is the evidence, not a secret
+
+
+def _first_per_place(hits: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """One finding per move and place: overlapping matches of the same move are one."""
+    out: list[tuple[str, int, int]] = []
+    for name, start, end in sorted(hits, key=lambda h: (h[1], -h[2])):
+        if any(n == name and s < end and start < e for n, s, e in out):
+            continue
+        out.append((name, start, end))
+    return out

@@ -1,10 +1,13 @@
 """Sensitive-word lexicons matched with an Aho-Corasick automaton (``pyahocorasick``).
 
 One pass over the text finds every term of every lexicon, however many thousands. Text and
-terms are folded the same way (full-width, case, common traditional characters), so ``ＢＯＭＢ``
-and ``Bomb`` match ``bomb`` and ``炸彈`` matches ``炸弹``. A Latin term matches as a whole word
-by default (``class`` does not match inside ``classic``); a Chinese term matches anywhere
-(Chinese has no spaces between words).
+terms are folded the same way (:func:`pipeline.safety.textview.view`: full-width and other
+compatibility forms, case, traditional characters by OpenCC's tables, look-alike letters,
+invisible characters, and separators spread between characters), so ``ＢＯＭＢ``, ``Bomb``
+and ``b.o.m.b`` match ``bomb``, ``炸彈`` and ``炸 弹`` match ``炸弹``. A Latin term matches as
+a whole word by default (``class`` does not match inside ``classic``); a Chinese term
+matches anywhere (Chinese has no spaces between words). Findings point at the original
+characters, separators included.
 
 Lexicon files are UTF-8 text, one term per line, ``#`` comments; a line may override the
 file's category and severity: ``term<TAB>category<TAB>severity``.
@@ -21,6 +24,7 @@ import ahocorasick
 from pipeline.safety.finding import Finding, Severity, mask_value
 from pipeline.safety.fold import fold
 from pipeline.safety.registry import Scanner, register
+from pipeline.safety.textview import view
 
 DEFAULT_LEXICON = Path(__file__).resolve().parent.parent / "data" / "lexicon" / "default.txt"
 
@@ -72,6 +76,8 @@ class LexiconScanner(Scanner):
         if match not in ("auto", "word", "substring"):
             raise ValueError(f"match must be auto, word or substring, not {match!r}")
         self._fold = {"width": fold_width, "case": fold_case, "traditional": fold_traditional}
+        # every fold on: the shared normalized view; a fold switched off: 1:1 folding only
+        self._default_fold = fold_width and fold_case and fold_traditional
         entries: list[tuple[str, str, Severity, str]] = []
         if builtin:
             entries += [(t, c, s, match) for t, c, s in
@@ -97,8 +103,13 @@ class LexiconScanner(Scanner):
             out += [(t, c, s, mode) for t, c, s in read_lexicon(Path(path), category, severity)]
         return out
 
+    def _key(self, text: str) -> str:
+        if self._default_fold:
+            return view(text, join=True).text
+        return fold(text, **self._fold)
+
     def _add(self, term: str, category: str, severity: Severity, mode: str) -> None:
-        key = fold(term, **self._fold)
+        key = self._key(term)
         if not key.strip():
             return
         whole = _whole_word_default(term) if mode == "auto" else mode == "word"
@@ -112,7 +123,12 @@ class LexiconScanner(Scanner):
     def scan(self, text: str) -> list[Finding]:
         if not self.size or not text:
             return []
-        folded = fold(text, **self._fold)
+        if self._default_fold:
+            v = view(text, join=True)
+            folded, span = v.text, v.span
+        else:
+            folded = fold(text, **self._fold)
+            span = _identity_span
         out = []
         n = len(folded)
         for end_idx, term in self._automaton.iter(folded):
@@ -120,9 +136,14 @@ class LexiconScanner(Scanner):
             if term.whole_word and ((start > 0 and _is_word_char(folded[start - 1]))
                                     or (end < n and _is_word_char(folded[end]))):
                 continue
-            out.append(Finding("lexicon", term.category, term.severity, 1.0, start, end,
-                               self.masked(text[start:end], term.category)))
+            o_start, o_end = span(start, end)
+            out.append(Finding("lexicon", term.category, term.severity, 1.0, o_start, o_end,
+                               self.masked(text[o_start:o_end], term.category)))
         return out
 
     def masked(self, value: str, category: str) -> str:
         return mask_value(value, keep_head=1)
+
+
+def _identity_span(start: int, end: int) -> tuple[int, int]:
+    return start, end
