@@ -25,7 +25,7 @@ tokens: {enabled: false}
 stitch: {timeout: 10m}
 worker: {stats_interval_s: 0.5}
 """
-PHONE, AWS_KEY = "13912345678", "AKIAIOSFODNN7EXAMPLE"
+PHONE, AWS_KEY = "13912345678", "AKIA2OGYBAH6STMMNXNN"
 
 
 

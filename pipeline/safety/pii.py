@@ -46,30 +46,65 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-# issuer prefix -> card number lengths (UnionPay, Visa, Mastercard, Amex, JCB, Discover)
-_ISSUERS: tuple[tuple[re.Pattern[str], frozenset[int]], ...] = tuple(
-    (re.compile(p), frozenset(lengths)) for p, lengths in (
-        (r"62", range(16, 20)), (r"4", (13, 16, 19)), (r"5[1-5]|2[2-7]", (16,)),
-        (r"3[47]", (15,)), (r"35", range(16, 20)), (r"6011|65", range(16, 20))))
+# Issuer identification ranges -> card number lengths those issuers use: Visa, Mastercard,
+# American Express, Diners Club, Discover, JCB, UnionPay, Maestro, Mir, RuPay, Elo,
+# Hipercard, Troy, Verve.
+_ISSUERS: tuple[tuple[tuple[int, int], frozenset[int]], ...] = tuple(
+    ((lo, hi), frozenset(lengths)) for lo, hi, lengths in (
+        (4, 4, (13, 16, 19)), (51, 55, (16,)), (2221, 2720, (16,)), (34, 34, (15,)),
+        (37, 37, (15,)), (300, 305, (14, 16, 19)), (36, 36, (14, 16, 19)),
+        (38, 39, (14, 16, 19)), (6011, 6011, range(16, 20)), (644, 649, range(16, 20)),
+        (65, 65, range(16, 20)), (3528, 3589, range(16, 20)), (62, 62, range(16, 20)),
+        (8100, 8171, range(16, 20)), (50, 50, range(12, 20)), (56, 69, range(12, 20)),
+        (2200, 2204, range(16, 20)), (60, 60, (16,)), (81, 82, (16,)), (508, 508, (16,)),
+        (9792, 9792, (16,)), (506099, 506198, (16, 18, 19)), (650002, 650027, (16, 18, 19)),
+    ))
+
+
+def _issuer_uses(digits: str) -> bool:
+    for (lo, hi), lengths in _ISSUERS:
+        width = len(str(lo))
+        if len(digits) in lengths and lo <= int(digits[:width]) <= hi:
+            return True
+    return False
 
 
 def valid_card(digits: str) -> bool:
     """Luhn, and a length that the issuer of the prefix really uses (an 18-digit number
     starting with 4 is more likely a resident ID with a typo than a Visa card)."""
-    return any(p.match(digits) and len(digits) in lengths for p, lengths in _ISSUERS) \
-        and luhn_ok(digits)
+    return digits.isdigit() and _issuer_uses(digits) and luhn_ok(digits)
 
 
 def _valid_ip(value: str) -> bool:
+    """A public address: private, loopback, link-local, reserved and netmask-looking ones
+    (``192.168.1.1``, ``10.0.0.1``, ``255.255.255.0``) identify nobody."""
     try:
-        ipaddress.ip_address(value)
+        ip = ipaddress.ip_address(value)
     except ValueError:
         return False
-    return True
+    return ip.is_global and not ip.is_multicast and not value.startswith("255.")
 
 
 def _valid_ipv6(value: str) -> bool:
     return len(value) >= 6 and _valid_ip(value)  # not "::" or "a::b"
+
+
+# Not personal: documentation domains (RFC 2606, RFC 6761), service mailboxes, and names
+# that look like addresses but are files (``logo@2x.png``).
+_RESERVED_DOMAIN = re.compile(
+    r"(?:^|\.)(?:example\.(?:com|net|org)|example|test|invalid|localhost|local)$", re.I)
+_FILE_TLDS = frozenset((
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "pdf", "js", "mjs", "cjs", "css",
+    "scss", "map", "jsx", "tsx", "vue", "lock", "whl", "tgz", "zip", "gz"))
+_SERVICE_LOCAL = re.compile(r"^(?:git|no-?reply|do-?not-?reply|mailer-daemon)$", re.I)
+_AT = str.maketrans({"＠": "@", "﹫": "@", "．": ".", "。": "."})
+
+
+def _valid_email(value: str) -> bool:
+    local, _, domain = value.translate(_AT).rpartition("@")
+    tld = domain.rsplit(".", 1)[-1].lower()
+    return not (_RESERVED_DOMAIN.search(domain) or tld in _FILE_TLDS
+                or _SERVICE_LOCAL.match(local))
 
 
 @dataclass(frozen=True)
@@ -93,15 +128,22 @@ _BUILTIN = {
     "cn_id": _Detector(
         "cn_id", re.compile(_NOT_DIGIT_BEFORE + r"\d{17}[\dXx]" + _NOT_DIGIT_AFTER),
         Severity.HIGH, 0.99, valid_cn_id, keep=(2, 2)),
-    "bank_card": _Detector(
+    "bank_card": _Detector(  # 12-19 digits, plain or in groups (4-4-4-4, 4-6-5, 4-4-4-4-3)
         "bank_card",
-        re.compile(_NOT_DIGIT_BEFORE + r"(?:\d{4}[ -]?){3}\d{1,7}" + _NOT_DIGIT_AFTER),
+        re.compile(_NOT_DIGIT_BEFORE + r"(?:\d{12,19}|\d{2,6}(?:([ -])\d{2,6})(?:\1\d{1,7}){1,6})"
+                   + _NOT_DIGIT_AFTER),
         Severity.HIGH, 0.95, valid_card, keep=(0, 4), strip=" -"),
-    "email": _Detector(
+    "email": _Detector(  # ASCII or internationalized, with a full-width at sign too
         "email",
-        re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-                   r"\.[A-Za-z]{2,24}(?![\w-])"),
-        Severity.MEDIUM, 0.9, keep=(1, 0)),
+        re.compile(r"(?<![\w.+-])[\w.%+'-]{1,64}[@＠﹫][^\W_](?:[\w-]*[^\W_])?"
+                   r"(?:[.．。][^\W_](?:[\w-]*[^\W_])?)*[.．。](?:[^\W\d_]{2,24}|xn--[\w-]+)"
+                   r"(?![\w-])"),
+        Severity.MEDIUM, 0.9, _valid_email, keep=(1, 0)),
+    "email_obfuscated": _Detector(  # name [at] example [dot] com
+        "email",
+        re.compile(r"(?<![\w.+-])[\w.%+-]{1,64}\s*(?:\[at\]|\(at\)|\{at\}|<at>)\s*[\w-]+"
+                   r"(?:\s*(?:\[dot\]|\(dot\)|\{dot\}|<dot>|\.)\s*[\w-]+)+", re.I),
+        Severity.MEDIUM, 0.7, keep=(1, 0)),
     "ipv4": _Detector(
         "ip_address",
         re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]*\d)"),
@@ -122,7 +164,7 @@ class PiiScanner(Scanner):
                  email: bool = True, ip_address: bool = True,
                  custom: list[dict[str, Any]] | None = None) -> None:
         on = {"cn_mobile": cn_mobile, "cn_id": cn_id, "bank_card": bank_card, "email": email,
-              "ipv4": ip_address, "ipv6": ip_address}
+              "email_obfuscated": email, "ipv4": ip_address, "ipv6": ip_address}
         self._detectors = [d for name, d in _BUILTIN.items() if on[name]]
         for spec in custom or ():
             self._detectors.append(_custom(dict(spec)))
