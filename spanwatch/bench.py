@@ -117,7 +117,7 @@ def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool
     if what == "safety":
         from spanwatch.bench_safety import bench_safety
 
-        return bench_safety()
+        return bench_safety(data=data)
     msgs, total = _messages(spans, batch)
     size = sum(len(m) for m in msgs)
     print(f"data: {total} spans in {len(msgs)} messages of ~{total // len(msgs)} spans "

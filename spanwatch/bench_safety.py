@@ -3,20 +3,21 @@
 * Speed: MB/s of UTF-8 text per core (CPU time of this process) for each scanner alone and
   for all of them together, on mixed Chinese/English text, with the built-in lexicon plus a
   generated 10,000-term lexicon.
-* Accuracy: precision and recall per kind on a generated labelled corpus
-  (:mod:`spanwatch.safety_corpus`), planted near-misses included. A finding counts as true
-  when a label of the same kind overlaps it.
+* Accuracy, on public material nobody here wrote (:mod:`spanwatch.safety_public`): per kind,
+  recall on its positives, precision, and the share of benign texts that get a finding of
+  that kind, on the dev and the test halves (patterns were written looking at dev only).
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from pipeline.safety.engine import SafetyEngine
 from pipeline.safety.lexicon import LexiconScanner
 from pipeline.safety.registry import Scanner, build_scanner
-from spanwatch.safety_corpus import Sample, corpus, lexicon_terms
+from spanwatch.safety_corpus import corpus, lexicon_terms
 
 
 def _rate(scanners: list[Scanner], texts: list[str]) -> float:
@@ -31,7 +32,7 @@ def _rate(scanners: list[Scanner], texts: list[str]) -> float:
     return best
 
 
-def bench_safety(texts: int = 2000, terms: int = 10_000) -> int:
+def bench_safety(texts: int = 2000, terms: int = 10_000, data: str | None = None) -> int:
     vocab = lexicon_terms(terms)
     t0 = time.perf_counter()
     lexicon = LexiconScanner(lexicons=[{"terms": vocab, "category": "bench"}])
@@ -47,25 +48,69 @@ def bench_safety(texts: int = 2000, terms: int = 10_000) -> int:
     for name, sc in scanners.items():
         print(f"  {name:<10} {_rate([sc], body):8.1f} MB/s per core")
     print(f"  {'all':<10} {_rate(list(scanners.values()), body):8.1f} MB/s per core")
-    _accuracy(SafetyEngine(list(scanners.values())), samples)
+    if not public_accuracy(data):
+        print("no public material found: accuracy not measured")
     return 0
 
 
-def _accuracy(engine: SafetyEngine, samples: list[Sample]) -> None:
-    tp: Counter[str] = Counter()
-    fp: Counter[str] = Counter()
-    fn: Counter[str] = Counter()
+KINDS = ("injection", "secret", "pii", "lexicon")
+
+
+def public_accuracy(root: str | None, print_: Callable[[str], None] = print) -> int:
+    """Recall, precision and benign false-positive rate per kind; returns the samples read."""
+    from pathlib import Path
+
+    from spanwatch.safety_public import corpus, lexicon_terms
+
+    base = Path(root) if root else None
+    samples, missing = corpus(base)
+    if missing:
+        print_("public sources not found (clone them, see docs/SAFETY.md): " + ", ".join(missing))
+    if not samples:
+        return 0
+    from spanwatch.public_series import DEFAULT_ROOT
+
+    terms = lexicon_terms(base or DEFAULT_ROOT)
+    engine = SafetyEngine([build_scanner({"type": "pii"}), build_scanner({"type": "secrets"}),
+                           build_scanner({"type": "injection"}),
+                           LexiconScanner(builtin=False,
+                                          lexicons=[{"terms": terms, "category": "public"}])])
+    stats = _count(engine, samples, terms)
+    print_(f"\naccuracy on {len(samples):,} public samples; benign = prompts and answers "
+           "labelled benign; near-miss = the secret scanners' own false-positive test cases")
+    print_("| kind | split | positives | recall | precision | benign flagged | "
+           "near-miss flagged |")
+    print_("|---|---|---|---|---|---|---|")
+    for kind in KINDS:
+        for split in ("dev", "test"):
+            tp, pos, fp, neg, nfp, nneg = stats[(kind, split)]
+            prec = tp / (tp + fp + nfp) if tp + fp + nfp else float("nan")
+            near = f"{nfp / nneg:.1%} ({nfp}/{nneg})" if nneg else "-"
+            print_(f"| {kind} | {split} | {pos} | {tp / max(pos, 1):.3f} | {prec:.3f} | "
+                   f"{fp / max(neg, 1):.2%} ({fp}/{neg}) | {near} |")
+    return len(samples)
+
+
+def _count(engine: SafetyEngine, samples: list[Any], terms: list[str],
+           ) -> dict[tuple[str, str], list[int]]:
+    """``(kind, split) -> [true positives, positives, benign flagged, benign, near-misses
+    flagged, near-misses]``. A benign text that literally contains a lexicon term is not
+    benign for the lexicon."""
+    stats: dict[tuple[str, str], list[int]] = {(k, s): [0] * 6 for k in KINDS
+                                               for s in ("dev", "test")}
     for s in samples:
-        findings = [f for f in engine.scan(s.text) if f.kind != "unicode"]
-        for kind, _, start, end in s.labels:
-            hit = any(f.kind == kind and f.start < end and start < f.end for f in findings)
-            (tp if hit else fn)[kind] += 1
-        for f in findings:
-            if not any(k == f.kind and f.start < e and s0 < f.end for k, _, s0, e in s.labels):
-                fp[f.kind] += 1
-    print("accuracy on the labelled corpus (near-misses planted):")
-    print(f"  {'kind':<10} {'labels':>7} {'precision':>10} {'recall':>8}")
-    for kind in sorted(set(tp) | set(fn) | set(fp)):
-        p = tp[kind] / max(tp[kind] + fp[kind], 1)
-        r = tp[kind] / max(tp[kind] + fn[kind], 1)
-        print(f"  {kind:<10} {tp[kind] + fn[kind]:>7} {p:>10.3f} {r:>8.3f}")
+        found = {f.kind for f in engine.scan(s.text)}
+        if s.kind in KINDS:
+            row = stats[(s.kind, s.split)]
+            row[1] += 1
+            row[0] += s.kind in found
+        if s.kind is None:
+            near = s.category.endswith("/false_positive")
+            literal = any(t in s.text for t in terms)
+            for kind in KINDS:
+                if kind == "lexicon" and literal:
+                    continue
+                row = stats[(kind, s.split)]
+                row[5 if near else 3] += 1
+                row[4 if near else 2] += kind in found
+    return stats

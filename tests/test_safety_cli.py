@@ -20,14 +20,14 @@ def run(args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
 
 def test_scan_text_and_json_lines(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
-    src.write_text('{"text": "key AKIAIOSFODNN7EXAMPLE", "role": "output", "trace_id": "t1"}\n'
+    src.write_text('{"text": "key AKIA2OGYBAH6STMMNXNN", "role": "output", "trace_id": "t1"}\n'
                    "call 13800138000 please\n\nnothing to see\n", encoding="utf-8")
     res = run(["safety", "scan", str(src)])
     assert res.returncode == 0, res.stderr
     recs = [json.loads(line) for line in res.stdout.splitlines()]
     assert [(r["category"], r["role"], r["location"], r["trace_id"]) for r in recs] == [
         ("aws_access_key_id", "output", "line:1", "t1"), ("cn_mobile", "input", "line:2", "")]
-    assert "AKIAIOSFODNN7EXAMPLE" not in res.stdout and "13800138000" not in res.stdout
+    assert "AKIA2OGYBAH6STMMNXNN" not in res.stdout and "13800138000" not in res.stdout
     assert "3 texts" in res.stderr
 
 
@@ -52,3 +52,13 @@ def test_judge_config_keeps_the_key_secret(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("JUDGE_KEY")
     with pytest.raises(ConfigError, match="JUDGE_KEY is not set"):
         s.safety.judge.judge_settings()
+
+
+def test_scan_echoes_the_input_id(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "case-17", "text": "call 13800138000"}\n'
+                   '{"id": 42, "text": "nothing here"}\n{"text": "call 13900139000"}\n')
+    res = run(["safety", "scan", str(src)])
+    recs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(r.get("id"), r["line"], r["location"]) for r in recs] == [
+        ("case-17", 1, "id:case-17"), (None, 3, "line:3")]

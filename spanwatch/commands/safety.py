@@ -1,8 +1,9 @@
 """``spanwatch safety scan [FILE|-]``: the worker's content checks on files, for tuning.
 
-Input is JSON lines (objects with ``text`` or ``content``, and optionally ``role``,
+Input is JSON lines (objects with ``text`` or ``content``, and optionally ``id``, ``role``,
 ``trace_id``, ``span_id``) or plain text, one text per line. Output is one JSON line per
-finding, exactly the ``spanwatch.findings`` record the worker would write.
+finding, exactly the ``spanwatch.findings`` record the worker would write, plus the input's
+``id`` (when it has one) and ``line``, so findings join back to the input.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pipeline.safety.engine import ContentItem, SafetyEngine
 from pipeline.safety.finding import Severity
 
 
-def items(stream: TextIO, default_role: str) -> Iterator[ContentItem]:
+def items(stream: TextIO, default_role: str) -> Iterator[tuple[ContentItem, int, Any]]:
+    """``(item, line number, the input's id or None)`` for every text of the input."""
     for n, line in enumerate(stream, 1):
         raw = line.rstrip("\n")
         if not raw.strip():
@@ -36,18 +38,23 @@ def items(stream: TextIO, default_role: str) -> Iterator[ContentItem]:
             text = obj.get("text", obj.get("content"))
             if not isinstance(text, str):
                 raise SpanwatchError(f"line {n}: JSON object without a 'text' string")
-            yield ContentItem(text, str(obj.get("role", default_role)), f"line:{n}",
-                              str(obj.get("trace_id", "")), str(obj.get("span_id", "")),
-                              time_ns=1)
+            ident = obj.get("id")
+            where = f"id:{ident}" if ident is not None else f"line:{n}"
+            yield (ContentItem(text, str(obj.get("role", default_role)), where,
+                               str(obj.get("trace_id", "")), str(obj.get("span_id", "")),
+                               time_ns=1), n, ident)
         else:
-            yield ContentItem(raw, default_role, f"line:{n}", time_ns=1)
+            yield ContentItem(raw, default_role, f"line:{n}", time_ns=1), n, None
 
 
 def scan_stream(engine: SafetyEngine, stream: TextIO, out: TextIO, role: str) -> Counter[str]:
     by_severity: Counter[str] = Counter()
-    for item in items(stream, role):
+    for item, line, ident in items(stream, role):
         for rec in engine.scan_item(item):
             rec.pop("time_ns", None)
+            if ident is not None:
+                rec["id"] = ident
+            rec["line"] = line
             out.write(orjson.dumps(rec).decode() + "\n")
             by_severity[rec["severity"]] += 1
     return by_severity
