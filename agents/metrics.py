@@ -74,7 +74,7 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
     keyer = SeriesKeyer(ms.dimensions, ms.max_series)
     prices = ts.price_table() if ts.enabled else None
     rt = MetricsRuntime(PreAggregator(wsettings, keyer, time.time_ns, prices,
-                                      signals=ms.enabled))
+                                      signals=ms.enabled, trees=ms.trace_trees(time.time_ns)))
     budgets = {"trace": ts.trace_budgets.budgets(), "session": ts.session_budgets.budgets()}
     idle_ns = parse_duration_ns(ts.activity_idle_timeout)
     lateness = wsettings.allowed_lateness_ns
@@ -97,12 +97,19 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
         rt.preagg.advance(where.partition)
         rt.counters["late_spans_total"] = rt.preagg.late_spans
         rt.counters["series_overflow_total"] = keyer.overflowed
+        if (trees := rt.preagg.trees) is not None:
+            rt.counters["trace_spans_held"] = trees.spans_held
+            rt.counters["trace_spans_unjoined_total"] = trees.dropped_spans
+            rt.counters["traces_evicted_total"] = trees.evicted_traces
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types it as sync
     async def on_assigned(sender: Any, assigned: Any, *, signal: Any, **kwargs: Any) -> None:
         # A rebalance pauses consumption: restart the idle timer of every source partition
         # this worker (still or newly) owns, so the pause never reads as an idle partition.
-        rt.preagg.touch([tp.partition for tp in assigned if tp.topic == topics.source])
+        mine = [tp.partition for tp in assigned if tp.topic == topics.source]
+        rt.preagg.touch(mine)
+        if rt.preagg.trees is not None:  # shapes of partitions gone elsewhere are not ours
+            rt.preagg.trees.forget(mine)
 
     @app.timer(interval=ms.heartbeat_interval_s)
     async def heartbeat() -> None:

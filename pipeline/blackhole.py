@@ -37,13 +37,13 @@ class Call:
     """A compact call record (what ingest sends for black-hole detection)."""
 
     t_ns: int
-    kind: str  # "llm" | "tool"
+    kind: str  # "llm" | "tool" | "agent" (an agent span: carries the trace's depth only)
     span_id: str
     tokens: int = 0
     model: str = ""
     tool: str = ""
     args_hash: str = ""
-    depth: int = 0
+    depth: int = 0  # the most agent spans on one path of the call's trace, as known at ingest
 
     def to_list(self) -> list[Any]:
         return [self.t_ns, self.kind, self.span_id, self.tokens, self.model, self.tool,
@@ -88,6 +88,8 @@ class Activity:
         self.first_ns = min(self.first_ns or c.t_ns, c.t_ns)
         self.last_ns = max(self.last_ns, c.t_ns)
         self.max_depth = max(self.max_depth, c.depth)
+        if c.kind == "agent":
+            return
         if c.kind == "llm":
             self.llm_calls += 1
             self.tokens += c.tokens

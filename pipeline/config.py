@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,6 +42,7 @@ from pipeline.safety.judge import JudgeSettings
 from pipeline.safety.registry import build_scanner
 from pipeline.signals import ALLOWED_DIMENSIONS, DEFAULT_DIMENSIONS
 from pipeline.spans import Layer
+from pipeline.tracetree import TraceTrees
 from pipeline.windows import WindowSettings, WindowSpec, parse_duration_ns
 from rules import DEFAULT_RULES_DIR
 
@@ -172,11 +174,13 @@ class NormalizeSettings(_Model):
     layer_overrides: dict[str, Layer] = Field(default_factory=dict)
     keep_non_llm: bool = False
     max_duration_s: float = Field(6 * 3600.0, gt=0)
+    dedupe_instrumentations: bool = True  # pipeline.dedupe: one count per LLM call
 
     def options(self) -> NormalizeOptions:
         return NormalizeOptions(layer_overrides=tuple(self.layer_overrides.items()),
                                 keep_non_llm=self.keep_non_llm,
-                                max_duration_s=self.max_duration_s)
+                                max_duration_s=self.max_duration_s,
+                                dedupe_instrumentations=self.dedupe_instrumentations)
 
 
 class MetricsSettings(_Model):
@@ -189,6 +193,10 @@ class MetricsSettings(_Model):
     dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
     max_series: int = Field(10_000, ge=1)  # per worker; beyond it spans go to an overflow series
     heartbeat_interval_s: float = Field(1.0, gt=0)
+    # a trace split over messages is joined (agent depth, self time) while its parts come
+    # within trace_wait of each other; at most max_trace_spans spans are held per worker
+    trace_wait: Duration = "10m"
+    max_trace_spans: int = Field(200_000, ge=0)
     prometheus_port: int = Field(9464, ge=0, le=65535)  # 0 disables /metrics
     prometheus_bind: str = "0.0.0.0"
 
@@ -210,6 +218,9 @@ class MetricsSettings(_Model):
         if bad:
             raise ValueError(f"unknown dimensions {bad}; allowed: {list(ALLOWED_DIMENSIONS)}")
         return v
+
+    def trace_trees(self, wall_ns: Callable[[], int]) -> TraceTrees:
+        return TraceTrees(wall_ns, parse_duration_ns(self.trace_wait), self.max_trace_spans)
 
     def window_settings(self) -> WindowSettings:
         return WindowSettings(specs=tuple(WindowSpec.parse(w) for w in self.windows),

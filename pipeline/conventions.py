@@ -214,14 +214,18 @@ CHUNK_PAYLOAD_ID = "gen_ai.content.payload_id"
 CHUNK_ROLE = "gen_ai.content.role"
 CHUNK_TARGET = "gen_ai.content.target_span_id"  # on carrier spans (skipped by normalization)
 CHUNKED_PAYLOADS = "gen_ai.content.chunked_payloads"  # on the span whose content was chunked
-# Events whose timestamp marks the first streamed token (TTFT = event time - span start).
+# Events whose timestamp marks the first streamed token (TTFT = the earliest such event -
+# span start). OpenLLMetry records one completion-chunk event per streamed chunk: the first
+# one is the first token, and their presence says the call streamed.
+STREAM_CHUNK_EVENTS = frozenset({"gen_ai.content.completion.chunk",
+                                 "llm.content.completion.chunk"})
 FIRST_TOKEN_EVENTS = frozenset({
     "First Token Stream Event",  # OpenInference
     "gen_ai.content.first_token",
     "gen_ai.first_token",
     "first_token",
     "llm.first_token",
-})
+}) | STREAM_CHUNK_EVENTS
 # Attribute prefixes that make a span LLM-related.
 LLM_PREFIXES = ("gen_ai.", "llm.", "openinference.", "mcp.", "traceloop.", "input.value",
                 "output.value", "tool.name", "litellm.")

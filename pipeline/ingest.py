@@ -20,6 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 from pipeline.chunks import EVENT as CHUNK_EVENT
 from pipeline.chunks import Piece, extract_pieces
 from pipeline.deadletter import DeadLetter, SourceRef
+from pipeline.dedupe import mark_duplicates
 from pipeline.errors import DecodeError
 from pipeline.normalize import NormalizeOptions, normalize
 from pipeline.otlp import DecodedBatch, Encoding, RejectedSpan, SpanView, decode
@@ -52,6 +53,7 @@ class IngestResult:
     seen: int = 0  # spans decoded (records + skipped + rejected)
     skipped_non_llm: int = 0
     rejected: int = 0
+    duplicates: int = 0  # framework spans repeating a client span's call (pipeline.dedupe)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class IngestStats:
     skipped_non_llm: int = 0
     rejected_spans: int = 0
     partial_spans: int = 0
+    duplicate_llm_spans: int = 0
     pieces: int = 0
     bad_pieces: Counter[str] = field(default_factory=Counter)
     sink_errors: int = 0  # a later stage raised on a message (logged with its offset)
@@ -76,6 +79,7 @@ class IngestStats:
         self.skipped_non_llm += result.skipped_non_llm
         self.rejected_spans += result.rejected
         self.partial_spans += sum(1 for s in result.spans if s.issues)
+        self.duplicate_llm_spans += result.duplicates
         self.pieces += len(result.pieces)
         self.bad_pieces.update(result.bad_pieces)
         for dl in result.dead_letters:
@@ -109,6 +113,8 @@ def ingest_message(
             "decoder_error", f"{type(exc).__name__}: {exc}"[:300], value, source, key=key))
         return result
     _normalize_batch(batch, opts, result)
+    if opts.normalize.dedupe_instrumentations:
+        result.duplicates = mark_duplicates(result.spans)
     if any(ev.name == CHUNK_EVENT for view in batch.spans for ev in view.events):
         result.pieces, result.bad_pieces = extract_pieces(batch.spans)
     if batch.rejected:

@@ -35,6 +35,8 @@ class NormalizeOptions:
     keep_non_llm: bool = False
     # a span longer than this is "absurd": its duration is dropped and the span flagged
     max_duration_s: float = 6 * 3600.0
+    # a framework span repeating a client span's call is marked and not counted again
+    dedupe_instrumentations: bool = True
     gateway_services: tuple[str, ...] = ("*gateway*", "*higress*", "*litellm*", "*one-api*",
                                          "*apisix*", "*kong*")
     model_server_services: tuple[str, ...] = ("*vllm*", "*sglang*", "*tgi*", "*triton*",
@@ -366,10 +368,9 @@ def _event_content_refs(view: SpanView, refs: list[ContentRef]) -> None:
 
 
 def _ttft_from_events(view: SpanView) -> float | None:
-    for ev in view.events:
-        if ev.name in cv.FIRST_TOKEN_EVENTS and ev.time_ns >= view.start_ns > 0:
-            return (ev.time_ns - view.start_ns) / 1e9
-    return None
+    times = [ev.time_ns for ev in view.events
+             if ev.name in cv.FIRST_TOKEN_EVENTS and ev.time_ns >= view.start_ns > 0]
+    return (min(times) - view.start_ns) / 1e9 if times else None
 
 
 def _error_type(view: SpanView, et: str | None) -> str | None:
@@ -423,6 +424,8 @@ def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan |
         ttft = None
     found["ttft_s"] = ttft
     streaming = found.get("streaming")
+    if streaming is None and any(ev.name in cv.STREAM_CHUNK_EVENTS for ev in view.events):
+        streaming = found["streaming"] = True
     output_tokens = found.get("output_tokens")
     streamed = streaming is True or (streaming is None and ttft is not None)
     if streamed and ttft is not None and limit is not None and output_tokens and output_tokens > 1:

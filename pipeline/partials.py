@@ -23,8 +23,9 @@ import orjson
 from pipeline.blackhole import Activity, Budgets, Call
 from pipeline.pricing import PriceTable
 from pipeline.signals import SeriesKeyer, SignalAggregate, self_times
-from pipeline.spans import LlmSpan
-from pipeline.tokens import TokenCounts, agent_depths, counted_calls, counted_tools, entity_ids
+from pipeline.spans import Layer, LlmSpan
+from pipeline.tokens import TokenCounts, counted_calls, counted_tools, entity_ids
+from pipeline.tracetree import TraceTrees
 from pipeline.windows import NS, PartitionClock, WindowSettings, WindowSpec
 
 
@@ -103,10 +104,15 @@ class PreAggregator:
     wall_ns: Callable[[], int]
     prices: PriceTable | None = None  # token accounting on when set
     signals: bool = True  # golden-signal partials on
+    trees: TraceTrees | None = None  # traces joined across messages (default: built here)
     clocks: dict[int, PartitionClock] = field(default_factory=dict)
     pending: dict[int, int] = field(default_factory=dict)  # deferred watermarks
     late_spans: int = 0
     untimed_spans: int = 0
+
+    def __post_init__(self) -> None:
+        if self.trees is None:
+            self.trees = TraceTrees(self.wall_ns)
 
     def clock(self, partition: int) -> PartitionClock:
         c = self.clocks.get(partition)
@@ -125,7 +131,10 @@ class PreAggregator:
         clock.touch()
         out: dict[str, Partial] = {}
         newest = max((s.end_ns for s in spans), default=0)
-        for span, own in zip(spans, self_times(spans), strict=True) if self.signals else ():
+        assert self.trees is not None
+        children, depths = self.trees.join(partition, spans)
+        for span, own in zip(spans, self_times(spans, children), strict=True) if self.signals \
+                else ():
             end = span.end_ns
             if end <= 0:
                 self.untimed_spans += 1
@@ -146,7 +155,7 @@ class PreAggregator:
                     _agg(partial, window_id(spec, start)).add(span, own)
         partials = list(out.values())
         if self.prices is not None:
-            partials += self._token_partials(clock, partition, offset, spans)
+            partials += self._token_partials(clock, partition, offset, spans, depths)
         if newest:  # after the message: spans of one batch are never late to each other
             if defer_watermark:
                 self.pending[partition] = max(self.pending.get(partition, 0), newest)
@@ -161,7 +170,7 @@ class PreAggregator:
             self.clock(partition).observe(newest)
 
     def _token_partials(self, clock: PartitionClock, partition: int, offset: int,
-                        spans: Sequence[LlmSpan]) -> list[Partial]:
+                        spans: Sequence[LlmSpan], depths: dict[str, int]) -> list[Partial]:
         assert self.prices is not None
         out: dict[str, Partial] = {}
 
@@ -172,7 +181,7 @@ class PreAggregator:
                 p = out[sid] = Partial(sid, partition, offset, {}, "tokens")
             return p
 
-        depths = agent_depths(spans)
+        calls: set[str] = set()  # traces with a call in this message
         for span in counted_calls(spans):
             if span.end_ns <= 0:
                 continue
@@ -187,12 +196,22 @@ class PreAggregator:
                             _tok(p, window_id(spec, start)).add(span, self.prices)
             call = Call(span.end_ns, "llm", span.span_id,
                         (span.input_tokens or 0) + (span.output_tokens or 0), span.model or "",
-                        depth=depths.get(span.span_id, 0))
+                        depth=depths.get(span.trace_id, 0))
             self._add_call(partial, span, call)
+            calls.add(span.trace_id)
         for span in counted_tools(spans):
             call = Call(span.end_ns, "tool", span.span_id, tool=span.tool_name or span.name,
-                        args_hash=span.tool_args_hash or "", depth=depths.get(span.span_id, 0))
+                        args_hash=span.tool_args_hash or "", depth=depths.get(span.trace_id, 0))
             self._add_call(partial, span, call)
+            calls.add(span.trace_id)
+        # A trace whose depth grew with no call in this message (its agent spans came after
+        # their calls, as a batching exporter sends them): one depth record (from its first agent
+        # span here), so the trace's max_agent_depth budget sees the whole tree.
+        for span in spans:
+            if span.layer is Layer.AGENT and span.trace_id not in calls and span.end_ns > 0:
+                call = Call(span.end_ns, "agent", span.span_id, depth=depths.get(span.trace_id, 0))
+                self._add_call(partial, span, call)
+                calls.add(span.trace_id)
         return list(out.values())
 
     @staticmethod

@@ -40,24 +40,28 @@ def span_values(span: LlmSpan) -> dict[str, int | None]:
             "latency_s": _ns(span.duration_s), "queue_s": _ns(span.queue_s)}
 
 
-def self_times(spans: Sequence[LlmSpan]) -> list[dict[str, int]]:
-    """Self time of each span by part: its duration minus its children's (in this batch).
+def self_times(spans: Sequence[LlmSpan],
+               children_ns: Sequence[int] | None = None) -> list[dict[str, int]]:
+    """Self time of each span by part: its duration minus its children's.
 
-    A collector partitioning by trace id puts a whole trace in one message, so a batch holds
-    whole trees; a child in another message only makes its parent's self time larger.
-    Model-server time is split into queue, prefill and decode when the server reports them.
+    ``children_ns`` gives the children's total duration of each span (in order), as joined
+    across messages by :class:`pipeline.tracetree.TraceTrees`; without it, the children in
+    ``spans`` count. Model-server time is split into queue, prefill and decode when the
+    server reports them.
     """
-    child_ns: dict[str, int] = {}
-    for s in spans:
-        if s.parent_span_id and s.duration_s is not None:
-            child_ns[s.parent_span_id] = child_ns.get(s.parent_span_id, 0) + round(
-                s.duration_s * 1e9)
+    if children_ns is None:
+        child_ns: dict[str, int] = {}
+        for s in spans:
+            if s.parent_span_id and s.duration_s is not None:
+                child_ns[s.parent_span_id] = child_ns.get(s.parent_span_id, 0) + round(
+                    s.duration_s * 1e9)
+        children_ns = [child_ns.get(s.span_id, 0) for s in spans]
     out: list[dict[str, int]] = []
-    for s in spans:
+    for s, below in zip(spans, children_ns, strict=True):
         if s.duration_s is None:
             out.append({})
             continue
-        own = max(round(s.duration_s * 1e9) - child_ns.get(s.span_id, 0), 0)
+        own = max(round(s.duration_s * 1e9) - below, 0)
         if s.layer is Layer.MODEL_SERVER:
             parts = {p: v for p, v in (("queue", _ns(s.queue_s)), ("prefill", _ns(s.prefill_s)),
                                        ("decode", _ns(s.decode_s))) if v}
@@ -114,8 +118,9 @@ class SignalAggregate:
                 self.slowest = cand
         if span.streaming or (span.streaming is None and span.ttft_s is not None):
             self.streamed += 1
-        self.input_tokens += span.input_tokens or 0
-        self.output_tokens += span.output_tokens or 0
+        if span.duplicate_of is None:  # the client span of the same call counts its tokens
+            self.input_tokens += span.input_tokens or 0
+            self.output_tokens += span.output_tokens or 0
         for name, v in span_values(span).items():
             if v is not None:
                 self.sums_ns[name] = self.sums_ns.get(name, 0) + v

@@ -87,6 +87,7 @@ class LlmSpan:
     content: tuple[ContentRef, ...] = ()
     instrumentation: str = ""  # instrumentation scope name
     issues: tuple[str, ...] = ()
+    duplicate_of: str | None = None  # a client span reporting the same call (pipeline.dedupe)
 
     @property
     def model(self) -> str | None:

@@ -26,12 +26,15 @@ ENTITY_KINDS = ("model", "service", "user", "session")
 
 
 def counted_calls(spans: Sequence[LlmSpan]) -> list[LlmSpan]:
-    """The spans whose tokens are counted: outermost LLM operations reporting usage."""
+    """The spans whose tokens are counted: outermost LLM operations reporting usage, and not
+    a framework's repeat of a client span (:mod:`pipeline.dedupe`)."""
     by_id = {s.span_id: s for s in spans}
     out = []
     for s in spans:
         if s.operation not in LLM_OPERATIONS or (s.input_tokens is None
                                                  and s.output_tokens is None):
+            continue
+        if s.duplicate_of is not None:
             continue
         parent, hops = by_id.get(s.parent_span_id), 0
         shadowed = False
@@ -135,25 +138,6 @@ def counted_tools(spans: Sequence[LlmSpan]) -> list[LlmSpan]:
     by_id = {s.span_id: s for s in spans}
     return [s for s in spans if s.layer is Layer.TOOL
             and not ((p := by_id.get(s.parent_span_id)) is not None and p.layer is Layer.TOOL)]
-
-
-def agent_depths(spans: Sequence[LlmSpan]) -> dict[str, int]:
-    """Number of agent spans above (and including) each span, within the batch."""
-    by_id = {s.span_id: s for s in spans}
-    depth: dict[str, int] = {}
-
-    def of(s: LlmSpan, hops: int = 0) -> int:
-        if s.span_id in depth:
-            return depth[s.span_id]
-        parent = by_id.get(s.parent_span_id)
-        d = (of(parent, hops + 1) if parent is not None and hops < 64 else 0) + (
-            s.layer is Layer.AGENT)
-        depth[s.span_id] = d
-        return d
-
-    for s in spans:
-        of(s)
-    return depth
 
 
 def top_consumers(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:

@@ -200,7 +200,26 @@ def bench_metrics(spans: int, batch: int) -> int:
     per = memory_per_series()
     print(f"memory per active series at the owner (3 open windows): {per / 1024:.1f} KiB "
           f"= {per * 10_000 / 2**20:.0f} MiB per 10k series")
+    held, per_span = trace_join_memory(msgs)
+    cap = MetricsSettings().max_trace_spans
+    print(f"traces joined across messages: {per_span:.0f} B per span held "
+          f"({held:,} held here; the default cap of {cap:,} is {per_span * cap / 2**20:.0f} MiB)")
     return 0
+
+
+def trace_join_memory(msgs: list[bytes]) -> tuple[int, float]:
+    """Spans held by the ingest side's trace join (pipeline.tracetree) and bytes per span."""
+    from pipeline.tracetree import TraceTrees
+
+    batches = [ingest_message(m).spans for m in msgs]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    trees = TraceTrees(time.time_ns, max_spans=10**9)
+    for spans in batches:
+        trees.join(0, spans)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return trees.spans_held, (after - before) / max(trees.spans_held, 1)
 
 
 def bench_stitch(payloads: int = 10_000, cap_mb: int = 512, seed: int = 9) -> int:

@@ -93,6 +93,10 @@ class SpanwatchCollector(Collector):
         spans.add_metric(["skipped_non_llm"], s.skipped_non_llm)
         spans.add_metric(["rejected"], s.rejected_spans)
         yield spans
+        yield CounterMetricFamily(
+            "spanwatch_duplicate_llm_spans", "Framework LLM spans repeating a client span's "
+            "call, not counted again (normalize.dedupe_instrumentations)",
+            value=s.duplicate_llm_spans)
         dead = CounterMetricFamily("spanwatch_deadletters", "Dead letters by reason",
                                    labels=["reason"])
         for reason, n in sorted(s.deadletters.items()):
@@ -130,7 +134,8 @@ class SpanwatchCollector(Collector):
         if self.runtime is None:
             return
         for name, value in sorted(self.runtime.counters.items()):
-            yield CounterMetricFamily(f"spanwatch_{name}", name.replace("_", " "), value=value)
+            family = CounterMetricFamily if name.endswith("_total") else GaugeMetricFamily
+            yield family(f"spanwatch_{name}", name.replace("_", " "), value=value)
         tokens = CounterMetricFamily("spanwatch_llm_tokens", "Tokens by model or service",
                                      labels=["entity_kind", "entity", "type"])
         for (kind, entity, typ), n in sorted(self.runtime.token_totals.items()):

@@ -18,6 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from pipeline.ingest import ingest_message
 from pipeline.spans import LlmSpan
+from pipeline.tokens import counted_calls
 from spanwatch.offline import mapping_markdown
 from tests.support.make_golden import CASES, CONTENT_ENV, expected_lines
 from tests.support.otlp_json import otlp_json
@@ -40,9 +41,18 @@ def test_golden_expected_records(case: str) -> None:
 
 def check_against_truth(records: list[LlmSpan], truth: dict[str, Any]) -> None:
     """Tokens, model, ids and TTFT in the records match what the fake server did."""
-    chats = sorted((r for r in records if r.service == truth["service"]),
-                   key=lambda r: r.start_ns)
+    mine = [r for r in records if r.service == truth["service"]]
+    chats = sorted((r for r in mine if r.duplicate_of is None), key=lambda r: r.start_ns)
     assert len(chats) == len(truth["requests"]) == 2
+    repeats = [r for r in mine if r.duplicate_of is not None]
+    if truth["instrumentation"] == "langchain+openai-v2":
+        # the framework's span of each call repeats the client's: marked, counted once
+        assert sorted(r.duplicate_of for r in repeats) == sorted(r.span_id for r in chats)
+        assert all("langchain" in r.instrumentation for r in repeats)
+        assert counted_calls(records) == [r for r in records if r.duplicate_of is None
+                                          and r.input_tokens is not None]
+    else:
+        assert repeats == []
     span_ids = {(s["trace_id"], s["span_id"]) for s in truth["spans"]}
     for rec, req in zip(chats, truth["requests"], strict=True):
         assert (rec.trace_id, rec.span_id) in span_ids
@@ -58,8 +68,9 @@ def check_against_truth(records: list[LlmSpan], truth: dict[str, Any]) -> None:
             assert rec.tpot_s is not None and 0 < rec.tpot_s < 0.1
         else:
             assert rec.tpot_s is None
-    if truth["instrumentation"] == "openinference":
-        # OpenInference marks the first streamed token with an event: TTFT is derived from it
+    if truth["instrumentation"] in ("openinference", "openllmetry"):
+        # OpenInference marks the first streamed token with an event, OpenLLMetry every
+        # streamed chunk: TTFT is derived from the first one
         assert chats[0].ttft_s is not None and chats[0].streaming is True
     roles = {c.role for rec in chats for c in rec.content}
     assert {"input", "output"} <= roles  # content capture was on; references only

@@ -17,7 +17,6 @@ from pipeline.signals import SeriesKeyer
 from pipeline.spans import Layer, LlmSpan
 from pipeline.tokens import (
     TokenCounts,
-    agent_depths,
     counted_calls,
     counted_tools,
     merge_top,
@@ -104,13 +103,12 @@ def test_one_call_seen_at_three_layers_is_counted_once() -> None:
         == ["c", "x"]
 
 
-def test_tool_calls_once_and_agent_depth() -> None:
+def test_tool_calls_once() -> None:
     a1 = span("a1", layer=Layer.AGENT, operation="invoke_agent")
     a2 = span("a2", "a1", layer=Layer.AGENT, operation="invoke_agent")
     tool = span("t", "a2", layer=Layer.TOOL, operation="execute_tool", tool_name="fetch")
     mcp = span("m", "t", layer=Layer.TOOL, operation="execute_tool", span_kind="server")
     assert [s.span_id for s in counted_tools([a1, a2, tool, mcp])] == ["t"]
-    assert agent_depths([a1, a2, tool])["t"] == 2
 
 
 def test_token_counts_keep_kinds_apart_and_flag_unpriced() -> None:

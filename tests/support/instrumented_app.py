@@ -20,7 +20,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.support.fake_openai import FakeOpenAI
 
-SERVICE = {"openai-v2": "chat-app-otel", "openinference": "chat-app-openinference"}
+SERVICE = {"openai-v2": "chat-app-otel", "openinference": "chat-app-openinference",
+           "openllmetry": "chat-app-openllmetry",
+           "langchain+openai-v2": "chat-app-langchain"}
+
+
+def instrument(name: str, provider: object) -> None:
+    if name in ("openai-v2", "langchain+openai-v2"):
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+    if name == "langchain+openai-v2":  # a framework's instrumentation on top of the client's
+        from openinference.instrumentation.langchain import LangChainInstrumentor
+
+        LangChainInstrumentor().instrument(tracer_provider=provider)
+    if name == "openinference":
+        from openinference.instrumentation.openai import OpenAIInstrumentor as OIInstrumentor
+
+        OIInstrumentor().instrument(tracer_provider=provider)
+    if name == "openllmetry":  # Traceloop's OpenLLMetry: one event per streamed chunk
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor as TLInstrumentor
+
+        TLInstrumentor().instrument(tracer_provider=provider)
+
+
+def call_openai(base_url: str) -> tuple[str, str]:
+    import openai
+
+    client = openai.OpenAI(base_url=base_url, api_key="sk-test-not-a-real-key")
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Explain Kafka consumer groups briefly."}])
+    text = "".join((c.choices[0].delta.content or "") for c in stream if c.choices)
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hi."}])
+    return text, reply.choices[0].message.content or ""
+
+
+def call_langchain(base_url: str) -> tuple[str, str]:
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model="gpt-4o-mini", base_url=base_url, api_key="sk-test-not-a-real-key",
+                     stream_usage=True)
+    text = "".join(str(c.content) for c in llm.stream("Explain Kafka consumer groups briefly."))
+    reply = llm.invoke("Say hi.")
+    return text, str(reply.content)
 
 
 def main() -> int:
@@ -55,26 +99,14 @@ def main() -> int:
         provider.add_span_processor(SimpleSpanProcessor(
             HttpExporter(endpoint=f"{args.otlp_http}/v1/traces")))
 
-    if args.instrumentation == "openai-v2":
-        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-
-        OpenAIInstrumentor().instrument(tracer_provider=provider)
-    else:
-        from openinference.instrumentation.openai import OpenAIInstrumentor as OIInstrumentor
-
-        OIInstrumentor().instrument(tracer_provider=provider)
-
-    import openai
+    instrument(args.instrumentation, provider)
 
     with FakeOpenAI(first_token_delay=args.first_token_delay) as fake:
-        client = openai.OpenAI(base_url=fake.base_url, api_key="sk-test-not-a-real-key")
-        stream = client.chat.completions.create(
-            model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
-            messages=[{"role": "user", "content": "Explain Kafka consumer groups briefly."}])
-        text = "".join((c.choices[0].delta.content or "") for c in stream if c.choices)
-        reply = client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hi."}])
-        assert text and reply.choices[0].message.content
+        if args.instrumentation == "langchain+openai-v2":
+            text, reply = call_langchain(fake.base_url)
+        else:
+            text, reply = call_openai(fake.base_url)
+        assert text and reply
         requests = list(fake.requests)
     provider.force_flush()
     spans = memory.get_finished_spans()

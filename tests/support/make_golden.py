@@ -24,7 +24,8 @@ from pipeline.ingest import ingest_message
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "tests" / "testdata"
-CASES = {"openai_v2_stream": "openai-v2", "openinference_stream": "openinference"}
+CASES = {"openai_v2_stream": "openai-v2", "openinference_stream": "openinference",
+         "openllmetry_stream": "openllmetry", "langchain_openai_v2": "langchain+openai-v2"}
 CONTENT_ENV = {"OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY"}
 

@@ -1,0 +1,175 @@
+"""Trace structure across messages: agent depth and self time when a trace is split.
+
+A batching exporter (the SDK's ``BatchSpanProcessor``, a collector's batch processor) sends
+one trace in several Kafka messages. Spans are exported as they end, so children usually
+come before their parents. Spans arrive partitioned by trace id (the collector's
+``partition_traces_by_id``), so the worker that owns a source partition sees every span of
+its traces; per source partition it keeps a compact structure of recent traces:
+
+- for each span seen: its parent, whether it is an agent span, and its *height* (the most
+  agent spans on one path from it down to a leaf, itself included);
+- for parents not seen yet: the best height of their children and the sum of their
+  children's durations.
+
+From it, in any arrival order:
+
+- **agent depth** of a trace = the largest height, i.e. the most agent spans on one
+  root-to-leaf path. A span's height is pushed up to its known ancestors when it arrives,
+  and a parent arriving later picks up its children's best height, so the result does not
+  depend on how the trace was split or in what order the parts came;
+- **self time** of a span = its duration minus the durations of its children seen so far
+  (same message or earlier ones). A child arriving after its parent cannot shrink the
+  parent's self time any more (it has been counted); with children-first export this is rare.
+
+Bounded: at most ``max_spans`` spans in all (whole traces are forgotten, least recently seen
+first), at most ``max_spans_per_trace`` per trace (later ones join no structure, counted),
+and a trace not seen for ``wait_ns`` (wall clock) is forgotten. Structure is kept per source
+partition in memory; a partition that moves to another worker starts afresh there, so a
+trace split across a rebalance is joined only from its parts after the move.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pipeline.spans import Layer, LlmSpan
+
+MAX_HOPS = 64  # a parent chain longer than this (or a cycle) stops propagating
+
+
+@dataclass
+class TraceShape:
+    """What is known of one trace's tree."""
+
+    parent: dict[str, str] = field(default_factory=dict)  # span id -> parent span id
+    agent: set[str] = field(default_factory=set)  # agent span ids
+    height: dict[str, int] = field(default_factory=dict)  # span id -> agent height
+    below: dict[str, int] = field(default_factory=dict)  # span id -> best child height
+    child_ns: dict[str, int] = field(default_factory=dict)  # unseen parent -> children ns
+    depth: int = 0
+    seen_ns: int = 0
+
+    def add(self, span: LlmSpan) -> None:
+        """Join one span (its self time is read before, with :meth:`children_ns`)."""
+        sid = span.span_id
+        self.child_ns.pop(sid, None)
+        if sid in self.parent:
+            return  # a span delivered twice joins once
+        pid = span.parent_span_id
+        self.parent[sid] = pid
+        is_agent = span.layer is Layer.AGENT
+        if is_agent:
+            self.agent.add(sid)
+        h = self.height[sid] = int(is_agent) + self.below.get(sid, 0)
+        self.depth = max(self.depth, h)
+        cur = sid
+        for _ in range(MAX_HOPS):
+            p = self.parent.get(cur, "")
+            if not p or self.below.get(p, 0) >= h:
+                break
+            self.below[p] = h
+            if p not in self.parent:
+                break
+            h = self.height[p] = int(p in self.agent) + h
+            self.depth = max(self.depth, h)
+            cur = p
+
+    def add_child_time(self, span: LlmSpan) -> None:
+        """Remember a child's duration for a parent that has not arrived yet."""
+        pid = span.parent_span_id
+        if pid and pid not in self.parent and span.duration_s is not None:
+            self.child_ns[pid] = self.child_ns.get(pid, 0) + round(span.duration_s * 1e9)
+
+    def children_ns(self, span_id: str) -> int:
+        return self.child_ns.get(span_id, 0)
+
+    def size(self) -> int:
+        return len(self.parent) + len(self.child_ns)
+
+
+@dataclass
+class TraceTrees:
+    """Recent trace shapes of every assigned source partition, bounded (module docs)."""
+
+    wall_ns: Callable[[], int]
+    wait_ns: int = 600 * 1_000_000_000
+    max_spans: int = 200_000
+    max_spans_per_trace: int = 5_000
+    traces: OrderedDict[tuple[int, str], TraceShape] = field(default_factory=OrderedDict)
+    spans_held: int = 0
+    dropped_spans: int = 0  # spans beyond a trace's cap, joined to nothing
+    evicted_traces: int = 0  # forgotten for room (not for quiet)
+
+    def join(self, partition: int, spans: Sequence[LlmSpan]) -> tuple[list[int], dict[str, int]]:
+        """Join one message's spans: (children's ns for each span, in order; the depth of
+        each trace the message touched, after it)."""
+        now = self.wall_ns()
+        self._expire(now)
+        shapes: dict[str, TraceShape | None] = {}
+        for s in spans:
+            if s.trace_id not in shapes:
+                shapes[s.trace_id] = self._shape(partition, s.trace_id, now)
+        before = {t: sh.size() for t, sh in shapes.items() if sh is not None}
+        # this message's children first, then what earlier messages left for each parent
+        local: dict[str, int] = {}
+        for s in spans:
+            if s.parent_span_id and s.duration_s is not None:
+                local[s.parent_span_id] = local.get(s.parent_span_id, 0) + round(
+                    s.duration_s * 1e9)
+        children = []
+        for s in spans:
+            sh = shapes[s.trace_id]
+            children.append(local.get(s.span_id, 0) + (sh.children_ns(s.span_id) if sh else 0))
+        ids = {s.span_id for s in spans}
+        for s in spans:
+            sh = shapes[s.trace_id]
+            if sh is None:
+                continue
+            if s.span_id in sh.parent:
+                continue  # delivered twice: joined once
+            if len(sh.parent) >= self.max_spans_per_trace:
+                self.dropped_spans += 1
+                continue
+            if s.parent_span_id not in ids:  # a child of a parent in another message
+                sh.add_child_time(s)
+            sh.add(s)
+        depths = {}
+        for t, sh in shapes.items():
+            if sh is None:
+                continue
+            self.spans_held += sh.size() - before[t]
+            depths[t] = sh.depth
+        self._trim()
+        return children, depths
+
+    def forget(self, keep: Iterable[int]) -> None:
+        """Drop the shapes of source partitions no longer assigned."""
+        kept = set(keep)
+        for key in [k for k in self.traces if k[0] not in kept]:
+            self.spans_held -= self.traces.pop(key).size()
+
+    def _shape(self, partition: int, trace_id: str, now: int) -> TraceShape:
+        key = (partition, trace_id)
+        sh = self.traces.get(key)
+        if sh is None:
+            sh = self.traces[key] = TraceShape()
+        else:
+            self.traces.move_to_end(key)
+        sh.seen_ns = now
+        return sh
+
+    def _expire(self, now: int) -> None:
+        while self.traces:
+            key, sh = next(iter(self.traces.items()))
+            if now - sh.seen_ns < self.wait_ns:
+                break
+            del self.traces[key]
+            self.spans_held -= sh.size()
+
+    def _trim(self) -> None:
+        while self.spans_held > self.max_spans and len(self.traces) > 1:
+            _, sh = self.traces.popitem(last=False)
+            self.spans_held -= sh.size()
+            self.evicted_traces += 1

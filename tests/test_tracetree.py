@@ -1,0 +1,135 @@
+"""A trace split over several messages: agent depth and self time joined across them."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import pytest
+
+from pipeline.blackhole import Budgets
+from pipeline.partials import PreAggregator, SeriesState
+from pipeline.signals import SeriesKeyer, self_times
+from pipeline.spans import Layer, LlmSpan
+from pipeline.tracetree import TraceShape, TraceTrees
+from pipeline.windows import NS, WindowSettings, WindowSpec
+from tests.test_tokens import PRICES
+
+T0 = 1_700_000_000 * NS
+MS = 1_000_000
+
+
+def span(span_id: str, parent: str = "", *, trace: str = "t", dur_ms: int = 100,
+         **kw: Any) -> LlmSpan:
+    base: dict[str, Any] = dict(
+        trace_id=trace * 32, span_id=span_id, parent_span_id=parent, name=span_id,
+        service="app", layer=Layer.APP, operation="chain", span_kind="internal",
+        start_ns=T0, end_ns=T0 + dur_ms * MS, duration_s=dur_ms / 1000, status="ok")
+    base.update(kw)
+    return LlmSpan(**base)
+
+
+def agent(span_id: str, parent: str = "", **kw: Any) -> LlmSpan:
+    return span(span_id, parent, layer=Layer.AGENT, operation="invoke_agent", **kw)
+
+
+def nested_agents(depth: int) -> list[LlmSpan]:
+    """root chain -> agent a1 -> ... -> agent aN -> chat call, children listed first."""
+    out = [span("llm", f"a{depth}", layer=Layer.APP, operation="chat", span_kind="client",
+                input_tokens=10, output_tokens=5, request_model="gpt-4o-mini", dur_ms=50)]
+    for i in range(depth, 0, -1):
+        out.append(agent(f"a{i}", f"a{i - 1}" if i > 1 else "root", dur_ms=100 + 10 * i))
+    out.append(span("root", dur_ms=500))
+    return out
+
+
+def test_depth_is_the_same_however_the_trace_is_split_and_ordered() -> None:
+    spans = nested_agents(4)
+    spans.append(agent("side", "root", dur_ms=20))  # a shallower branch
+    rng = random.Random(7)
+    for _ in range(200):
+        order = spans[:]
+        rng.shuffle(order)
+        cuts = sorted(rng.sample(range(1, len(order)), rng.randint(0, len(order) - 1)))
+        shape = TraceShape()
+        for lo, hi in itertools.pairwise([0, *cuts, len(order)]):
+            for s in order[lo:hi]:
+                shape.add(s)
+        assert shape.depth == 4
+
+
+def test_a_span_delivered_twice_joins_once() -> None:
+    trees = TraceTrees(lambda: 0)
+    spans = nested_agents(2)
+    first = trees.join(0, spans[:1])
+    again = trees.join(0, spans[:1])
+    assert first == again == ([0], {"t" * 32: 0})
+    _, depths = trees.join(0, spans[1:])
+    assert depths == {"t" * 32: 2}
+    assert trees.spans_held == len(spans)
+
+
+def test_self_time_subtracts_children_from_earlier_messages() -> None:
+    trees = TraceTrees(lambda: 0)
+    llm, a1, root = nested_agents(1)
+    first, _ = trees.join(0, [llm])  # children are exported first
+    second, _ = trees.join(0, [a1, root])  # a1's child came before; root's child is here
+    assert first == [0] and second == [50 * MS, 110 * MS]
+    assert self_times([a1, root], second) == [{"agent": 60 * MS}, {"app": 390 * MS}]
+    # without the join, a1 would keep its child's time as its own
+    assert self_times([a1, root]) == [{"agent": 110 * MS}, {"app": 390 * MS}]
+
+
+def test_bounded_by_spans_per_trace_total_spans_and_wait() -> None:
+    now = [0]
+    trees = TraceTrees(lambda: now[0], wait_ns=60 * NS, max_spans=10, max_spans_per_trace=4)
+    trees.join(0, [span(f"s{i}") for i in range(6)])
+    assert trees.dropped_spans == 2 and trees.spans_held == 4
+    trees.join(0, [span(f"s{i}", trace="u") for i in range(4)])
+    trees.join(0, [span(f"s{i}", trace="v") for i in range(4)])  # 12 > 10: oldest goes
+    assert trees.evicted_traces == 1 and trees.spans_held == 8
+    assert [k[1][0] for k in trees.traces] == ["u", "v"]
+    now[0] = 61 * NS
+    trees.join(1, [span("x", trace="w")])  # u and v were quiet for longer than the wait
+    assert [k[1][0] for k in trees.traces] == ["w"] and trees.spans_held == 1
+    trees.forget([0])  # partition 1 went to another worker
+    assert not trees.traces and trees.spans_held == 0
+
+
+def pre(max_spans: int = 200_000) -> PreAggregator:
+    settings = WindowSettings(specs=(WindowSpec.parse("1m"),), allowed_lateness_ns=5 * NS,
+                              idle_timeout_ns=30 * NS)
+    return PreAggregator(settings, SeriesKeyer(("service", "layer", "operation", "model")),
+                         lambda: T0, PRICES, trees=TraceTrees(lambda: T0, max_spans=max_spans))
+
+
+TRACE = '["@tokens","trace","' + "t" * 32 + '"]'
+
+
+def black_holes(messages: list[list[LlmSpan]], *, joined: bool) -> tuple[int, list[Any]]:
+    """Apply every trace partial to the trace's state as its owner would; (depth, events).
+    ``joined=False`` gives each message a fresh pre-aggregator: depth seen per message."""
+    agg = pre()
+    state = SeriesState(kind="tokens")
+    events: list[Any] = []
+    for offset, msg in enumerate(messages):
+        for partial in (agg if joined else pre()).add_message(0, offset, msg):
+            if partial.series == TRACE and state.apply(partial):
+                events += state.apply_calls(partial.calls, Budgets(max_agent_depth=3))
+    assert state.activity is not None
+    return state.activity.max_depth, events
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 7], ids=lambda n: f"{n}-messages")
+def test_max_agent_depth_fires_however_many_messages_carry_the_trace(split: int) -> None:
+    spans = nested_agents(5)  # children first, as a batching exporter sends them
+    size = -(-len(spans) // split)
+    messages = [spans[i:i + size] for i in range(0, len(spans), size)]
+    assert len(messages) == split
+    depth, events = black_holes(messages, joined=True)
+    assert depth == 5
+    # fires once, as soon as the joined depth passes the budget
+    assert [e["budget"] for e in events] == ["max_agent_depth"] and events[0]["value"] > 3
+    if split == 7:  # one span per message: per message, no depth beyond 1 is visible
+        assert black_holes(messages, joined=False) == (1, [])
