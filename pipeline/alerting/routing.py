@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.alerting import templates
-from pipeline.alerting.matchers import Matcher, all_match, parse_duration_s, parse_matchers
-from pipeline.alerting.rules import Problems, _str_list, _suggest
+from pipeline.alerting.matchers import Matcher, all_match, parse_duration_s
+from pipeline.alerting.rules import Problems, _suggest
 from pipeline.alerting.yamlpos import Located, Path_
 from pipeline.config import expand_env
 from pipeline.errors import ConfigError
@@ -140,10 +140,7 @@ def _receiver(doc: Located, p: Path_, item: Any, problems: Problems) -> Receiver
     for key in sorted(set(item) - RECEIVER_KEYS, key=str):
         problems.add(doc, (*p, key, "__key__"),
                      f"unknown receiver key {key!r}{_suggest(str(key), RECEIVER_KEYS)}")
-    urls = _str_list(item.get("urls", []))
-    if urls is None:
-        problems.add(doc, (*p, "urls"), "'urls' must be a list of apprise URLs")
-        urls = ()
+    urls = problems.str_list(doc, (*p, "urls"), item.get("urls", []), "apprise URLs") or ()
     for i, url in enumerate(urls):
         err = validate_url(url)
         if err:
@@ -154,7 +151,8 @@ def _receiver(doc: Located, p: Path_, item: Any, problems: Problems) -> Receiver
     fmt = item.get("format", "auto")
     if fmt not in FORMATS:
         problems.add(doc, (*p, "format"), f"format must be one of {', '.join(FORMATS)}")
-    mentions = _str_list(item.get("mentions", [])) or ()
+    mentions = problems.str_list(doc, (*p, "mentions"), item.get("mentions", []),
+                                 "names to mention") or ()
     return Receiver(item["name"], urls, console, fmt, bool(item.get("send_resolved", True)),
                     mentions)
 
@@ -201,15 +199,11 @@ def _route(doc: Located, p: Path_, item: Any, problems: Problems,
             return default
 
     base = parent or Route(str(receiver))
-    group_by = _str_list(item.get("group_by", list(base.group_by)))
+    group_by = problems.str_list(doc, (*p, "group_by"), item.get("group_by", list(base.group_by)),
+                                 "label names")
     if group_by is None:
-        problems.add(doc, (*p, "group_by"), "'group_by' must be a list of label names")
         group_by = base.group_by
-    matchers: tuple[Matcher, ...] = ()
-    try:
-        matchers = parse_matchers(item.get("matchers", []))
-    except ValueError as exc:
-        problems.add(doc, (*p, "matchers"), str(exc))
+    matchers = problems.matchers(doc, (*p, "matchers"), item.get("matchers", []))
     route = Route(str(receiver), group_by, dur("group_wait", base.group_wait_s),
                   dur("group_interval", base.group_interval_s),
                   dur("repeat_interval", base.repeat_interval_s), matchers, (),
@@ -228,13 +222,13 @@ def _inhibit(doc: Located, p: Path_, item: Any, problems: Problems) -> InhibitRu
     if not isinstance(item, dict):
         problems.add(doc, p, "an inhibit rule must be a mapping")
         return None
-    try:
-        src = parse_matchers(item.get("source_matchers", []))
-        tgt = parse_matchers(item.get("target_matchers", []))
-    except ValueError as exc:
-        problems.add(doc, p, str(exc))
+    found = len(problems.items)
+    src = problems.matchers(doc, (*p, "source_matchers"), item.get("source_matchers", []))
+    tgt = problems.matchers(doc, (*p, "target_matchers"), item.get("target_matchers", []))
+    equal = problems.str_list(doc, (*p, "equal"), item.get("equal", []), "label names")
+    if len(problems.items) > found:
         return None
     if not src or not tgt:
         problems.add(doc, p, "an inhibit rule needs source_matchers and target_matchers")
         return None
-    return InhibitRule(src, tgt, _str_list(item.get("equal", [])) or ())
+    return InhibitRule(src, tgt, equal or ())

@@ -88,16 +88,58 @@ class Problems:
     def add(self, doc: Located, path: Path_, message: str) -> None:
         self.items.append(f"{doc.where(path)}: {message}")
 
+    def str_list(self, doc: Located, path: Path_, value: Any,
+                 what: str) -> tuple[str, ...] | None:
+        """The strings of the list at ``path``; each item that is not a string is reported at
+        its own position (block or flow style) and left out. ``None`` when it is no list."""
+        if not isinstance(value, list):
+            self.add(doc, path, f"'{path[-1]}' must be a list of {what}")
+            return None
+        for i, x in enumerate(value):
+            if not isinstance(x, str):
+                self.add(doc, (*path, i), f"item {i + 1} of '{path[-1]}' must be a string "
+                         f"({what}), not {yaml_type(x)}")
+        return tuple(x for x in value if isinstance(x, str))
+
+    def matchers(self, doc: Located, path: Path_, value: Any) -> tuple[Matcher, ...]:
+        """Label matchers at ``path`` (a list of strings or a ``{label: value}`` mapping);
+        a bad matcher is reported at its own list item."""
+        if isinstance(value, dict):
+            return parse_matchers(value)
+        if not isinstance(value, list):
+            self.add(doc, path, f"'{path[-1]}' must be a list of 'name=\"value\"' strings "
+                     "or a mapping")
+            return ()
+        out = []
+        for i, text in enumerate(value):
+            try:
+                if not isinstance(text, str):
+                    raise ValueError(f"a matcher is a string like name=\"value\", not "
+                                     f"{yaml_type(text)}")
+                out.append(Matcher.parse(text))
+            except ValueError as exc:
+                self.add(doc, (*path, i), str(exc))
+        return tuple(out)
+
+
+def yaml_type(v: Any) -> str:
+    """What a YAML author wrote, in YAML's words."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, list):
+        return "a list"
+    return type(v).__name__
+
 
 def _suggest(word: str, options: set[str] | tuple[str, ...]) -> str:
     close = difflib.get_close_matches(word, sorted(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _str_list(v: Any) -> tuple[str, ...] | None:
-    if isinstance(v, list) and all(isinstance(x, str) for x in v):
-        return tuple(v)
-    return None
 
 
 def parse_groups(doc: Located, problems: Problems, seen: dict[str, str]) -> list[Rule]:
@@ -202,15 +244,10 @@ def _common(doc: Located, rp: Path_, item: dict[str, Any], kind: str, problems: 
         if err:
             problems.add(doc, (*rp, "annotations", k), f"annotation {k!r}: template syntax: {err}")
     if "matchers" in item:
-        try:
-            kw["matchers"] = parse_matchers(item["matchers"])
-        except ValueError as exc:
-            problems.add(doc, (*rp, "matchers"), str(exc))
+        kw["matchers"] = problems.matchers(doc, (*rp, "matchers"), item["matchers"])
     if "by" in item:
-        by = _str_list(item["by"])
-        if by is None:
-            problems.add(doc, (*rp, "by"), "'by' must be a list of label names")
-        else:
+        by = problems.str_list(doc, (*rp, "by"), item["by"], "label names")
+        if by is not None:
             kw["by"] = by
     elif kind in DEFAULT_BY:
         kw["by"] = DEFAULT_BY[kind]
@@ -286,13 +323,12 @@ def _anomaly(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
 
 def _choices(doc: Located, path: Path_, v: Any, allowed: tuple[str, ...] | None,
              problems: Problems, what: str) -> tuple[str, ...]:
-    items = _str_list(v)
+    items = problems.str_list(doc, path, v, what)
     if items is None:
-        problems.add(doc, path, f"'{path[-1]}' must be a list of {what}")
         return ()
     if allowed is not None:
-        for i, x in enumerate(items):
-            if x not in allowed:
+        for i, x in enumerate(v):  # positions of the list as written
+            if isinstance(x, str) and x not in allowed:
                 problems.add(doc, (*path, i), f"unknown {what[:-1]} {x!r}; one of "
                              f"{', '.join(allowed)}{_suggest(x, allowed)}")
     return items
