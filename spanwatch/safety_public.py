@@ -291,7 +291,8 @@ def trufflehog(root: Path) -> Iterator[Sample]:
 
 # --- bank cards: credit-card-type test numbers in their brands' groups ---------------------
 
-_CARD_TYPE = re.compile(r"type:\s*\"([\w-]+)\"[\s\S]*?gaps:\s*\[([\d,\s]*)\]")
+_CARD_TYPE = re.compile(r"type:\s*\"([\w-]+)\"[\s\S]*?gaps:\s*\[([\d,\s]*)\],\s*"
+                        r"lengths:\s*\[([\d,\s]*)\]")
 _CARD_TEST = re.compile(r'\["(\d{12,19})",\s*"([\w-]+)"')
 
 
@@ -300,8 +301,13 @@ def cards(root: Path) -> Iterator[Sample]:
     tests = _read(root, "credit-card-type", "src/__tests__/index.ts")
     if types is None or tests is None:
         return
-    gaps = {t: [int(g) for g in gs.split(",") if g.strip()] for t, gs in _CARD_TYPE.findall(types)}
-    numbers = sorted({(n, brand) for n, brand in _CARD_TEST.findall(tests) if luhn_ok(n)})
+    found = _CARD_TYPE.findall(types)
+    gaps = {t: [int(g) for g in gs.split(",") if g.strip()] for t, gs, _ in found}
+    lengths = {t: {int(n) for n in ns.split(",") if n.strip()} for t, _, ns in found}
+    # the tests also type partial numbers (brand detection as one types): a number is a card
+    # only at one of its brand's lengths, with a valid check digit
+    numbers = sorted({(n, brand) for n, brand in _CARD_TEST.findall(tests)
+                      if luhn_ok(n) and len(n) in lengths.get(brand, {len(n)})})
     texts: list[tuple[str, str]] = []
     for n, brand in numbers:
         cuts = [0, *[g for g in gaps.get(brand, [4, 8, 12]) if g < len(n)], len(n)]

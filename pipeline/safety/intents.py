@@ -187,6 +187,24 @@ STRONG: tuple[tuple[str, str], ...] = (
                       r"programmed)\b[^.?\n]{0,40}?\b(?:before|beginning|start|initially|first)"),
     ("reveal_prompt", r"\b(?:first|initial|opening)\s+\d+\s+(?:words|tokens|lines|characters|"
                       r"sentences)\s+of\s+(?:your|the)\s+(?:system\s+)?(?:prompt|instructions)"),
+    ("reveal_prompt", r"\brepeat\s+(?:this|the|our|my|your)\s+(?:entire\s+|whole\s+|full\s+)?"
+                      r"(?:conversation|chat|dialogue)\b[^.\n]{0,40}?\b(?:word\s+for\s+word|"
+                      r"verbatim|exactly|back\s+to\s+me)"),
+    ("reveal_prompt", r"\b(?:the\s+)?(?:text|words|message|instructions)\s+(?:that\s+)?you\s+"
+                      r"(?:were|have\s+been)\s+(?:given|told|fed|provided)\s+(?:initially|at\s+"
+                      r"(?:the\s+)?(?:start|beginning)|first|before\s+(?:this|me|our))"),
+    ("reveal_prompt", r"\bcomplete\s+(?:this|the\s+following)\s+(?:sentence|phrase|text)\W{0,4}"
+                      r"[\"'“‘]\s*(?:I\s+(?:was|am|have\s+been)\s+(?:instructed|told|programmed|"
+                      r"configured)|my\s+(?:system\s+prompt|instructions|rules))"),
+    ("reveal_prompt", r"[\"'“‘]\s*(?:the|my)\s+(?:system\s+prompt|hidden\s+instructions|"
+                      r"initial\s+instructions)\s+(?:is|are|says|reads)\s*:?\s*[\"'”’]"),
+    ("reveal_prompt", r"\b(?:console\.log|print|echo|printf|puts|println|dump|repr)\s*\(\s*"
+                      r"(?:self\.|this\.)?(?:system_?prompt|initial_?prompt|hidden_?prompt|"
+                      r"system_?instructions|instructions)\s*\)"),
+    ("reveal_prompt", r"\b(?:see|view|read|inspect|audit|have|get)\s+(?:the|your)\s+(?:full\s+|"
+                      r"exact\s+|complete\s+)?(?:system|hidden|initial|internal)\s+"
+                      r"(?:prompt|instructions)\s+(?:immediately|now|right\s+now|verbatim|in\s+"
+                      r"full)\b"),
     ("reveal_prompt", rf"{_ZH_REVEAL}(?:一下|出来|出)?.{{0,12}}?{_ZH_HIDDEN}"),
     ("reveal_prompt", r"把(?:你的|你)?.{0,8}?(?:规则|设定|指令|提示词?|系统提示|初始指令|prompt)"
                       r"(?:全部|都|原样|逐字|完整地?)?(?:打印|输出|显示|告诉我|发给我|复述|写|列|说|贴)"),
