@@ -40,11 +40,13 @@ def _cmd_broker(args: argparse.Namespace) -> int:
     from spanwatch.proc import wait_for_signal
 
     settings = _settings(args)
-    with EmbeddedBroker(args.port, topics=settings.topics.all_topics(),
-                        partitions=settings.topics.partitions) as broker:
+    topics = settings.topics
+    with EmbeddedBroker(args.port, topics=topics.all_topics(), partitions=topics.partitions,
+                        single_partition_topics=topics.single_partition_topics()) as broker:
         print(f"tansu (pid {broker.proc.pid if broker.proc else '?'}) listening on "
-              f"{broker.bootstrap}; topics {', '.join(settings.topics.all_topics())} "
-              f"with {settings.topics.partitions} partitions. Ctrl-C stops it.", flush=True)
+              f"{broker.bootstrap}; topics {', '.join(topics.all_topics())} with "
+              f"{topics.partitions} partitions, {', '.join(topics.single_partition_topics())} "
+              "with 1. Ctrl-C stops it.", flush=True)
         wait_for_signal()
     return 0
 
@@ -133,11 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.set_defaults(func=_cmd_demo)
 
-    from spanwatch.commands import anomaly, rules, safety
+    from spanwatch.commands import anomaly, health, rules, safety
 
     safety.add_parser(sub, _settings)
     anomaly.add_parser(sub)
     rules.add_parsers(sub, _settings, kafka_opts)
+    health.add_parser(sub)
 
     be = sub.add_parser("bench", help="benchmarks that print numbers")
     be.add_argument("what", choices=["ingest", "metrics", "stitch", "safety", "anomaly", "alerts"])
@@ -162,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rc: Any = args.func(args)
     except SpanwatchError as exc:
         print(f"spanwatch: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing or unreadable file: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"spanwatch: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

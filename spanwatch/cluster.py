@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
@@ -56,15 +58,83 @@ class WorkerProc:
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> WorkerProc:
+        """Until the worker's ``/readyz`` answers 200 (joined, tables restored, not stalled)."""
+        self.until(lambda st: st["ready"], timeout, "ready")
+        return self
+
+    def status(self) -> dict[str, Any] | None:
+        """The worker's ``/status`` report, or ``None`` while it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/status",
+                                        timeout=2) as resp:
+                return dict(json.loads(resp.read()))
+        except (OSError, ValueError):
+            return None
+
+    def until(self, check: Callable[[dict[str, Any]], Any], timeout: float = 60.0,
+              what: str = "condition") -> dict[str, Any]:
+        """Poll ``/status`` until ``check(report)`` is true; returns that report. Raises when
+        the process exits or the timeout passes, with the last report and the log's tail."""
         assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
+        last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log()[-3000:]}")
-            if "Worker]: Ready" in self.log():
-                return self
+                raise RuntimeError(f"worker exited ({self.proc.returncode}): "
+                                   f"{self.log()[-3000:]}")
+            last = self.status()
+            if last is not None and check(last):
+                return last
             time.sleep(0.2)
-        raise TimeoutError(f"worker not ready: {self.log()[-3000:]}")
+        raise TimeoutError(f"worker not {what} after {timeout:.0f} s; last status {last}; "
+                           f"log: {self.log()[-2000:]}")
+
+    def wait_drained(self, timeout: float = 60.0, *,
+                     produced: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """Until the worker is ready, nothing is stalled, every partition it owns has been
+        processed and committed (no lag) and no notification waits for delivery, in two
+        reports (a report made just before records reached a topic shows no lag yet; the
+        worker's own ticks keep the alerting topic's lag from being 0 in every report).
+        ``produced``: topic -> records the caller has written to it in all; the worker must
+        show at least that many, so a report made before the writes never counts."""
+        seen: list[int] = []
+
+        def drained(st: dict[str, Any]) -> bool:
+            ends: Counter[str] = Counter()
+            for p in st["partitions"]:
+                ends[p["topic"]] += p["end"] or 0
+            ok = bool(st["ready"]) and not st["stalled"] and all(
+                ends[t] >= n for t, n in (produced or {}).items()) and all(
+                (p["lag"] or 0) == 0 for p in st["partitions"]) and \
+                self.metric("spanwatch_notifications_pending") == 0
+            if ok and st.get("seq") not in seen:
+                seen.append(st.get("seq", 0))
+            return len(seen) >= 2
+        return self.until(drained, timeout, "drained")
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` (with these labels) on ``/metrics``; 0 when absent
+        or when the worker does not answer."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                        timeout=2) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return 0.0
+        total = 0.0
+        for fam in text_string_to_metric_families(text):
+            for sample in fam.samples:
+                if sample.name == name and all(sample.labels.get(k) == v
+                                               for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+    def stage(self, name: str) -> dict[str, Any]:
+        """One stage's entry of the current status (``{}`` when unknown)."""
+        st = self.status() or {}
+        return dict(st.get("stages", {}).get(name, {}))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -105,21 +175,6 @@ def consume_until(bootstrap: str, topics: list[str],
     finally:
         c.close()
     return got
-
-
-class RecordCount:
-    """``done`` predicate for :func:`consume_until`: at least ``n`` records read, counted
-    incrementally (re-parsing every message on every poll would starve the worker)."""
-
-    def __init__(self, n: int, topic: str = "spanwatch.spans") -> None:
-        self.n, self.topic, self.seen, self.records = n, topic, 0, 0
-
-    def __call__(self, messages: list[Any]) -> bool:
-        for m in messages[self.seen:]:
-            if m.topic() == self.topic:
-                self.records += len(json.loads(m.value())["spans"])
-        self.seen = len(messages)
-        return self.records >= self.n
 
 
 def span_records(messages: list[Any], topic: str = "spanwatch.spans") -> list[LlmSpan]:

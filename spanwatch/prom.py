@@ -41,20 +41,46 @@ class LatestWindows:
             self.records.popitem(last=False)
 
 
+def _health_families(report: dict[str, Any]) -> Iterator[Metric]:
+    ready = GaugeMetricFamily("spanwatch_worker_ready", "1 when joined, restored and not stalled")
+    ready.add_metric([], float(bool(report.get("ready"))))
+    yield ready
+    lag = GaugeMetricFamily("spanwatch_consumer_lag_records",
+                            "End offset minus committed offset, per assigned partition",
+                            labels=["topic", "partition"])
+    for row in report.get("partitions", []):
+        if row.get("lag") is not None:
+            lag.add_metric([row["topic"], str(row["partition"])], row["lag"])
+    yield lag
+    stalled = GaugeMetricFamily("spanwatch_stage_stalled",
+                                "1 when a stage has lag and made no progress", labels=["stage"])
+    for stage, info in sorted(report.get("stages", {}).items()):
+        stalled.add_metric([stage], float(bool(info.get("stalled"))))
+    yield stalled
+
+
 class SpanwatchCollector(Collector):
     """prometheus-client collector over :class:`LatestWindows` and worker counters."""
 
     def __init__(self, latest: LatestWindows, stats: IngestStats,
                  runtime: Any = None, stitch: dict[str, int] | None = None,
-                 safety: Any = None, anomaly: Any = None, alerting: Any = None) -> None:
+                 safety: Any = None, anomaly: Any = None, alerting: Any = None,
+                 health: Any = None, stitch_runtime: Any = None) -> None:
         """``runtime``: the window agents' MetricsRuntime (counters and token totals);
         ``stitch``: the stitch agent's counters; ``safety``: the SafetyRuntime."""
         self.latest, self.stats, self.runtime, self.safety = latest, stats, runtime, safety
         self.anomaly = anomaly  # AnomalyStage
         self.alerting = alerting  # AlertingRuntime
+        self.health = health  # pipeline.health.HealthTracker
+        self.stitch_runtime = stitch_runtime  # agents.stitch.StitchRuntime
         self.stitch = stitch if stitch is not None else {}  # an empty Counter is falsy
 
+    def _health(self) -> Iterator[Metric]:
+        if self.health is not None and self.health.report:
+            yield from _health_families(self.health.report)
+
     def collect(self) -> Iterator[Metric]:
+        yield from self._health()
         records = list(self.latest.records.values())
         label_names = (sorted(records[0]["series"]) if records else []) + ["window"]
         fams: dict[str, GaugeMetricFamily] = {}
@@ -107,6 +133,13 @@ class SpanwatchCollector(Collector):
         for name, n in sorted(self.stitch.items()):
             stitch.add_metric([name], n)
         yield stitch
+        if self.stitch_runtime is not None:
+            yield GaugeMetricFamily("spanwatch_stitch_payloads_held",
+                                    "Incomplete payloads this worker holds (times out, evicts)",
+                                    value=len(self.stitch_runtime.held))
+            yield GaugeMetricFamily("spanwatch_stitch_bytes_held",
+                                    "Bytes of incomplete payloads this worker holds",
+                                    value=self.stitch_runtime.bytes_held)
         if self.safety is not None:
             yield from self._safety()
         if self.anomaly is not None:

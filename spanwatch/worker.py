@@ -6,25 +6,26 @@ import logging
 
 import faust
 from confluent_kafka.admin import AdminClient
-from prometheus_client import REGISTRY, start_http_server
+from prometheus_client import REGISTRY
 
-from agents import alerting, anomaly, ingest, metrics, safety, stitch
+from agents import alerting, anomaly, health, ingest, metrics, safety, stitch
 from agents.app import create_app
 from pipeline.alerting.loader import RuleSet, load_rules
 from pipeline.alerting.routing import unusable_receivers
 from pipeline.config import Settings
 from pipeline.errors import BrokerError, ConfigError
+from pipeline.windows import parse_duration_ns
 from spanwatch.broker import create_topics
+from spanwatch.httpserver import serve
+from spanwatch.kafka import check_reachable, confluent_config
 from spanwatch.prom import LatestWindows, SpanwatchCollector
 
 log = logging.getLogger("spanwatch.worker")
 
 
-def source_partitions(settings: Settings) -> int:
+def source_partitions(settings: Settings, admin: AdminClient) -> int:
     """Partition count of the source topic: every one must report a watermark."""
-    admin = AdminClient(settings.kafka.client_config())
-    md = admin.list_topics(topic=settings.topics.source, timeout=15)
-    topic = md.topics.get(settings.topics.source)
+    topic = admin.list_topics(timeout=15).topics.get(settings.topics.source)
     if topic is None or topic.error is not None or not topic.partitions:
         raise BrokerError(f"source topic {settings.topics.source!r} not found on "
                           f"{settings.kafka.bootstrap_servers}: create it first")
@@ -43,10 +44,10 @@ def load_alerting(settings: Settings) -> RuleSet | None:
     return ruleset
 
 
-def check_single_partition(settings: Settings) -> None:
-    admin = AdminClient(settings.kafka.client_config())
+def check_single_partition(settings: Settings, admin: AdminClient) -> None:
+    found = admin.list_topics(timeout=15).topics
     for name in settings.topics.single_partition_topics():
-        topic = admin.list_topics(topic=name, timeout=15).topics.get(name)
+        topic = found.get(name)
         if topic is not None and topic.error is None and len(topic.partitions) != 1:
             raise BrokerError(f"topic {name!r} has {len(topic.partitions)} partitions; it must "
                               "have exactly 1 (one owner for all alert state)")
@@ -58,21 +59,22 @@ def run_worker(settings: Settings) -> None:
     if ruleset is not None:
         log.info("alert rules: %d rules from %d files, receivers %s", len(ruleset.rules),
                  len(ruleset.files), sorted(ruleset.config.receivers))
+    admin = check_reachable(settings.kafka)  # one clear line when no broker answers
     if settings.profile.create_topics:
         # Topics must exist with the right partition count before faust subscribes.
-        create_topics(settings.kafka.bootstrap_servers, settings.topics.all_topics(),
-                      settings.topics.partitions, settings.topics.replication_factor)
-        create_topics(settings.kafka.bootstrap_servers,
-                      settings.topics.single_partition_topics(), 1,
+        conf = confluent_config(settings.kafka)
+        create_topics(conf, settings.topics.all_topics(), settings.topics.partitions,
+                      settings.topics.replication_factor)
+        create_topics(conf, settings.topics.single_partition_topics(), 1,
                       settings.topics.replication_factor)
     if ruleset is not None:
-        check_single_partition(settings)
+        check_single_partition(settings, admin)
     settings.worker.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     sinks = []
     runtime = None
     if settings.metrics.enabled or settings.tokens.enabled:
-        n_src = source_partitions(settings)
+        n_src = source_partitions(settings, admin)
         sink, runtime = metrics.register(app, settings, n_src)
         sinks.append(sink)
     safety_rt, on_payload = None, None
@@ -86,15 +88,17 @@ def run_worker(settings: Settings) -> None:
     stats = ingest.register(app, settings, sinks)
     anomaly_stage = anomaly.register(app, settings) if settings.anomaly.enabled else None
     alerting_rt = alerting.register(app, settings, ruleset) if ruleset is not None else None
+    tracker = health.register(app, parse_duration_ns(settings.worker.stall_after) / 1e9)
     port = settings.metrics.prometheus_port
     if port:
         latest = runtime.latest if runtime else LatestWindows()
         REGISTRY.register(SpanwatchCollector(latest, stats, runtime,
                                              stitch_rt.counters if stitch_rt else None,
-                                             safety_rt, anomaly_stage, alerting_rt))
-        start_http_server(port, addr=settings.metrics.prometheus_bind)
-        log.info("Prometheus metrics on http://%s:%d/metrics", settings.metrics.prometheus_bind,
-                 port)
+                                             safety_rt, anomaly_stage, alerting_rt, tracker,
+                                             stitch_rt))
+        serve(port, settings.metrics.prometheus_bind, tracker)
+        log.info("metrics and health on http://%s:%d/metrics, /healthz, /readyz, /status",
+                 settings.metrics.prometheus_bind, port)
     log.info("spanwatch worker: profile %s, source %s, broker %s", settings.kafka.profile,
              settings.topics.source, settings.kafka.bootstrap_servers)
     worker = faust.Worker(app, loglevel=settings.worker.loglevel, quiet=True,

@@ -99,7 +99,8 @@ def test_two_workers_one_alert_group_one_notification(tmp_path: Path) -> None:
             produce(b.bootstrap, "otlp_spans", [(f"k{i}".encode(), m)
                                                 for i, m in enumerate(pii_messages(6))])
             assert wait_for(lambda: len(hook.requests) >= 1, 90), "no notification"
-            time.sleep(8)  # time for any duplicate to show up
+            for w in workers:  # everything processed and delivered: a duplicate would be out
+                w.wait_drained(60)
             alerts = consume_until(b.bootstrap, ["spanwatch.alerts"], lambda ms: False,
                                    timeout=5)
         finally:
@@ -125,7 +126,7 @@ def test_pending_notification_survives_a_restart(tmp_path: Path) -> None:
         try:
             produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in pii_messages(1)])
             assert wait_for(lambda: len(hook.requests) >= 2, 90), "no retries"
-            assert "retry HTTP 500" in first.log()
+            assert first.metric("spanwatch_notifications_pending") >= 1  # kept for retry
         finally:
             first.stop()
         failed = len(hook.requests)
@@ -134,7 +135,7 @@ def test_pending_notification_survives_a_restart(tmp_path: Path) -> None:
                             config=config).start(90)
         try:  # the outbox came back from the table changelog; the next try succeeds
             assert wait_for(lambda: any(r["status"] == 200 for r in hook.requests), 90)
-            time.sleep(3)
+            second.wait_drained(60)
         finally:
             second.stop()
     ok = [r for r in hook.requests if r["status"] == 200]
@@ -162,7 +163,7 @@ def test_silence_cli_round_trip(tmp_path: Path) -> None:
             alerts = consume_until(b.bootstrap, ["spanwatch.alerts"], lambda ms: len(ms) >= 1,
                                    timeout=60)
             assert orjson.loads(alerts[0].value())["silenced"] is True
-            time.sleep(3)
+            w.wait_drained(60)
             assert hook.requests == []  # silenced: recorded, not notified
             assert cli("expire", sid).returncode == 0
             assert wait_for(lambda: "no active silences" in cli("list").stdout, 60)

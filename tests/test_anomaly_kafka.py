@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import random
-import time
 from pathlib import Path
 
 import orjson
@@ -68,7 +67,8 @@ def test_agent_scores_match_the_backtest_across_a_restart(tmp_path: Path) -> Non
             got = consume_until(b.bootstrap, ["spanwatch.anomalies"],
                                 lambda ms: len(scores(ms)) >= half, timeout=90)
             assert len(scores(got)) == half
-            time.sleep(2)  # let the table changelog flush before stopping
+            # processed and committed; stop() flushes the changelog
+            first.wait_drained(60, produced={"spanwatch.metrics": half})
         finally:
             first.stop()
         second = WorkerProc(b.bootstrap, tmp_path / "b", app_id=first.app_id,

@@ -3,7 +3,6 @@ the pure pipeline's offline computation on the same input."""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -55,17 +54,13 @@ def _offline(msgs: list[tuple[int, bytes]], config: Path) -> list[bytes]:
                                option=orjson.OPT_SORT_KEYS) for c in close_offline(partials))
 
 
-_ASSIGNED = re.compile(r"\| otlp_spans +\| \{([0-9, \-]+)\}")
-
-
 def _wait_until_split(procs: list[WorkerProc], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last = [_ASSIGNED.findall(w.log())[-1:] for w in procs]
-        if all(last) and (len(procs) == 1 or all(a != ["0-3"] for a in last)):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"partitions not split between workers: {last}")
+    """Until every worker owns source partitions (read from their /status)."""
+    for w in procs:
+        w.until(lambda st: any(p["topic"] == "otlp_spans" for p in st["partitions"])
+                and (len(procs) == 1 or sum(p["topic"] == "otlp_spans"
+                                            for p in st["partitions"]) < 4),
+                timeout, "owning some source partitions")
 
 
 def _run(tmp: Path, msgs: list[tuple[int, bytes]], config: Path, workers: int,
@@ -90,7 +85,6 @@ def _run(tmp: Path, msgs: list[tuple[int, bytes]], config: Path, workers: int,
             got = consume_until(b.bootstrap, ["spanwatch.metrics"],
                                 lambda ms: len({m.value() for m in ms}) >= expected,
                                 timeout=120)
-            time.sleep(1)
         finally:
             for w in procs:
                 w.stop()

@@ -1,0 +1,89 @@
+"""Kafka clients built one way: every producer, consumer and admin client spanwatch opens
+uses the deployment's connection settings (bootstrap, TLS, SASL) and the broker profile.
+
+confluent-kafka clients (admin, CLI producers and consumers) get
+:meth:`~pipeline.config.KafkaSettings.client_config`; faust's own clients (aiokafka) get
+:func:`agents.app.faust_credentials` from the same settings. librdkafka's own logging goes
+through Python logging at WARNING and above, once per distinct message, so an unreachable
+broker is one clear error, not a screenful of ``Connection refused``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from pipeline.config import KafkaSettings, Settings
+from pipeline.errors import BrokerError
+
+log = logging.getLogger("spanwatch.kafka")
+
+
+class _OncePerMessage(logging.Filter):
+    """librdkafka repeats a failing connect every few ms: keep the first of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = record.getMessage().split("]: ", 1)[-1][:120]
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return len(self.seen) < 1000
+
+
+_RDKAFKA = logging.getLogger("spanwatch.rdkafka")
+_RDKAFKA.setLevel(logging.WARNING)
+_RDKAFKA.addFilter(_OncePerMessage())
+
+
+def confluent_config(kafka: KafkaSettings, **extra: Any) -> dict[str, Any]:
+    """Connection settings plus ``extra`` (profile or client settings), quiet logging."""
+    return {**kafka.client_config(), "logger": _RDKAFKA, **extra}
+
+
+def admin(kafka: KafkaSettings) -> AdminClient:
+    return AdminClient(confluent_config(kafka))
+
+
+def check_reachable(kafka: KafkaSettings, timeout: float = 15.0) -> AdminClient:
+    """An admin client of a broker that answered; :class:`BrokerError` in one line if none
+    did within ``timeout`` (wrong address, broker down, TLS or SASL refused)."""
+    client = admin(kafka)
+    try:
+        client.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args else exc
+        reason = err.str() if hasattr(err, "str") else str(err)
+        raise BrokerError(f"no Kafka broker answered at {kafka.bootstrap_servers} within "
+                          f"{timeout:.0f} s ({reason}; security_protocol "
+                          f"{kafka.security_protocol}): check kafka.bootstrap_servers and that "
+                          "the broker runs") from None
+    return client
+
+
+def settings_config(settings: Settings, role: str) -> dict[str, Any]:
+    """confluent-kafka settings for a ``producer`` or ``consumer`` of this deployment."""
+    profile = settings.profile.producer if role == "producer" else settings.profile.consumer
+    return confluent_config(settings.kafka, **profile)
+
+
+def require_topic(settings: Settings, name: str, partitions: int | None = None,
+                  timeout: float = 15.0) -> None:
+    """:class:`BrokerError` in one line unless ``name`` exists (with ``partitions``). Checked
+    before a command line tool writes, so that a broker that auto-creates unknown topics
+    (Tansu: with 4 partitions) never gets one with the wrong count from us."""
+    found = check_reachable(settings.kafka, timeout).list_topics(timeout=timeout).topics
+    topic = found.get(name)
+    if topic is None or topic.error is not None:
+        raise BrokerError(f"topic {name!r} does not exist on {settings.kafka.bootstrap_servers} "
+                          "yet: start a worker (it creates its topics on the tansu profile) or "
+                          f"create it{f' with {partitions} partition(s)' if partitions else ''}")
+    if partitions is not None and len(topic.partitions) != partitions:
+        raise BrokerError(f"topic {name!r} has {len(topic.partitions)} partitions; it must have "
+                          f"{partitions}")
