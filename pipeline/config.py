@@ -56,6 +56,7 @@ class BrokerProfile:
     producer: dict[str, Any] = field(default_factory=dict)  # confluent-kafka producer config
     consumer: dict[str, Any] = field(default_factory=dict)  # confluent-kafka consumer config
     create_topics: bool = False  # the worker creates its topics itself at start
+    fetch_max_wait_ms: int | None = None  # cap of faust's fetch long-poll (None: faust's 1500)
 
 
 BROKER_PROFILES: dict[str, BrokerProfile] = {
@@ -79,6 +80,9 @@ BROKER_PROFILES: dict[str, BrokerProfile] = {
                   "fetch.wait.max.ms": 100},
         # unknown topics are auto-created with 4 partitions: create ours explicitly
         create_topics=True,
+        # a fetch is answered when its max wait is over, not when records arrive: each hop
+        # through a topic would cost up to faust's 1.5 s
+        fetch_max_wait_ms=100,
     ),
 }
 
@@ -118,11 +122,16 @@ class KafkaSettings(_Model):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # TLS (security_protocol SSL or SASL_SSL): PEM files; the system's CAs when ssl_cafile is
+    # unset. ssl_check_hostname: false only for brokers whose certificate lacks their name.
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None  # client certificate (mutual TLS)
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
     # Cap faust's fetch long-poll (faust passes a fixed 1500 ms). Kafka answers a fetch as soon
-    # as records arrive; Tansu only when the wait is over, so each consumer hop can cost up to
-    # 1.5 s there. 100 brings span-to-webhook p50 from 1.7 s to 0.14 s on Tansu, but a worker
-    # taking over after SIGKILL then stalled in most test runs (docs/ARCHITECTURE.md):
-    # off by default, used by `spanwatch bench alerts`.
+    # as records arrive; Tansu only when the wait is over, so each consumer hop could cost up
+    # to 1.5 s there. None: the profile's value (tansu: 100 ms; kafka: faust's own).
     fetch_max_wait_ms: int | None = Field(None, ge=1, le=60_000)
 
     def client_config(self) -> dict[str, Any]:
@@ -135,7 +144,43 @@ class KafkaSettings(_Model):
             conf["sasl.username"] = self.sasl_username
         if self.sasl_password is not None:
             conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.tls:
+            if self.ssl_cafile:
+                conf["ssl.ca.location"] = str(self.ssl_cafile)
+            if self.ssl_certfile:
+                conf["ssl.certificate.location"] = str(self.ssl_certfile)
+            if self.ssl_keyfile:
+                conf["ssl.key.location"] = str(self.ssl_keyfile)
+            if self.ssl_key_password is not None:
+                conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+            conf["ssl.endpoint.identification.algorithm"] = \
+                "https" if self.ssl_check_hostname else "none"
         return conf
+
+    @property
+    def tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not self.sasl_mechanism:
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism "
+                             "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+        if self.sasl_mechanism and not sasl:
+            raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs security_protocol "
+                             "SASL_PLAINTEXT or SASL_SSL")
+        files = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile,
+                 "ssl_keyfile": self.ssl_keyfile}
+        if any(files.values()) and not self.tls:
+            raise ValueError(f"{', '.join(k for k, v in files.items() if v)} set but "
+                             f"security_protocol is {self.security_protocol}: use SSL or SASL_SSL")
+        for key, path in files.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"{key}: no such file {str(path)!r}")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS)")
+        return self
 
 
 class TopicSettings(_Model):
@@ -378,6 +423,9 @@ class WorkerSettings(_Model):
     data_dir: Path = Path("/tmp/spanwatch-data")
     loglevel: Literal["debug", "info", "warning", "error"] = "info"
     stats_interval_s: float = Field(10.0, gt=0)
+    # a stage with unprocessed records whose committed offset has not moved for this long is
+    # stalled: /healthz and /readyz answer 503
+    stall_after: Duration = "60s"
 
 
 class Settings(_Model):

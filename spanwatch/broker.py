@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -58,10 +59,11 @@ def tansu_binary() -> Path:
                       "or set SPANWATCH_TANSU_BIN")
 
 
-def create_topics(bootstrap: str, topics: Iterable[str], partitions: int,
+def create_topics(conf: str | dict[str, Any], topics: Iterable[str], partitions: int,
                   replication_factor: int = 1, timeout: float = 10.0) -> None:
-    """Create topics that do not exist yet; existing ones are left alone."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    """Create topics that do not exist yet; existing ones are left alone. ``conf``: a
+    bootstrap address or a full confluent-kafka configuration (TLS, SASL)."""
+    admin = AdminClient({"bootstrap.servers": conf} if isinstance(conf, str) else conf)
     existing = set(admin.list_topics(timeout=timeout).topics)
     new = [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
            for t in dict.fromkeys(topics) if t not in existing]
@@ -79,11 +81,17 @@ class EmbeddedBroker:
     """A Tansu process on 127.0.0.1; use as a context manager or call start/stop."""
 
     def __init__(self, port: int | None = None, *, topics: Iterable[str] = (),
-                 partitions: int = 4, log_path: Path | None = None) -> None:
+                 partitions: int = 4, log_path: Path | None = None,
+                 single_partition_topics: Iterable[str] = (),
+                 client: dict[str, Any] | None = None) -> None:
+        """``topics`` get ``partitions`` each, ``single_partition_topics`` one; ``client``:
+        extra confluent-kafka settings for this object's own clients."""
         self.port = port or free_port()
         self.topics = list(topics)
+        self.single = list(single_partition_topics)
         self.partitions = partitions
         self.log_path = log_path
+        self.client: dict[str, Any] = {"bootstrap.servers": self.bootstrap, **(client or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -103,13 +111,15 @@ class EmbeddedBroker:
             raise BrokerError(f"cannot start {cmd[0]}: {exc}") from exc
         self._wait_ready(timeout)
         if self.topics:
-            create_topics(self.bootstrap, self.topics, self.partitions)
+            create_topics(self.client, self.topics, self.partitions)
+        if self.single:
+            create_topics(self.client, self.single, 1)
         log.info("tansu pid %d listening on %s", self.proc.pid, self.bootstrap)
         return self
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient(self.client)
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise BrokerError(f"tansu exited with status {self.proc.returncode} at start "

@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaError
 from pipeline.config import Settings
 from pipeline.errors import BrokerError
 from pipeline.otlp import Encoding, detect_encoding
+from spanwatch.kafka import settings_config
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -28,7 +29,7 @@ def capture(settings: Settings, topic: str, out: Path, *, max_messages: int = 0,
             idle_timeout: float = 5.0) -> int:
     """Read ``topic`` from the beginning with a throw-away group; return messages saved."""
     out.mkdir(parents=True, exist_ok=True)
-    conf = {**settings.kafka.client_config(), **settings.profile.consumer,
+    conf = {**settings_config(settings, "consumer"),
             "group.id": f"spanwatch-capture-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest", "enable.auto.commit": False}
     consumer = Consumer(conf)

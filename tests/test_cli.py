@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -79,3 +80,68 @@ def test_broker_on_a_taken_port_is_a_clear_error() -> None:
         out = subprocess.run([*CLI, "broker", "--port", str(first.port)], capture_output=True,
                              text=True, timeout=60)
     assert out.returncode == 2 and "tansu" in out.stderr
+
+
+def _one_error_line(out: subprocess.CompletedProcess[str], *needles: str) -> None:
+    lines = [ln for ln in (out.stdout + out.stderr).splitlines()
+             if ln.strip() and " INFO " not in ln]
+    assert out.returncode == 2, out
+    assert len(lines) == 1 and lines[0].startswith("spanwatch: error: "), lines
+    assert "Traceback" not in out.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_an_unreachable_broker_is_one_line() -> None:
+    from spanwatch.broker import free_port
+
+    out = subprocess.run([*CLI, "worker", "--broker", f"127.0.0.1:{free_port()}"],
+                         capture_output=True, text=True, timeout=90)
+    _one_error_line(out, "no Kafka broker answered at 127.0.0.1:")
+
+
+def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    for args in (["normalize", str(tmp_path / "nope.pb")],
+                 ["--config", str(tmp_path / "nope.yaml"), "worker"],
+                 ["safety", "scan", str(tmp_path / "nope.txt")]):
+        out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+        _one_error_line(out, str(tmp_path / "nope"))
+
+
+@pytest.mark.broker
+def test_silence_before_any_worker_is_one_line_and_creates_no_topic() -> None:
+    from confluent_kafka.admin import AdminClient
+
+    with EmbeddedBroker() as b:  # a bare broker: no spanwatch topic exists yet
+        out = subprocess.run([*CLI, "silence", "add", "--broker", b.bootstrap, "--profile",
+                              "tansu", "-m", 'alertname="X"', "--duration", "1h"],
+                             capture_output=True, text=True, timeout=90)
+        topics = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10).topics
+    _one_error_line(out, "topic 'spanwatch.alerting' does not exist")
+    assert "spanwatch.alerting" not in topics  # Tansu would have made it with 4 partitions
+
+
+@pytest.mark.broker
+def test_broker_command_creates_every_topic_with_its_partition_count(tmp_path: Path) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from pipeline.config import TopicSettings
+    from spanwatch.broker import free_port
+    from spanwatch.proc import spanwatch_cmd, spawn, stop
+
+    port = free_port()
+    proc = spawn(spanwatch_cmd("broker", "--port", str(port)), log_path=tmp_path / "b.log")
+    want = {t: 4 for t in TopicSettings().all_topics()}
+    want.update({t: 1 for t in TopicSettings().single_partition_topics()})
+    try:
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+        deadline = time.monotonic() + 60
+        got: dict[str, int] = {}
+        while time.monotonic() < deadline and set(got) < set(want):
+            with contextlib.suppress(Exception):
+                got = {name: len(t.partitions) for name, t in
+                       admin.list_topics(timeout=1).topics.items()}
+            time.sleep(0.2)
+    finally:
+        stop(proc)
+    assert {t: got.get(t) for t in want} == want

@@ -69,10 +69,15 @@ def cmd_test(args: argparse.Namespace) -> int:
 def _producer(settings: Settings) -> Any:
     from confluent_kafka import Producer
 
-    return Producer({**settings.kafka.client_config(), **settings.profile.producer})
+    from spanwatch.kafka import settings_config
+
+    return Producer(settings_config(settings, "producer"))
 
 
 def _send(settings: Settings, msg: dict[str, Any]) -> None:
+    from spanwatch.kafka import require_topic
+
+    require_topic(settings, settings.topics.alerting, partitions=1)
     p = _producer(settings)
     p.produce(settings.topics.alerting, key=b"control", value=json.dumps(msg).encode(),
               partition=0)
@@ -84,7 +89,10 @@ def read_silences(settings: Settings, timeout: float = 10.0) -> dict[str, dict[s
     """The latest value per silence id on ``spanwatch.silences`` (a tombstone deletes)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    c = Consumer({**settings.kafka.client_config(), **settings.profile.consumer,
+    from spanwatch.kafka import require_topic, settings_config
+
+    require_topic(settings, settings.topics.silences, partitions=1)
+    c = Consumer({**settings_config(settings, "consumer"),
                   "group.id": f"spanwatch-cli-{uuid.uuid4().hex[:8]}",
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     out: dict[str, dict[str, Any]] = {}
