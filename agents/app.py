@@ -6,11 +6,14 @@ special-cases a broker.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import faust
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
-from pipeline.config import Settings
+from pipeline.config import KafkaSettings, Settings
 
 
 def faust_broker_url(bootstrap: str) -> str:
@@ -42,19 +45,76 @@ def limit_fetch_wait(ms: int) -> None:
     aiokafka.AIOKafkaConsumer = CappedWaitConsumer
 
 
-def create_app(settings: Settings) -> faust.App:
-    kafka = settings.kafka
-    if kafka.fetch_max_wait_ms is not None:
-        limit_fetch_wait(kafka.fetch_max_wait_ms)
-    extra: dict[str, Any] = dict(settings.profile.faust)
+def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
+    """The TLS context faust's clients use, from the same files as librdkafka's."""
+    if not kafka.tls:
+        return None
+    ctx = ssl.create_default_context(
+        cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    ctx.check_hostname = kafka.ssl_check_hostname
+    if kafka.ssl_certfile and kafka.ssl_keyfile:
+        password = kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password \
+            else None
+        ctx.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile), password)
+    return ctx
+
+
+def faust_credentials(kafka: KafkaSettings) -> Any:
+    """faust's ``broker_credentials`` for these settings (``None`` for PLAINTEXT)."""
+    ctx = ssl_context(kafka)
     if kafka.sasl_mechanism:
-        extra["broker_credentials"] = faust.SASLCredentials(
+        return faust.SASLCredentials(
             username=kafka.sasl_username or "",
             password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else "",
-            mechanism=kafka.sasl_mechanism,
-            ssl_context=None,
-        )
-    return faust.App(
+            mechanism=kafka.sasl_mechanism, ssl_context=ctx)
+    if ctx is not None:
+        return faust.SSLCredentials(ctx)
+    return None
+
+
+
+class KeepBuffersOnResume(FlowControlEvent):
+    """faust's flow control, except that resuming keeps what the streams have buffered.
+
+    faust clears every stream buffer twice in a rebalance: when partitions are revoked (right:
+    those events may belong to another worker now) and again when the flow resumes after
+    recovery. The second clear loses data. By then the stream partitions have been resumed and
+    the fetcher has been delivering their records while the recovery seeks them to their
+    committed offsets; the clear drops those buffered records, and when the partition has no
+    committed offset yet (or the fetcher re-read it before the clear) the consumer's position
+    is already past them, so they are never fetched again: the worker sits idle with
+    uncommitted input behind it (the "takeover stall"). Worse, once new records arrive faust
+    treats the skipped offsets as a gap and can commit past them.
+
+    Everything buffered at resume time was fetched after the revocation's clear, for
+    partitions this worker owns, so keeping it is safe: it is processed in order, and what the
+    seek re-delivers is handled again (at-least-once; every stateful stage skips offsets it
+    has already applied).
+    """
+
+    def resume(self) -> None:
+        self._suspend.clear()
+        self._resume.set()
+
+
+class SpanwatchApp(faust.App):
+    """The faust app with :class:`KeepBuffersOnResume` as its flow control."""
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return KeepBuffersOnResume(loop=self.loop)
+
+
+def create_app(settings: Settings) -> faust.App:
+    kafka = settings.kafka
+    fetch_wait = kafka.fetch_max_wait_ms or settings.profile.fetch_max_wait_ms
+    if fetch_wait is not None:
+        limit_fetch_wait(fetch_wait)
+    extra: dict[str, Any] = dict(settings.profile.faust)
+    credentials = faust_credentials(kafka)
+    if credentials is not None:  # TLS and/or SASL for every faust consumer and producer
+        extra["broker_credentials"] = credentials
+    return SpanwatchApp(
         settings.worker.app_id,
         broker=faust_broker_url(kafka.bootstrap_servers),
         topic_partitions=settings.topics.partitions,

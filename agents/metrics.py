@@ -107,17 +107,36 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
         # A rebalance pauses consumption: restart the idle timer of every source partition
         # this worker (still or newly) owns, so the pause never reads as an idle partition.
         mine = [tp.partition for tp in assigned if tp.topic == topics.source]
+        rt.preagg.forget([p for p in rt.preagg.clocks if p not in mine])  # revoked
         rt.preagg.touch(mine)
         if rt.preagg.trees is not None:  # shapes of partitions gone elsewhere are not ours
             rt.preagg.trees.forget(mine)
 
     @app.timer(interval=ms.heartbeat_interval_s)
     async def heartbeat() -> None:
-        assigned = sorted(tp.partition for tp in app.consumer.assignment()
-                          if tp.topic == topics.source)
-        for src, wm in rt.preagg.watermarks(assigned).items():
+        if app.rebalancing:  # paused partitions are not idle: announce nothing meanwhile
+            return
+        source_tps = [tp for tp in app.consumer.assignment() if tp.topic == topics.source]
+        assigned = sorted(tp.partition for tp in source_tps)
+        for src, wm in rt.preagg.watermarks(assigned, backlog(source_tps)).items():
             beat = orjson.dumps({"type": "wm", "src": src, "wm": wm, "n_src": source_partitions})
             await broadcast(partials, b"__wm__", beat, topics.partitions)
+
+    def backlog(tps: list[Any]) -> set[int]:
+        """Source partitions with records this worker has not read yet (end offset past the
+        last delivered one): lagging is not idle, so their watermark must not follow the
+        clock."""
+        reads = app.monitor.tp_read_offsets
+        out = set()
+        for tp in tps:
+            try:
+                end = app.consumer.highwater(tp)
+            except Exception:
+                continue
+            read = reads.get(tp)
+            if end is not None and end > (read + 1 if read is not None else 0):
+                out.add(tp.partition)
+        return out
 
     def labels(sid: str) -> dict[str, str]:
         key = orjson.loads(sid)

@@ -14,7 +14,7 @@ identical windows.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,9 +225,17 @@ class PreAggregator:
         for p in partitions:
             self.clock(p).touch()
 
-    def watermarks(self, partitions: Sequence[int]) -> dict[int, int]:
-        """Current watermark of each assigned partition (idle ones advanced by the clock)."""
-        return {p: self.clock(p).current() for p in partitions}
+    def watermarks(self, partitions: Sequence[int],
+                   backlog: Collection[int] = ()) -> dict[int, int]:
+        """Current watermark of each assigned partition (idle ones advanced by the clock;
+        those in ``backlog`` have records waiting, so they are not idle)."""
+        return {p: self.clock(p).current(p in backlog) for p in partitions}
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Revoked partitions: their clocks start afresh if they come back."""
+        for p in partitions:
+            self.clocks.pop(p, None)
+            self.pending.pop(p, None)
 
 
 def _tok(partial: Partial, wid: str) -> TokenCounts:

@@ -89,8 +89,12 @@ class PartitionClock:
         """A message arrived (or the partition was assigned)."""
         self.last_message_ns = self.wall_ns()
 
-    def current(self) -> int:
-        """The watermark, advanced by the wall clock when the partition is idle."""
+    def current(self, backlog: bool = False) -> int:
+        """The watermark, advanced by the wall clock when the partition is idle. A partition
+        with ``backlog`` (records written that this worker has not read yet: it lags, or a
+        rebalance paused it) is not idle, however long since its last message."""
+        if backlog:
+            self.touch()
         now = self.wall_ns()
         if self.last_message_ns and now - self.last_message_ns >= self.idle_timeout_ns:
             idle_mark = now - self.idle_timeout_ns - self.allowed_lateness_ns

@@ -29,3 +29,21 @@ def test_golden_windows_are_consistent_with_their_input() -> None:
     server = [r for r in signals if r["series"]["layer"] == "model-server"]
     assert all(r["ttft_share"]["queue"] + r["ttft_share"]["prefill"] <= 1.0001 for r in server
                if r.get("ttft_share"))
+
+
+def test_a_lagging_partition_is_not_idle() -> None:
+    """Records waiting to be read (consumer lag, a rebalance pause) keep the watermark where
+    the data is: the wall clock only moves it once the partition is caught up and quiet."""
+    from pipeline.windows import PartitionClock
+
+    now = [1_000 * 10**9]
+    clock = PartitionClock(allowed_lateness_ns=5 * 10**9, idle_timeout_ns=10 * 10**9,
+                           wall_ns=lambda: now[0])
+    clock.touch()
+    clock.observe(990 * 10**9)
+    now[0] += 60 * 10**9
+    assert clock.current(backlog=True) == 990 * 10**9  # a minute without messages, lagging
+    now[0] += 9 * 10**9
+    assert clock.current() == 990 * 10**9  # caught up 9 s ago: not idle yet
+    now[0] += 2 * 10**9
+    assert clock.current() == now[0] - 15 * 10**9  # idle: follows the clock
