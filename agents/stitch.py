@@ -18,7 +18,7 @@ import base64
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ class StitchRuntime:
     held: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     bytes_held: int = 0  # running sum of held sizes: checked on every piece
     loaded: bool = False
+    partitions: set[int] | None = None  # assigned partitions of the pieces topic (None: all)
 
     def hold(self, pid: str, size: int, first_ns: int, partition: int) -> None:
         self.release(pid)
@@ -53,6 +54,22 @@ class StitchRuntime:
         old = self.held.pop(pid, None)
         if old is not None:
             self.bytes_held -= old[0]
+
+    def reload(self, entries: Iterable[tuple[str, Any]]) -> None:
+        """Hold exactly the incomplete payloads of the assigned partitions, from the table
+        (restored from its changelog): payloads taken over mid-way are timed out and evicted
+        like the ones that started here; those of partitions gone elsewhere are not ours."""
+        self.held.clear()
+        self.bytes_held = 0
+        for pid, raw in entries:
+            if not isinstance(raw, dict) or raw.get("done"):
+                continue
+            part = int(raw.get("partition", -1))
+            if self.partitions is not None and part not in self.partitions:
+                continue
+            st = PayloadState.from_dict(raw)
+            self.hold(pid, st.bytes_held, st.first_seen_ns, part)
+        self.loaded = True
 
 
 def register(app: faust.App, settings: Settings,
@@ -103,14 +120,15 @@ def register(app: faust.App, settings: Settings,
             rec = payload.record(ss.forward_content, ss.max_content_bytes)
             await payloads_out.send(key=state.payload_id.encode(), value=orjson.dumps(rec))
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: Any, *, signal: Any, **kwargs: Any) -> None:
+        # the table is being restored now: reload what this worker holds at the next event
+        rt.partitions = {tp.partition for tp in assigned if tp.topic == topics.pieces}
+        rt.loaded = False
+
     def load_held() -> None:
-        if rt.loaded:
-            return
-        for pid, raw in list(meta.items()):
-            if isinstance(raw, dict) and not raw.get("done"):
-                st = PayloadState.from_dict(raw)
-                rt.hold(pid, st.bytes_held, st.first_seen_ns, int(raw.get("partition", -1)))
-        rt.loaded = True
+        if not rt.loaded:
+            rt.reload(list(meta.items()))
 
     async def evict_and_expire(part: int) -> None:
         now = time.time_ns()

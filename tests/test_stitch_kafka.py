@@ -63,10 +63,9 @@ def test_payload_bigger_than_the_broker_limit_survives_a_restart(tmp_path: Path)
         first = WorkerProc(b.bootstrap, tmp_path / "a", app_id="spanwatch", config=config)
         first.start()
         produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in order[:half]])
-        deadline = time.monotonic() + 60
-        while f"ingest: {half} messages" not in first.log() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(2)  # let the pieces reach the stitch table
+        # every piece in the stitch table, every offset committed
+        first.wait_drained(60, produced={"otlp_spans": half})
+        assert first.metric("spanwatch_stitch_payloads_held") == 1
         first.stop()  # restart mid-payload
         second = WorkerProc(b.bootstrap, tmp_path / "b", app_id="spanwatch", config=config)
         try:
@@ -74,14 +73,14 @@ def test_payload_bigger_than_the_broker_limit_survives_a_restart(tmp_path: Path)
             produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in order[half:]])
             got = consume_until(b.bootstrap, ["spanwatch.payloads"], lambda ms: len(ms) >= 1,
                                 timeout=90)
-            time.sleep(2)
-            more = consume_until(b.bootstrap, ["spanwatch.payloads"], lambda ms: False,
-                                 timeout=12)
+            second.wait_drained(60, produced={"otlp_spans": len(order)})  # the retried piece too
             counters = urllib.request.urlopen(
                 f"http://127.0.0.1:{second.metrics_port}/metrics").read().decode()
+            second_done = int(second.metric("spanwatch_stitch_events_total",
+                                            event="payloads_complete"))
         finally:
             second.stop()
-    assert len(more) == 1  # emitted once
+    assert second_done == 1  # emitted once
     rec = orjson.loads(got[0].value())
     assert rec["status"] == "complete" and rec["reason"] is None and rec["missing"] == []
     assert rec["role"] == "output"
@@ -91,3 +90,53 @@ def test_payload_bigger_than_the_broker_limit_survives_a_restart(tmp_path: Path)
     assert rec["size_bytes"] == len(text.encode())
     assert rec["digest"] == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
     assert rec["content_truncated"] and text.startswith(rec["content"])
+
+
+TAKEOVER_CONFIG = """
+metrics: {enabled: false}
+tokens: {enabled: false}
+stitch: {timeout: 8s, tick_interval_s: 0.5}
+"""
+
+
+def test_a_payload_taken_over_mid_way_still_times_out(tmp_path: Path) -> None:
+    """The successor reloads the incomplete payloads of its partitions from the restored
+    table: one that never completes is emitted as partial (timeout), once."""
+    rng = random.Random(8)
+    text = "".join(rng.choice("abcdefghij 模型") for _ in range(300_000))
+    msgs = _messages(text)
+    owner, carriers = msgs[0], msgs[1:]
+    sent = [owner, *carriers[: len(carriers) // 2]]  # the rest never comes
+    config = tmp_path / "sw.yaml"
+    config.write_text(TAKEOVER_CONFIG)
+    with EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
+                        log_path=tmp_path / "tansu.log") as b:
+        first = WorkerProc(b.bootstrap, tmp_path / "a", app_id="sw-stitch", config=config)
+        first.start(90)
+        produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in sent])
+        first.until(lambda st: st["ready"] and all(
+            p["lag"] == 0 for p in st["partitions"] if p["topic"] == "otlp_spans"), 60,
+            "done with the input")
+        deadline = time.monotonic() + 60
+        while first.metric("spanwatch_stitch_payloads_held") < 1:
+            assert time.monotonic() < deadline, "the payload never reached the stitch table"
+            time.sleep(0.2)
+        first.stop()  # graceful: offsets committed, the table's changelog flushed
+        second = WorkerProc(b.bootstrap, tmp_path / "b", app_id="sw-stitch", config=config)
+        try:
+            second.start(90)
+            got = consume_until(b.bootstrap, ["spanwatch.payloads"], lambda ms: len(ms) >= 1,
+                                timeout=60)
+            assert got, "the taken-over payload was never timed out"
+            deadline = time.monotonic() + 30
+            while second.metric("spanwatch_stitch_payloads_held") != 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            # the input was committed by the first worker: the second re-read nothing
+            assert second.metric("spanwatch_ingest_messages_total") == 0
+            assert second.metric("spanwatch_stitch_events_total", event="partial_timeout") == 1
+        finally:
+            second.stop()
+    assert len(got) == 1
+    rec = orjson.loads(got[0].value())
+    assert rec["status"] == "partial" and rec["reason"] == "timeout" and rec["missing"]
