@@ -31,7 +31,7 @@ def test_collector_config_uses_the_kafka_exporter_as_spanwatch_expects() -> None
     kafka = cfg["exporters"]["kafka"]
     assert kafka["traces"] == {"topic": "otlp_spans", "encoding": "otlp_proto"}
     assert kafka["partition_traces_by_id"] is True
-    assert kafka["producer"]["max_message_bytes"] <= 1_000_000
+    assert kafka["producer"]["max_message_bytes"] == 16 * 2**20  # see test_one_size_limit
     pipeline = cfg["service"]["pipelines"]["traces"]
     assert pipeline["exporters"] == ["kafka"] and "otlp" in pipeline["receivers"]
     assert set(pipeline["processors"]) <= set(cfg["processors"])
@@ -49,3 +49,76 @@ def test_worker_config_loads_with_the_kafka_profile() -> None:
         assert f"--topic {topic} --partitions 1 " in init
     assert s.alerting.rules == (Path("/etc/spanwatch/rules"),)
     assert "./rules:/etc/spanwatch/rules:ro" in compose["services"]["spanwatch"]["volumes"]
+
+
+def _compose() -> dict:  # type: ignore[type-arg]
+    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def test_kafka_cluster_id_is_a_base64url_uuid() -> None:
+    """KRaft's storage format wants Uuid.toString(): 16 bytes, base64url without padding."""
+    import base64
+    import re
+
+    cid = _compose()["services"]["kafka"]["environment"]["CLUSTER_ID"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cid), cid
+    raw = base64.urlsafe_b64decode(cid + "==")
+    assert len(raw) == 16
+    # Kafka reserves the all-zero id and the "metadata topic" id (1); it rejects them
+    assert int.from_bytes(raw, "big") not in (0, 1)
+
+
+def test_one_size_limit_end_to_end() -> None:
+    services = _compose()["services"]
+    broker_max = int(services["kafka"]["environment"]["KAFKA_MESSAGE_MAX_BYTES"])
+    replica_max = int(services["kafka"]["environment"]["KAFKA_REPLICA_FETCH_MAX_BYTES"])
+    init = services["kafka-init"]["command"][0]
+    topic_max = int(init.split("max.message.bytes=")[1].split()[0])
+    col = yaml.safe_load((ROOT / "deploy" / "otelcol.yaml").read_text())
+    producer_max = col["exporters"]["kafka"]["producer"]["max_message_bytes"]
+    grpc_max = col["receivers"]["otlp"]["protocols"]["grpc"]["max_recv_msg_size_mib"] * 2**20
+    http_max = col["receivers"]["otlp"]["protocols"]["http"]["max_request_body_size"]
+    ingest_max = load_settings(ROOT / "deploy" / "spanwatch.yaml").ingest.max_message_bytes
+    # what the collector accepts, it can write; what it writes, the broker and topics keep;
+    # what they keep, spanwatch reads (and larger ones go to the dead-letter topic)
+    assert grpc_max == http_max == producer_max == broker_max == topic_max == replica_max \
+        == ingest_max, (grpc_max, http_max, producer_max, broker_max, topic_max, ingest_max)
+
+
+def test_every_long_running_service_has_a_healthcheck() -> None:
+    services = _compose()["services"]
+    for name, svc in services.items():
+        if name == "kafka-init":  # a one-shot job: its exit status is its health
+            continue
+        if name == "otel-collector":  # distroless: probed from its sidecar
+            probe = services["otel-collector-health"]["healthcheck"]["test"]
+            col = yaml.safe_load((ROOT / "deploy" / "otelcol.yaml").read_text())
+            port = col["extensions"]["health_check"]["endpoint"].rsplit(":", 1)[1]
+            assert f"http://otel-collector:{port}/" in probe
+            assert "health_check" in col["service"]["extensions"]
+            continue
+        assert "healthcheck" in svc, name
+        assert svc["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+
+
+def test_worker_healthcheck_is_a_real_command_on_the_readiness_port() -> None:
+    from spanwatch.cli import build_parser
+
+    test = _compose()["services"]["spanwatch"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "spanwatch", "health"]
+    args = build_parser().parse_args(test[2:])
+    port = load_settings(ROOT / "deploy" / "spanwatch.yaml").metrics.prometheus_port
+    assert args.url == f"http://127.0.0.1:{port}/readyz"
+
+
+def test_prometheus_scrapes_every_worker_on_its_metrics_port() -> None:
+    services = _compose()["services"]
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in \
+        services["prometheus"]["volumes"]
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    (job,) = prom["scrape_configs"]
+    port = load_settings(ROOT / "deploy" / "spanwatch.yaml").metrics.prometheus_port
+    (sd,) = job["dns_sd_configs"]
+    assert sd["names"] == ["spanwatch"] and sd["port"] == port and job["metrics_path"] == \
+        "/metrics"
