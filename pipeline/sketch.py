@@ -85,22 +85,32 @@ class QuantileSketch:
         return self.max
 
     def to_dict(self) -> dict[str, Any]:
+        # Sorted keys and their counts as two flat lists: built and read back at C speed
+        # (a list of [key, count] pairs cost a Python object per bucket, and this runs for
+        # every window of every partial). ``from_dict`` still reads the older pair form.
+        keys = sorted(self.buckets)
         return {"alpha": self.alpha, "zeros": self.zeros, "count": self.count,
                 "min": self.min if self.count else None, "max": self.max if self.count else None,
-                "buckets": [[k, c] for k, c in sorted(self.buckets.items())]}
+                "keys": keys, "counts": list(map(self.buckets.__getitem__, keys))}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QuantileSketch:
         s = cls(d["alpha"])
         s.zeros = int(d["zeros"])
         s.count = int(d["count"])
-        s.buckets = {int(k): int(c) for k, c in d["buckets"]}
+        if "keys" in d:
+            s.buckets = dict(zip(d["keys"], d["counts"], strict=True))
+        else:
+            s.buckets = {int(k): int(c) for k, c in d["buckets"]}
         if s.count:
             s.min, s.max = float(d["min"]), float(d["max"])
         return s
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, QuantileSketch) and self.to_dict() == other.to_dict())
+        return (isinstance(other, QuantileSketch) and self.alpha == other.alpha
+                and self.zeros == other.zeros and self.count == other.count
+                and self.buckets == other.buckets
+                and (not self.count or (self.min, self.max) == (other.min, other.max)))
 
     def __repr__(self) -> str:
         return f"QuantileSketch(count={self.count}, buckets={len(self.buckets)})"

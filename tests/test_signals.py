@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -63,6 +64,19 @@ def test_sketch_edge_cases() -> None:
     big = QuantileSketch()
     big.add(1e12)
     assert big.quantile(0.5) == pytest.approx(1e12, rel=0.01)
+
+
+def test_sketch_state_reads_back_through_json_in_both_forms() -> None:
+    s = QuantileSketch()
+    s.add_many([0.0, 0.2, 0.2, 3.5, 41.0])
+    d = orjson.loads(orjson.dumps(s.to_dict()))
+    assert d["keys"] == sorted(d["keys"]) and sum(d["counts"]) + d["zeros"] == 5
+    assert QuantileSketch.from_dict(d) == s
+    # state written by an earlier version (a changelog being restored): [key, count] pairs
+    legacy = {k: v for k, v in d.items() if k not in ("keys", "counts")}
+    legacy["buckets"] = [[k, c] for k, c in zip(d["keys"], d["counts"], strict=True)]
+    assert QuantileSketch.from_dict(legacy) == s
+    assert QuantileSketch.from_dict(legacy).quantile(0.9) == s.quantile(0.9)
 
 
 @settings(max_examples=50, deadline=None)
