@@ -119,11 +119,16 @@ class EmbeddedBroker:
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        admin = AdminClient(self.client)
+        admin: AdminClient | None = None
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise BrokerError(f"tansu exited with status {self.proc.returncode} at start "
                                   f"(port {self.port} taken?)")
+            if admin is None:  # a client made before the port listens logs "Connection refused"
+                if not _port_in_use(self.port):
+                    time.sleep(0.05)
+                    continue
+                admin = AdminClient(self.client)
             try:
                 admin.list_topics(timeout=1)
                 return

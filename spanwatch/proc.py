@@ -21,13 +21,20 @@ def wait_for_signal() -> None:
         pass
 
 
+# Every child spawned here and not stopped yet: a test harness stops what a failed test
+# left behind (its own session means nothing else would).
+RUNNING: set[subprocess.Popen[bytes]] = set()
+
+
 def spawn(cmd: Sequence[str], *, log_path: Path | None = None,
           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in its own session, output to ``log_path`` (or discarded)."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
-        return subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, **(env or {})}, start_new_session=True)
+        RUNNING.add(proc)
+        return proc
     finally:
         if not isinstance(out, int):
             out.close()
@@ -35,7 +42,10 @@ def spawn(cmd: Sequence[str], *, log_path: Path | None = None,
 
 def stop(proc: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:
     """SIGTERM the process (and its session), SIGKILL after ``grace`` seconds."""
-    if proc is None or proc.poll() is not None:
+    if proc is None:
+        return
+    RUNNING.discard(proc)
+    if proc.poll() is not None:
         return
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -47,6 +57,15 @@ def stop(proc: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
+
+
+def stop_all(grace: float = 3.0) -> int:
+    """Stop every child still running (see ``RUNNING``); returns how many there were."""
+    left = [p for p in RUNNING if p.poll() is None]
+    RUNNING.clear()
+    for proc in left:
+        stop(proc, grace=grace)
+    return len(left)
 
 
 def spanwatch_cmd(*args: str) -> list[str]:

@@ -8,9 +8,18 @@ from pathlib import Path
 import pytest
 
 from spanwatch.broker import EmbeddedBroker
+from spanwatch.proc import stop_all
 
 TESTDATA = Path(__file__).parent / "testdata"
 TOPICS = ["otlp_spans", "spanwatch.spans", "spanwatch.deadletter"]
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_processes() -> Iterator[None]:
+    """A test that fails between starting a process and stopping it would leave a worker or
+    broker running in its own session: stop whatever it left, by the PID we started."""
+    yield
+    stop_all()
 
 
 @pytest.fixture()

@@ -88,25 +88,20 @@ receivers:
 """
 
 
-def _messages(t0_ns: int) -> list[tuple[int, int, bytes]]:
-    """(send at ns, partition, value): message i stamped with its own send time. Spans that
-    ended more than 2 s before their message are left out (long agent traces end their first
-    spans a minute before the root), so that no span is late and token totals are whole."""
-    gen = TrafficGenerator(seed=5, runaway_every=0)
-    out = []
-    for i in range(MESSAGES):
-        at = t0_ns + round(i * RATE_S * NS)
-        data = next(gen.batches(30, at, spread_ns=NS)).traces_data()
-        for rs in data.resource_spans:
-            for ss in rs.scope_spans:
-                keep = [sp for sp in ss.spans if sp.end_time_unix_nano >= at - 2 * NS]
-                del ss.spans[:]
-                ss.spans.extend(keep)
-        out.append((at, i % 4, data.SerializeToString()))
-    return out
+def _message(gen: TrafficGenerator, at: int) -> bytes:
+    """One message stamped with its send time ``at``. Spans that ended more than 2 s before
+    their message are left out (long agent traces end their first spans a minute before the
+    root), so that no span is late and token totals are whole."""
+    data = next(gen.batches(30, at, spread_ns=NS)).traces_data()
+    for rs in data.resource_spans:
+        for ss in rs.scope_spans:
+            keep = [sp for sp in ss.spans if sp.end_time_unix_nano >= at - 2 * NS]
+            del ss.spans[:]
+            ss.spans.extend(keep)
+    return bytes(data.SerializeToString())
 
 
-def _expected(msgs: list[tuple[int, int, bytes]], config: Path) -> dict[str, set[bytes]]:
+def _expected(msgs: list[tuple[int, bytes]], config: Path) -> dict[str, set[bytes]]:
     """Closed windows as the offline pipeline computes them, by output topic."""
     settings = load_settings(config)
     ms = settings.metrics
@@ -114,7 +109,7 @@ def _expected(msgs: list[tuple[int, int, bytes]], config: Path) -> dict[str, set
                         lambda: 0, settings.tokens.price_table())
     offsets = [0, 0, 0, 0]
     partials = []
-    for _, part, value in msgs:
+    for part, value in msgs:
         partials += pre.add_message(part, offsets[part], ingest_message(value).spans)
         offsets[part] += 1
     keyer = SeriesKeyer(ms.dimensions)
@@ -133,9 +128,9 @@ def _canon(rec: dict[str, Any]) -> bytes:
     return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
 
 
-def _truth(msgs: list[tuple[int, int, bytes]]) -> dict[tuple[str, str], int]:
+def _truth(msgs: list[tuple[int, bytes]]) -> dict[tuple[str, str], int]:
     truth: dict[tuple[str, str], int] = {}
-    for _, _, m in msgs:
+    for _, m in msgs:
         for s in counted_calls(ingest_message(m).spans):
             tokens = (s.input_tokens or 0) + (s.output_tokens or 0)
             for key in (("model", s.model or ""), ("user", s.user_id or "")):
@@ -144,28 +139,47 @@ def _truth(msgs: list[tuple[int, int, bytes]]) -> dict[tuple[str, str], int]:
 
 
 class PacedProducer(threading.Thread):
-    """Sends each message at its time, in order per partition (one request in flight)."""
+    """The load: a message every ``RATE_S`` to partition ``i % 4`` (one request in flight),
+    each made when it is sent, so a pause never makes its spans late. At each of ``holds``
+    (message counts) it waits for :meth:`release`: the fault decides when the rest of the
+    load comes, so there is always load left to show that every worker ingests again. What
+    was sent (``sent``) is what the offline pipeline computes the expected results from."""
 
-    def __init__(self, bootstrap: str, msgs: list[tuple[int, int, bytes]]) -> None:
+    def __init__(self, bootstrap: str, holds: tuple[int, ...]) -> None:
         super().__init__(daemon=True)
-        self.msgs, self.sent = msgs, 0
+        self.holds = holds
+        self.sent: list[tuple[int, bytes]] = []
         self.producer = Producer({"bootstrap.servers": bootstrap, "batch.num.messages": 1,
                                   "linger.ms": 0, "max.in.flight.requests.per.connection": 1,
                                   "message.timeout.ms": 120_000})
         self.failed: list[str] = []
+        self._released = threading.Semaphore(0)
+
+    def release(self) -> None:
+        """Let the load go on past the next hold (also when it has not reached it yet)."""
+        self._released.release()
 
     def run(self) -> None:
         def report(err: Any, _msg: Any) -> None:
             if err is not None:
                 self.failed.append(str(err))
 
-        for at, part, value in self.msgs:
-            delay = (at - time.time_ns()) / NS
+        gen = TrafficGenerator(seed=5, runaway_every=0)
+        next_at = time.monotonic()
+        for i in range(MESSAGES):
+            if i in self.holds:
+                if not self._released.acquire(timeout=150):
+                    self.failed.append(f"never released at message {i}")
+                    return
+                next_at = time.monotonic()
+            delay = next_at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # pacing the load, not waiting for a result
-            self.producer.produce("otlp_spans", value, partition=part, on_delivery=report)
+            next_at += RATE_S
+            value = _message(gen, time.time_ns())
+            self.producer.produce("otlp_spans", value, partition=i % 4, on_delivery=report)
             self.producer.poll(0)
-            self.sent += 1
+            self.sent.append((i % 4, value))
         self.producer.flush(120)
 
 
@@ -174,6 +188,7 @@ class Case:
     tmp: Path
     broker: EmbeddedBroker
     config: Path
+    load: PacedProducer
     workers: list[WorkerProc] = field(default_factory=list)
     recovery: dict[str, float] = field(default_factory=dict)
 
@@ -187,9 +202,10 @@ class Case:
         return w.metric("spanwatch_ingest_messages_total")
 
     def recovered(self, label: str, alive: list[WorkerProc], since: float) -> None:
-        """Every worker in ``alive`` is ready again and has ingested something new (while
-        load lasts); records how long that took."""
+        """The fault is over: the held load goes on, and every worker in ``alive`` must be
+        ready again and ingest something new; records how long that took."""
         before = {id(w): self.ingested(w) for w in alive}
+        self.load.release()
         for w in alive:
             w.until(lambda st: st["ready"], RECOVERY_S, f"ready after {label}")
         deadline = since + RECOVERY_S
@@ -197,7 +213,9 @@ class Case:
         while waiting and time.monotonic() < deadline:
             waiting = [w for w in waiting if self.ingested(w) <= before[id(w)]]
             time.sleep(0.2)
-        assert not waiting, f"workers not ingesting {RECOVERY_S} s after {label}"
+        assert not waiting, f"workers not ingesting {RECOVERY_S} s after {label} " \
+            f"(load sent {len(self.load.sent)}): " + "; ".join(
+                f"{w.workdir.name}: {w.status()}" for w in waiting)
         self.recovery[label] = time.monotonic() - since
 
 
@@ -258,14 +276,11 @@ def fault_scale(case: Case) -> None:
     case.recovered("scale_in", [b], time.monotonic())
 
 
+# where the load waits for the fault to be over (one hold per recovery the fault measures)
+HOLDS = {"sigkill": (48,), "sigstop": (48,), "broker_pause": (48,), "scale": (32, 64)}
 FAULTS: dict[str, Callable[[Case], None]] = {
     "sigkill": fault_sigkill, "sigstop": fault_sigstop,
     "broker_pause": fault_broker_pause, "scale": fault_scale}
-
-
-def _drained(st: dict[str, Any]) -> bool:
-    return bool(st["ready"]) and not st["stalled"] and all(
-        (p["lag"] or 0) == 0 for p in st["partitions"])
 
 
 def _until(check: Callable[[], bool], timeout: float) -> bool:
@@ -330,28 +345,26 @@ def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run
         (rules / "am.yaml").write_text(ROUTING.format(port=hook.port))
         config = tmp_path / "sw.yaml"
         config.write_text(CONFIG.format(rules=rules))
-        case = Case(tmp_path, broker, config)
-        msgs = _messages(time.time_ns() + 3 * NS)
-        expected = _expected(msgs, config)
-        truth = _truth(msgs)
-        models = {ident for kind, ident in truth if kind == "model"}
-        load = PacedProducer(broker.bootstrap, msgs)
+        load = PacedProducer(broker.bootstrap, HOLDS[fault])
+        case = Case(tmp_path, broker, config, load)
         try:
             load.start()
             FAULTS[fault](case)
             load.join(150)
             assert not load.is_alive() and not load.failed, load.failed
+            expected = _expected(load.sent, config)
+            truth = _truth(load.sent)
+            models = {ident for kind, ident in truth if kind == "model"}
 
             def complete(ms: list[Any]) -> bool:
                 return all(_windows(ms, t) >= want for t, want in expected.items())
 
             got = consume_until(broker.bootstrap, list(expected), complete, timeout=120)
             for w in case.workers:  # drained: nothing stalled, no lag, nothing to deliver
-                w.until(_drained, 60, "drained at the end")
-                assert _until(lambda w=w: w.metric("spanwatch_notifications_pending") == 0, 60)
+                w.wait_drained(60)
             assert _until(lambda: len(hook.requests) >= len(models), 60), hook.requests
             for w in case.workers:  # a duplicate would have been sent by now
-                w.until(_drained, 60, "drained after the notifications")
+                w.wait_drained(60)
             notified = list(hook.requests)
         finally:
             for w in case.workers:
