@@ -14,11 +14,14 @@ shared machine.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -31,7 +34,7 @@ from pipeline.partials import Partial, PreAggregator, SeriesState
 from pipeline.signals import SeriesKeyer
 from pipeline.sketch import QuantileSketch
 from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import RecordCount, WorkerProc, consume_until, produce, span_records
+from spanwatch.cluster import WorkerProc, produce
 from spanwatch.traffic import TrafficGenerator
 
 
@@ -73,30 +76,73 @@ def best_rate(fn: Callable[[list[bytes]], None], msgs: list[bytes], spans: int,
     return spans / best
 
 
-INGEST_ONLY = "metrics: {enabled: false}\ntokens: {enabled: false}\nstitch: {enabled: false}\n"
+# Stages switched on one at a time: each step's extra CPU per span is that stage's cost.
+STAGE_STEPS: tuple[tuple[str, str], ...] = (
+    ("ingest (decode, normalize, publish spans)",
+     "metrics: {enabled: false}\ntokens: {enabled: false}\nstitch: {enabled: false}\n"
+     "safety: {enabled: false}\nanomaly: {enabled: false}\nalerting: {enabled: false}\n"),
+    ("+ golden-signal windows",
+     "tokens: {enabled: false}\nstitch: {enabled: false}\nsafety: {enabled: false}\n"
+     "anomaly: {enabled: false}\nalerting: {enabled: false}\n"),
+    ("+ token accounting and black holes",
+     "stitch: {enabled: false}\nsafety: {enabled: false}\nanomaly: {enabled: false}\n"
+     "alerting: {enabled: false}\n"),
+    ("+ content safety", "stitch: {enabled: false}\nanomaly: {enabled: false}\n"
+     "alerting: {enabled: false}\n"),
+    ("+ stitch, anomaly, alerting (every stage)", ""),
+)
 
 
-def worker_rate(msgs: list[bytes], spans: int, config: str = "") -> float:
-    """Spans/s through a worker process from the embedded broker."""
-    topics = ["otlp_spans", "spanwatch.spans", "spanwatch.deadletter"]
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class WorkerRun:
+    spans: int
+    wall_s: float  # from ready to every stage drained
+    cpu_s: float  # the worker's CPU over the same interval
+
+    @property
+    def rate(self) -> float:
+        return self.spans / self.wall_s
+
+    @property
+    def cpu_us_per_span(self) -> float:
+        return self.cpu_s / self.spans * 1e6
+
+
+def worker_run(msgs: list[bytes], spans: int, config: str = "") -> WorkerRun:
+    """The input waits in the broker; the clock runs from the worker being ready until its
+    /status shows every stage drained (every partition of every topic it reads processed and
+    committed: the merge of partials included), and the worker's CPU is read over the same
+    interval."""
+    from pipeline.config import TopicSettings
+
     workdir = Path(tempfile.mkdtemp(prefix="spanwatch-bench-"))
-    with EmbeddedBroker(topics=topics, partitions=4, log_path=workdir / "tansu.log") as b:
+    with EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
+                        log_path=workdir / "tansu.log") as b:
         produce(b.bootstrap, "otlp_spans", msgs)
-        cfg = None
-        if config:
-            cfg = workdir / "spanwatch.yaml"
-            cfg.write_text(config)
-        worker = WorkerProc(b.bootstrap, workdir, config=cfg).start()
+        cfg = workdir / "spanwatch.yaml"
+        cfg.write_text(config + "worker: {stall_after: 10m}\n")
+        worker = WorkerProc(b.bootstrap, workdir, config=cfg).launch()
         try:
-            got = consume_until(b.bootstrap, ["spanwatch.spans"], RecordCount(spans),
-                                timeout=600)
+            worker.until(lambda st: st["state"] in ("running", "stalled"), 120, "started")
+            assert worker.proc is not None
+            t0, c0 = time.monotonic(), _cpu_s(worker.proc.pid)
+
+            def drained(st: dict[str, Any]) -> bool:
+                rows = st["partitions"]
+                src = [r for r in rows if r["topic"] == "otlp_spans"]
+                return bool(src) and all(r["end"] for r in src) and all(
+                    (r["lag"] or 0) == 0 for r in rows)
+            worker.until(drained, 1800, "drained")
+            t1, c1 = time.monotonic(), _cpu_s(worker.proc.pid)
         finally:
             worker.stop()
-    stamps = [m.timestamp()[1] for m in got]
-    seen = len(span_records(got))
-    first_batch = len(span_records(got[:1]))
-    elapsed = (max(stamps) - min(stamps)) / 1000
-    return (seen - first_batch) / elapsed if elapsed > 0 else float("nan")
+    return WorkerRun(spans, t1 - t0, c1 - c0)
 
 
 def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool = True,
@@ -128,10 +174,19 @@ def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool
     print(f"decode + normalize (ingest_message):                 {norm:>10,.0f} spans/s"
           f"  = {norm / raw:.0%} of raw")
     if broker:
-        for label, cfg in (("ingest only", INGEST_ONLY), ("all stages", "")):
-            wr = worker_rate(msgs, total, cfg)
-            print(f"through a worker from Tansu ({label:<11}):        {wr:>10,.0f} spans/s"
-                  f"  = {wr / raw:.0%} of raw")
+        raw_us = 1e6 / raw
+        print("\nthrough a worker from Tansu, input waiting, clock and CPU from ready to every "
+              "stage drained:")
+        print(f"| stages | spans/s | CPU µs/span | this stage µs/span | % of raw floor "
+              f"({raw_us:.1f} µs/span) |")
+        print("|---|---|---|---|---|")
+        prev = 0.0
+        for label, cfg in STAGE_STEPS:
+            run = worker_run(msgs, total, cfg)
+            us = run.cpu_us_per_span
+            print(f"| {label} | {run.rate:,.0f} | {us:,.1f} | {us - prev:+,.1f} | "
+                  f"{raw_us / us:.1%} |", flush=True)
+            prev = us
     return 0
 
 
