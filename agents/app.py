@@ -72,7 +72,6 @@ def faust_credentials(kafka: KafkaSettings) -> Any:
     return None
 
 
-
 class KeepBuffersOnResume(FlowControlEvent):
     """faust's flow control, except that resuming keeps what the streams have buffered.
 

@@ -131,11 +131,6 @@ class WorkerProc:
                     total += sample.value
         return total
 
-    def stage(self, name: str) -> dict[str, Any]:
-        """One stage's entry of the current status (``{}`` when unknown)."""
-        st = self.status() or {}
-        return dict(st.get("stages", {}).get(name, {}))
-
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -156,6 +151,17 @@ def produce(bootstrap: str, topic: str, values: Iterable[bytes | tuple[bytes | N
         p.poll(0)
     assert p.flush(30) == 0
     return n
+
+
+def wait_until(check: Callable[[], Any], timeout: float) -> bool:
+    """Poll ``check()`` every 0.2 s until it is true (``True``) or ``timeout`` passes
+    (``False``): for state outside a worker's ``/status`` (a webhook's requests)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def consume_until(bootstrap: str, topics: list[str],

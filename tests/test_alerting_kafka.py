@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -17,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from pipeline.config import TopicSettings
 from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, consume_until, produce
+from spanwatch.cluster import WorkerProc, consume_until, produce, wait_until
 from spanwatch.webhook import Webhook
 from tests.support.otel import ToMessages
 
@@ -78,15 +77,6 @@ def setup(tmp_path: Path, port: int) -> Path:
     return config
 
 
-def wait_for(cond, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_two_workers_one_alert_group_one_notification(tmp_path: Path) -> None:
     with Webhook() as hook, EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
                                            log_path=tmp_path / "tansu.log") as b:
@@ -98,7 +88,7 @@ def test_two_workers_one_alert_group_one_notification(tmp_path: Path) -> None:
                 w.wait_ready(90)
             produce(b.bootstrap, "otlp_spans", [(f"k{i}".encode(), m)
                                                 for i, m in enumerate(pii_messages(6))])
-            assert wait_for(lambda: len(hook.requests) >= 1, 90), "no notification"
+            assert wait_until(lambda: len(hook.requests) >= 1, 90), "no notification"
             for w in workers:  # everything processed and delivered: a duplicate would be out
                 w.wait_drained(60)
             alerts = consume_until(b.bootstrap, ["spanwatch.alerts"], lambda ms: False,
@@ -125,7 +115,7 @@ def test_pending_notification_survives_a_restart(tmp_path: Path) -> None:
                            config=config).start(90)
         try:
             produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in pii_messages(1)])
-            assert wait_for(lambda: len(hook.requests) >= 2, 90), "no retries"
+            assert wait_until(lambda: len(hook.requests) >= 2, 90), "no retries"
             assert first.metric("spanwatch_notifications_pending") >= 1  # kept for retry
         finally:
             first.stop()
@@ -134,7 +124,7 @@ def test_pending_notification_survives_a_restart(tmp_path: Path) -> None:
         second = WorkerProc(b.bootstrap, tmp_path / "b", app_id="sw-pending",
                             config=config).start(90)
         try:  # the outbox came back from the table changelog; the next try succeeds
-            assert wait_for(lambda: any(r["status"] == 200 for r in hook.requests), 90)
+            assert wait_until(lambda: any(r["status"] == 200 for r in hook.requests), 90)
             second.wait_drained(60)
         finally:
             second.stop()
@@ -158,7 +148,7 @@ def test_silence_cli_round_trip(tmp_path: Path) -> None:
                         "--author", "sre", "--comment", "known test data")
             assert added.returncode == 0, added.stderr
             sid = added.stdout.strip()
-            assert wait_for(lambda: sid in cli("list").stdout, 60)
+            assert wait_until(lambda: sid in cli("list").stdout, 60)
             produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in pii_messages(2)])
             alerts = consume_until(b.bootstrap, ["spanwatch.alerts"], lambda ms: len(ms) >= 1,
                                    timeout=60)
@@ -166,8 +156,8 @@ def test_silence_cli_round_trip(tmp_path: Path) -> None:
             w.wait_drained(60)
             assert hook.requests == []  # silenced: recorded, not notified
             assert cli("expire", sid).returncode == 0
-            assert wait_for(lambda: "no active silences" in cli("list").stdout, 60)
-            assert wait_for(lambda: len(hook.requests) == 1, 90)  # notified once unsilenced
+            assert wait_until(lambda: "no active silences" in cli("list").stdout, 60)
+            assert wait_until(lambda: len(hook.requests) == 1, 90)  # notified once unsilenced
             assert sid in cli("list", "--all").stdout
         finally:
             w.stop()

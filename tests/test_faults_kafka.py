@@ -35,13 +35,13 @@ from confluent_kafka import Producer
 
 from pipeline.config import TopicSettings, load_settings
 from pipeline.ingest import ingest_message
-from pipeline.partials import PreAggregator, close_offline
 from pipeline.signals import SeriesKeyer
 from pipeline.tokens import counted_calls
 from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, consume_until
+from spanwatch.cluster import WorkerProc, consume_until, wait_until
 from spanwatch.traffic import TrafficGenerator
 from spanwatch.webhook import Webhook
+from tests.support.offline import offline_windows
 
 pytestmark = pytest.mark.broker
 REPEAT = int(os.environ.get("SPANWATCH_FAULT_REPEAT", "2"))
@@ -103,18 +103,9 @@ def _message(gen: TrafficGenerator, at: int) -> bytes:
 
 def _expected(msgs: list[tuple[int, bytes]], config: Path) -> dict[str, set[bytes]]:
     """Closed windows as the offline pipeline computes them, by output topic."""
-    settings = load_settings(config)
-    ms = settings.metrics
-    pre = PreAggregator(ms.window_settings(), SeriesKeyer(ms.dimensions, ms.max_series),
-                        lambda: 0, settings.tokens.price_table())
-    offsets = [0, 0, 0, 0]
-    partials = []
-    for part, value in msgs:
-        partials += pre.add_message(part, offsets[part], ingest_message(value).spans)
-        offsets[part] += 1
-    keyer = SeriesKeyer(ms.dimensions)
+    keyer = SeriesKeyer(load_settings(config).metrics.dimensions)
     out: dict[str, set[bytes]] = {"spanwatch.metrics": set(), "spanwatch.tokens": set()}
-    for c in close_offline(partials):
+    for c in offline_windows(msgs, config, tokens=True):
         key = orjson.loads(c.series)
         if key and key[0] == "@tokens":
             rec = c.to_record({"kind": key[1], "id": key[2]})
@@ -283,15 +274,6 @@ FAULTS: dict[str, Callable[[Case], None]] = {
     "broker_pause": fault_broker_pause, "scale": fault_scale}
 
 
-def _until(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 def _windows(messages: list[Any], topic: str) -> set[bytes]:
     out = set()
     for m in messages:
@@ -369,7 +351,7 @@ def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run
             got = consume_until(broker.bootstrap, list(expected), complete, timeout=120)
             for w in case.workers:  # drained: nothing stalled, no lag, nothing to deliver
                 w.wait_drained(60)
-            assert _until(lambda: len(hook.requests) >= len(models), 60), hook.requests
+            assert wait_until(lambda: len(hook.requests) >= len(models), 60), hook.requests
             for w in case.workers:  # a duplicate would have been sent by now
                 w.wait_drained(60)
             notified = list(hook.requests)

@@ -12,12 +12,11 @@ import pytest
 from confluent_kafka import Producer
 
 from pipeline.config import TopicSettings, load_settings
-from pipeline.ingest import ingest_message
-from pipeline.partials import PreAggregator, close_offline
 from pipeline.signals import SeriesKeyer
 from spanwatch.broker import EmbeddedBroker
 from spanwatch.cluster import WorkerProc, consume_until
 from spanwatch.traffic import TrafficGenerator
+from tests.support.offline import offline_windows
 
 pytestmark = pytest.mark.broker
 CONFIG = """
@@ -41,17 +40,9 @@ def _input() -> list[tuple[int, bytes]]:
 
 
 def _offline(msgs: list[tuple[int, bytes]], config: Path) -> list[bytes]:
-    ms = load_settings(config).metrics
-    pre = PreAggregator(ms.window_settings(), SeriesKeyer(ms.dimensions, ms.max_series),
-                        lambda: 0)
-    offsets = [0, 0, 0, 0]
-    partials = []
-    for part, value in msgs:
-        partials += pre.add_message(part, offsets[part], ingest_message(value).spans)
-        offsets[part] += 1
-    keyer = SeriesKeyer(ms.dimensions)
+    keyer = SeriesKeyer(load_settings(config).metrics.dimensions)
     return sorted(orjson.dumps(c.to_record(keyer.labels(orjson.loads(c.series))),
-                               option=orjson.OPT_SORT_KEYS) for c in close_offline(partials))
+                               option=orjson.OPT_SORT_KEYS) for c in offline_windows(msgs, config))
 
 
 def _wait_until_split(procs: list[WorkerProc], timeout: float = 60.0) -> None:
