@@ -26,6 +26,7 @@ import orjson
 
 from agents.control import broadcast, dispatch
 from agents.ingest import SpanSink
+from agents.tables import VERSION, next_version, versioned_table
 from pipeline.config import Settings
 from pipeline.deadletter import SourceRef
 from pipeline.ingest import IngestResult
@@ -54,7 +55,8 @@ class MetricsRuntime:
     counters: dict[str, int] = field(default_factory=lambda: {
         "partials_sent_total": 0, "partials_duplicate_total": 0, "windows_closed_total": 0,
         "late_spans_total": 0, "series_overflow_total": 0, "merge_errors_total": 0,
-        "black_holes_total": 0, "activity_overflow_total": 0, "activity_expired_total": 0})
+        "black_holes_total": 0, "activity_overflow_total": 0, "activity_expired_total": 0,
+        "changelog_stale_total": 0})
     # model / service token and cost totals for Prometheus (never per user: cardinality)
     token_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     cost_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -70,7 +72,8 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
                          partitions=topics.partitions)
     metrics_out = app.topic(topics.metrics, key_serializer="raw", value_serializer="raw")
     tokens_out = app.topic(topics.tokens, key_serializer="raw", value_serializer="raw")
-    table = app.Table("series", default=None, partitions=topics.partitions)
+    # versioned by the spanwatch.partials offset that wrote each state (agents/tables.py)
+    table = versioned_table(app, "series", default=None, partitions=topics.partitions)
     keyer = SeriesKeyer(ms.dimensions, ms.max_series)
     prices = ts.price_table() if ts.enabled else None
     rt = MetricsRuntime(PreAggregator(wsettings, keyer, time.time_ns, prices,
@@ -112,29 +115,41 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
         if rt.preagg.trees is not None:  # shapes of partitions gone elsewhere are not ours
             rt.preagg.trees.forget(mine)
 
+    beat_at = [time.monotonic()]
+
     @app.timer(interval=ms.heartbeat_interval_s)
     async def heartbeat() -> None:
+        now, last = time.monotonic(), beat_at[0]
+        beat_at[0] = now
+        rt.counters["changelog_stale_total"] = table.stale_records
         if app.rebalancing:  # paused partitions are not idle: announce nothing meanwhile
             return
         source_tps = [tp for tp in app.consumer.assignment() if tp.topic == topics.source]
         assigned = sorted(tp.partition for tp in source_tps)
+        if now - last > float(app.conf.broker_session_timeout):
+            # This worker did not run for longer than its session (frozen, or starved): the
+            # group has likely moved its partitions, and what it knows of them is stale.
+            # Announce nothing now; their idle timers restart as if just assigned.
+            rt.preagg.touch(assigned)
+            return
         for src, wm in rt.preagg.watermarks(assigned, backlog(source_tps)).items():
             beat = orjson.dumps({"type": "wm", "src": src, "wm": wm, "n_src": source_partitions})
             await broadcast(partials, b"__wm__", beat, topics.partitions)
 
     def backlog(tps: list[Any]) -> set[int]:
         """Source partitions with records this worker has not read yet (end offset past the
-        last delivered one): lagging is not idle, so their watermark must not follow the
-        clock."""
+        last delivered one, or not known yet): lagging is not idle, so their watermark must
+        not follow the clock."""
         reads = app.monitor.tp_read_offsets
         out = set()
         for tp in tps:
             try:
                 end = app.consumer.highwater(tp)
             except Exception:
-                continue
+                end = None
             read = reads.get(tp)
-            if end is not None and end > (read + 1 if read is not None else 0):
+            # unknown end offset (no fetch answered since the assignment): not known idle
+            if end is None or end > (read + 1 if read is not None else 0):
                 out.add(tp.partition)
         return out
 
@@ -170,7 +185,7 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
         for ccy, nanos in record["cost_nanos"].items():
             rt.cost_totals[(ent["kind"], ent["id"], ccy)] += nanos
 
-    async def close_partition(part: int, low: int) -> None:
+    async def close_partition(part: int, low: int, version: int) -> None:
         token_records: list[dict[str, Any]] = []
         for sid, raw in list(table.items()):
             if not isinstance(raw, dict) or raw.get("partition") != part:
@@ -185,12 +200,13 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
                 tracked.discard(sid)
                 rt.counters["activity_expired_total"] += 1
             elif closed:
-                table[sid] = {**state.to_dict(), "partition": part}
+                table[sid] = {**state.to_dict(), "partition": part,
+                              VERSION: next_version(raw, version)}
         for top in top_consumers(token_records, ts.top_n):
             top["partition"] = part
             await tokens_out.send(key=b"top", value=orjson.dumps(top))
 
-    async def apply_partial(part: int, partial: Partial) -> None:
+    async def apply_partial(part: int, partial: Partial, version: int) -> None:
         raw = table.get(partial.series)
         state = SeriesState.from_dict(raw) if raw else SeriesState(kind=partial.kind)
         if not state.apply(partial):
@@ -209,9 +225,10 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
                                 event["limit"])
                     await tokens_out.send(key=partial.series.encode(), value=orjson.dumps(
                         {"type": "black_hole", "entity": entity, **event}))
-        table[partial.series] = {**state.to_dict(), "partition": part}
+        table[partial.series] = {**state.to_dict(), "partition": part,
+                                 VERSION: next_version(raw, version)}
 
-    async def apply_watermark(part: int, d: dict[str, Any]) -> None:
+    async def apply_watermark(part: int, d: dict[str, Any], version: int) -> None:
         key = f"__wm__:{part}"
         marks = Watermarks(dict(table.get(key) or {}), int(table.get(f"{key}:n") or 0))
         marks.update(int(d["src"]), int(d["wm"]), int(d["n_src"]))
@@ -220,17 +237,17 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
         low = marks.low()
         if low and low // min_step > last_close.get(part, 0) // min_step:
             last_close[part] = low
-            await close_partition(part, low)
+            await close_partition(part, low, version)
 
     async def handle(m: Any, d: dict[str, Any]) -> None:
-        part = m.partition
+        part, version = m.partition, m.offset
         if d.get("type") == "wm":
-            await apply_watermark(part, d)
+            await apply_watermark(part, d, version)
         elif d.get("type") == "bundle":
             for pd in d["partials"]:
-                await apply_partial(part, Partial.from_dict(pd))
+                await apply_partial(part, Partial.from_dict(pd), version)
         else:
-            await apply_partial(part, Partial.from_dict(d))
+            await apply_partial(part, Partial.from_dict(d), version)
 
     def merge_error() -> None:
         rt.counters["merge_errors_total"] += 1
