@@ -160,7 +160,7 @@ def _encode_rejected(batch: DecodedBatch) -> bytes:
         ss = data.resource_spans.add().scope_spans.add()
         for raw in raws:
             ss.spans.add().CopyFrom(raw)
-        return data.SerializeToString()
+        return bytes(data.SerializeToString())
     spans: list[Any] = [_as_json(raw) for raw in raws]
     return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]},
                       default=repr).encode()

@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.config import Settings, load_settings
 from pipeline.errors import SpanwatchError
+from spanwatch import __version__
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -88,6 +89,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spanwatch", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--config", help="YAML configuration file (see README)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)

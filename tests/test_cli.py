@@ -145,3 +145,10 @@ def test_broker_command_creates_every_topic_with_its_partition_count(tmp_path: P
     finally:
         stop(proc)
     assert {t: got.get(t) for t in want} == want
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    out = subprocess.run([*CLI, "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == f"spanwatch {version('spanwatch')}"

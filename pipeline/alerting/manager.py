@@ -67,7 +67,7 @@ class Pending:
 def backoff_s(pid: str, attempts: int, base: float = 1.0, cap: float = 300.0) -> float:
     """Exponential back-off with jitter (0.5x-1.5x), deterministic per notification."""
     rng = random.Random(f"{pid}:{attempts}")
-    return min(base * 2 ** (attempts - 1), cap) * rng.uniform(0.5, 1.5)
+    return float(min(base * 2.0 ** (attempts - 1), cap) * rng.uniform(0.5, 1.5))
 
 
 class AlertManager:

@@ -34,7 +34,7 @@ def probability_to_score(p: float) -> float:
 
 
 def score_to_probability(score: float) -> float:
-    return 10.0 ** (-score * DECADES)
+    return float(10.0 ** (-score * DECADES))
 
 
 class TailCalibrator:
