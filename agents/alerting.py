@@ -50,20 +50,32 @@ class AlertingRuntime:
 
 def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRuntime:
     topics, cfg = settings.topics, settings.alerting
-    inputs = {topics.metrics: "metrics", topics.tokens: "tokens", topics.findings: "findings",
-              topics.anomalies: "anomalies"}
-    source = app.topic(*inputs, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw")
-    alerting = app.topic(topics.alerting, key_serializer="raw", value_serializer="raw",
-                         partitions=1)
+    inputs = {
+        topics.metrics: "metrics",
+        topics.tokens: "tokens",
+        topics.findings: "findings",
+        topics.anomalies: "anomalies",
+    }
+    source = app.topic(
+        *inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    alerting = app.topic(
+        topics.alerting, key_serializer="raw", value_serializer="raw", partitions=1
+    )
     alerts_out = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
-    silences_out = app.topic(topics.silences, key_serializer="raw", value_serializer="raw",
-                             partitions=1)
+    silences_out = app.topic(
+        topics.silences, key_serializer="raw", value_serializer="raw", partitions=1
+    )
     table = app.Table("alerting", default=None, partitions=1)
     evaluator = RuleEvaluator(ruleset)
-    rt = AlertingRuntime(AlertManager(
-        ruleset, stale_s=parse_duration_ns(cfg.stale_after) / 1e9, max_alerts=cfg.max_alerts,
-        max_attempts=cfg.max_attempts))
+    rt = AlertingRuntime(
+        AlertManager(
+            ruleset,
+            stale_s=parse_duration_ns(cfg.stale_after) / 1e9,
+            max_alerts=cfg.max_alerts,
+            max_attempts=cfg.max_attempts,
+        )
+    )
 
     async def control(msg: dict[str, Any]) -> None:
         await alerting.send(key=b"control", value=orjson.dumps(msg), partition=0)
@@ -71,8 +83,10 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
     async def evaluate_one(m: Any, rec: Any) -> None:
         if not isinstance(rec, dict):
             return
-        sent = [await alerting.send(key=b"sample", value=orjson.dumps(s.to_dict()), partition=0)
-                for s in evaluator.samples(inputs[m.topic], rec, (m.key or b"").decode())]
+        sent = [
+            await alerting.send(key=b"sample", value=orjson.dumps(s.to_dict()), partition=0)
+            for s in evaluator.samples(inputs[m.topic], rec, (m.key or b"").decode())
+        ]
         for fut in sent:
             await fut
 
@@ -102,8 +116,13 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
                 mgr.load(key, value)
         rt.in_flight.clear()
         rt.loaded = True
-        log.info("alert manager: %d alerts, %d groups, %d silences, %d pending notifications",
-                 len(mgr.alerts), len(mgr.groups), len(mgr.silences), len(mgr.outbox))
+        log.info(
+            "alert manager: %d alerts, %d groups, %d silences, %d pending notifications",
+            len(mgr.alerts),
+            len(mgr.groups),
+            len(mgr.silences),
+            len(mgr.outbox),
+        )
 
     async def handle(m: Any, msg: dict[str, Any]) -> None:
         load()
@@ -139,8 +158,9 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
             else:
                 table[key] = value
             if key.startswith("s:"):
-                await silences_out.send(key=key[2:].encode(), partition=0,
-                                        value=orjson.dumps(value) if value else None)
+                await silences_out.send(
+                    key=key[2:].encode(), partition=0, value=orjson.dumps(value) if value else None
+                )
         for rec in records:
             await alerts_out.send(key=rec["fingerprint"].encode(), value=orjson.dumps(rec))
 
@@ -153,19 +173,30 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
         elif receiver is not None:
             loop = asyncio.get_running_loop()
             try:
-                result = await asyncio.wait_for(loop.run_in_executor(
-                    None, deliver, receiver, receiver.urls[p.url_index], p.title, p.body),
-                    cfg.delivery_timeout_s)
+                result = await asyncio.wait_for(
+                    loop.run_in_executor(
+                        None, deliver, receiver, receiver.urls[p.url_index], p.title, p.body
+                    ),
+                    cfg.delivery_timeout_s,
+                )
             except TimeoutError:
                 result = Delivery("retry", f"no answer in {cfg.delivery_timeout_s}s")
             except Exception as exc:
                 result = Delivery("retry", f"{type(exc).__name__}")
         level = logging.INFO if result.outcome == "ok" else logging.WARNING
-        log.log(level, "notification %s to %s (url %d): %s %s", p.id, p.receiver, p.url_index,
-                result.outcome, result.error)
+        log.log(
+            level,
+            "notification %s to %s (url %d): %s %s",
+            p.id,
+            p.receiver,
+            p.url_index,
+            result.outcome,
+            result.error,
+        )
         try:
-            await control({"type": "delivery", "id": p.id, "outcome": result.outcome,
-                           "error": result.error})
+            await control(
+                {"type": "delivery", "id": p.id, "outcome": result.outcome, "error": result.error}
+            )
         except Exception:
             rt.in_flight.discard(p.id)  # retried at the next tick
             log.exception("could not record the delivery of %s", p.id)
@@ -183,4 +214,5 @@ def console_writer(stream: Any = None) -> Callable[[str], None]:
     def write(text: str) -> None:
         out.write(text + "\n")
         out.flush()
+
     return write

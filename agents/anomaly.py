@@ -26,8 +26,14 @@ log = logging.getLogger("spanwatch.anomaly")
 
 def register(app: faust.App, settings: Settings) -> AnomalyStage:
     topics, cfg = settings.topics, settings.anomaly
-    windows = app.topic(topics.metrics, topics.tokens, key_type=bytes, value_type=bytes,
-                        key_serializer="raw", value_serializer="raw")
+    windows = app.topic(
+        topics.metrics,
+        topics.tokens,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     out = app.topic(topics.anomalies, key_serializer="raw", value_serializer="raw")
     state = app.Table("anomaly-state", default=None, partitions=topics.partitions)
     stage = cfg.stage(settings.metrics.windows)

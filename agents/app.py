@@ -49,12 +49,10 @@ def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
     """The TLS context faust's clients use, from the same files as librdkafka's."""
     if not kafka.tls:
         return None
-    ctx = ssl.create_default_context(
-        cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    ctx = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
     ctx.check_hostname = kafka.ssl_check_hostname
     if kafka.ssl_certfile and kafka.ssl_keyfile:
-        password = kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password \
-            else None
+        password = kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None
         ctx.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile), password)
     return ctx
 
@@ -66,7 +64,9 @@ def faust_credentials(kafka: KafkaSettings) -> Any:
         return faust.SASLCredentials(
             username=kafka.sasl_username or "",
             password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else "",
-            mechanism=kafka.sasl_mechanism, ssl_context=ctx)
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=ctx,
+        )
     if ctx is not None:
         return faust.SSLCredentials(ctx)
     return None

@@ -25,8 +25,13 @@ async def broadcast(topic: faust.TopicT, key: bytes, value: bytes, partitions: i
         await topic.send(key=key, value=value, partition=part)
 
 
-async def dispatch(stream: faust.StreamT[bytes], handle: Handler, on_error: Callable[[], None],
-                   log: logging.Logger, what: str) -> None:
+async def dispatch(
+    stream: faust.StreamT[bytes],
+    handle: Handler,
+    on_error: Callable[[], None],
+    log: logging.Logger,
+    what: str,
+) -> None:
     """Decode each JSON event and hand it to ``handle(message, value)`` (the faust message:
     topic, partition, key); an exception is counted (``on_error``) and logged with
     ``topic[partition]@offset``, and the stream goes on."""

@@ -34,8 +34,12 @@ def register(app: faust.App, stall_after_s: float) -> HealthTracker:
     async def observe_health() -> None:
         if not tracker.stages:
             tracker.stages = stage_topics(app)
-        tracker.update(time.monotonic(), partition_states(app), joined=_joined(app),
-                       recovering=_recovering(app))
+        tracker.update(
+            time.monotonic(),
+            partition_states(app),
+            joined=_joined(app),
+            recovering=_recovering(app),
+        )
 
     return tracker
 

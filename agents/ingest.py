@@ -36,22 +36,32 @@ def headers_dict(raw: Any) -> dict[str, bytes]:
     return {str(k): (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
 
 
-def register(app: faust.App, settings: Settings,
-             sinks: Sequence[SpanSink] = ()) -> IngestStats:
+def register(app: faust.App, settings: Settings, sinks: Sequence[SpanSink] = ()) -> IngestStats:
     """Declare the ingest topics and agent on ``app``; returns the live counters.
 
     ``sinks`` receive every message's records in-process (golden signals, ...).
     """
     topics = settings.topics
-    source = app.topic(topics.source, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw", allow_empty=True)
-    spans_out = app.topic(topics.spans, key_serializer="raw", value_serializer="raw") \
-        if topics.spans else None
+    source = app.topic(
+        topics.source,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,
+    )
+    spans_out = (
+        app.topic(topics.spans, key_serializer="raw", value_serializer="raw")
+        if topics.spans
+        else None
+    )
     deadletter = app.topic(topics.deadletter, key_serializer="raw", value_serializer="raw")
-    options = IngestOptions(encoding=settings.ingest.encoding,
-                            max_message_bytes=settings.ingest.max_message_bytes,
-                            normalize=settings.normalize.options(),
-                            collect_content=settings.safety.enabled)
+    options = IngestOptions(
+        encoding=settings.ingest.encoding,
+        max_message_bytes=settings.ingest.max_message_bytes,
+        normalize=settings.normalize.options(),
+        collect_content=settings.safety.enabled,
+    )
     stats = IngestStats()
 
     async def send_dead_letter(dl: DeadLetter) -> None:
@@ -64,13 +74,26 @@ def register(app: faust.App, settings: Settings,
             msg = event.message
             where = SourceRef(msg.topic, msg.partition, msg.offset)
             try:
-                result = ingest_message(event.value, headers=headers_dict(msg.headers),
-                                        source=where, key=msg.key, options=options)
+                result = ingest_message(
+                    event.value,
+                    headers=headers_dict(msg.headers),
+                    source=where,
+                    key=msg.key,
+                    options=options,
+                )
             except Exception as exc:
                 log.exception("ingest failed at %s", where)
-                result = IngestResult(dead_letters=[DeadLetter(
-                    "agent_error", f"{type(exc).__name__}: {exc}"[:300],
-                    event.value or b"", where, key=msg.key)])
+                result = IngestResult(
+                    dead_letters=[
+                        DeadLetter(
+                            "agent_error",
+                            f"{type(exc).__name__}: {exc}"[:300],
+                            event.value or b"",
+                            where,
+                            key=msg.key,
+                        )
+                    ]
+                )
             stats.add(result)
             for dl in result.dead_letters:
                 await send_dead_letter(dl)
@@ -86,9 +109,15 @@ def register(app: faust.App, settings: Settings,
 
     @app.timer(interval=settings.worker.stats_interval_s)
     async def report() -> None:
-        log.info("ingest: %d messages, %d spans seen, %d records, %d skipped (not LLM), "
-                 "%d rejected, dead letters %s", stats.messages, stats.spans_seen,
-                 stats.records, stats.skipped_non_llm, stats.rejected_spans,
-                 dict(stats.deadletters) or "{}")
+        log.info(
+            "ingest: %d messages, %d spans seen, %d records, %d skipped (not LLM), "
+            "%d rejected, dead letters %s",
+            stats.messages,
+            stats.spans_seen,
+            stats.records,
+            stats.skipped_non_llm,
+            stats.rejected_spans,
+            dict(stats.deadletters) or "{}",
+        )
 
     return stats

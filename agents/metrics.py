@@ -52,32 +52,55 @@ class MetricsRuntime:
 
     preagg: PreAggregator
     latest: LatestWindows = field(default_factory=LatestWindows)
-    counters: dict[str, int] = field(default_factory=lambda: {
-        "partials_sent_total": 0, "partials_duplicate_total": 0, "windows_closed_total": 0,
-        "late_spans_total": 0, "series_overflow_total": 0, "merge_errors_total": 0,
-        "black_holes_total": 0, "activity_overflow_total": 0, "activity_expired_total": 0,
-        "changelog_stale_total": 0})
+    counters: dict[str, int] = field(
+        default_factory=lambda: {
+            "partials_sent_total": 0,
+            "partials_duplicate_total": 0,
+            "windows_closed_total": 0,
+            "late_spans_total": 0,
+            "series_overflow_total": 0,
+            "merge_errors_total": 0,
+            "black_holes_total": 0,
+            "activity_overflow_total": 0,
+            "activity_expired_total": 0,
+            "changelog_stale_total": 0,
+        }
+    )
     # model / service token and cost totals for Prometheus (never per user: cardinality)
     token_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     cost_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
-def register(app: faust.App, settings: Settings, source_partitions: int) -> tuple[SpanSink,
-                                                                                   MetricsRuntime]:
+def register(
+    app: faust.App, settings: Settings, source_partitions: int
+) -> tuple[SpanSink, MetricsRuntime]:
     """Declare the window topics, table, agent and timer; return the ingest-side sink."""
     topics, ms, ts = settings.topics, settings.metrics, settings.tokens
     wsettings = ms.window_settings()
-    partials = app.topic(topics.partials, key_type=bytes, value_type=bytes,
-                         key_serializer="raw", value_serializer="raw",
-                         partitions=topics.partitions)
+    partials = app.topic(
+        topics.partials,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=topics.partitions,
+    )
     metrics_out = app.topic(topics.metrics, key_serializer="raw", value_serializer="raw")
     tokens_out = app.topic(topics.tokens, key_serializer="raw", value_serializer="raw")
     # versioned by the spanwatch.partials offset that wrote each state (agents/tables.py)
     table = versioned_table(app, "series", default=None, partitions=topics.partitions)
     keyer = SeriesKeyer(ms.dimensions, ms.max_series)
     prices = ts.price_table() if ts.enabled else None
-    rt = MetricsRuntime(PreAggregator(wsettings, keyer, time.time_ns, prices,
-                                      signals=ms.enabled, trees=ms.trace_trees(time.time_ns)))
+    rt = MetricsRuntime(
+        PreAggregator(
+            wsettings,
+            keyer,
+            time.time_ns,
+            prices,
+            signals=ms.enabled,
+            trees=ms.trace_trees(time.time_ns),
+        )
+    )
     budgets = {"trace": ts.trace_budgets.budgets(), "session": ts.session_budgets.budgets()}
     idle_ns = parse_duration_ns(ts.activity_idle_timeout)
     lateness = wsettings.allowed_lateness_ns
@@ -90,10 +113,13 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
         # One bundle per owner partition. faust acks (and later commits) the source message
         # when this returns, so wait until the broker has every bundle; and move the
         # watermark only then, so a heartbeat never announces it ahead of its partials.
-        made = rt.preagg.add_message(where.partition, where.offset, result.spans,
-                                     defer_watermark=True)
-        sent = [await partials.send(key=b"bundle", value=value, partition=part)
-                for part, value in bundles(made, topics.partitions).items()]
+        made = rt.preagg.add_message(
+            where.partition, where.offset, result.spans, defer_watermark=True
+        )
+        sent = [
+            await partials.send(key=b"bundle", value=value, partition=part)
+            for part, value in bundles(made, topics.partitions).items()
+        ]
         for fut in sent:
             await fut
         rt.counters["partials_sent_total"] += len(made)
@@ -178,10 +204,14 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
         ent = record["entity"]
         if ent["kind"] not in ("model", "service"):
             return
-        for kind in ("input_tokens", "output_tokens", "cache_read_tokens",
-                     "cache_creation_tokens", "reasoning_tokens"):
-            rt.token_totals[(ent["kind"], ent["id"], kind.removesuffix("_tokens"))] += \
-                record[kind]
+        for kind in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_creation_tokens",
+            "reasoning_tokens",
+        ):
+            rt.token_totals[(ent["kind"], ent["id"], kind.removesuffix("_tokens"))] += record[kind]
         for ccy, nanos in record["cost_nanos"].items():
             rt.cost_totals[(ent["kind"], ent["id"], ccy)] += nanos
 
@@ -200,8 +230,11 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
                 tracked.discard(sid)
                 rt.counters["activity_expired_total"] += 1
             elif closed:
-                table[sid] = {**state.to_dict(), "partition": part,
-                              VERSION: next_version(raw, version)}
+                table[sid] = {
+                    **state.to_dict(),
+                    "partition": part,
+                    VERSION: next_version(raw, version),
+                }
         for top in top_consumers(token_records, ts.top_n):
             top["partition"] = part
             await tokens_out.send(key=b"top", value=orjson.dumps(top))
@@ -220,13 +253,23 @@ def register(app: faust.App, settings: Settings, source_partitions: int) -> tupl
                 tracked.add(partial.series)
                 for event in state.apply_calls(partial.calls, budgets[entity["kind"]]):
                     rt.counters["black_holes_total"] += 1
-                    log.warning("token black hole: %s %s crossed %s (%s > %s)",
-                                entity["kind"], entity["id"], event["budget"], event["value"],
-                                event["limit"])
-                    await tokens_out.send(key=partial.series.encode(), value=orjson.dumps(
-                        {"type": "black_hole", "entity": entity, **event}))
-        table[partial.series] = {**state.to_dict(), "partition": part,
-                                 VERSION: next_version(raw, version)}
+                    log.warning(
+                        "token black hole: %s %s crossed %s (%s > %s)",
+                        entity["kind"],
+                        entity["id"],
+                        event["budget"],
+                        event["value"],
+                        event["limit"],
+                    )
+                    await tokens_out.send(
+                        key=partial.series.encode(),
+                        value=orjson.dumps({"type": "black_hole", "entity": entity, **event}),
+                    )
+        table[partial.series] = {
+            **state.to_dict(),
+            "partition": part,
+            VERSION: next_version(raw, version),
+        }
 
     async def apply_watermark(part: int, d: dict[str, Any], version: int) -> None:
         key = f"__wm__:{part}"

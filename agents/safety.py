@@ -44,22 +44,30 @@ class SafetyRuntime:
 
 def register(app: faust.App, settings: Settings) -> tuple[SpanSink, PayloadHook, SafetyRuntime]:
     cfg = settings.safety
-    findings = app.topic(settings.topics.findings, key_serializer="raw",
-                         value_serializer="raw")
+    findings = app.topic(settings.topics.findings, key_serializer="raw", value_serializer="raw")
     rt = SafetyRuntime(cfg.engine())
     roles = frozenset(cfg.roles)
     judge_cfg = cfg.judge
     if judge_cfg is not None:
-        client = JudgeClient(judge_cfg.judge_settings(), breaker=CircuitBreaker(
-            failure_threshold=judge_cfg.failure_threshold,
-            reset_after_s=judge_cfg.reset_after_s))
+        client = JudgeClient(
+            judge_cfg.judge_settings(),
+            breaker=CircuitBreaker(
+                failure_threshold=judge_cfg.failure_threshold, reset_after_s=judge_cfg.reset_after_s
+            ),
+        )
 
         async def emit(item: ContentItem, ev: Evaluation) -> None:
             if ev.explanation:  # a judge may quote the text it judged: mask what it quotes
-                ev = Evaluation(ev.name, ev.score_value, ev.score_label,
-                                rt.engine.redact(ev.explanation), ev.response_id)
-            rec = evaluation_record(item, ev, flag_labels=judge_cfg.flag_labels,
-                                    severity=judge_cfg.severity)
+                ev = Evaluation(
+                    ev.name,
+                    ev.score_value,
+                    ev.score_label,
+                    rt.engine.redact(ev.explanation),
+                    ev.response_id,
+                )
+            rec = evaluation_record(
+                item, ev, flag_labels=judge_cfg.flag_labels, severity=judge_cfg.severity
+            )
             await findings.send(key=item.trace_id.encode(), value=orjson.dumps(rec))
 
         rt.judge = JudgeQueue(client, emit)
@@ -77,8 +85,9 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, PayloadHook,
                 rt.counters["skipped_role"] += 1
                 continue
             for rec in rt.engine.scan_item(item):
-                sent.append(await findings.send(key=item.trace_id.encode(),
-                                                value=orjson.dumps(rec)))
+                sent.append(
+                    await findings.send(key=item.trace_id.encode(), value=orjson.dumps(rec))
+                )
             if rt.judge is not None and item.role in judge_roles:
                 rt.judge.submit(item)
         for fut in sent:  # delivered before the source message can be committed
@@ -91,7 +100,12 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, PayloadHook,
     async def on_payload(payload: Payload) -> None:
         s = payload.state
         if payload.text:
-            await scan([ContentItem(payload.text, s.role, f"payload:{s.payload_id}",
-                                    s.trace_id, s.span_id)])
+            await scan(
+                [
+                    ContentItem(
+                        payload.text, s.role, f"payload:{s.payload_id}", s.trace_id, s.span_id
+                    )
+                ]
+            )
 
     return sink, on_payload, rt

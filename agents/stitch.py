@@ -72,15 +72,26 @@ class StitchRuntime:
         self.loaded = True
 
 
-def register(app: faust.App, settings: Settings,
-             on_payload: Callable[[Payload], Awaitable[None]] | None = None,
-             ) -> tuple[SpanSink, StitchRuntime]:
+def register(
+    app: faust.App,
+    settings: Settings,
+    on_payload: Callable[[Payload], Awaitable[None]] | None = None,
+) -> tuple[SpanSink, StitchRuntime]:
     """``on_payload`` sees every finished payload with its text (the safety stage)."""
     topics, ss = settings.topics, settings.stitch
-    pieces = app.topic(topics.pieces, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw", partitions=topics.partitions)
-    payloads_out = app.topic(topics.payloads, key_serializer="raw", value_serializer="raw") \
-        if topics.payloads else None
+    pieces = app.topic(
+        topics.pieces,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=topics.partitions,
+    )
+    payloads_out = (
+        app.topic(topics.payloads, key_serializer="raw", value_serializer="raw")
+        if topics.payloads
+        else None
+    )
     meta = app.Table("payload-meta", default=None, partitions=topics.partitions)
     data = app.Table("payload-pieces", default=None, partitions=topics.partitions)
     timeout_ns = parse_duration_ns(ss.timeout)
@@ -89,8 +100,10 @@ def register(app: faust.App, settings: Settings,
     async def sink(where: SourceRef, result: IngestResult) -> None:
         for reason in result.bad_pieces:
             rt.counters[f"bad_{reason}"] += 1
-        sent = [await pieces.send(key=p.payload_id.encode(), value=orjson.dumps(p.to_dict()))
-                for p in result.pieces]
+        sent = [
+            await pieces.send(key=p.payload_id.encode(), value=orjson.dumps(p.to_dict()))
+            for p in result.pieces
+        ]
         for fut in sent:  # delivered before the source message can be committed
             await fut
 
@@ -99,8 +112,11 @@ def register(app: faust.App, settings: Settings,
         await broadcast(pieces, b"__tick__", orjson.dumps({"type": "tick"}), topics.partitions)
 
     async def finish(state: PayloadState, reason: str | None, part: int) -> None:
-        held = {int(i): base64.b64decode(v) for i in state.received
-                if (v := data.get(f"{state.payload_id}#{i}")) is not None}
+        held = {
+            int(i): base64.b64decode(v)
+            for i in state.received
+            if (v := data.get(f"{state.payload_id}#{i}")) is not None
+        }
         payload: Payload = assemble(state, held, reason)
         for i in state.received:
             data.pop(f"{state.payload_id}#{i}", None)
@@ -138,12 +154,17 @@ def register(app: faust.App, settings: Settings,
                 if raw is not None:
                     await finish(PayloadState.from_dict(raw), "timeout", part)
         for pid, raw in list(meta.items()):  # tombstones live one timeout long
-            if isinstance(raw, dict) and raw.get("done") and raw.get("partition") == part \
-                    and now - raw["at"] >= timeout_ns:
+            if (
+                isinstance(raw, dict)
+                and raw.get("done")
+                and raw.get("partition") == part
+                and now - raw["at"] >= timeout_ns
+            ):
                 del meta[pid]
         while rt.bytes_held > ss.max_bytes:
-            mine = sorted((kv for kv in rt.held.items() if kv[1][2] == part),
-                          key=lambda kv: kv[1][1])
+            mine = sorted(
+                (kv for kv in rt.held.items() if kv[1][2] == part), key=lambda kv: kv[1][1]
+            )
             if not mine:
                 break
             raw = meta.get(mine[0][0])

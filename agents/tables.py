@@ -43,8 +43,9 @@ def next_version(previous: Any, offset: int) -> int:
     return offset if v is None else max(v, offset)
 
 
-def newest_events(batch: Iterable[EventT], restored: Callable[[Any], Any],
-                  key_of: Callable[[Any], Any]) -> tuple[list[EventT], int]:
+def newest_events(
+    batch: Iterable[EventT], restored: Callable[[Any], Any], key_of: Callable[[Any], Any]
+) -> tuple[list[EventT], int]:
     """The events of a changelog batch to apply, in order, and how many were stale.
 
     ``restored(key)`` is the value restored so far (None when absent); within the batch, the

@@ -46,13 +46,22 @@ class Call:
     depth: int = 0  # the most agent spans on one path of the call's trace, as known at ingest
 
     def to_list(self) -> list[Any]:
-        return [self.t_ns, self.kind, self.span_id, self.tokens, self.model, self.tool,
-                self.args_hash, self.depth]
+        return [
+            self.t_ns,
+            self.kind,
+            self.span_id,
+            self.tokens,
+            self.model,
+            self.tool,
+            self.args_hash,
+            self.depth,
+        ]
 
     @classmethod
     def from_list(cls, v: list[Any]) -> Call:
-        return cls(int(v[0]), str(v[1]), str(v[2]), int(v[3]), str(v[4]), str(v[5]), str(v[6]),
-                   int(v[7]))
+        return cls(
+            int(v[0]), str(v[1]), str(v[2]), int(v[3]), str(v[4]), str(v[5]), str(v[6]), int(v[7])
+        )
 
 
 @dataclass
@@ -80,8 +89,15 @@ class Activity:
             for name, value, limit in self._checks(c, budgets):
                 if limit is not None and value > limit and name not in self.fired:
                     self.fired.append(name)
-                    events.append({"budget": name, "limit": limit, "value": value,
-                                   "at_ns": c.t_ns, "evidence": self.evidence(c)})
+                    events.append(
+                        {
+                            "budget": name,
+                            "limit": limit,
+                            "value": value,
+                            "at_ns": c.t_ns,
+                            "evidence": self.evidence(c),
+                        }
+                    )
         return events
 
     def _account(self, c: Call, budgets: Budgets) -> None:
@@ -118,41 +134,72 @@ class Activity:
 
     def _checks(self, c: Call, b: Budgets) -> list[tuple[str, int, int | None]]:
         same = len(self.recent.get(self.last_tool, [])) if c.kind == "tool" else 0
-        return [("max_llm_calls", self.llm_calls, b.max_llm_calls),
-                ("max_tool_calls", self.tool_calls, b.max_tool_calls),
-                ("max_tokens", self.tokens, b.max_tokens),
-                ("max_tokens_per_minute", self.velocity(c.t_ns), b.max_tokens_per_minute),
-                ("max_agent_depth", self.max_depth, b.max_agent_depth),
-                ("max_repeated_tool_calls", self.run_length if c.kind == "tool" else 0,
-                 b.max_repeated_tool_calls),
-                ("max_same_tool_calls", same, b.max_same_tool_calls)]
+        return [
+            ("max_llm_calls", self.llm_calls, b.max_llm_calls),
+            ("max_tool_calls", self.tool_calls, b.max_tool_calls),
+            ("max_tokens", self.tokens, b.max_tokens),
+            ("max_tokens_per_minute", self.velocity(c.t_ns), b.max_tokens_per_minute),
+            ("max_agent_depth", self.max_depth, b.max_agent_depth),
+            (
+                "max_repeated_tool_calls",
+                self.run_length if c.kind == "tool" else 0,
+                b.max_repeated_tool_calls,
+            ),
+            ("max_same_tool_calls", same, b.max_same_tool_calls),
+        ]
 
     def evidence(self, c: Call) -> dict[str, Any]:
         tool, _, args = self.last_tool.partition("#")
         return {
-            "llm_calls": self.llm_calls, "tool_calls": self.tool_calls, "tokens": self.tokens,
-            "tokens_last_minute": self.velocity(c.t_ns), "max_agent_depth": self.max_depth,
+            "llm_calls": self.llm_calls,
+            "tool_calls": self.tool_calls,
+            "tokens": self.tokens,
+            "tokens_last_minute": self.velocity(c.t_ns),
+            "max_agent_depth": self.max_depth,
             "duration_s": (self.last_ns - self.first_ns) / NS,
-            "top_calls": [{"t_ns": v[0], "span_id": v[2], "tokens": v[3], "model": v[4]}
-                          for v in self.top],
-            "repeated_tool": {"tool": tool, "args_hash": args, "in_a_row": self.run_length,
-                              "in_window": len(self.recent.get(self.last_tool, []))}
-            if self.last_tool else None,
+            "top_calls": [
+                {"t_ns": v[0], "span_id": v[2], "tokens": v[3], "model": v[4]} for v in self.top
+            ],
+            "repeated_tool": {
+                "tool": tool,
+                "args_hash": args,
+                "in_a_row": self.run_length,
+                "in_window": len(self.recent.get(self.last_tool, [])),
+            }
+            if self.last_tool
+            else None,
             "token_curve": [[b, v] for b, v in sorted(self.curve.items())],
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"llm_calls": self.llm_calls, "tool_calls": self.tool_calls,
-                "tokens": self.tokens, "max_depth": self.max_depth, "first_ns": self.first_ns,
-                "last_ns": self.last_ns, "last_tool": self.last_tool,
-                "run_length": self.run_length, "recent": self.recent,
-                "curve": [[b, v] for b, v in self.curve.items()], "top": self.top,
-                "fired": self.fired}
+        return {
+            "llm_calls": self.llm_calls,
+            "tool_calls": self.tool_calls,
+            "tokens": self.tokens,
+            "max_depth": self.max_depth,
+            "first_ns": self.first_ns,
+            "last_ns": self.last_ns,
+            "last_tool": self.last_tool,
+            "run_length": self.run_length,
+            "recent": self.recent,
+            "curve": [[b, v] for b, v in self.curve.items()],
+            "top": self.top,
+            "fired": self.fired,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Activity:
-        return cls(d["llm_calls"], d["tool_calls"], d["tokens"], d["max_depth"],
-                   d["first_ns"], d["last_ns"], d["last_tool"], d["run_length"],
-                   {k: list(v) for k, v in d["recent"].items()},
-                   {int(b): int(v) for b, v in d["curve"]}, [list(v) for v in d["top"]],
-                   list(d["fired"]))
+        return cls(
+            d["llm_calls"],
+            d["tool_calls"],
+            d["tokens"],
+            d["max_depth"],
+            d["first_ns"],
+            d["last_ns"],
+            d["last_tool"],
+            d["run_length"],
+            {k: list(v) for k, v in d["recent"].items()},
+            {int(b): int(v) for b, v in d["curve"]},
+            [list(v) for v in d["top"]],
+            list(d["fired"]),
+        )

@@ -55,15 +55,31 @@ class Piece:
     digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"p": self.payload_id, "t": self.trace_id, "s": self.span_id, "r": self.role,
-                "i": self.index, "n": self.count, "e": self.encoding,
-                "d": base64.b64encode(self.data).decode(), "h": self.digest}
+        return {
+            "p": self.payload_id,
+            "t": self.trace_id,
+            "s": self.span_id,
+            "r": self.role,
+            "i": self.index,
+            "n": self.count,
+            "e": self.encoding,
+            "d": base64.b64encode(self.data).decode(),
+            "h": self.digest,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Piece:
-        return cls(d["p"], d["t"], d["s"], d["r"], int(d["i"]),
-                   None if d["n"] is None else int(d["n"]), d["e"], base64.b64decode(d["d"]),
-                   d["h"])
+        return cls(
+            d["p"],
+            d["t"],
+            d["s"],
+            d["r"],
+            int(d["i"]),
+            None if d["n"] is None else int(d["n"]),
+            d["e"],
+            base64.b64decode(d["d"]),
+            d["h"],
+        )
 
 
 def extract_pieces(views: Iterable[SpanView]) -> tuple[list[Piece], list[str]]:
@@ -87,8 +103,9 @@ def _piece(view: SpanView, a: dict[str, Any]) -> Piece:
     if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < MAX_PIECES:
         raise PieceError("chunk_bad_index")
     count = a.get(A_COUNT)
-    if count is not None and (not isinstance(count, int) or not 0 < count <= MAX_PIECES
-                              or idx >= count):
+    if count is not None and (
+        not isinstance(count, int) or not 0 < count <= MAX_PIECES or idx >= count
+    ):
         raise PieceError("chunk_bad_count")
     enc = a.get(A_ENCODING, "utf-8")
     if enc not in ENCODINGS:
@@ -105,9 +122,17 @@ def _piece(view: SpanView, a: dict[str, Any]) -> Piece:
     role = a.get(A_ROLE, "input")
     target = view.attrs.get(A_TARGET)  # set on a carrier span, pointing at the owner span
     digest = a.get(A_DIGEST)
-    return Piece(pid, view.trace_id, target if isinstance(target, str) and target
-                 else view.span_id, role if role in ROLES else "input", idx,
-                 count, enc, raw, digest if isinstance(digest, str) else None)
+    return Piece(
+        pid,
+        view.trace_id,
+        target if isinstance(target, str) and target else view.span_id,
+        role if role in ROLES else "input",
+        idx,
+        count,
+        enc,
+        raw,
+        digest if isinstance(digest, str) else None,
+    )
 
 
 def split_utf8(text: str, max_bytes: int) -> list[bytes]:
@@ -128,8 +153,9 @@ def split_utf8(text: str, max_bytes: int) -> list[bytes]:
     return out
 
 
-def make_pieces(text: str, payload_id: str, role: str, *, piece_bytes: int,
-                encoding: str = "utf-8") -> list[dict[str, object]]:
+def make_pieces(
+    text: str, payload_id: str, role: str, *, piece_bytes: int, encoding: str = "utf-8"
+) -> list[dict[str, object]]:
     """Chunk event attributes for one payload (``base64`` splits anywhere, even mid-char)."""
     raw = text.encode("utf-8")
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -137,13 +163,18 @@ def make_pieces(text: str, payload_id: str, role: str, *, piece_bytes: int,
         parts: list[bytes] = split_utf8(text, piece_bytes)
     else:
         body = gzip.compress(raw, mtime=0) if encoding == "gzip+base64" else raw
-        parts = [body[i:i + piece_bytes] for i in range(0, len(body), piece_bytes)] or [b""]
+        parts = [body[i : i + piece_bytes] for i in range(0, len(body), piece_bytes)] or [b""]
     out: list[dict[str, object]] = []
     for i, part in enumerate(parts):
         attrs: dict[str, object] = {
-            A_PAYLOAD: payload_id, A_ROLE: role, A_INDEX: i, A_ENCODING: encoding,
-            A_DATA: part.decode("utf-8") if encoding == "utf-8"
-            else base64.b64encode(part).decode()}
+            A_PAYLOAD: payload_id,
+            A_ROLE: role,
+            A_INDEX: i,
+            A_ENCODING: encoding,
+            A_DATA: part.decode("utf-8")
+            if encoding == "utf-8"
+            else base64.b64encode(part).decode(),
+        }
         attrs[A_COUNT] = len(parts)  # on every piece: any one of them may be lost
         if i == 0:
             attrs[A_DIGEST] = digest
@@ -174,8 +205,9 @@ class PayloadState:
 
     @classmethod
     def start(cls, piece: Piece, now_ns: int) -> PayloadState:
-        return cls(piece.payload_id, piece.trace_id, piece.span_id, piece.role,
-                   piece.encoding, now_ns)
+        return cls(
+            piece.payload_id, piece.trace_id, piece.span_id, piece.role, piece.encoding, now_ns
+        )
 
     def add(self, piece: Piece) -> str:
         """``new`` (store its data), ``duplicate`` (same data again) or ``conflict``."""
@@ -214,19 +246,37 @@ class PayloadState:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"payload_id": self.payload_id, "trace_id": self.trace_id,
-                "span_id": self.span_id, "role": self.role, "encoding": self.encoding,
-                "first_seen_ns": self.first_seen_ns, "count": self.count, "digest": self.digest,
-                "received": {str(k): v for k, v in self.received.items()},
-                "bytes_held": self.bytes_held, "duplicates": self.duplicates,
-                "conflicts": self.conflicts}
+        return {
+            "payload_id": self.payload_id,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "role": self.role,
+            "encoding": self.encoding,
+            "first_seen_ns": self.first_seen_ns,
+            "count": self.count,
+            "digest": self.digest,
+            "received": {str(k): v for k, v in self.received.items()},
+            "bytes_held": self.bytes_held,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PayloadState:
-        return cls(d["payload_id"], d["trace_id"], d["span_id"], d["role"], d["encoding"],
-                   d["first_seen_ns"], d["count"], d["digest"],
-                   {int(k): v for k, v in d["received"].items()}, d["bytes_held"],
-                   d["duplicates"], list(d["conflicts"]))
+        return cls(
+            d["payload_id"],
+            d["trace_id"],
+            d["span_id"],
+            d["role"],
+            d["encoding"],
+            d["first_seen_ns"],
+            d["count"],
+            d["digest"],
+            {int(k): v for k, v in d["received"].items()},
+            d["bytes_held"],
+            d["duplicates"],
+            list(d["conflicts"]),
+        )
 
 
 @dataclass
@@ -243,11 +293,20 @@ class Payload:
         """The ``spanwatch.payloads`` record (docs/SCHEMAS.md)."""
         s = self.state
         rec: dict[str, Any] = {
-            "payload_id": s.payload_id, "trace_id": s.trace_id, "span_id": s.span_id,
-            "role": s.role, "status": self.status, "reason": self.reason,
-            "pieces": s.count, "received": len(s.received), "missing": s.missing(),
-            "duplicates": s.duplicates, "conflicting_indexes": sorted(s.conflicts),
-            "size_bytes": self.size, "digest": s.digest}
+            "payload_id": s.payload_id,
+            "trace_id": s.trace_id,
+            "span_id": s.span_id,
+            "role": s.role,
+            "status": self.status,
+            "reason": self.reason,
+            "pieces": s.count,
+            "received": len(s.received),
+            "missing": s.missing(),
+            "duplicates": s.duplicates,
+            "conflicting_indexes": sorted(s.conflicts),
+            "size_bytes": self.size,
+            "digest": s.digest,
+        }
         if forward_content and self.text is not None:
             data = self.text.encode("utf-8")
             cut = data[:max_content_bytes].decode("utf-8", "ignore")
@@ -266,8 +325,9 @@ def assemble(state: PayloadState, data: dict[int, bytes], reason: str | None = N
             return Payload(state, "partial", "undecodable", None, len(joined))
     if reason is None and state.digest:
         algo, _, want = state.digest.partition(":")
-        got = hashlib.new(algo, joined).hexdigest() if algo in hashlib.algorithms_available \
-            else None
+        got = (
+            hashlib.new(algo, joined).hexdigest() if algo in hashlib.algorithms_available else None
+        )
         if got != want:
             reason = "digest_mismatch"
     text = joined.decode("utf-8", "replace" if reason else "strict") if reason else None

@@ -76,8 +76,11 @@ BROKER_PROFILES: dict[str, BrokerProfile] = {
             "consumer_auto_offset_reset": "earliest",
         },
         producer={"batch.num.messages": 1, "linger.ms": 0},
-        consumer={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
-                  "fetch.wait.max.ms": 100},
+        consumer={
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+            "fetch.wait.max.ms": 100,
+        },
         # unknown topics are auto-created with 4 partitions: create ours explicitly
         create_topics=True,
         # a fetch is answered when its max wait is over, not when records arrive: each hop
@@ -95,11 +98,13 @@ def expand_env(value: str) -> str:
 
     Used for secrets (webhook URLs, API keys) so they live in the environment, not in files.
     """
+
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in os.environ:
             raise ConfigError(f"environment variable {name} is not set")
         return os.environ[name]
+
     return _ENV_REF.sub(sub, value)
 
 
@@ -136,8 +141,10 @@ class KafkaSettings(_Model):
 
     def client_config(self) -> dict[str, Any]:
         """confluent-kafka connection settings (the password stays a secret until here)."""
-        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers,
-                                "security.protocol": self.security_protocol}
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism
         if self.sasl_username:
@@ -153,8 +160,9 @@ class KafkaSettings(_Model):
                 conf["ssl.key.location"] = str(self.ssl_keyfile)
             if self.ssl_key_password is not None:
                 conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
-            conf["ssl.endpoint.identification.algorithm"] = \
+            conf["ssl.endpoint.identification.algorithm"] = (
                 "https" if self.ssl_check_hostname else "none"
+            )
         return conf
 
     @property
@@ -165,16 +173,25 @@ class KafkaSettings(_Model):
     def _check_security(self) -> KafkaSettings:
         sasl = self.security_protocol.startswith("SASL_")
         if sasl and not self.sasl_mechanism:
-            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism "
-                             "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_mechanism "
+                "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
         if self.sasl_mechanism and not sasl:
-            raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs security_protocol "
-                             "SASL_PLAINTEXT or SASL_SSL")
-        files = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile,
-                 "ssl_keyfile": self.ssl_keyfile}
+            raise ValueError(
+                f"sasl_mechanism {self.sasl_mechanism} needs security_protocol "
+                "SASL_PLAINTEXT or SASL_SSL"
+            )
+        files = {
+            "ssl_cafile": self.ssl_cafile,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+        }
         if any(files.values()) and not self.tls:
-            raise ValueError(f"{', '.join(k for k, v in files.items() if v)} set but "
-                             f"security_protocol is {self.security_protocol}: use SSL or SASL_SSL")
+            raise ValueError(
+                f"{', '.join(k for k, v in files.items() if v)} set but "
+                f"security_protocol is {self.security_protocol}: use SSL or SASL_SSL"
+            )
         for key, path in files.items():
             if path is not None and not path.is_file():
                 raise ValueError(f"{key}: no such file {str(path)!r}")
@@ -205,9 +222,23 @@ class TopicSettings(_Model):
         return [self.alerting, self.silences]
 
     def all_topics(self) -> list[str]:
-        return [t for t in (self.source, self.spans, self.deadletter, self.partials,
-                            self.metrics, self.tokens, self.pieces, self.payloads,
-                            self.findings, self.anomalies, self.alerts) if t]
+        return [
+            t
+            for t in (
+                self.source,
+                self.spans,
+                self.deadletter,
+                self.partials,
+                self.metrics,
+                self.tokens,
+                self.pieces,
+                self.payloads,
+                self.findings,
+                self.anomalies,
+                self.alerts,
+            )
+            if t
+        ]
 
 
 class IngestSettings(_Model):
@@ -222,10 +253,12 @@ class NormalizeSettings(_Model):
     dedupe_instrumentations: bool = True  # pipeline.dedupe: one count per LLM call
 
     def options(self) -> NormalizeOptions:
-        return NormalizeOptions(layer_overrides=tuple(self.layer_overrides.items()),
-                                keep_non_llm=self.keep_non_llm,
-                                max_duration_s=self.max_duration_s,
-                                dedupe_instrumentations=self.dedupe_instrumentations)
+        return NormalizeOptions(
+            layer_overrides=tuple(self.layer_overrides.items()),
+            keep_non_llm=self.keep_non_llm,
+            max_duration_s=self.max_duration_s,
+            dedupe_instrumentations=self.dedupe_instrumentations,
+        )
 
 
 class MetricsSettings(_Model):
@@ -268,9 +301,11 @@ class MetricsSettings(_Model):
         return TraceTrees(wall_ns, parse_duration_ns(self.trace_wait), self.max_trace_spans)
 
     def window_settings(self) -> WindowSettings:
-        return WindowSettings(specs=tuple(WindowSpec.parse(w) for w in self.windows),
-                              allowed_lateness_ns=parse_duration_ns(self.allowed_lateness),
-                              idle_timeout_ns=parse_duration_ns(self.idle_timeout))
+        return WindowSettings(
+            specs=tuple(WindowSpec.parse(w) for w in self.windows),
+            allowed_lateness_ns=parse_duration_ns(self.allowed_lateness),
+            idle_timeout_ns=parse_duration_ns(self.idle_timeout),
+        )
 
 
 class BudgetSettings(_Model):
@@ -298,9 +333,14 @@ class TokensSettings(_Model):
     prices: Path = DEFAULT_PRICES
     trace_budgets: BudgetSettings = BudgetSettings()
     session_budgets: BudgetSettings = BudgetSettings(
-        max_llm_calls=500, max_tool_calls=1000, max_tokens=5_000_000,
-        max_tokens_per_minute=300_000, max_agent_depth=None, max_repeated_tool_calls=None,
-        max_same_tool_calls=30)
+        max_llm_calls=500,
+        max_tool_calls=1000,
+        max_tokens=5_000_000,
+        max_tokens_per_minute=300_000,
+        max_agent_depth=None,
+        max_repeated_tool_calls=None,
+        max_same_tool_calls=30,
+    )
     activity_idle_timeout: Duration = "30m"  # traces/sessions quiet this long are forgotten
     max_tracked: int = Field(100_000, ge=1)  # traces + sessions per worker; beyond: overflow
     top_n: int = Field(10, ge=1, le=1000)
@@ -344,8 +384,9 @@ class JudgeConfig(_Model):
 
     def judge_settings(self) -> JudgeSettings:
         key = self.api_key.get_secret_value() if self.api_key is not None else None
-        d = self.model_dump(exclude={"api_key", "severity", "roles", "failure_threshold",
-                                     "reset_after_s", "prompt"})
+        d = self.model_dump(
+            exclude={"api_key", "severity", "roles", "failure_threshold", "reset_after_s", "prompt"}
+        )
         if self.prompt:
             d["prompt"] = self.prompt
         return JudgeSettings(**d, api_key=expand_env(key) if key else None)
@@ -380,9 +421,12 @@ class AnomalySettings(_Model):
     enabled: bool = True
     window: str | None = None  # window shape scored; default "1m" if configured, else first
     signals: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_DETECTORS.items()})
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_DETECTORS.items()}
+    )
     entity_kinds: tuple[Literal["model", "service", "user", "session"], ...] = (
-        "model", "service")  # token windows scored (users/sessions: many series)
+        "model",
+        "service",
+    )  # token windows scored (users/sessions: many series)
     max_series: int = Field(20_000, ge=1)  # (series, signal) detectors per worker
     emit_scores: bool = True  # every score to spanwatch.anomalies (not only start/end)
 
@@ -402,8 +446,7 @@ class AnomalySettings(_Model):
     def stage(self, windows: tuple[str, ...] = ("1m",)) -> AnomalyStage:
         """``windows``: ``metrics.windows``, to pick the default window."""
         window = self.window or ("1m" if "1m" in windows else windows[0])
-        return AnomalyStage(dict(self.signals), window, tuple(self.entity_kinds),
-                            self.emit_scores)
+        return AnomalyStage(dict(self.signals), window, tuple(self.entity_kinds), self.emit_scores)
 
 
 class AlertingSettings(_Model):
@@ -445,8 +488,10 @@ class Settings(_Model):
     def _anomaly_window(self) -> Settings:
         window = self.anomaly.window
         if self.anomaly.enabled and window is not None and window not in self.metrics.windows:
-            raise ValueError(f"anomaly.window {window!r} is not one of "
-                             f"metrics.windows {list(self.metrics.windows)}")
+            raise ValueError(
+                f"anomaly.window {window!r} is not one of "
+                f"metrics.windows {list(self.metrics.windows)}"
+            )
         return self
 
     @property

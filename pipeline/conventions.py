@@ -43,110 +43,174 @@ def _field(name: str, kind: str, *sources: Source) -> None:
 
 
 S = Source
-_field("operation", "str",
-       S("gen_ai.operation.name", GENAI),
-       S("llm.request.type", OLLM, note="chat, completion (-> text_completion), embedding"))
-_field("provider", "str",
-       S("gen_ai.provider.name", GENAI),
-       S("gen_ai.system", GENAI_DEP, note="also OpenLLMetry, LiteLLM"),
-       S("llm.provider", OINF),
-       S("llm.system", OINF))
-_field("request_model", "str",
-       S("gen_ai.request.model", GENAI, note="also OpenLLMetry, vLLM, LoongSuite, LiteLLM"),
-       S("llm.request.model", OLLM, note="old OpenLLMetry"),
-       S("gen_ai.model_name", LOONG))
-_field("response_model", "str",
-       S("gen_ai.response.model", GENAI),
-       S("llm.response.model", OLLM, note="old OpenLLMetry"),
-       S("llm.model_name", OINF))
+_field(
+    "operation",
+    "str",
+    S("gen_ai.operation.name", GENAI),
+    S("llm.request.type", OLLM, note="chat, completion (-> text_completion), embedding"),
+)
+_field(
+    "provider",
+    "str",
+    S("gen_ai.provider.name", GENAI),
+    S("gen_ai.system", GENAI_DEP, note="also OpenLLMetry, LiteLLM"),
+    S("llm.provider", OINF),
+    S("llm.system", OINF),
+)
+_field(
+    "request_model",
+    "str",
+    S("gen_ai.request.model", GENAI, note="also OpenLLMetry, vLLM, LoongSuite, LiteLLM"),
+    S("llm.request.model", OLLM, note="old OpenLLMetry"),
+    S("gen_ai.model_name", LOONG),
+)
+_field(
+    "response_model",
+    "str",
+    S("gen_ai.response.model", GENAI),
+    S("llm.response.model", OLLM, note="old OpenLLMetry"),
+    S("llm.model_name", OINF),
+)
 _field("response_id", "str", S("gen_ai.response.id", GENAI))
 _field("request_id", "str", S("gen_ai.request.id", VLLM))
-_field("input_tokens", "int",
-       S("gen_ai.usage.input_tokens", GENAI),
-       S("gen_ai.usage.prompt_tokens", GENAI_DEP, note="also OpenLLMetry, vLLM"),
-       S("llm.token_count.prompt", OINF),
-       S("llm.usage.prompt_tokens", OLLM, note="old OpenLLMetry"))
-_field("output_tokens", "int",
-       S("gen_ai.usage.output_tokens", GENAI),
-       S("gen_ai.usage.completion_tokens", GENAI_DEP, note="also OpenLLMetry, vLLM"),
-       S("llm.token_count.completion", OINF),
-       S("llm.usage.completion_tokens", OLLM, note="old OpenLLMetry"))
-_field("total_tokens", "int",
-       S("gen_ai.usage.total_tokens", LOONG, note="also LiteLLM; checked, never summed"),
-       S("llm.usage.total_tokens", OLLM),
-       S("llm.token_count.total", OINF))
-_field("cache_read_tokens", "int",
-       S("gen_ai.usage.cache_read.input_tokens", GENAI),
-       S("gen_ai.usage.cache_read_input_tokens", OLLM, note="deprecated GenAI name too"),
-       S("llm.token_count.prompt_details.cache_read", OINF),
-       S("gen_ai.usage.input_tokens.cached", OTEL, note="Sentry alias"))
-_field("cache_creation_tokens", "int",
-       S("gen_ai.usage.cache_creation.input_tokens", GENAI),
-       S("gen_ai.usage.cache_write.input_tokens", GENAI, note="later name of the same count"),
-       S("gen_ai.usage.cache_creation_input_tokens", OLLM, note="deprecated GenAI name too"),
-       S("llm.token_count.prompt_details.cache_write", OINF))
-_field("reasoning_tokens", "int",
-       S("gen_ai.usage.reasoning.output_tokens", GENAI),
-       S("gen_ai.usage.reasoning_tokens", OLLM),
-       S("llm.token_count.completion_details.reasoning", OINF))
-_field("ttft_s", "seconds",
-       S("gen_ai.response.time_to_first_chunk", GENAI, "s"),
-       S("gen_ai.response.time_to_first_token", LOONG, "ns",
-         note="integer: nanoseconds (LoongSuite); double: seconds (deprecated GenAI name, "
-              "LiteLLM and others)"),
-       S("gen_ai.latency.time_to_first_token", VLLM, "s"),
-       S("gen_ai.server.time_to_first_token", GENAI, "s", note="server-side TTFT"),
-       S("gen_ai.response.time_to_first_token_ms", OTEL, "ms",
-         note="seen in custom instrumentation"))
-_field("queue_s", "seconds",
-       S("gen_ai.latency.time_in_queue", VLLM, "s"),
-       S("gen_ai.latency.time_in_scheduler", VLLM, "s", note="older vLLM"))
+_field(
+    "input_tokens",
+    "int",
+    S("gen_ai.usage.input_tokens", GENAI),
+    S("gen_ai.usage.prompt_tokens", GENAI_DEP, note="also OpenLLMetry, vLLM"),
+    S("llm.token_count.prompt", OINF),
+    S("llm.usage.prompt_tokens", OLLM, note="old OpenLLMetry"),
+)
+_field(
+    "output_tokens",
+    "int",
+    S("gen_ai.usage.output_tokens", GENAI),
+    S("gen_ai.usage.completion_tokens", GENAI_DEP, note="also OpenLLMetry, vLLM"),
+    S("llm.token_count.completion", OINF),
+    S("llm.usage.completion_tokens", OLLM, note="old OpenLLMetry"),
+)
+_field(
+    "total_tokens",
+    "int",
+    S("gen_ai.usage.total_tokens", LOONG, note="also LiteLLM; checked, never summed"),
+    S("llm.usage.total_tokens", OLLM),
+    S("llm.token_count.total", OINF),
+)
+_field(
+    "cache_read_tokens",
+    "int",
+    S("gen_ai.usage.cache_read.input_tokens", GENAI),
+    S("gen_ai.usage.cache_read_input_tokens", OLLM, note="deprecated GenAI name too"),
+    S("llm.token_count.prompt_details.cache_read", OINF),
+    S("gen_ai.usage.input_tokens.cached", OTEL, note="Sentry alias"),
+)
+_field(
+    "cache_creation_tokens",
+    "int",
+    S("gen_ai.usage.cache_creation.input_tokens", GENAI),
+    S("gen_ai.usage.cache_write.input_tokens", GENAI, note="later name of the same count"),
+    S("gen_ai.usage.cache_creation_input_tokens", OLLM, note="deprecated GenAI name too"),
+    S("llm.token_count.prompt_details.cache_write", OINF),
+)
+_field(
+    "reasoning_tokens",
+    "int",
+    S("gen_ai.usage.reasoning.output_tokens", GENAI),
+    S("gen_ai.usage.reasoning_tokens", OLLM),
+    S("llm.token_count.completion_details.reasoning", OINF),
+)
+_field(
+    "ttft_s",
+    "seconds",
+    S("gen_ai.response.time_to_first_chunk", GENAI, "s"),
+    S(
+        "gen_ai.response.time_to_first_token",
+        LOONG,
+        "ns",
+        note="integer: nanoseconds (LoongSuite); double: seconds (deprecated GenAI name, "
+        "LiteLLM and others)",
+    ),
+    S("gen_ai.latency.time_to_first_token", VLLM, "s"),
+    S("gen_ai.server.time_to_first_token", GENAI, "s", note="server-side TTFT"),
+    S("gen_ai.response.time_to_first_token_ms", OTEL, "ms", note="seen in custom instrumentation"),
+)
+_field(
+    "queue_s",
+    "seconds",
+    S("gen_ai.latency.time_in_queue", VLLM, "s"),
+    S("gen_ai.latency.time_in_scheduler", VLLM, "s", note="older vLLM"),
+)
 _field("prefill_s", "seconds", S("gen_ai.latency.time_in_model_prefill", VLLM, "s"))
 _field("decode_s", "seconds", S("gen_ai.latency.time_in_model_decode", VLLM, "s"))
 _field("server_e2e_s", "seconds", S("gen_ai.latency.e2e", VLLM, "s"))
-_field("finish_reasons", "strlist",
-       S("gen_ai.response.finish_reasons", GENAI),
-       S("llm.response.finish_reason", OLLM),
-       S("gen_ai.completion.0.finish_reason", OLLM))
-_field("user_id", "str",
-       S("user.id", OTEL, note="also OpenInference"),
-       S("gen_ai.user.id", LOONG),
-       S("traceloop.association.properties.user_id", OLLM),
-       S("enduser.id", OTEL, note="deprecated"),
-       S("langfuse.user.id", OTEL, note="Langfuse"))
-_field("session_id", "str",
-       S("gen_ai.conversation.id", GENAI),
-       S("session.id", OTEL, note="also OpenInference"),
-       S("gen_ai.session.id", LOONG),
-       S("traceloop.association.properties.session_id", OLLM),
-       S("traceloop.association.properties.conversation_id", OLLM),
-       S("langfuse.session.id", OTEL, note="Langfuse"))
-_field("agent_name", "str",
-       S("gen_ai.agent.name", GENAI),
-       S("agent.name", OINF))
-_field("tool_name", "str",
-       S("gen_ai.tool.name", GENAI, note="also MCP tool calls"),
-       S("tool.name", OINF),
-       S("mcp.tool.name", OTEL, note="some MCP instrumentations"))
-_field("tool_call_id", "str",
-       S("gen_ai.tool.call.id", GENAI),
-       S("tool_call.id", OINF),
-       S("jsonrpc.request.id", OTEL, note="MCP request id"))
-_field("tool_arguments", "raw",
-       S("gen_ai.tool.call.arguments", GENAI, note="hashed into tool_args_hash, never kept"),
-       S("tool.parameters", OINF),
-       S("traceloop.entity.input", OLLM, note="tool spans only"))
-_field("streaming", "bool",
-       S("gen_ai.request.stream", GENAI),
-       S("llm.is_streaming", OLLM),
-       S("llm.invocation_parameters", OINF, note="JSON object; its \"stream\" member"))
-_field("reported_cost", "float",
-       S("gen_ai.cost.total_cost", LITELLM, note="USD"),
-       S("gen_ai.usage.cost", OTEL, note="Langfuse"),
-       S("gen_ai.cost.usd", OTEL))
-_field("error_type", "str",
-       S("error.type", OTEL),
-       S("exception.type", OTEL, note="from the span's exception event"))
+_field(
+    "finish_reasons",
+    "strlist",
+    S("gen_ai.response.finish_reasons", GENAI),
+    S("llm.response.finish_reason", OLLM),
+    S("gen_ai.completion.0.finish_reason", OLLM),
+)
+_field(
+    "user_id",
+    "str",
+    S("user.id", OTEL, note="also OpenInference"),
+    S("gen_ai.user.id", LOONG),
+    S("traceloop.association.properties.user_id", OLLM),
+    S("enduser.id", OTEL, note="deprecated"),
+    S("langfuse.user.id", OTEL, note="Langfuse"),
+)
+_field(
+    "session_id",
+    "str",
+    S("gen_ai.conversation.id", GENAI),
+    S("session.id", OTEL, note="also OpenInference"),
+    S("gen_ai.session.id", LOONG),
+    S("traceloop.association.properties.session_id", OLLM),
+    S("traceloop.association.properties.conversation_id", OLLM),
+    S("langfuse.session.id", OTEL, note="Langfuse"),
+)
+_field("agent_name", "str", S("gen_ai.agent.name", GENAI), S("agent.name", OINF))
+_field(
+    "tool_name",
+    "str",
+    S("gen_ai.tool.name", GENAI, note="also MCP tool calls"),
+    S("tool.name", OINF),
+    S("mcp.tool.name", OTEL, note="some MCP instrumentations"),
+)
+_field(
+    "tool_call_id",
+    "str",
+    S("gen_ai.tool.call.id", GENAI),
+    S("tool_call.id", OINF),
+    S("jsonrpc.request.id", OTEL, note="MCP request id"),
+)
+_field(
+    "tool_arguments",
+    "raw",
+    S("gen_ai.tool.call.arguments", GENAI, note="hashed into tool_args_hash, never kept"),
+    S("tool.parameters", OINF),
+    S("traceloop.entity.input", OLLM, note="tool spans only"),
+)
+_field(
+    "streaming",
+    "bool",
+    S("gen_ai.request.stream", GENAI),
+    S("llm.is_streaming", OLLM),
+    S("llm.invocation_parameters", OINF, note='JSON object; its "stream" member'),
+)
+_field(
+    "reported_cost",
+    "float",
+    S("gen_ai.cost.total_cost", LITELLM, note="USD"),
+    S("gen_ai.usage.cost", OTEL, note="Langfuse"),
+    S("gen_ai.cost.usd", OTEL),
+)
+_field(
+    "error_type",
+    "str",
+    S("error.type", OTEL),
+    S("exception.type", OTEL, note="from the span's exception event"),
+)
 
 # Span-kind markers used to derive the layer and the operation.
 KIND_MARKERS: tuple[Source, ...] = (
@@ -217,15 +281,28 @@ CHUNKED_PAYLOADS = "gen_ai.content.chunked_payloads"  # on the span whose conten
 # Events whose timestamp marks the first streamed token (TTFT = the earliest such event -
 # span start). OpenLLMetry records one completion-chunk event per streamed chunk: the first
 # one is the first token, and their presence says the call streamed.
-STREAM_CHUNK_EVENTS = frozenset({"gen_ai.content.completion.chunk",
-                                 "llm.content.completion.chunk"})
-FIRST_TOKEN_EVENTS = frozenset({
-    "First Token Stream Event",  # OpenInference
-    "gen_ai.content.first_token",
-    "gen_ai.first_token",
-    "first_token",
-    "llm.first_token",
-}) | STREAM_CHUNK_EVENTS
+STREAM_CHUNK_EVENTS = frozenset({"gen_ai.content.completion.chunk", "llm.content.completion.chunk"})
+FIRST_TOKEN_EVENTS = (
+    frozenset(
+        {
+            "First Token Stream Event",  # OpenInference
+            "gen_ai.content.first_token",
+            "gen_ai.first_token",
+            "first_token",
+            "llm.first_token",
+        }
+    )
+    | STREAM_CHUNK_EVENTS
+)
 # Attribute prefixes that make a span LLM-related.
-LLM_PREFIXES = ("gen_ai.", "llm.", "openinference.", "mcp.", "traceloop.", "input.value",
-                "output.value", "tool.name", "litellm.")
+LLM_PREFIXES = (
+    "gen_ai.",
+    "llm.",
+    "openinference.",
+    "mcp.",
+    "traceloop.",
+    "input.value",
+    "output.value",
+    "tool.name",
+    "litellm.",
+)

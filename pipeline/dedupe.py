@@ -68,8 +68,10 @@ def _reports_tokens(span: LlmSpan) -> bool:
 
 def _same_call(framework: LlmSpan, client: LlmSpan) -> bool:
     """Same call, given the same service and token counts (the index key)."""
-    if not (framework.start_ns <= client.end_ns + SLACK_NS
-            and client.start_ns <= framework.end_ns + SLACK_NS):
+    if not (
+        framework.start_ns <= client.end_ns + SLACK_NS
+        and client.start_ns <= framework.end_ns + SLACK_NS
+    ):
         return False
     fm, cm = _models(framework), _models(client)
     return not fm or not cm or bool(fm & cm)

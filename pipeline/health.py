@@ -53,8 +53,14 @@ class HealthTracker:
     updated_at: float | None = None
     seq: int = 0  # reports made so far: tells a fresh report from one already seen
 
-    def update(self, now: float, partitions: Mapping[TopicPartition, PartitionState], *,
-               joined: bool, recovering: bool) -> dict[str, Any]:
+    def update(
+        self,
+        now: float,
+        partitions: Mapping[TopicPartition, PartitionState],
+        *,
+        joined: bool,
+        recovering: bool,
+    ) -> dict[str, Any]:
         """Record one observation at monotonic time ``now``; returns the new report."""
         for tp in list(self.progress):
             if tp not in partitions:
@@ -74,10 +80,16 @@ class HealthTracker:
                 lag = max(st.end - (st.committed or 0), 0)
             waiting = lag is not None and lag > 0 and not recovering and joined
             stuck = waiting and now - p.committed_at >= self.stall_after_s
-            row = {"topic": topic, "partition": part, "end": st.end,
-                   "committed": st.committed, "read": st.read, "lag": lag,
-                   "stalled": stuck,
-                   "since_progress_s": round(now - p.committed_at, 1)}
+            row = {
+                "topic": topic,
+                "partition": part,
+                "end": st.end,
+                "committed": st.committed,
+                "read": st.read,
+                "lag": lag,
+                "stalled": stuck,
+                "since_progress_s": round(now - p.committed_at, 1),
+            }
             rows.append(row)
             for stage, topics in self.stages.items():
                 if topic in topics:
@@ -95,11 +107,24 @@ class HealthTracker:
                 "stalled": any(r["stalled"] for r in srows),
             }
         stalled = sorted(s for s, v in stages.items() if v["stalled"])
-        state = ("starting" if not joined else "recovering" if recovering
-                 else "stalled" if stalled else "running")
+        state = (
+            "starting"
+            if not joined
+            else "recovering"
+            if recovering
+            else "stalled"
+            if stalled
+            else "running"
+        )
         self.seq += 1
-        self.report = {"state": state, "ready": state == "running", "stalled": stalled,
-                       "stages": stages, "partitions": rows, "seq": self.seq}
+        self.report = {
+            "state": state,
+            "ready": state == "running",
+            "stalled": stalled,
+            "stages": stages,
+            "partitions": rows,
+            "seq": self.seq,
+        }
         self.updated_at = now
         return self.report
 
@@ -107,8 +132,18 @@ class HealthTracker:
         """(healthy, ready, report) as seen at ``now``: a report older than ``max_age_s``
         means the event loop stopped updating it (blocked or stopped)."""
         if self.updated_at is None:
-            return True, False, {"state": "starting", "ready": False, "stalled": [],
-                                 "stages": {}, "partitions": [], "seq": 0}
+            return (
+                True,
+                False,
+                {
+                    "state": "starting",
+                    "ready": False,
+                    "stalled": [],
+                    "stages": {},
+                    "partitions": [],
+                    "seq": 0,
+                },
+            )
         age = now - self.updated_at
         report = dict(self.report, report_age_s=round(age, 1))
         if age > max_age_s:

@@ -99,9 +99,16 @@ def ingest_message(
     result = IngestResult()
     value = value or b""
     if len(value) > opts.max_message_bytes:
-        result.dead_letters.append(DeadLetter(
-            "oversized", f"{len(value)} bytes > max_message_bytes {opts.max_message_bytes}",
-            value[:DEADLETTER_SNIPPET_BYTES], source, original_size=len(value), key=key))
+        result.dead_letters.append(
+            DeadLetter(
+                "oversized",
+                f"{len(value)} bytes > max_message_bytes {opts.max_message_bytes}",
+                value[:DEADLETTER_SNIPPET_BYTES],
+                source,
+                original_size=len(value),
+                key=key,
+            )
+        )
         return result
     try:
         batch = decode(value, opts.encoding, headers)
@@ -109,8 +116,11 @@ def ingest_message(
         result.dead_letters.append(DeadLetter(exc.reason, exc.detail, value, source, key=key))
         return result
     except Exception as exc:
-        result.dead_letters.append(DeadLetter(
-            "decoder_error", f"{type(exc).__name__}: {exc}"[:300], value, source, key=key))
+        result.dead_letters.append(
+            DeadLetter(
+                "decoder_error", f"{type(exc).__name__}: {exc}"[:300], value, source, key=key
+            )
+        )
         return result
     _normalize_batch(batch, opts, result)
     if opts.normalize.dedupe_instrumentations:
@@ -162,8 +172,9 @@ def _encode_rejected(batch: DecodedBatch) -> bytes:
             ss.spans.add().CopyFrom(raw)
         return bytes(data.SerializeToString())
     spans: list[Any] = [_as_json(raw) for raw in raws]
-    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]},
-                      default=repr).encode()
+    return json.dumps(
+        {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}, default=repr
+    ).encode()
 
 
 def _as_json(raw: Any) -> Any:
@@ -181,8 +192,10 @@ def records_to_messages(spans: list[LlmSpan], max_records: int = 200) -> list[by
     under the broker's default 1 MB message limit (~1 KB per record).
     """
     # orjson serializes the slotted dataclasses natively, ~3x faster than to_dict + json
-    return [orjson.dumps({"spans": spans[i:i + max_records]})
-            for i in range(0, len(spans), max_records)]
+    return [
+        orjson.dumps({"spans": spans[i : i + max_records]})
+        for i in range(0, len(spans), max_records)
+    ]
 
 
 _DEFAULT = IngestOptions()

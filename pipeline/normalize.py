@@ -37,13 +37,26 @@ class NormalizeOptions:
     max_duration_s: float = 6 * 3600.0
     # a framework span repeating a client span's call is marked and not counted again
     dedupe_instrumentations: bool = True
-    gateway_services: tuple[str, ...] = ("*gateway*", "*higress*", "*litellm*", "*one-api*",
-                                         "*apisix*", "*kong*")
-    model_server_services: tuple[str, ...] = ("*vllm*", "*sglang*", "*tgi*", "*triton*",
-                                              "*lmdeploy*", "*llama-server*")
+    gateway_services: tuple[str, ...] = (
+        "*gateway*",
+        "*higress*",
+        "*litellm*",
+        "*one-api*",
+        "*apisix*",
+        "*kong*",
+    )
+    model_server_services: tuple[str, ...] = (
+        "*vllm*",
+        "*sglang*",
+        "*tgi*",
+        "*triton*",
+        "*lmdeploy*",
+        "*llama-server*",
+    )
     # service name -> layer implied by the name (or None); filled lazily, bounded
     _service_layers: dict[str, Layer | None] = field(
-        default_factory=dict, compare=False, hash=False, repr=False)
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
 
 class _Issues(list[str]):
@@ -250,8 +263,11 @@ def extract_fields(
                     prios[name] = prio
         if content_kind is not None and content is not None:
             if content_kind == "attr":
-                content.append(ContentRef(cv.CONTENT_ATTRS[key], "inline", key,
-                                          len(v) if type(v) is str else 0))
+                content.append(
+                    ContentRef(
+                        cv.CONTENT_ATTRS[key], "inline", key, len(v) if type(v) is str else 0
+                    )
+                )
             else:
                 ref = _content_ref(key, v)
                 if ref is not None:
@@ -368,8 +384,11 @@ def _event_content_refs(view: SpanView, refs: list[ContentRef]) -> None:
 
 
 def _ttft_from_events(view: SpanView) -> float | None:
-    times = [ev.time_ns for ev in view.events
-             if ev.name in cv.FIRST_TOKEN_EVENTS and ev.time_ns >= view.start_ns > 0]
+    times = [
+        ev.time_ns
+        for ev in view.events
+        if ev.name in cv.FIRST_TOKEN_EVENTS and ev.time_ns >= view.start_ns > 0
+    ]
     return (min(times) - view.start_ns) / 1e9 if times else None
 
 
@@ -411,8 +430,11 @@ def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan |
     if layer is Layer.OTHER and not opts.keep_non_llm:
         return None
     if not operation:
-        operation = "inference" if layer is Layer.MODEL_SERVER else (
-            "chat" if "request_model" in found or "response_model" in found else "unknown")
+        operation = (
+            "inference"
+            if layer is Layer.MODEL_SERVER
+            else ("chat" if "request_model" in found or "response_model" in found else "unknown")
+        )
 
     duration = _duration(view, opts, issues)
     ttft = found.get("ttft_s")
@@ -454,10 +476,20 @@ def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan |
     if issues:
         found["issues"] = tuple(issues)
     return LlmSpan(
-        view.trace_id, view.span_id, view.parent_span_id, view.name, service, layer, operation,
+        view.trace_id,
+        view.span_id,
+        view.parent_span_id,
+        view.name,
+        service,
+        layer,
+        operation,
         SPAN_KIND_NAMES[view.kind] if 0 <= view.kind < 6 else "unspecified",
-        view.start_ns, view.end_ns, duration, status,
-        instrumentation=view.scope, **found,
+        view.start_ns,
+        view.end_ns,
+        duration,
+        status,
+        instrumentation=view.scope,
+        **found,
     )
 
 

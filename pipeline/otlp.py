@@ -191,8 +191,10 @@ def decode_proto(value: bytes) -> DecodedBatch:
                     continue
                 parent = sp.parent_span_id
                 events = (
-                    [EventView(e.name, e.time_unix_nano, proto_attrs(e.attributes))
-                     for e in sp.events]
+                    [
+                        EventView(e.name, e.time_unix_nano, proto_attrs(e.attributes))
+                        for e in sp.events
+                    ]
                     if sp.events
                     else []
                 )

@@ -57,8 +57,12 @@ class Partial:
     calls: list[Call] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"series": self.series, "src": self.source, "off": self.offset,
-                             "windows": {k: v.to_dict() for k, v in self.windows.items()}}
+        d: dict[str, Any] = {
+            "series": self.series,
+            "src": self.source,
+            "off": self.offset,
+            "windows": {k: v.to_dict() for k, v in self.windows.items()},
+        }
         if self.kind != "signals":
             d["kind"] = self.kind
         if self.calls:
@@ -72,9 +76,14 @@ class Partial:
     def from_dict(cls, d: dict[str, Any]) -> Partial:
         kind = d.get("kind", "signals")
         agg = AGGREGATES[kind]
-        return cls(d["series"], int(d["src"]), int(d["off"]),
-                   {k: agg.from_dict(v) for k, v in d["windows"].items()}, kind,
-                   [Call.from_list(c) for c in d.get("calls", ())])
+        return cls(
+            d["series"],
+            int(d["src"]),
+            int(d["off"]),
+            {k: agg.from_dict(v) for k, v in d["windows"].items()},
+            kind,
+            [Call.from_list(c) for c in d.get("calls", ())],
+        )
 
 
 def owner_partition(series: str, partitions: int) -> int:
@@ -87,8 +96,7 @@ def bundles(partials: Sequence[Partial], partitions: int) -> dict[int, bytes]:
     groups: dict[int, list[dict[str, Any]]] = {}
     for p in partials:
         groups.setdefault(owner_partition(p.series, partitions), []).append(p.to_dict())
-    return {part: orjson.dumps({"type": "bundle", "partials": ps})
-            for part, ps in groups.items()}
+    return {part: orjson.dumps({"type": "bundle", "partials": ps}) for part, ps in groups.items()}
 
 
 def token_entity_id(kind: str, entity: str) -> str:
@@ -118,12 +126,19 @@ class PreAggregator:
         c = self.clocks.get(partition)
         if c is None:
             c = self.clocks[partition] = PartitionClock(
-                self.settings.allowed_lateness_ns, self.settings.idle_timeout_ns, self.wall_ns)
+                self.settings.allowed_lateness_ns, self.settings.idle_timeout_ns, self.wall_ns
+            )
             c.touch()
         return c
 
-    def add_message(self, partition: int, offset: int, spans: Sequence[LlmSpan], *,
-                    defer_watermark: bool = False) -> list[Partial]:
+    def add_message(
+        self,
+        partition: int,
+        offset: int,
+        spans: Sequence[LlmSpan],
+        *,
+        defer_watermark: bool = False,
+    ) -> list[Partial]:
         """Partials of one source message. With ``defer_watermark`` the partition's watermark
         is advanced only by :meth:`advance` — call it once the partials are sent, so that a
         heartbeat can never announce a watermark before the partials it covers."""
@@ -133,8 +148,9 @@ class PreAggregator:
         newest = max((s.end_ns for s in spans), default=0)
         assert self.trees is not None
         children, depths = self.trees.join(partition, spans)
-        for span, own in zip(spans, self_times(spans, children), strict=True) if self.signals \
-                else ():
+        for span, own in (
+            zip(spans, self_times(spans, children), strict=True) if self.signals else ()
+        ):
             end = span.end_ns
             if end <= 0:
                 self.untimed_spans += 1
@@ -169,8 +185,14 @@ class PreAggregator:
         if newest:
             self.clock(partition).observe(newest)
 
-    def _token_partials(self, clock: PartitionClock, partition: int, offset: int,
-                        spans: Sequence[LlmSpan], depths: dict[str, int]) -> list[Partial]:
+    def _token_partials(
+        self,
+        clock: PartitionClock,
+        partition: int,
+        offset: int,
+        spans: Sequence[LlmSpan],
+        depths: dict[str, int],
+    ) -> list[Partial]:
         assert self.prices is not None
         out: dict[str, Partial] = {}
 
@@ -194,14 +216,25 @@ class PreAggregator:
                             _tok(p, window_id(spec, wm_start)).late += 1
                         else:
                             _tok(p, window_id(spec, start)).add(span, self.prices)
-            call = Call(span.end_ns, "llm", span.span_id,
-                        (span.input_tokens or 0) + (span.output_tokens or 0), span.model or "",
-                        depth=depths.get(span.trace_id, 0))
+            call = Call(
+                span.end_ns,
+                "llm",
+                span.span_id,
+                (span.input_tokens or 0) + (span.output_tokens or 0),
+                span.model or "",
+                depth=depths.get(span.trace_id, 0),
+            )
             self._add_call(partial, span, call)
             calls.add(span.trace_id)
         for span in counted_tools(spans):
-            call = Call(span.end_ns, "tool", span.span_id, tool=span.tool_name or span.name,
-                        args_hash=span.tool_args_hash or "", depth=depths.get(span.trace_id, 0))
+            call = Call(
+                span.end_ns,
+                "tool",
+                span.span_id,
+                tool=span.tool_name or span.name,
+                args_hash=span.tool_args_hash or "",
+                depth=depths.get(span.trace_id, 0),
+            )
             self._add_call(partial, span, call)
             calls.add(span.trace_id)
         # A trace whose depth grew with no call in this message (its agent spans came after
@@ -225,8 +258,9 @@ class PreAggregator:
         for p in partitions:
             self.clock(p).touch()
 
-    def watermarks(self, partitions: Sequence[int],
-                   backlog: Collection[int] = ()) -> dict[int, int]:
+    def watermarks(
+        self, partitions: Sequence[int], backlog: Collection[int] = ()
+    ) -> dict[int, int]:
         """Current watermark of each assigned partition (idle ones advanced by the clock;
         those in ``backlog`` have records waiting, so they are not idle)."""
         return {p: self.clock(p).current(p in backlog) for p in partitions}
@@ -266,10 +300,17 @@ class ClosedWindow:
             head: dict[str, Any] = {"type": "window", "entity": labels}
         else:
             head = {"series": labels}
-        return {**head, "window": {"name": self.spec.name, "start_ns": self.start_ns,
-                                             "end_ns": self.start_ns + self.spec.size_ns,
-                                             "size_s": size_s, "step_s": self.spec.step_ns / NS},
-                **self.aggregate.result(size_s)}
+        return {
+            **head,
+            "window": {
+                "name": self.spec.name,
+                "start_ns": self.start_ns,
+                "end_ns": self.start_ns + self.spec.size_ns,
+                "size_s": size_s,
+                "step_s": self.spec.step_ns / NS,
+            },
+            **self.aggregate.result(size_s),
+        }
 
 
 @dataclass
@@ -327,9 +368,13 @@ class SeriesState:
         return done
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"windows": {k: v.to_dict() for k, v in self.windows.items()},
-             "applied": self.applied, "closed": self.closed,
-             "late_after_close": self.late_after_close, "kind": self.kind}
+        d = {
+            "windows": {k: v.to_dict() for k, v in self.windows.items()},
+            "applied": self.applied,
+            "closed": self.closed,
+            "late_after_close": self.late_after_close,
+            "kind": self.kind,
+        }
         if self.activity is not None:
             d["activity"] = self.activity.to_dict()
         return d
@@ -339,9 +384,14 @@ class SeriesState:
         kind = d.get("kind", "signals")
         agg = AGGREGATES[kind]
         act = d.get("activity")
-        return cls({k: agg.from_dict(v) for k, v in d["windows"].items()},
-                   dict(d["applied"]), dict(d["closed"]), int(d.get("late_after_close", 0)),
-                   kind, Activity.from_dict(act) if act else None)
+        return cls(
+            {k: agg.from_dict(v) for k, v in d["windows"].items()},
+            dict(d["applied"]),
+            dict(d["closed"]),
+            int(d.get("late_after_close", 0)),
+            kind,
+            Activity.from_dict(act) if act else None,
+        )
 
 
 @dataclass

@@ -28,8 +28,9 @@ import yaml
 
 from pipeline.errors import ConfigError
 
-CURRENCIES = frozenset({"USD", "CNY", "EUR", "GBP", "JPY", "HKD", "SGD", "KRW", "INR", "CAD",
-                        "AUD", "CHF"})
+CURRENCIES = frozenset(
+    {"USD", "CNY", "EUR", "GBP", "JPY", "HKD", "SGD", "KRW", "INR", "CAD", "AUD", "CHF"}
+)
 NANOS_PER_UNIT = 10**9
 _FIELDS = ("input", "output", "cache_read", "cache_creation")
 DEFAULT_PRICES = Path(__file__).resolve().parent / "data" / "prices.yaml"
@@ -46,12 +47,17 @@ class Price:
     cache_read: int
     cache_creation: int
 
-    def cost_nanos(self, input_tokens: int, output_tokens: int, cache_read: int,
-                   cache_creation: int) -> int:
+    def cost_nanos(
+        self, input_tokens: int, output_tokens: int, cache_read: int, cache_creation: int
+    ) -> int:
         """Cached tokens are part of input: bill them at their own price, the rest as input."""
         uncached = max(input_tokens - cache_read - cache_creation, 0)
-        return (uncached * self.input + cache_read * self.cache_read
-                + cache_creation * self.cache_creation + output_tokens * self.output)
+        return (
+            uncached * self.input
+            + cache_read * self.cache_read
+            + cache_creation * self.cache_creation
+            + output_tokens * self.output
+        )
 
 
 class PriceTable:
@@ -68,8 +74,10 @@ class PriceTable:
             return self._cache[model]
         except KeyError:
             pass
-        found = next((p for p in self.prices if p.match == model
-                      or fnmatch.fnmatchcase(model, p.match)), None)
+        found = next(
+            (p for p in self.prices if p.match == model or fnmatch.fnmatchcase(model, p.match)),
+            None,
+        )
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[model] = found
@@ -148,6 +156,11 @@ def _entry(entry: dict[str, Any], at: str, default_ccy: str, errors: list[str]) 
         nanos[name] = int(value * NANOS_PER_UNIT / 10**6)  # per token, nano-units
     if len(errors) > bad:
         return None
-    return Price(str(match), str(ccy), nanos["input"], nanos["output"],
-                 nanos.get("cache_read", nanos["input"]),
-                 nanos.get("cache_creation", nanos["input"]))
+    return Price(
+        str(match),
+        str(ccy),
+        nanos["input"],
+        nanos["output"],
+        nanos.get("cache_read", nanos["input"]),
+        nanos.get("cache_creation", nanos["input"]),
+    )

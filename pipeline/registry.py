@@ -26,6 +26,7 @@ class Registry(Generic[T]):
             cls.name = name  # type: ignore[attr-defined]
             self._classes[name] = cls
             return cls
+
         return deco
 
     def classes(self) -> dict[str, type[T]]:

@@ -23,11 +23,17 @@ QUANTILES = (0.5, 0.9, 0.95, 0.99)
 MAX_ERROR_TYPES = 20  # distinct error types kept per series window; the rest are "_other"
 OVERFLOW = "__overflow__"
 # self-time parts, in the order reported
-PARTS = ("gateway", "app", "agent", "tool", "queue", "prefill", "decode", "model-server",
-         "other")
+PARTS = ("gateway", "app", "agent", "tool", "queue", "prefill", "decode", "model-server", "other")
 DEFAULT_DIMENSIONS = ("service", "layer", "operation", "model")
-ALLOWED_DIMENSIONS = (*DEFAULT_DIMENSIONS, "provider", "span_kind", "agent_name", "tool_name",
-                      "instrumentation", "status")
+ALLOWED_DIMENSIONS = (
+    *DEFAULT_DIMENSIONS,
+    "provider",
+    "span_kind",
+    "agent_name",
+    "tool_name",
+    "instrumentation",
+    "status",
+)
 
 
 def _ns(seconds: float | None) -> int | None:
@@ -36,12 +42,17 @@ def _ns(seconds: float | None) -> int | None:
 
 def span_values(span: LlmSpan) -> dict[str, int | None]:
     """The distribution values of a span, in integer nanoseconds."""
-    return {"ttft_s": _ns(span.ttft_s), "tpot_s": _ns(span.tpot_s),
-            "latency_s": _ns(span.duration_s), "queue_s": _ns(span.queue_s)}
+    return {
+        "ttft_s": _ns(span.ttft_s),
+        "tpot_s": _ns(span.tpot_s),
+        "latency_s": _ns(span.duration_s),
+        "queue_s": _ns(span.queue_s),
+    }
 
 
-def self_times(spans: Sequence[LlmSpan],
-               children_ns: Sequence[int] | None = None) -> list[dict[str, int]]:
+def self_times(
+    spans: Sequence[LlmSpan], children_ns: Sequence[int] | None = None
+) -> list[dict[str, int]]:
     """Self time of each span by part: its duration minus its children's.
 
     ``children_ns`` gives the children's total duration of each span (in order), as joined
@@ -54,7 +65,8 @@ def self_times(spans: Sequence[LlmSpan],
         for s in spans:
             if s.parent_span_id and s.duration_s is not None:
                 child_ns[s.parent_span_id] = child_ns.get(s.parent_span_id, 0) + round(
-                    s.duration_s * 1e9)
+                    s.duration_s * 1e9
+                )
         children_ns = [child_ns.get(s.span_id, 0) for s in spans]
     out: list[dict[str, int]] = []
     for s, below in zip(spans, children_ns, strict=True):
@@ -63,8 +75,15 @@ def self_times(spans: Sequence[LlmSpan],
             continue
         own = max(round(s.duration_s * 1e9) - below, 0)
         if s.layer is Layer.MODEL_SERVER:
-            parts = {p: v for p, v in (("queue", _ns(s.queue_s)), ("prefill", _ns(s.prefill_s)),
-                                       ("decode", _ns(s.decode_s))) if v}
+            parts = {
+                p: v
+                for p, v in (
+                    ("queue", _ns(s.queue_s)),
+                    ("prefill", _ns(s.prefill_s)),
+                    ("decode", _ns(s.decode_s)),
+                )
+                if v
+            }
             rest = own - sum(parts.values())
             if rest > 0:
                 parts["model-server"] = rest
@@ -137,8 +156,7 @@ class SignalAggregate:
         other.flush()
         self.count += other.count
         for etype, n in other.errors.items():
-            key = etype if etype in self.errors or len(self.errors) < MAX_ERROR_TYPES \
-                else "_other"
+            key = etype if etype in self.errors or len(self.errors) < MAX_ERROR_TYPES else "_other"
             self.errors[key] += n
         self.streamed += other.streamed
         self.input_tokens += other.input_tokens
@@ -155,29 +173,42 @@ class SignalAggregate:
             self.self_ns[part] = self.self_ns.get(part, 0) + ns
         if other.slowest is not None and (self.slowest is None or other.slowest > self.slowest):
             self.slowest = other.slowest
-        if other.error_trace is not None and (self.error_trace is None
-                                              or other.error_trace < self.error_trace):
+        if other.error_trace is not None and (
+            self.error_trace is None or other.error_trace < self.error_trace
+        ):
             self.error_trace = other.error_trace
 
     def to_dict(self) -> dict[str, Any]:
         self.flush()
-        return {"count": self.count, "errors": dict(self.errors), "streamed": self.streamed,
-                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "late": self.late, "sums_ns": self.sums_ns,
-                "sketches": {k: v.to_dict() for k, v in self.sketches.items()},
-                "self_ns": self.self_ns,
-                "slowest": list(self.slowest) if self.slowest else None,
-                "error_trace": self.error_trace}
+        return {
+            "count": self.count,
+            "errors": dict(self.errors),
+            "streamed": self.streamed,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "late": self.late,
+            "sums_ns": self.sums_ns,
+            "sketches": {k: v.to_dict() for k, v in self.sketches.items()},
+            "self_ns": self.self_ns,
+            "slowest": list(self.slowest) if self.slowest else None,
+            "error_trace": self.error_trace,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SignalAggregate:
-        return cls(count=d["count"], errors=Counter(d["errors"]), streamed=d["streamed"],
-                   input_tokens=d["input_tokens"], output_tokens=d["output_tokens"],
-                   late=d.get("late", 0), sums_ns=dict(d["sums_ns"]),
-                   sketches={k: QuantileSketch.from_dict(v) for k, v in d["sketches"].items()},
-                   self_ns=dict(d["self_ns"]),
-                   slowest=tuple(d["slowest"]) if d.get("slowest") else None,
-                   error_trace=d.get("error_trace"))
+        return cls(
+            count=d["count"],
+            errors=Counter(d["errors"]),
+            streamed=d["streamed"],
+            input_tokens=d["input_tokens"],
+            output_tokens=d["output_tokens"],
+            late=d.get("late", 0),
+            sums_ns=dict(d["sums_ns"]),
+            sketches={k: QuantileSketch.from_dict(v) for k, v in d["sketches"].items()},
+            self_ns=dict(d["self_ns"]),
+            slowest=tuple(d["slowest"]) if d.get("slowest") else None,
+            error_trace=d.get("error_trace"),
+        )
 
     def result(self, size_s: float) -> dict[str, Any]:
         """The closed-window signals (documented in docs/SCHEMAS.md)."""
@@ -199,26 +230,34 @@ class SignalAggregate:
             "exemplars": {
                 "slowest_trace_id": self.slowest[1] if self.slowest else None,
                 "slowest_duration_s": self.slowest[0] / 1e9 if self.slowest else None,
-                "error_trace_id": self.error_trace},
+                "error_trace_id": self.error_trace,
+            },
         }
         for name in DISTRIBUTIONS:
             sk = self.sketches.get(name)
             if sk is None or sk.count == 0:
                 out[name] = None
                 continue
-            dist: dict[str, Any] = {"count": sk.count,
-                                    "mean": self.sums_ns.get(name, 0) / sk.count / 1e9,
-                                    "min": sk.min, "max": sk.max}
+            dist: dict[str, Any] = {
+                "count": sk.count,
+                "mean": self.sums_ns.get(name, 0) / sk.count / 1e9,
+                "min": sk.min,
+                "max": sk.max,
+            }
             for q in QUANTILES:
                 dist[f"p{round(q * 100)}"] = sk.quantile(q)
             out[name] = dist
         total_self = sum(self.self_ns.values())
-        out["time_share"] = {p: self.self_ns[p] / total_self for p in PARTS
-                             if self.self_ns.get(p)} if total_self else {}
+        out["time_share"] = (
+            {p: self.self_ns[p] / total_self for p in PARTS if self.self_ns.get(p)}
+            if total_self
+            else {}
+        )
         ttft_sum = self.sums_ns.get("ttft_s", 0)
         if ttft_sum and (self.self_ns.get("queue") or self.self_ns.get("prefill")):
-            out["ttft_share"] = {p: min(self.self_ns.get(p, 0) / ttft_sum, 1.0)
-                                 for p in ("queue", "prefill")}
+            out["ttft_share"] = {
+                p: min(self.self_ns.get(p, 0) / ttft_sum, 1.0) for p in ("queue", "prefill")
+            }
         return out
 
 

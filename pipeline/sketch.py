@@ -89,9 +89,15 @@ class QuantileSketch:
         # (a list of [key, count] pairs cost a Python object per bucket, and this runs for
         # every window of every partial). ``from_dict`` still reads the older pair form.
         keys = sorted(self.buckets)
-        return {"alpha": self.alpha, "zeros": self.zeros, "count": self.count,
-                "min": self.min if self.count else None, "max": self.max if self.count else None,
-                "keys": keys, "counts": list(map(self.buckets.__getitem__, keys))}
+        return {
+            "alpha": self.alpha,
+            "zeros": self.zeros,
+            "count": self.count,
+            "min": self.min if self.count else None,
+            "max": self.max if self.count else None,
+            "keys": keys,
+            "counts": list(map(self.buckets.__getitem__, keys)),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QuantileSketch:
@@ -107,10 +113,14 @@ class QuantileSketch:
         return s
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, QuantileSketch) and self.alpha == other.alpha
-                and self.zeros == other.zeros and self.count == other.count
-                and self.buckets == other.buckets
-                and (not self.count or (self.min, self.max) == (other.min, other.max)))
+        return (
+            isinstance(other, QuantileSketch)
+            and self.alpha == other.alpha
+            and self.zeros == other.zeros
+            and self.count == other.count
+            and self.buckets == other.buckets
+            and (not self.count or (self.min, self.max) == (other.min, other.max))
+        )
 
     def __repr__(self) -> str:
         return f"QuantileSketch(count={self.count}, buckets={len(self.buckets)})"

@@ -98,8 +98,10 @@ class LlmSpan:
         """JSON-ready dict with every field (``None`` for unknown); schema in docs/SCHEMAS.md."""
         out = {name: getattr(self, name) for name in _FIELD_NAMES}
         out["layer"] = self.layer.value
-        out["content"] = [{"role": c.role, "kind": c.kind, "location": c.location,
-                           "size": c.size} for c in self.content]
+        out["content"] = [
+            {"role": c.role, "kind": c.kind, "location": c.location, "size": c.size}
+            for c in self.content
+        ]
         out["finish_reasons"] = list(self.finish_reasons)
         out["issues"] = list(self.issues)
         return out

@@ -20,8 +20,9 @@ from typing import Any
 from pipeline.pricing import NANOS_PER_UNIT, PriceTable
 from pipeline.spans import Layer, LlmSpan
 
-LLM_OPERATIONS = frozenset({"chat", "text_completion", "embeddings", "generate_content",
-                            "inference"})
+LLM_OPERATIONS = frozenset(
+    {"chat", "text_completion", "embeddings", "generate_content", "inference"}
+)
 ENTITY_KINDS = ("model", "service", "user", "session")
 
 
@@ -31,16 +32,18 @@ def counted_calls(spans: Sequence[LlmSpan]) -> list[LlmSpan]:
     by_id = {s.span_id: s for s in spans}
     out = []
     for s in spans:
-        if s.operation not in LLM_OPERATIONS or (s.input_tokens is None
-                                                 and s.output_tokens is None):
+        if s.operation not in LLM_OPERATIONS or (
+            s.input_tokens is None and s.output_tokens is None
+        ):
             continue
         if s.duplicate_of is not None:
             continue
         parent, hops = by_id.get(s.parent_span_id), 0
         shadowed = False
         while parent is not None and hops < 64:
-            if parent.operation in LLM_OPERATIONS and (parent.input_tokens is not None
-                                                       or parent.output_tokens is not None):
+            if parent.operation in LLM_OPERATIONS and (
+                parent.input_tokens is not None or parent.output_tokens is not None
+            ):
                 shadowed = True
                 break
             parent, hops = by_id.get(parent.parent_span_id), hops + 1
@@ -84,9 +87,17 @@ class TokenCounts:
             self.cost_nanos[price.currency] += price.cost_nanos(inp, out, cr, cc)
 
     def merge(self, other: TokenCounts) -> None:
-        for name in ("requests", "input_tokens", "output_tokens", "cache_read_tokens",
-                     "cache_creation_tokens", "reasoning_tokens", "unpriced_requests",
-                     "unpriced_tokens", "late"):
+        for name in (
+            "requests",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_creation_tokens",
+            "reasoning_tokens",
+            "unpriced_requests",
+            "unpriced_tokens",
+            "late",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.cost_nanos.update(other.cost_nanos)
         for model, n in other.unpriced_models.items():
@@ -94,20 +105,35 @@ class TokenCounts:
                 self.unpriced_models[model] += n
 
     def to_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens, "cache_read_tokens": self.cache_read_tokens,
-                "cache_creation_tokens": self.cache_creation_tokens,
-                "reasoning_tokens": self.reasoning_tokens, "cost_nanos": dict(self.cost_nanos),
-                "unpriced_requests": self.unpriced_requests,
-                "unpriced_tokens": self.unpriced_tokens,
-                "unpriced_models": dict(self.unpriced_models), "late": self.late}
+        return {
+            "requests": self.requests,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_creation_tokens": self.cache_creation_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost_nanos": dict(self.cost_nanos),
+            "unpriced_requests": self.unpriced_requests,
+            "unpriced_tokens": self.unpriced_tokens,
+            "unpriced_models": dict(self.unpriced_models),
+            "late": self.late,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TokenCounts:
-        return cls(d["requests"], d["input_tokens"], d["output_tokens"],
-                   d["cache_read_tokens"], d["cache_creation_tokens"], d["reasoning_tokens"],
-                   Counter(d["cost_nanos"]), d["unpriced_requests"], d["unpriced_tokens"],
-                   Counter(d["unpriced_models"]), d.get("late", 0))
+        return cls(
+            d["requests"],
+            d["input_tokens"],
+            d["output_tokens"],
+            d["cache_read_tokens"],
+            d["cache_creation_tokens"],
+            d["reasoning_tokens"],
+            Counter(d["cost_nanos"]),
+            d["unpriced_requests"],
+            d["unpriced_tokens"],
+            Counter(d["unpriced_models"]),
+            d.get("late", 0),
+        )
 
     @property
     def count(self) -> int:
@@ -136,8 +162,12 @@ def entity_ids(span: LlmSpan) -> list[tuple[str, str]]:
 def counted_tools(spans: Sequence[LlmSpan]) -> list[LlmSpan]:
     """Tool calls, once each: an MCP server span under the client's tool span is the same call."""
     by_id = {s.span_id: s for s in spans}
-    return [s for s in spans if s.layer is Layer.TOOL
-            and not ((p := by_id.get(s.parent_span_id)) is not None and p.layer is Layer.TOOL)]
+    return [
+        s
+        for s in spans
+        if s.layer is Layer.TOOL
+        and not ((p := by_id.get(s.parent_span_id)) is not None and p.layer is Layer.TOOL)
+    ]
 
 
 def top_consumers(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -153,15 +183,27 @@ def top_consumers(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, A
     for (kind, name, start), rs in sorted(groups.items()):
         by_tokens = sorted(rs, key=lambda r: (-r["total_tokens"], r["entity"]["id"]))[:n]
         currencies = sorted({c for r in rs for c in r["cost_nanos"]})
-        by_cost = {ccy: [{"id": r["entity"]["id"], "cost": r["cost"][ccy]}
-                         for r in sorted((r for r in rs if ccy in r["cost_nanos"]),
-                                         key=lambda r: (-r["cost_nanos"][ccy],
-                                                        r["entity"]["id"]))[:n]]
-                   for ccy in currencies}
-        out.append({"type": "top", "kind": kind, "window": {"name": name, "start_ns": start},
-                    "by_tokens": [{"id": r["entity"]["id"], "tokens": r["total_tokens"]}
-                                  for r in by_tokens],
-                    "by_cost": by_cost})
+        by_cost = {
+            ccy: [
+                {"id": r["entity"]["id"], "cost": r["cost"][ccy]}
+                for r in sorted(
+                    (r for r in rs if ccy in r["cost_nanos"]),
+                    key=lambda r: (-r["cost_nanos"][ccy], r["entity"]["id"]),
+                )[:n]
+            ]
+            for ccy in currencies
+        }
+        out.append(
+            {
+                "type": "top",
+                "kind": kind,
+                "window": {"name": name, "start_ns": start},
+                "by_tokens": [
+                    {"id": r["entity"]["id"], "tokens": r["total_tokens"]} for r in by_tokens
+                ],
+                "by_cost": by_cost,
+            }
+        )
     return out
 
 

@@ -116,8 +116,7 @@ class TraceTrees:
         local: dict[str, int] = {}
         for s in spans:
             if s.parent_span_id and s.duration_s is not None:
-                local[s.parent_span_id] = local.get(s.parent_span_id, 0) + round(
-                    s.duration_s * 1e9)
+                local[s.parent_span_id] = local.get(s.parent_span_id, 0) + round(s.duration_s * 1e9)
         children = []
         for s in spans:
             sh = shapes[s.trace_id]

@@ -56,8 +56,9 @@ class WindowSpec:
         name = _NAMES.get(self)
         if name is None:
             size = format_duration(self.size_ns)
-            name = _NAMES[self] = size if self.step_ns == self.size_ns \
-                else f"{size}/{format_duration(self.step_ns)}"
+            name = _NAMES[self] = (
+                size if self.step_ns == self.size_ns else f"{size}/{format_duration(self.step_ns)}"
+            )
         return name
 
     def starts(self, t_ns: int) -> range:
@@ -110,7 +111,8 @@ class PartitionClock:
 class WindowSettings:
     """Window shapes and lateness, shared by the pre-aggregation and the merge."""
 
-    specs: tuple[WindowSpec, ...] = field(default_factory=lambda: tuple(
-        WindowSpec.parse(w) for w in ("10s", "1m", "5m")))
+    specs: tuple[WindowSpec, ...] = field(
+        default_factory=lambda: tuple(WindowSpec.parse(w) for w in ("10s", "1m", "5m"))
+    )
     allowed_lateness_ns: int = 5 * NS
     idle_timeout_ns: int = 30 * NS

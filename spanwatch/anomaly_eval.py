@@ -136,18 +136,23 @@ def evaluate(sc: Scenario, spec: dict[str, Any]) -> Result:
     scorer = AnomalyScorer.from_spec(spec)
     flags = [scorer.process(x, i * MIN).anomalous for i, x in enumerate(sc.values)]
     runs = [(s, e) for s, e in alarms(flags) if s >= 1440]  # after the warm-up day
-    true_runs = [r for r in runs
-                 if any(r[0] < e + TOLERANCE and s <= r[1] for s, e in sc.incidents)]
+    true_runs = [
+        r for r in runs if any(r[0] < e + TOLERANCE and s <= r[1] for s, e in sc.incidents)
+    ]
     delays = []
     for s, e in sc.incidents:
         first = next((r[0] for r in runs if s <= r[0] < e + TOLERANCE or r[0] < s < r[1]), None)
         if first is not None:
             delays.append(max(first - s, 0))
-    return Result(sc.name, spec["detector"],
-                  len(true_runs) / len(runs) if runs else None,
-                  len(delays) / len(sc.incidents) if sc.incidents else None,
-                  statistics.median(delays) if delays else None,
-                  (len(runs) - len(true_runs)) / (sc.days - 1), len(runs))
+    return Result(
+        sc.name,
+        spec["detector"],
+        len(true_runs) / len(runs) if runs else None,
+        len(delays) / len(sc.incidents) if sc.incidents else None,
+        statistics.median(delays) if delays else None,
+        (len(runs) - len(true_runs)) / (sc.days - 1),
+        len(runs),
+    )
 
 
 def candidates(signal: str, defaults: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -191,8 +196,11 @@ def run(print_: Callable[[str], None] = print, seed: int = 7, days: int = 7) -> 
 
             def f(x: float | None) -> str:
                 return "-" if x is None else f"{x:.2f}"
-            print_(f"| {sc.name} | {r.detector}{mark} | {f(r.precision)} | {f(r.recall)} | "
-                   f"{f(r.delay_min)} | {r.false_per_day:.2f} |")
+
+            print_(
+                f"| {sc.name} | {r.detector}{mark} | {f(r.precision)} | {f(r.recall)} | "
+                f"{f(r.delay_min)} | {r.false_per_day:.2f} |"
+            )
     return results
 
 

@@ -21,8 +21,14 @@ from pipeline.anomaly.base import AnomalyScorer
 from spanwatch import window_score as ws
 from spanwatch.public_series import Case
 
-THRESHOLDS = tuple(sorted({*(round(0.1 + 0.01 * i, 2) for i in range(90)),
-                           *(1 - 10 ** (-k / 2) for k in range(4, 15))}))
+THRESHOLDS = tuple(
+    sorted(
+        {
+            *(round(0.1 + 0.01 * i, 2) for i in range(90)),
+            *(1 - 10 ** (-k / 2) for k in range(4, 15)),
+        }
+    )
+)
 
 
 class WindowedGaussian:
@@ -61,6 +67,7 @@ def scorer_candidate(name: str, spec: dict[str, Any]) -> Candidate:
     def run(t: list[float], xs: list[float | None]) -> list[float]:
         scorer = AnomalyScorer.from_spec(spec)
         return [scorer.process(x, ti).score for ti, x in zip(t, xs, strict=True)]
+
     return Candidate(name, run, float(spec.get("threshold", 0.9)))
 
 
@@ -68,6 +75,7 @@ def baseline_candidate() -> Candidate:
     def run(t: list[float], xs: list[float | None]) -> list[float]:
         det = WindowedGaussian()
         return [det.process(x) for x in xs]
+
     return Candidate("windowed-gaussian (baseline)", run, 0.99)
 
 
@@ -90,8 +98,9 @@ class Outcome:
 
 def evaluate(cand: Candidate, cases: Sequence[Case]) -> Outcome:
     t0 = time.process_time()
-    scored = [(case_scores(cand, c), ws.windows(len(c.t), ws.events_from_labels(c.labels)))
-              for c in cases]
+    scored = [
+        (case_scores(cand, c), ws.windows(len(c.t), ws.events_from_labels(c.labels))) for c in cases
+    ]
     seconds = time.process_time() - t0
 
     def at(th: float) -> list[ws.SeriesScore]:
@@ -99,18 +108,29 @@ def evaluate(cand: Candidate, cases: Sequence[Case]) -> Outcome:
 
     fixed = at(cand.threshold)
     best, best_th = max((ws.normalized(at(th)), th) for th in THRESHOLDS)
-    return Outcome(cand.name, ws.normalized(fixed), best, best_th,
-                   sum(s.tp for s in fixed), sum(s.fn for s in fixed),
-                   sum(s.fp for s in fixed), seconds)
+    return Outcome(
+        cand.name,
+        ws.normalized(fixed),
+        best,
+        best_th,
+        sum(s.tp for s in fixed),
+        sum(s.fn for s in fixed),
+        sum(s.fp for s in fixed),
+        seconds,
+    )
 
 
 def table(outcomes: Sequence[Outcome], print_: Callable[[str], None] = print) -> None:
-    print_("| detector | score at its threshold | best score (threshold) | windows caught "
-           "| missed | false-alarm points | CPU s |")
+    print_(
+        "| detector | score at its threshold | best score (threshold) | windows caught "
+        "| missed | false-alarm points | CPU s |"
+    )
     print_("|---|---|---|---|---|---|---|")
     for o in outcomes:
-        print_(f"| {o.candidate} | {o.fixed:.1f} | {o.best:.1f} ({o.best_threshold:g}) | "
-               f"{o.tp} | {o.fn} | {o.fp} | {o.seconds:.1f} |")
+        print_(
+            f"| {o.candidate} | {o.fixed:.1f} | {o.best:.1f} ({o.best_threshold:g}) | "
+            f"{o.tp} | {o.fn} | {o.fp} | {o.seconds:.1f} |"
+        )
 
 
 def candidates() -> list[Candidate]:
@@ -121,15 +141,18 @@ def candidates() -> list[Candidate]:
 
     default = DEFAULT_DETECTOR["detector"]
     out = [scorer_candidate(f"{default} (default)", dict(DEFAULT_DETECTOR))]
-    out += [scorer_candidate(name, {"detector": name}) for name in sorted(registered())
-            if name not in (default, "proportion")]
+    out += [
+        scorer_candidate(name, {"detector": name})
+        for name in sorted(registered())
+        if name not in (default, "proportion")
+    ]
     return [*out, baseline_candidate()]
 
 
 def score_spread(cases: Sequence[Case]) -> str:
     """How the default detector's scores spread over 0..1 on real series (after warm-up)."""
     cand = candidates()[0]
-    scores = [s for c in cases for s in case_scores(cand, c)[ws.probation(len(c.t)):]]
+    scores = [s for c in cases for s in case_scores(cand, c)[ws.probation(len(c.t)) :]]
     share = {th: sum(s >= th for s in scores) / max(len(scores), 1) for th in (0.2, 0.5, 0.9)}
     return ", ".join(f">= {th}: {v:.2%}" for th, v in share.items())
 
@@ -151,8 +174,10 @@ def bench_public(root: str | None, print_: Callable[[str], None] = print) -> int
             continue
         found += 1
         points = sum(len(c.t) for c in cases)
-        print_(f"\n{name}: {len(cases)} series, {points:,} points; window score 0 = never "
-               "fire, 100 = every window at its start (NAB standard profile rules)")
+        print_(
+            f"\n{name}: {len(cases)} series, {points:,} points; window score 0 = never "
+            "fire, 100 = every window at its start (NAB standard profile rules)"
+        )
         table([evaluate(c, cases) for c in candidates()], print_)
         print_(f"default detector's scores after the probation period: {score_spread(cases)}")
     return found

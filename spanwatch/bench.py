@@ -66,8 +66,9 @@ def normalize_pass(msgs: list[bytes]) -> None:
         ingest_message(m)
 
 
-def best_rate(fn: Callable[[list[bytes]], None], msgs: list[bytes], spans: int,
-              repeat: int = 3) -> float:
+def best_rate(
+    fn: Callable[[list[bytes]], None], msgs: list[bytes], spans: int, repeat: int = 3
+) -> float:
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
@@ -78,17 +79,25 @@ def best_rate(fn: Callable[[list[bytes]], None], msgs: list[bytes], spans: int,
 
 # Stages switched on one at a time: each step's extra CPU per span is that stage's cost.
 STAGE_STEPS: tuple[tuple[str, str], ...] = (
-    ("ingest (decode, normalize, publish spans)",
-     "metrics: {enabled: false}\ntokens: {enabled: false}\nstitch: {enabled: false}\n"
-     "safety: {enabled: false}\nanomaly: {enabled: false}\nalerting: {enabled: false}\n"),
-    ("+ golden-signal windows",
-     "tokens: {enabled: false}\nstitch: {enabled: false}\nsafety: {enabled: false}\n"
-     "anomaly: {enabled: false}\nalerting: {enabled: false}\n"),
-    ("+ token accounting and black holes",
-     "stitch: {enabled: false}\nsafety: {enabled: false}\nanomaly: {enabled: false}\n"
-     "alerting: {enabled: false}\n"),
-    ("+ content safety", "stitch: {enabled: false}\nanomaly: {enabled: false}\n"
-     "alerting: {enabled: false}\n"),
+    (
+        "ingest (decode, normalize, publish spans)",
+        "metrics: {enabled: false}\ntokens: {enabled: false}\nstitch: {enabled: false}\n"
+        "safety: {enabled: false}\nanomaly: {enabled: false}\nalerting: {enabled: false}\n",
+    ),
+    (
+        "+ golden-signal windows",
+        "tokens: {enabled: false}\nstitch: {enabled: false}\nsafety: {enabled: false}\n"
+        "anomaly: {enabled: false}\nalerting: {enabled: false}\n",
+    ),
+    (
+        "+ token accounting and black holes",
+        "stitch: {enabled: false}\nsafety: {enabled: false}\nanomaly: {enabled: false}\n"
+        "alerting: {enabled: false}\n",
+    ),
+    (
+        "+ content safety",
+        "stitch: {enabled: false}\nanomaly: {enabled: false}\nalerting: {enabled: false}\n",
+    ),
     ("+ stitch, anomaly, alerting (every stage)", ""),
 )
 
@@ -122,8 +131,9 @@ def worker_run(msgs: list[bytes], spans: int, config: str = "") -> WorkerRun:
     from pipeline.config import TopicSettings
 
     workdir = Path(tempfile.mkdtemp(prefix="spanwatch-bench-"))
-    with EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
-                        log_path=workdir / "tansu.log") as b:
+    with EmbeddedBroker(
+        topics=TopicSettings().all_topics(), partitions=4, log_path=workdir / "tansu.log"
+    ) as b:
         produce(b.bootstrap, "otlp_spans", msgs)
         cfg = workdir / "spanwatch.yaml"
         cfg.write_text(config + "worker: {stall_after: 10m}\n")
@@ -136,8 +146,12 @@ def worker_run(msgs: list[bytes], spans: int, config: str = "") -> WorkerRun:
             def drained(st: dict[str, Any]) -> bool:
                 rows = st["partitions"]
                 src = [r for r in rows if r["topic"] == "otlp_spans"]
-                return bool(src) and all(r["end"] for r in src) and all(
-                    (r["lag"] or 0) == 0 for r in rows)
+                return (
+                    bool(src)
+                    and all(r["end"] for r in src)
+                    and all((r["lag"] or 0) == 0 for r in rows)
+                )
+
             worker.until(drained, 1800, "drained")
             t1, c1 = time.monotonic(), _cpu_s(worker.proc.pid)
         finally:
@@ -145,9 +159,17 @@ def worker_run(msgs: list[bytes], spans: int, config: str = "") -> WorkerRun:
     return WorkerRun(spans, t1 - t0, c1 - c0)
 
 
-def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool = True,
-              payloads: int = 10_000, cap_mb: int = 512, fetch_wait_ms: int = 100,
-              data: str | None = None) -> int:
+def run_bench(
+    what: str,
+    *,
+    spans: int = 100_000,
+    batch: int = 500,
+    broker: bool = True,
+    payloads: int = 10_000,
+    cap_mb: int = 512,
+    fetch_wait_ms: int = 100,
+    data: str | None = None,
+) -> int:
     if what == "metrics":
         return bench_metrics(spans, batch)
     if what == "stitch":
@@ -166,26 +188,37 @@ def run_bench(what: str, *, spans: int = 100_000, batch: int = 500, broker: bool
         return bench_safety(data=data)
     msgs, total = _messages(spans, batch)
     size = sum(len(m) for m in msgs)
-    print(f"data: {total} spans in {len(msgs)} messages of ~{total // len(msgs)} spans "
-          f"({size / len(msgs) / 1024:.0f} KiB each)")
+    print(
+        f"data: {total} spans in {len(msgs)} messages of ~{total // len(msgs)} spans "
+        f"({size / len(msgs) / 1024:.0f} KiB each)"
+    )
     raw = best_rate(raw_pass, msgs, total)
     norm = best_rate(normalize_pass, msgs, total)
     print(f"raw (ParseFromString + every attribute into a dict): {raw:>10,.0f} spans/s")
-    print(f"decode + normalize (ingest_message):                 {norm:>10,.0f} spans/s"
-          f"  = {norm / raw:.0%} of raw")
+    print(
+        f"decode + normalize (ingest_message):                 {norm:>10,.0f} spans/s"
+        f"  = {norm / raw:.0%} of raw"
+    )
     if broker:
         raw_us = 1e6 / raw
-        print("\nthrough a worker from Tansu, input waiting, clock and CPU from ready to every "
-              "stage drained:")
-        print(f"| stages | spans/s | CPU µs/span | this stage µs/span | % of raw floor "
-              f"({raw_us:.1f} µs/span) |")
+        print(
+            "\nthrough a worker from Tansu, input waiting, clock and CPU from ready to every "
+            "stage drained:"
+        )
+        print(
+            f"| stages | spans/s | CPU µs/span | this stage µs/span | % of raw floor "
+            f"({raw_us:.1f} µs/span) |"
+        )
         print("|---|---|---|---|---|")
         prev = 0.0
         for label, cfg in STAGE_STEPS:
             run = worker_run(msgs, total, cfg)
             us = run.cpu_us_per_span
-            print(f"| {label} | {run.rate:,.0f} | {us:,.1f} | {us - prev:+,.1f} | "
-                  f"{raw_us / us:.1%} |", flush=True)
+            print(
+                f"| {label} | {run.rate:,.0f} | {us:,.1f} | {us - prev:+,.1f} | "
+                f"{raw_us / us:.1%} |",
+                flush=True,
+            )
             prev = us
     return 0
 
@@ -222,14 +255,30 @@ def memory_per_series(series: int = 10_000) -> float:
 
     rng = random.Random(1)
     ms = MetricsSettings()
-    pre = PreAggregator(ms.window_settings(), SeriesKeyer(ms.dimensions, series + 1),
-                        time.time_ns)
+    pre = PreAggregator(ms.window_settings(), SeriesKeyer(ms.dimensions, series + 1), time.time_ns)
     t0 = time.time_ns()
-    spans = [LlmSpan("a" * 32, f"{i:016x}", "", "chat", f"svc-{i % series}", Layer.APP, "chat",
-                     "client", t0, t0 + 10**9, rng.random() * 3, "ok",
-                     request_model=f"m{i % 7}", ttft_s=rng.random(), tpot_s=rng.random() / 50,
-                     input_tokens=100, output_tokens=50)
-             for i in range(series * 20)]
+    spans = [
+        LlmSpan(
+            "a" * 32,
+            f"{i:016x}",
+            "",
+            "chat",
+            f"svc-{i % series}",
+            Layer.APP,
+            "chat",
+            "client",
+            t0,
+            t0 + 10**9,
+            rng.random() * 3,
+            "ok",
+            request_model=f"m{i % 7}",
+            ttft_s=rng.random(),
+            tpot_s=rng.random() / 50,
+            input_tokens=100,
+            output_tokens=50,
+        )
+        for i in range(series * 20)
+    ]
     partials = pre.add_message(0, 0, spans)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -248,17 +297,25 @@ def bench_metrics(spans: int, batch: int) -> int:
     norm = best_rate(normalize_pass, msgs, total)
     win = best_rate(_windows_pass, msgs, total)
     print(f"decode + normalize:                            {norm:>10,.0f} spans/s")
-    print(f"decode + normalize + windows (pre-agg, wire, merge): {win:>10,.0f} spans/s"
-          f"  = {win / norm:.0%} of normalize alone")
-    print(f"quantile relative error (worst of p50..p99.9, 200k heavy-tailed values): "
-          f"{quantile_error():.3%} (bound 1%)")
+    print(
+        f"decode + normalize + windows (pre-agg, wire, merge): {win:>10,.0f} spans/s"
+        f"  = {win / norm:.0%} of normalize alone"
+    )
+    print(
+        f"quantile relative error (worst of p50..p99.9, 200k heavy-tailed values): "
+        f"{quantile_error():.3%} (bound 1%)"
+    )
     per = memory_per_series()
-    print(f"memory per active series at the owner (3 open windows): {per / 1024:.1f} KiB "
-          f"= {per * 10_000 / 2**20:.0f} MiB per 10k series")
+    print(
+        f"memory per active series at the owner (3 open windows): {per / 1024:.1f} KiB "
+        f"= {per * 10_000 / 2**20:.0f} MiB per 10k series"
+    )
     held, per_span = trace_join_memory(msgs)
     cap = MetricsSettings().max_trace_spans
-    print(f"traces joined across messages: {per_span:.0f} B per span held "
-          f"({held:,} held here; the default cap of {cap:,} is {per_span * cap / 2**20:.0f} MiB)")
+    print(
+        f"traces joined across messages: {per_span:.0f} B per span held "
+        f"({held:,} held here; the default cap of {cap:,} is {per_span * cap / 2**20:.0f} MiB)"
+    )
     return 0
 
 
@@ -304,15 +361,18 @@ def bench_stitch(payloads: int = 10_000, cap_mb: int = 512, seed: int = 9) -> in
             live[k] = live[-1]
             live.pop()
     total = sum(sizes)
-    print(f"payloads: {payloads} ({total / 2**20:,.0f} MiB) in {len(shuffled):,} pieces of "
-          f"32-64 KiB; cap {cap_mb} MiB on held piece data")
+    print(
+        f"payloads: {payloads} ({total / 2**20:,.0f} MiB) in {len(shuffled):,} pieces of "
+        f"32-64 KiB; cap {cap_mb} MiB on held piece data"
+    )
     for name, order in (("interleaved", interleaved), ("shuffled", shuffled)):
         _stitch_run(name, order, sizes, block, cap_mb)
     return 0
 
 
-def _stitch_run(name: str, order: list[tuple[int, int, int, int]], sizes: list[int],
-                block: bytes, cap_mb: int) -> None:
+def _stitch_run(
+    name: str, order: list[tuple[int, int, int, int]], sizes: list[int], block: bytes, cap_mb: int
+) -> None:
     import resource
     from collections import OrderedDict
 
@@ -326,7 +386,7 @@ def _stitch_run(name: str, order: list[tuple[int, int, int, int]], sizes: list[i
     for pid, i, n, piece in order:
         if pid in done:
             continue  # a piece of an evicted payload: recognized and dropped
-        data = block[i * piece:min((i + 1) * piece, sizes[pid])]
+        data = block[i * piece : min((i + 1) * piece, sizes[pid])]
         handled += len(data)
         p = Piece(str(pid), "t", "s", "output", i, n, "base64", data)
         entry = held.get(pid)
@@ -351,7 +411,9 @@ def _stitch_run(name: str, order: list[tuple[int, int, int, int]], sizes: list[i
         peak = max(peak, held_bytes)
     dt = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{name:>11}: pieces stored {handled / 2**20 / dt:,.0f} MiB/s, payloads reassembled "
-          f"{completed_bytes / 2**20 / dt:,.0f} MiB/s ({dt:.1f} s); complete {complete}, "
-          f"evicted as partial {evicted}; peak held {peak / 2**20:,.0f} MiB (cap {cap_mb}), "
-          f"peak RSS so far {rss:,.0f} MiB")
+    print(
+        f"{name:>11}: pieces stored {handled / 2**20 / dt:,.0f} MiB/s, payloads reassembled "
+        f"{completed_bytes / 2**20 / dt:,.0f} MiB/s ({dt:.1f} s); complete {complete}, "
+        f"evicted as partial {evicted}; peak held {peak / 2**20:,.0f} MiB (cap {cap_mb}), "
+        f"peak RSS so far {rss:,.0f} MiB"
+    )

@@ -65,8 +65,7 @@ receivers:
 """
 
 
-def _one_span(service: str, name: str, server: bool, seconds: int,
-              attrs: dict[str, Any]) -> bytes:
+def _one_span(service: str, name: str, server: bool, seconds: int, attrs: dict[str, Any]) -> bytes:
     """A message with one span of ``service`` ending now."""
     from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
@@ -85,16 +84,32 @@ def _one_span(service: str, name: str, server: bool, seconds: int,
 
 def _probe_pii(i: int) -> bytes:
     """A completion leaking a phone number, from a service of its own (a new alert group)."""
-    return _one_span(f"probe-{i}", "chat m", False, 1, {
-        "gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
-        "gen_ai.output.messages": f"call me at 1391234{i % 10000:04d}"})
+    return _one_span(
+        f"probe-{i}",
+        "chat m",
+        False,
+        1,
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "m",
+            "gen_ai.output.messages": f"call me at 1391234{i % 10000:04d}",
+        },
+    )
 
 
 def _probe_slow(i: int) -> bytes:
     """A model-server span with a 30 s TTFT, for a model of its own."""
-    return _one_span("vllm-probe", "llm_request", True, 31, {
-        "gen_ai.request.model": f"probe-{i}", "gen_ai.latency.time_to_first_token": 30.0,
-        "gen_ai.usage.completion_tokens": 10})
+    return _one_span(
+        "vllm-probe",
+        "llm_request",
+        True,
+        31,
+        {
+            "gen_ai.request.model": f"probe-{i}",
+            "gen_ai.latency.time_to_first_token": 30.0,
+            "gen_ai.usage.completion_tokens": 10,
+        },
+    )
 
 
 def _background(bootstrap: str, rate: float, stop: threading.Event) -> None:
@@ -124,24 +139,35 @@ def bench_alerts(probes: int = 60, rate: float = 20.0, fetch_wait_ms: int = 100)
     """``fetch_wait_ms`` caps the worker's fetch long-poll (Tansu holds a fetch for its whole
     max wait, where Kafka answers as soon as records arrive); 1500 is faust's own value."""
     workdir = Path(tempfile.mkdtemp(prefix="spanwatch-bench-alerts-"))
-    with Webhook() as hook, EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
-                                           log_path=workdir / "tansu.log") as b:
+    with (
+        Webhook() as hook,
+        EmbeddedBroker(
+            topics=TopicSettings().all_topics(), partitions=4, log_path=workdir / "tansu.log"
+        ) as b,
+    ):
         rules = workdir / "rules"
         rules.mkdir()
         (rules / "r.yaml").write_text(RULES)
         (rules / "am.yaml").write_text(ROUTING.format(port=hook.port))
         cfg = workdir / "sw.yaml"
-        cfg.write_text(f'kafka: {{fetch_max_wait_ms: {fetch_wait_ms}}}\n'
-                       f'metrics: {{windows: ["10s"], allowed_lateness: 2s}}\n'
-                       f'alerting: {{rules: ["{rules}"], tick_interval_s: 0.5}}\n'
-                       'safety: {scanners: [{type: pii}]}\n')
+        cfg.write_text(
+            f"kafka: {{fetch_max_wait_ms: {fetch_wait_ms}}}\n"
+            f'metrics: {{windows: ["10s"], allowed_lateness: 2s}}\n'
+            f'alerting: {{rules: ["{rules}"], tick_interval_s: 0.5}}\n'
+            "safety: {scanners: [{type: pii}]}\n"
+        )
         worker = WorkerProc(b.bootstrap, workdir, config=cfg).start(90)
         stop = threading.Event()
         bg = threading.Thread(target=_background, args=(b.bootstrap, rate, stop), daemon=True)
         window_seen: dict[str, float] = {}
-        consumer = Consumer({"bootstrap.servers": b.bootstrap, **TANSU.consumer,
-                             "group.id": f"bench-{uuid.uuid4().hex[:6]}",
-                             "auto.offset.reset": "latest"})
+        consumer = Consumer(
+            {
+                "bootstrap.servers": b.bootstrap,
+                **TANSU.consumer,
+                "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+                "auto.offset.reset": "latest",
+            }
+        )
         consumer.subscribe(["spanwatch.metrics"])
         try:
             bg.start()
@@ -176,16 +202,24 @@ def bench_alerts(probes: int = 60, rate: float = 20.0, fetch_wait_ms: int = 100)
             per_span.append(r["at"] - sent[name])
         elif title.startswith("[FIRING:1] ProbeSlow") and name in window_seen:
             per_window.append(r["at"] - window_seen[name])
-    print(f"load: ~{rate:.0f} traces/s of background traffic; {probes} probes, 1 per second; "
-          f"worker fetch long-poll capped at {fetch_wait_ms} ms")
-    print(f"per-span path (span produced -> webhook request): {len(per_span)}/{probes} "
-          f"arrived; p50 {_pct(per_span, 50) * 1000:.0f} ms, p99 {_pct(per_span, 99) * 1000:.0f}"
-          f" ms, max {max(per_span, default=float('nan')) * 1000:.0f} ms")
-    print(f"window path (closed window readable -> webhook request): {len(per_window)}/"
-          f"{len(window_seen)} arrived; p50 {_pct(per_window, 50) * 1000:.0f} ms, p99 "
-          f"{_pct(per_window, 99) * 1000:.0f} ms")
+    print(
+        f"load: ~{rate:.0f} traces/s of background traffic; {probes} probes, 1 per second; "
+        f"worker fetch long-poll capped at {fetch_wait_ms} ms"
+    )
+    print(
+        f"per-span path (span produced -> webhook request): {len(per_span)}/{probes} "
+        f"arrived; p50 {_pct(per_span, 50) * 1000:.0f} ms, p99 {_pct(per_span, 99) * 1000:.0f}"
+        f" ms, max {max(per_span, default=float('nan')) * 1000:.0f} ms"
+    )
+    print(
+        f"window path (closed window readable -> webhook request): {len(per_window)}/"
+        f"{len(window_seen)} arrived; p50 {_pct(per_window, 50) * 1000:.0f} ms, p99 "
+        f"{_pct(per_window, 99) * 1000:.0f} ms"
+    )
     if per_span:
-        print(f"goal p99 < 1000 ms on the per-span path: "
-              f"{'met' if _pct(per_span, 99) < 1.0 else 'NOT met'} "
-              f"(mean {statistics.mean(per_span) * 1000:.0f} ms)")
+        print(
+            f"goal p99 < 1000 ms on the per-span path: "
+            f"{'met' if _pct(per_span, 99) < 1.0 else 'NOT met'} "
+            f"(mean {statistics.mean(per_span) * 1000:.0f} ms)"
+        )
     return 0 if per_span else 1

@@ -40,11 +40,16 @@ def bench_safety(texts: int = 2000, terms: int = 10_000, data: str | None = None
     samples = corpus(texts, terms=vocab)
     body = [s.text for s in samples]
     size = sum(len(t.encode()) for t in body)
-    print(f"data: {len(body)} texts, {size / 1e6:.1f} MB UTF-8 (mixed Chinese/English); "
-          f"lexicon {lexicon.size:,} terms (built in {build_s * 1000:.0f} ms)")
-    scanners = {"pii": build_scanner({"type": "pii"}),
-                "secrets": build_scanner({"type": "secrets"}),
-                "injection": build_scanner({"type": "injection"}), "lexicon": lexicon}
+    print(
+        f"data: {len(body)} texts, {size / 1e6:.1f} MB UTF-8 (mixed Chinese/English); "
+        f"lexicon {lexicon.size:,} terms (built in {build_s * 1000:.0f} ms)"
+    )
+    scanners = {
+        "pii": build_scanner({"type": "pii"}),
+        "secrets": build_scanner({"type": "secrets"}),
+        "injection": build_scanner({"type": "injection"}),
+        "lexicon": lexicon,
+    }
     for name, sc in scanners.items():
         print(f"  {name:<10} {_rate([sc], body):8.1f} MB/s per core")
     print(f"  {'all':<10} {_rate(list(scanners.values()), body):8.1f} MB/s per core")
@@ -71,33 +76,44 @@ def public_accuracy(root: str | None, print_: Callable[[str], None] = print) -> 
     from spanwatch.public_series import DEFAULT_ROOT
 
     terms = lexicon_terms(base or DEFAULT_ROOT)
-    engine = SafetyEngine([build_scanner({"type": "pii"}), build_scanner({"type": "secrets"}),
-                           build_scanner({"type": "injection"}),
-                           LexiconScanner(builtin=False,
-                                          lexicons=[{"terms": terms, "category": "public"}])])
+    engine = SafetyEngine(
+        [
+            build_scanner({"type": "pii"}),
+            build_scanner({"type": "secrets"}),
+            build_scanner({"type": "injection"}),
+            LexiconScanner(builtin=False, lexicons=[{"terms": terms, "category": "public"}]),
+        ]
+    )
     stats = _count(engine, samples, terms)
-    print_(f"\naccuracy on {len(samples):,} public samples; benign = prompts and answers "
-           "labelled benign; near-miss = the secret scanners' own false-positive test cases")
-    print_("| kind | split | positives | recall | precision | benign flagged | "
-           "near-miss flagged |")
+    print_(
+        f"\naccuracy on {len(samples):,} public samples; benign = prompts and answers "
+        "labelled benign; near-miss = the secret scanners' own false-positive test cases"
+    )
+    print_("| kind | split | positives | recall | precision | benign flagged | near-miss flagged |")
     print_("|---|---|---|---|---|---|---|")
     for kind in KINDS:
         for split in ("dev", "test"):
             tp, pos, fp, neg, nfp, nneg = stats[(kind, split)]
             prec = tp / (tp + fp + nfp) if tp + fp + nfp else float("nan")
             near = f"{nfp / nneg:.1%} ({nfp}/{nneg})" if nneg else "-"
-            print_(f"| {kind} | {split} | {pos} | {tp / max(pos, 1):.3f} | {prec:.3f} | "
-                   f"{fp / max(neg, 1):.2%} ({fp}/{neg}) | {near} |")
+            print_(
+                f"| {kind} | {split} | {pos} | {tp / max(pos, 1):.3f} | {prec:.3f} | "
+                f"{fp / max(neg, 1):.2%} ({fp}/{neg}) | {near} |"
+            )
     return len(samples)
 
 
-def _count(engine: SafetyEngine, samples: list[Any], terms: list[str],
-           ) -> dict[tuple[str, str], list[int]]:
+def _count(
+    engine: SafetyEngine,
+    samples: list[Any],
+    terms: list[str],
+) -> dict[tuple[str, str], list[int]]:
     """``(kind, split) -> [true positives, positives, benign flagged, benign, near-misses
     flagged, near-misses]``. A benign text that literally contains a lexicon term is not
     benign for the lexicon."""
-    stats: dict[tuple[str, str], list[int]] = {(k, s): [0] * 6 for k in KINDS
-                                               for s in ("dev", "test")}
+    stats: dict[tuple[str, str], list[int]] = {
+        (k, s): [0] * 6 for k in KINDS for s in ("dev", "test")
+    }
     for s in samples:
         found = {f.kind for f in engine.scan(s.text)}
         if s.kind in KINDS:

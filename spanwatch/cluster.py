@@ -50,10 +50,21 @@ class WorkerProc:
         """Start the process without waiting (start several, then wait for each)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         pre = ("--config", str(self.config)) if self.config else ()
-        cmd = spanwatch_cmd(*pre, "worker", "--broker", self.bootstrap, "--profile", "tansu",
-                            "--app-id", self.app_id,
-                            "--data-dir", str(self.workdir / f"{self.app_id}-data"),
-                            "--metrics-port", str(self.metrics_port), *self.extra)
+        cmd = spanwatch_cmd(
+            *pre,
+            "worker",
+            "--broker",
+            self.bootstrap,
+            "--profile",
+            "tansu",
+            "--app-id",
+            self.app_id,
+            "--data-dir",
+            str(self.workdir / f"{self.app_id}-data"),
+            "--metrics-port",
+            str(self.metrics_port),
+            *self.extra,
+        )
         self.proc = spawn(cmd, log_path=self.log_path)
         return self
 
@@ -65,14 +76,16 @@ class WorkerProc:
     def status(self) -> dict[str, Any] | None:
         """The worker's ``/status`` report, or ``None`` while it does not answer."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/status",
-                                        timeout=2) as resp:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/status", timeout=2
+            ) as resp:
                 return dict(json.loads(resp.read()))
         except (OSError, ValueError):
             return None
 
-    def until(self, check: Callable[[dict[str, Any]], Any], timeout: float = 60.0,
-              what: str = "condition") -> dict[str, Any]:
+    def until(
+        self, check: Callable[[dict[str, Any]], Any], timeout: float = 60.0, what: str = "condition"
+    ) -> dict[str, Any]:
         """Poll ``/status`` until ``check(report)`` is true; returns that report. Raises when
         the process exits or the timeout passes, with the last report and the log's tail."""
         assert self.proc is not None, "launch() first"
@@ -80,17 +93,19 @@ class WorkerProc:
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited ({self.proc.returncode}): "
-                                   f"{self.log()[-3000:]}")
+                raise RuntimeError(f"worker exited ({self.proc.returncode}): {self.log()[-3000:]}")
             last = self.status()
             if last is not None and check(last):
                 return last
             time.sleep(0.2)
-        raise TimeoutError(f"worker not {what} after {timeout:.0f} s; last status {last}; "
-                           f"log: {self.log()[-2000:]}")
+        raise TimeoutError(
+            f"worker not {what} after {timeout:.0f} s; last status {last}; "
+            f"log: {self.log()[-2000:]}"
+        )
 
-    def wait_drained(self, timeout: float = 60.0, *,
-                     produced: Mapping[str, int] | None = None) -> dict[str, Any]:
+    def wait_drained(
+        self, timeout: float = 60.0, *, produced: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
         """Until the worker is ready, nothing is stalled, every partition it owns has been
         processed and committed (no lag) and no notification waits for delivery, in two
         reports (a report made just before records reached a topic shows no lag yet; the
@@ -103,13 +118,17 @@ class WorkerProc:
             ends: Counter[str] = Counter()
             for p in st["partitions"]:
                 ends[p["topic"]] += p["end"] or 0
-            ok = bool(st["ready"]) and not st["stalled"] and all(
-                ends[t] >= n for t, n in (produced or {}).items()) and all(
-                (p["lag"] or 0) == 0 for p in st["partitions"]) and \
-                self.metric("spanwatch_notifications_pending") == 0
+            ok = (
+                bool(st["ready"])
+                and not st["stalled"]
+                and all(ends[t] >= n for t, n in (produced or {}).items())
+                and all((p["lag"] or 0) == 0 for p in st["partitions"])
+                and self.metric("spanwatch_notifications_pending") == 0
+            )
             if ok and st.get("seq") not in seen:
                 seen.append(st.get("seq", 0))
             return len(seen) >= 2
+
         return self.until(drained, timeout, "drained")
 
     def metric(self, name: str, **labels: str) -> float:
@@ -118,16 +137,18 @@ class WorkerProc:
         from prometheus_client.parser import text_string_to_metric_families
 
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                        timeout=2) as resp:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
+            ) as resp:
                 text = resp.read().decode()
         except OSError:
             return 0.0
         total = 0.0
         for fam in text_string_to_metric_families(text):
             for sample in fam.samples:
-                if sample.name == name and all(sample.labels.get(k) == v
-                                               for k, v in labels.items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
                     total += sample.value
         return total
 
@@ -139,8 +160,12 @@ class WorkerProc:
         self.proc = None
 
 
-def produce(bootstrap: str, topic: str, values: Iterable[bytes | tuple[bytes | None, bytes]],
-            headers: list[tuple[str, str | bytes | None]] | None = None) -> int:
+def produce(
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes | tuple[bytes | None, bytes]],
+    headers: list[tuple[str, str | bytes | None]] | None = None,
+) -> int:
     """Produce values (or (key, value) pairs); returns how many."""
     p = Producer({"bootstrap.servers": bootstrap, **TANSU.producer})
     n = 0
@@ -164,12 +189,19 @@ def wait_until(check: Callable[[], Any], timeout: float) -> bool:
     return True
 
 
-def consume_until(bootstrap: str, topics: list[str],
-                  done: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
+def consume_until(
+    bootstrap: str, topics: list[str], done: Callable[[list[Any]], bool], timeout: float = 60.0
+) -> list[Any]:
     """Read ``topics`` from the beginning until ``done(messages)`` or the timeout."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  **TANSU.consumer})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **TANSU.consumer,
+        }
+    )
     c.subscribe(topics)
     got: list[Any] = []
     deadline = time.monotonic() + timeout
@@ -185,5 +217,9 @@ def consume_until(bootstrap: str, topics: list[str],
 
 def span_records(messages: list[Any], topic: str = "spanwatch.spans") -> list[LlmSpan]:
     """Normalized records in the ``spanwatch.spans`` messages among ``messages``."""
-    return [LlmSpan.from_dict(rec) for m in messages if m.topic() == topic
-            for rec in json.loads(m.value())["spans"]]
+    return [
+        LlmSpan.from_dict(rec)
+        for m in messages
+        if m.topic() == topic
+        for rec in json.loads(m.value())["spans"]
+    ]

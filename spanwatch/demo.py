@@ -84,44 +84,66 @@ class Summary:
         rec = json.loads(value)
         if rec["type"] == "black_hole":
             self.black_holes.append(rec)
-        elif rec["type"] == "window" and rec["entity"]["kind"] == "model" \
-                and rec["window"]["name"] == "10s":
+        elif (
+            rec["type"] == "window"
+            and rec["entity"]["kind"] == "model"
+            and rec["window"]["name"] == "10s"
+        ):
             old = self.token_windows.get(rec["entity"]["id"])
             if old is None or old["window"]["start_ns"] <= rec["window"]["start_ns"]:
                 self.token_windows[rec["entity"]["id"]] = rec
 
     def render(self, elapsed: float, produced: int) -> str:
-        head = (f"spanwatch demo  {elapsed:5.0f}s  produced {produced} messages  "
-                f"records {self.records} (with issues {self.partial})  closed windows "
-                f"{self.windows}  dead letters {dict(self.deadletters) or 0}")
-        lines = [head, "records by layer: " + "  ".join(
-            f"{layer} {r.spans} ({r.errors} err)" for layer, r in sorted(self.rows.items()))]
-        lines.append(f"{'layer':<13}{'service':<16}{'model':<22}{'req/s':>6}{'err%':>6}"
-                     f"{'ttft p50':>9}{'p95':>7}{'tpot p50':>9}{'lat p95':>8}{'queue p95':>10}"
-                     f"{'out tok/s':>10}  where time goes")
+        head = (
+            f"spanwatch demo  {elapsed:5.0f}s  produced {produced} messages  "
+            f"records {self.records} (with issues {self.partial})  closed windows "
+            f"{self.windows}  dead letters {dict(self.deadletters) or 0}"
+        )
+        lines = [
+            head,
+            "records by layer: "
+            + "  ".join(
+                f"{layer} {r.spans} ({r.errors} err)" for layer, r in sorted(self.rows.items())
+            ),
+        ]
+        lines.append(
+            f"{'layer':<13}{'service':<16}{'model':<22}{'req/s':>6}{'err%':>6}"
+            f"{'ttft p50':>9}{'p95':>7}{'tpot p50':>9}{'lat p95':>8}{'queue p95':>10}"
+            f"{'out tok/s':>10}  where time goes"
+        )
         for (layer, service, model), r in sorted(self.signals.items()):
-            lines.append(f"{layer:<13}{service[:15]:<16}{model[:21]:<22}{r['rate_per_s']:>6.1f}"
-                         f"{r['error_rate'] * 100:>6.1f}{_q(r, 'ttft_s', 'p50'):>9}"
-                         f"{_q(r, 'ttft_s', 'p95'):>7}{_q(r, 'tpot_s', 'p50'):>9}"
-                         f"{_q(r, 'latency_s', 'p95'):>8}{_q(r, 'queue_s', 'p95'):>10}"
-                         f"{r['output_tokens_per_s']:>10.0f}  {_shares(r)}")
+            lines.append(
+                f"{layer:<13}{service[:15]:<16}{model[:21]:<22}{r['rate_per_s']:>6.1f}"
+                f"{r['error_rate'] * 100:>6.1f}{_q(r, 'ttft_s', 'p50'):>9}"
+                f"{_q(r, 'ttft_s', 'p95'):>7}{_q(r, 'tpot_s', 'p50'):>9}"
+                f"{_q(r, 'latency_s', 'p95'):>8}{_q(r, 'queue_s', 'p95'):>10}"
+                f"{r['output_tokens_per_s']:>10.0f}  {_shares(r)}"
+            )
         if self.token_windows:
-            lines.append("tokens and cost by model (latest closed 10s window): " + "  ".join(
-                f"{m}: in {r['input_tokens']} out {r['output_tokens']} "
-                + (" ".join(f"{v:.4f} {c}" for c, v in r["cost"].items()) or "unpriced")
-                for m, r in sorted(self.token_windows.items())))
+            lines.append(
+                "tokens and cost by model (latest closed 10s window): "
+                + "  ".join(
+                    f"{m}: in {r['input_tokens']} out {r['output_tokens']} "
+                    + (" ".join(f"{v:.4f} {c}" for c, v in r["cost"].items()) or "unpriced")
+                    for m, r in sorted(self.token_windows.items())
+                )
+            )
         if self.payloads:
-            lines.append("chunked payloads stitched: " + ", ".join(
-                f"{n} {k}" for k, n in sorted(self.payloads.items())))
+            lines.append(
+                "chunked payloads stitched: "
+                + ", ".join(f"{n} {k}" for k, n in sorted(self.payloads.items()))
+            )
         if self.black_holes:
             last = self.black_holes[-1]
             ev = last["evidence"]
             rep = ev.get("repeated_tool") or {}
-            lines.append(f"token black holes: {len(self.black_holes)}; latest: "
-                         f"{last['entity']['kind']} {last['entity']['id'][:16]} crossed "
-                         f"{last['budget']} ({last['value']} > {last['limit']}): "
-                         f"{ev['llm_calls']} LLM calls, {ev['tokens']} tokens, tool "
-                         f"{rep.get('tool', '-')} x{rep.get('in_a_row', 0)} in a row")
+            lines.append(
+                f"token black holes: {len(self.black_holes)}; latest: "
+                f"{last['entity']['kind']} {last['entity']['id'][:16]} crossed "
+                f"{last['budget']} ({last['value']} > {last['limit']}): "
+                f"{ev['llm_calls']} LLM calls, {ev['tokens']} tokens, tool "
+                f"{rep.get('tool', '-')} x{rep.get('in_a_row', 0)} in a row"
+            )
         lines += self._alert_lines()
         return "\n".join(lines)
 
@@ -137,11 +159,15 @@ class Summary:
         firing = sorted({a["alertname"] for a in latest.values() if a["status"] == "firing"})
         fired = sorted({a["alertname"] for a in self.alerts if a["status"] == "firing"})
         resolved = sorted({a["alertname"] for a in self.alerts if a["status"] == "resolved"})
-        out = [f"alerts firing now: {', '.join(firing) or 'none'}; fired: {', '.join(fired)}; "
-               f"resolved: {', '.join(resolved) or 'none'}"]
+        out = [
+            f"alerts firing now: {', '.join(firing) or 'none'}; fired: {', '.join(fired)}; "
+            f"resolved: {', '.join(resolved) or 'none'}"
+        ]
         for a in self.alerts[-4:]:
-            out.append(f"  {a['status'].upper():<8} {a['alertname']}: "
-                       f"{a['annotations'].get('summary', '')}"[:160])
+            out.append(
+                f"  {a['status'].upper():<8} {a['alertname']}: "
+                f"{a['annotations'].get('summary', '')}"[:160]
+            )
         return out
 
 
@@ -161,8 +187,14 @@ SLOW_MODEL = "qwen2.5-72b-instruct"
 SLOW_FROM_S, SLOW_TO_S = 3.0, 12.0  # the model server queues for a while: an alert fires
 
 
-def _produce_loop(bootstrap: str, topic: str, rate: float, seed: int, stop_flag: threading.Event,
-                  counter: list[int]) -> None:
+def _produce_loop(
+    bootstrap: str,
+    topic: str,
+    rate: float,
+    seed: int,
+    stop_flag: threading.Event,
+    counter: list[int],
+) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, **TANSU.producer})
     gen = TrafficGenerator(seed, chunk_every=40, pii_every=25)
     tick = 0.5
@@ -194,29 +226,63 @@ def _merge(a: Any, b: Any) -> Any:
 def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: int = 7) -> int:
     topics = TopicSettings()
     workdir = Path(tempfile.mkdtemp(prefix="spanwatch-demo-"))
-    print(f"starting Tansu, a spanwatch worker and the traffic generator (logs in {workdir})",
-          flush=True)
+    print(
+        f"starting Tansu, a spanwatch worker and the traffic generator (logs in {workdir})",
+        flush=True,
+    )
     stop_flag = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop_flag.set())
-    with EmbeddedBroker(port or None, topics=topics.all_topics(), partitions=topics.partitions,
-                        log_path=workdir / "tansu.log") as broker:
+    with EmbeddedBroker(
+        port or None,
+        topics=topics.all_topics(),
+        partitions=topics.partitions,
+        log_path=workdir / "tansu.log",
+    ) as broker:
         config = workdir / "spanwatch.yaml"
         config.write_text(f"alerting: {{rules: [{json.dumps(str(DEMO_RULES))}]}}\n")
-        worker = spawn(spanwatch_cmd("--config", str(config), "worker", "--broker",
-                                     broker.bootstrap, "--profile",
-                                     "tansu", "--data-dir", str(workdir / "data"),
-                                     "--app-id", "spanwatch-demo",
-                                     "--metrics-port", str(free_port())),
-                       log_path=workdir / "worker.log")
+        worker = spawn(
+            spanwatch_cmd(
+                "--config",
+                str(config),
+                "worker",
+                "--broker",
+                broker.bootstrap,
+                "--profile",
+                "tansu",
+                "--data-dir",
+                str(workdir / "data"),
+                "--app-id",
+                "spanwatch-demo",
+                "--metrics-port",
+                str(free_port()),
+            ),
+            log_path=workdir / "worker.log",
+        )
         counter = [0]
-        producer = threading.Thread(target=_produce_loop, daemon=True, args=(
-            broker.bootstrap, topics.source, rate, seed, stop_flag, counter))
+        producer = threading.Thread(
+            target=_produce_loop,
+            daemon=True,
+            args=(broker.bootstrap, topics.source, rate, seed, stop_flag, counter),
+        )
         summary = Summary()
-        consumer = Consumer({"bootstrap.servers": broker.bootstrap, **TANSU.consumer,
-                             "group.id": f"demo-view-{uuid.uuid4().hex[:6]}",
-                             "auto.offset.reset": "earliest"})
-        consumer.subscribe([topics.spans, topics.deadletter, topics.metrics, topics.tokens,
-                            topics.payloads, topics.alerts])
+        consumer = Consumer(
+            {
+                "bootstrap.servers": broker.bootstrap,
+                **TANSU.consumer,
+                "group.id": f"demo-view-{uuid.uuid4().hex[:6]}",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        consumer.subscribe(
+            [
+                topics.spans,
+                topics.deadletter,
+                topics.metrics,
+                topics.tokens,
+                topics.payloads,
+                topics.alerts,
+            ]
+        )
         start = time.monotonic()
         producer.start()
         last_render = 0.0
@@ -226,8 +292,10 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
                 if duration and elapsed >= duration:
                     break
                 if worker.poll() is not None:
-                    print(f"worker exited with {worker.returncode}; see {workdir}/worker.log",
-                          file=sys.stderr)
+                    print(
+                        f"worker exited with {worker.returncode}; see {workdir}/worker.log",
+                        file=sys.stderr,
+                    )
                     return 1
                 msg = consumer.poll(0.2)
                 if msg is not None and msg.error() is None:
@@ -244,8 +312,9 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
                         summary.payloads[rec.get("reason") or rec.get("status", "?")] += 1
                     else:
                         reason = dict(msg.headers() or []).get("spanwatch.reason") or b"?"
-                        summary.deadletters[reason.decode() if isinstance(reason, bytes)
-                                            else reason] += 1
+                        summary.deadletters[
+                            reason.decode() if isinstance(reason, bytes) else reason
+                        ] += 1
                 if elapsed - last_render >= 3.0:
                     last_render = elapsed
                     print("\n" + summary.render(elapsed, counter[0]), flush=True)

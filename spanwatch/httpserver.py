@@ -27,8 +27,9 @@ from pipeline.health import HealthTracker
 MAX_REPORT_AGE_S = 10.0  # the tracker is refreshed every second
 
 
-def _handler(registry: CollectorRegistry,
-             tracker: HealthTracker | None) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    registry: CollectorRegistry, tracker: HealthTracker | None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/") or "/"
@@ -41,13 +42,22 @@ def _handler(registry: CollectorRegistry,
                 else:
                     healthy, ready, report = tracker.status(time.monotonic(), MAX_REPORT_AGE_S)
                 ok = {"/healthz": healthy, "/readyz": ready, "/status": True}[path]
-                body = json.dumps(report if path == "/status" else
-                                  {"status": "ok" if ok else "fail", "state": report["state"],
-                                   "stalled": report.get("stalled", [])}).encode()
+                body = json.dumps(
+                    report
+                    if path == "/status"
+                    else {
+                        "status": "ok" if ok else "fail",
+                        "state": report["state"],
+                        "stalled": report.get("stalled", []),
+                    }
+                ).encode()
                 self._send(200 if ok else 503, body, "application/json")
                 return
-            self._send(404, b'{"error": "not found: try /metrics, /healthz, /readyz, /status"}',
-                       "application/json")
+            self._send(
+                404,
+                b'{"error": "not found: try /metrics, /healthz, /readyz, /status"}',
+                "application/json",
+            )
 
         def _send(self, code: int, body: bytes, ctype: str) -> None:
             self.send_response(code)
@@ -62,8 +72,12 @@ def _handler(registry: CollectorRegistry,
     return Handler
 
 
-def serve(port: int, bind: str = "0.0.0.0", tracker: HealthTracker | None = None,
-          registry: CollectorRegistry = REGISTRY) -> ThreadingHTTPServer:
+def serve(
+    port: int,
+    bind: str = "0.0.0.0",
+    tracker: HealthTracker | None = None,
+    registry: CollectorRegistry = REGISTRY,
+) -> ThreadingHTTPServer:
     """Start serving in a daemon thread; returns the server (``shutdown()`` stops it)."""
     server = ThreadingHTTPServer((bind, port), _handler(registry, tracker))
     server.daemon_threads = True

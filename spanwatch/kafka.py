@@ -60,10 +60,12 @@ def check_reachable(kafka: KafkaSettings, timeout: float = 15.0) -> AdminClient:
     except KafkaException as exc:
         err = exc.args[0] if exc.args else exc
         reason = err.str() if hasattr(err, "str") else str(err)
-        raise BrokerError(f"no Kafka broker answered at {kafka.bootstrap_servers} within "
-                          f"{timeout:.0f} s ({reason}; security_protocol "
-                          f"{kafka.security_protocol}): check kafka.bootstrap_servers and that "
-                          "the broker runs") from None
+        raise BrokerError(
+            f"no Kafka broker answered at {kafka.bootstrap_servers} within "
+            f"{timeout:.0f} s ({reason}; security_protocol "
+            f"{kafka.security_protocol}): check kafka.bootstrap_servers and that "
+            "the broker runs"
+        ) from None
     return client
 
 
@@ -73,17 +75,21 @@ def settings_config(settings: Settings, role: str) -> dict[str, Any]:
     return confluent_config(settings.kafka, **profile)
 
 
-def require_topic(settings: Settings, name: str, partitions: int | None = None,
-                  timeout: float = 15.0) -> None:
+def require_topic(
+    settings: Settings, name: str, partitions: int | None = None, timeout: float = 15.0
+) -> None:
     """:class:`BrokerError` in one line unless ``name`` exists (with ``partitions``). Checked
     before a command line tool writes, so that a broker that auto-creates unknown topics
     (Tansu: with 4 partitions) never gets one with the wrong count from us."""
     found = check_reachable(settings.kafka, timeout).list_topics(timeout=timeout).topics
     topic = found.get(name)
     if topic is None or topic.error is not None:
-        raise BrokerError(f"topic {name!r} does not exist on {settings.kafka.bootstrap_servers} "
-                          "yet: start a worker (it creates its topics on the tansu profile) or "
-                          f"create it{f' with {partitions} partition(s)' if partitions else ''}")
+        raise BrokerError(
+            f"topic {name!r} does not exist on {settings.kafka.bootstrap_servers} "
+            "yet: start a worker (it creates its topics on the tansu profile) or "
+            f"create it{f' with {partitions} partition(s)' if partitions else ''}"
+        )
     if partitions is not None and len(topic.partitions) != partitions:
-        raise BrokerError(f"topic {name!r} has {len(topic.partitions)} partitions; it must have "
-                          f"{partitions}")
+        raise BrokerError(
+            f"topic {name!r} has {len(topic.partitions)} partitions; it must have {partitions}"
+        )

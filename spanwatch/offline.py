@@ -15,15 +15,22 @@ from pipeline.ingest import IngestOptions, ingest_message
 from pipeline.normalize import NormalizeOptions
 
 
-def normalize_files(files: Sequence[str], settings: Settings, out: TextIO, *,
-                    keep_non_llm: bool = False) -> int:
+def normalize_files(
+    files: Sequence[str], settings: Settings, out: TextIO, *, keep_non_llm: bool = False
+) -> int:
     """Print one JSON line per record; a file that cannot be decoded is reported, exit 1."""
     nopts = settings.normalize.options()
     if keep_non_llm:
-        nopts = NormalizeOptions(layer_overrides=nopts.layer_overrides, keep_non_llm=True,
-                                 max_duration_s=nopts.max_duration_s)
-    opts = IngestOptions(encoding=settings.ingest.encoding, normalize=nopts,
-                         max_message_bytes=settings.ingest.max_message_bytes)
+        nopts = NormalizeOptions(
+            layer_overrides=nopts.layer_overrides,
+            keep_non_llm=True,
+            max_duration_s=nopts.max_duration_s,
+        )
+    opts = IngestOptions(
+        encoding=settings.ingest.encoding,
+        normalize=nopts,
+        max_message_bytes=settings.ingest.max_message_bytes,
+    )
     failed = 0
     for name in files:
         path = Path(name)
@@ -54,19 +61,35 @@ def mapping_markdown() -> str:
         for src in sources:
             row = f"| `{field}` | `{src.key}` | {src.convention} | {src.unit} | {src.note} |"
             lines.append(row)
-    lines += ["", "## Span-kind markers (layer and operation)", "",
-              "| attribute | convention | note |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Span-kind markers (layer and operation)",
+        "",
+        "| attribute | convention | note |",
+        "|---|---|---|",
+    ]
     lines += [f"| `{s.key}` | {s.convention} | {s.note} |" for s in cv.KIND_MARKERS]
-    lines += ["", "## Content references (never the content itself)", "",
-              "| attribute or event | role |", "|---|---|"]
+    lines += [
+        "",
+        "## Content references (never the content itself)",
+        "",
+        "| attribute or event | role |",
+        "|---|---|",
+    ]
     lines += [f"| `{k}` | {r} |" for k, r in cv.CONTENT_ATTRS.items()]
     lines += [f"| `{p}*.content` | {r} |" for p, r in cv.CONTENT_PREFIXES]
     lines += [f"| event `{k}` | {r} |" for k, r in cv.CONTENT_EVENTS.items()]
-    lines += ["| `<content attribute>_ref` (LoongSuite) | external reference |",
-              f"| event `{cv.CHUNK_EVENT}` (`{cv.CHUNK_PAYLOAD_ID}`) | chunked payload |"]
+    lines += [
+        "| `<content attribute>_ref` (LoongSuite) | external reference |",
+        f"| event `{cv.CHUNK_EVENT}` (`{cv.CHUNK_PAYLOAD_ID}`) | chunked payload |",
+    ]
     lines += ["", "## First-token events (TTFT when no attribute gives it)", ""]
     lines += [f"- `{name}`" for name in sorted(cv.FIRST_TOKEN_EVENTS)]
-    lines += ["", "TPOT = (end-to-end - TTFT) / (output tokens - 1) for streamed responses",
-              "with more than one output token (end-to-end is `gen_ai.latency.e2e` on vLLM spans,",
-              "else the span duration); otherwise absent, never zero.", ""]
+    lines += [
+        "",
+        "TPOT = (end-to-end - TTFT) / (output tokens - 1) for streamed responses",
+        "with more than one output token (end-to-end is `gen_ai.latency.e2e` on vLLM spans,",
+        "else the span duration); otherwise absent, never zero.",
+        "",
+    ]
     return "\n".join(lines)

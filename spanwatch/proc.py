@@ -26,13 +26,19 @@ def wait_for_signal() -> None:
 RUNNING: set[subprocess.Popen[bytes]] = set()
 
 
-def spawn(cmd: Sequence[str], *, log_path: Path | None = None,
-          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    cmd: Sequence[str], *, log_path: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in its own session, output to ``log_path`` (or discarded)."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
+        proc = subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
         RUNNING.add(proc)
         return proc
     finally:

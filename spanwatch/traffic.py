@@ -82,11 +82,20 @@ class Spans:
         data = TracesData()
         for (service, scope), spans in self.groups.items():
             rs = data.resource_spans.add()
-            rs.resource.attributes.extend(kvs({
-                "service.name": service, "service.version": "1.4.2",
-                "deployment.environment.name": "prod", "telemetry.sdk.language": "python",
-                "telemetry.sdk.name": "opentelemetry", "telemetry.sdk.version": "1.27.0",
-                "host.name": f"{service}-7d9f", "k8s.namespace.name": "llm-apps"}))
+            rs.resource.attributes.extend(
+                kvs(
+                    {
+                        "service.name": service,
+                        "service.version": "1.4.2",
+                        "deployment.environment.name": "prod",
+                        "telemetry.sdk.language": "python",
+                        "telemetry.sdk.name": "opentelemetry",
+                        "telemetry.sdk.version": "1.27.0",
+                        "host.name": f"{service}-7d9f",
+                        "k8s.namespace.name": "llm-apps",
+                    }
+                )
+            )
             ss = rs.scope_spans.add()
             ss.scope.name = scope
             ss.spans.extend(spans)
@@ -96,9 +105,17 @@ class Spans:
 class TrafficGenerator:
     """Generates traces ending at the given time; use :meth:`batches` for Kafka messages."""
 
-    def __init__(self, seed: int = 7, *, error_rate: float = 0.03, runaway_every: int = 50,
-                 slow_model: str | None = None, slow_factor: float = 1.0,
-                 chunk_every: int = 0, pii_every: int = 0) -> None:
+    def __init__(
+        self,
+        seed: int = 7,
+        *,
+        error_rate: float = 0.03,
+        runaway_every: int = 50,
+        slow_model: str | None = None,
+        slow_factor: float = 1.0,
+        chunk_every: int = 0,
+        pii_every: int = 0,
+    ) -> None:
         self.rng = random.Random(seed)
         self.error_rate = error_rate
         self.runaway_every = runaway_every
@@ -112,10 +129,26 @@ class TrafficGenerator:
     def _id(self, n: int) -> bytes:
         return self.rng.getrandbits(8 * n).to_bytes(n, "big") or b"\x01" * n
 
-    def _span(self, trace_id: bytes, parent: bytes, name: str, kind: Any, start: int, end: int,
-              attrs: dict[str, Any], error: str | None = None) -> Span:
-        sp = Span(trace_id=trace_id, span_id=self._id(8), parent_span_id=parent, name=name,
-                  kind=kind, start_time_unix_nano=start, end_time_unix_nano=end)
+    def _span(
+        self,
+        trace_id: bytes,
+        parent: bytes,
+        name: str,
+        kind: Any,
+        start: int,
+        end: int,
+        attrs: dict[str, Any],
+        error: str | None = None,
+    ) -> Span:
+        sp = Span(
+            trace_id=trace_id,
+            span_id=self._id(8),
+            parent_span_id=parent,
+            name=name,
+            kind=kind,
+            start_time_unix_nano=start,
+            end_time_unix_nano=end,
+        )
         sp.attributes.extend(kvs(attrs))
         if error:
             sp.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=error))
@@ -148,28 +181,61 @@ class TrafficGenerator:
                 cursor += dur + 1_000_000
         total = cursor + 5_000_000
         t0 = end_ns - total - 4_000_000
-        gw = self._span(trace_id, b"", "POST /v1/agents/run", SERVER, t0, end_ns,
-                        {"http.route": "/v1/agents/run", "http.request.method": "POST",
-                         "http.response.status_code": 200, "url.path": "/v1/agents/run",
-                         "url.scheme": "https", "server.address": "ai.example.internal",
-                         "client.address": f"10.1.{rng.randrange(256)}.{rng.randrange(256)}",
-                         "user_agent.original": "python-httpx/0.27.0",
-                         "gen_ai.operation.name": "invoke_agent", "user.id": user,
-                         "gen_ai.conversation.id": session})
+        gw = self._span(
+            trace_id,
+            b"",
+            "POST /v1/agents/run",
+            SERVER,
+            t0,
+            end_ns,
+            {
+                "http.route": "/v1/agents/run",
+                "http.request.method": "POST",
+                "http.response.status_code": 200,
+                "url.path": "/v1/agents/run",
+                "url.scheme": "https",
+                "server.address": "ai.example.internal",
+                "client.address": f"10.1.{rng.randrange(256)}.{rng.randrange(256)}",
+                "user_agent.original": "python-httpx/0.27.0",
+                "gen_ai.operation.name": "invoke_agent",
+                "user.id": user,
+                "gen_ai.conversation.id": session,
+            },
+        )
         out.add("ai-gateway", "envoy.ai_gateway", gw)
         agent_start = t0 + 2_000_000
-        agent = self._agent_span(trace_id, gw.span_id, app, convention, agent_start,
-                                 agent_start + total, user, session)
+        agent = self._agent_span(
+            trace_id, gw.span_id, app, convention, agent_start, agent_start + total, user, session
+        )
         out.add(app, _scope(convention), agent)
         for kind, payload in children:
             if kind == "llm":
                 offset, call = payload
-                self._emit_llm(out, trace_id, agent.span_id, app, convention, model,
-                               agent_start + offset, call, user, session)
+                self._emit_llm(
+                    out,
+                    trace_id,
+                    agent.span_id,
+                    app,
+                    convention,
+                    model,
+                    agent_start + offset,
+                    call,
+                    user,
+                    session,
+                )
             else:
                 offset, dur, tool, args = payload
-                self._emit_tool(out, trace_id, agent.span_id, app, convention,
-                                agent_start + offset, dur, tool, args)
+                self._emit_tool(
+                    out,
+                    trace_id,
+                    agent.span_id,
+                    app,
+                    convention,
+                    agent_start + offset,
+                    dur,
+                    tool,
+                    args,
+                )
         self.truth["traces"] += 1
         self.truth["runaway_traces"] += int(runaway)
 
@@ -188,91 +254,178 @@ class TrafficGenerator:
             error = rng.choice(("rate_limit_exceeded", "timeout", "500"))
             out_tokens = 0
             decode = 0.0
-        return {"queue": queue, "prefill": prefill, "ttft": ttft, "decode": decode,
-                "e2e": ttft + decode, "in": in_tokens, "out": out_tokens, "cached": cached,
-                "error": error}
+        return {
+            "queue": queue,
+            "prefill": prefill,
+            "ttft": ttft,
+            "decode": decode,
+            "e2e": ttft + decode,
+            "in": in_tokens,
+            "out": out_tokens,
+            "cached": cached,
+            "error": error,
+        }
 
-    def _agent_span(self, trace_id: bytes, parent: bytes, app: str, convention: str, start: int,
-                    end: int, user: str, session: str) -> Span:
+    def _agent_span(
+        self,
+        trace_id: bytes,
+        parent: bytes,
+        app: str,
+        convention: str,
+        start: int,
+        end: int,
+        user: str,
+        session: str,
+    ) -> Span:
         if convention == "openinference":
-            attrs: dict[str, Any] = {"openinference.span.kind": "AGENT", "agent.name": app,
-                                     "user.id": user, "session.id": session}
+            attrs: dict[str, Any] = {
+                "openinference.span.kind": "AGENT",
+                "agent.name": app,
+                "user.id": user,
+                "session.id": session,
+            }
         elif convention == "loongsuite":
-            attrs = {"gen_ai.span.kind": "AGENT", "gen_ai.user.id": user,
-                     "gen_ai.session.id": session}
+            attrs = {
+                "gen_ai.span.kind": "AGENT",
+                "gen_ai.user.id": user,
+                "gen_ai.session.id": session,
+            }
         else:
-            attrs = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": app,
-                     "gen_ai.conversation.id": session, "user.id": user}
+            attrs = {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": app,
+                "gen_ai.conversation.id": session,
+                "user.id": user,
+            }
         return self._span(trace_id, parent, f"invoke_agent {app}", INTERNAL, start, end, attrs)
 
-    def _emit_llm(self, out: Spans, trace_id: bytes, parent: bytes, app: str, convention: str,
-                  model: Model, start: int, call: dict[str, Any], user: str, session: str) -> None:
+    def _emit_llm(
+        self,
+        out: Spans,
+        trace_id: bytes,
+        parent: bytes,
+        app: str,
+        convention: str,
+        model: Model,
+        start: int,
+        call: dict[str, Any],
+        user: str,
+        session: str,
+    ) -> None:
         end = start + int(call["e2e"] * 1e9)
         err = call["error"]
         if convention == "openinference":
             attrs: dict[str, Any] = {
-                "openinference.span.kind": "LLM", "llm.model_name": model.name,
-                "llm.provider": model.provider, "llm.token_count.prompt": call["in"],
+                "openinference.span.kind": "LLM",
+                "llm.model_name": model.name,
+                "llm.provider": model.provider,
+                "llm.token_count.prompt": call["in"],
                 "llm.token_count.completion": call["out"],
                 "llm.token_count.total": call["in"] + call["out"],
                 "llm.token_count.prompt_details.cache_read": call["cached"],
                 "llm.invocation_parameters": json.dumps({"stream": True, "temperature": 0.2}),
-                "user.id": user, "session.id": session}
+                "user.id": user,
+                "session.id": session,
+            }
         elif convention == "loongsuite":
-            attrs = {"gen_ai.span.kind": "LLM", "gen_ai.request.model": model.name,
-                     "gen_ai.system": model.provider, "gen_ai.usage.input_tokens": call["in"],
-                     "gen_ai.usage.output_tokens": call["out"],
-                     "gen_ai.usage.total_tokens": call["in"] + call["out"],
-                     "gen_ai.response.time_to_first_token": int(call["ttft"] * 1e9),
-                     "gen_ai.request.stream": True, "gen_ai.user.id": user,
-                     "gen_ai.session.id": session}
+            attrs = {
+                "gen_ai.span.kind": "LLM",
+                "gen_ai.request.model": model.name,
+                "gen_ai.system": model.provider,
+                "gen_ai.usage.input_tokens": call["in"],
+                "gen_ai.usage.output_tokens": call["out"],
+                "gen_ai.usage.total_tokens": call["in"] + call["out"],
+                "gen_ai.response.time_to_first_token": int(call["ttft"] * 1e9),
+                "gen_ai.request.stream": True,
+                "gen_ai.user.id": user,
+                "gen_ai.session.id": session,
+            }
         else:
-            attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": model.provider,
-                     "gen_ai.request.model": model.name, "gen_ai.response.model": model.name,
-                     "gen_ai.usage.input_tokens": call["in"],
-                     "gen_ai.usage.output_tokens": call["out"],
-                     "gen_ai.usage.cache_read.input_tokens": call["cached"],
-                     "gen_ai.response.time_to_first_chunk": call["ttft"],
-                     "gen_ai.request.stream": True,
-                     "gen_ai.response.finish_reasons": ["error" if err else "stop"],
-                     "gen_ai.response.id": f"chatcmpl-{self._id(8).hex()}",
-                     "gen_ai.request.temperature": 0.2, "gen_ai.request.max_tokens": 1024,
-                     "gen_ai.output.type": "text", "server.address": "api.example.internal",
-                     "server.port": 443, "gen_ai.conversation.id": session, "user.id": user}
+            attrs = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": model.provider,
+                "gen_ai.request.model": model.name,
+                "gen_ai.response.model": model.name,
+                "gen_ai.usage.input_tokens": call["in"],
+                "gen_ai.usage.output_tokens": call["out"],
+                "gen_ai.usage.cache_read.input_tokens": call["cached"],
+                "gen_ai.response.time_to_first_chunk": call["ttft"],
+                "gen_ai.request.stream": True,
+                "gen_ai.response.finish_reasons": ["error" if err else "stop"],
+                "gen_ai.response.id": f"chatcmpl-{self._id(8).hex()}",
+                "gen_ai.request.temperature": 0.2,
+                "gen_ai.request.max_tokens": 1024,
+                "gen_ai.output.type": "text",
+                "server.address": "api.example.internal",
+                "server.port": 443,
+                "gen_ai.conversation.id": session,
+                "user.id": user,
+            }
         sp = self._span(trace_id, parent, f"chat {model.name}", CLIENT, start, end, attrs, err)
         if convention == "openinference" and not err:
-            ev = sp.events.add(name="First Token Stream Event",
-                               time_unix_nano=start + int(call["ttft"] * 1e9))
+            ev = sp.events.add(
+                name="First Token Stream Event", time_unix_nano=start + int(call["ttft"] * 1e9)
+            )
             del ev  # the event carries no attributes
         out.add(app, _scope(convention), sp)
         self.truth["llm_calls"] += 1
-        if convention == "genai" and self.chunk_every and \
-                self.truth["llm_calls"] % self.chunk_every == 0:
+        if (
+            convention == "genai"
+            and self.chunk_every
+            and self.truth["llm_calls"] % self.chunk_every == 0
+        ):
             self._chunked_output(out, app, sp, end)
-        elif convention == "genai" and self.pii_every and \
-                self.truth["llm_calls"] % self.pii_every == 0:
-            sp.attributes.append(KeyValue(key="gen_ai.output.messages", value=AnyValue(
-                string_value=json.dumps([{"role": "assistant", "parts": [
-                    {"type": "text", "content": self._pii_text()}]}], ensure_ascii=False))))
+        elif (
+            convention == "genai"
+            and self.pii_every
+            and self.truth["llm_calls"] % self.pii_every == 0
+        ):
+            sp.attributes.append(
+                KeyValue(
+                    key="gen_ai.output.messages",
+                    value=AnyValue(
+                        string_value=json.dumps(
+                            [
+                                {
+                                    "role": "assistant",
+                                    "parts": [{"type": "text", "content": self._pii_text()}],
+                                }
+                            ],
+                            ensure_ascii=False,
+                        )
+                    ),
+                )
+            )
             self.truth["pii_completions"] += 1
         self.truth["input_tokens"] += call["in"]
         self.truth["output_tokens"] += call["out"]
         if model.server:
             srv_start = start + 1_000_000
-            srv = self._span(trace_id, sp.span_id, "llm_request", SERVER, srv_start,
-                             srv_start + int(call["e2e"] * 1e9), {
-                                 "gen_ai.request.model": model.name,
-                                 "gen_ai.response.model": model.name,
-                                 "gen_ai.request.id": f"cmpl-{self._id(6).hex()}",
-                                 "gen_ai.usage.prompt_tokens": call["in"],
-                                 "gen_ai.usage.completion_tokens": call["out"],
-                                 "gen_ai.latency.time_in_queue": call["queue"],
-                                 "gen_ai.latency.time_to_first_token": call["ttft"],
-                                 "gen_ai.latency.time_in_model_prefill": call["prefill"],
-                                 "gen_ai.latency.time_in_model_decode": call["decode"],
-                                 "gen_ai.latency.e2e": call["e2e"],
-                                 "gen_ai.request.temperature": 0.2, "gen_ai.request.top_p": 0.9,
-                                 "gen_ai.request.max_tokens": 1024, "gen_ai.request.n": 1}, err)
+            srv = self._span(
+                trace_id,
+                sp.span_id,
+                "llm_request",
+                SERVER,
+                srv_start,
+                srv_start + int(call["e2e"] * 1e9),
+                {
+                    "gen_ai.request.model": model.name,
+                    "gen_ai.response.model": model.name,
+                    "gen_ai.request.id": f"cmpl-{self._id(6).hex()}",
+                    "gen_ai.usage.prompt_tokens": call["in"],
+                    "gen_ai.usage.completion_tokens": call["out"],
+                    "gen_ai.latency.time_in_queue": call["queue"],
+                    "gen_ai.latency.time_to_first_token": call["ttft"],
+                    "gen_ai.latency.time_in_model_prefill": call["prefill"],
+                    "gen_ai.latency.time_in_model_decode": call["decode"],
+                    "gen_ai.latency.e2e": call["e2e"],
+                    "gen_ai.request.temperature": 0.2,
+                    "gen_ai.request.top_p": 0.9,
+                    "gen_ai.request.max_tokens": 1024,
+                    "gen_ai.request.n": 1,
+                },
+                err,
+            )
             out.add(model.server, "vllm.llm_engine", srv)
 
     def _pii_text(self) -> str:
@@ -292,33 +445,66 @@ class TrafficGenerator:
         text = "The agent's long answer. 长篇回答。" * self.rng.randint(2000, 6000)
         pieces = chunks.make_pieces(text, pid, "output", piece_bytes=32 * 1024)
         for i in range(0, len(pieces), 4):
-            carrier = self._span(sp.trace_id, sp.span_id, "gen_ai.content.chunks", INTERNAL,
-                                 end, end, {chunks.A_TARGET: sp.span_id.hex()})
-            for attrs in pieces[i:i + 4]:
+            carrier = self._span(
+                sp.trace_id,
+                sp.span_id,
+                "gen_ai.content.chunks",
+                INTERNAL,
+                end,
+                end,
+                {chunks.A_TARGET: sp.span_id.hex()},
+            )
+            for attrs in pieces[i : i + 4]:
                 ev = carrier.events.add(name=chunks.EVENT, time_unix_nano=end)
                 ev.attributes.extend(kvs(attrs))
             out.add(app, _scope("genai"), carrier)
         self.truth["chunked_payloads"] += 1
 
-    def _emit_tool(self, out: Spans, trace_id: bytes, parent: bytes, app: str, convention: str,
-                   start: int, dur: int, tool: str, args: dict[str, Any]) -> None:
+    def _emit_tool(
+        self,
+        out: Spans,
+        trace_id: bytes,
+        parent: bytes,
+        app: str,
+        convention: str,
+        start: int,
+        dur: int,
+        tool: str,
+        args: dict[str, Any],
+    ) -> None:
         arg_text = json.dumps(args, sort_keys=True)
         if convention == "openinference":
-            attrs: dict[str, Any] = {"openinference.span.kind": "TOOL", "tool.name": tool,
-                                     "tool.parameters": arg_text}
+            attrs: dict[str, Any] = {
+                "openinference.span.kind": "TOOL",
+                "tool.name": tool,
+                "tool.parameters": arg_text,
+            }
         else:
-            attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
-                     "gen_ai.tool.call.id": f"call_{self._id(4).hex()}",
-                     "gen_ai.tool.call.arguments": arg_text}
-        sp = self._span(trace_id, parent, f"execute_tool {tool}", INTERNAL, start, start + dur,
-                        attrs)
+            attrs = {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": tool,
+                "gen_ai.tool.call.id": f"call_{self._id(4).hex()}",
+                "gen_ai.tool.call.arguments": arg_text,
+            }
+        sp = self._span(
+            trace_id, parent, f"execute_tool {tool}", INTERNAL, start, start + dur, attrs
+        )
         out.add(app, _scope(convention), sp)
         self.truth["tool_calls"] += 1
         if tool == "fetch_url":  # served by an MCP server
-            mcp = self._span(trace_id, sp.span_id, "tools/call fetch_url", SERVER,
-                             start + 500_000, start + dur - 500_000,
-                             {"mcp.method.name": "tools/call", "gen_ai.tool.name": tool,
-                              "mcp.session.id": hashlib.md5(trace_id).hexdigest()[:12]})
+            mcp = self._span(
+                trace_id,
+                sp.span_id,
+                "tools/call fetch_url",
+                SERVER,
+                start + 500_000,
+                start + dur - 500_000,
+                {
+                    "mcp.method.name": "tools/call",
+                    "gen_ai.tool.name": tool,
+                    "mcp.session.id": hashlib.md5(trace_id).hexdigest()[:12],
+                },
+            )
             out.add("mcp-web-tools", "mcp.server", mcp)
 
     def batches(self, spans_per_batch: int, end_ns: int, spread_ns: int = 0) -> Iterator[Spans]:
@@ -332,6 +518,8 @@ class TrafficGenerator:
 
 
 def _scope(convention: str) -> str:
-    return {"genai": "opentelemetry.instrumentation.openai_v2",
-            "openinference": "openinference.instrumentation.openai",
-            "loongsuite": "loongsuite.instrumentation.dify"}[convention]
+    return {
+        "genai": "opentelemetry.instrumentation.openai_v2",
+        "openinference": "openinference.instrumentation.openai",
+        "loongsuite": "loongsuite.instrumentation.dify",
+    }[convention]

@@ -32,8 +32,15 @@ class Webhook:
                     body = raw.decode(errors="replace")
                 with hook.lock:
                     status = hook.statuses.pop(0) if len(hook.statuses) > 1 else hook.statuses[0]
-                    hook.requests.append({"path": self.path, "body": body, "status": status,
-                                          "at": time.time(), "headers": dict(self.headers)})
+                    hook.requests.append(
+                        {
+                            "path": self.path,
+                            "body": body,
+                            "status": status,
+                            "at": time.time(),
+                            "headers": dict(self.headers),
+                        }
+                    )
                 if self.path.startswith("/services/"):  # Slack answers a plain "ok"
                     payload = b"ok" if status == 200 else b"invalid_payload"
                 else:  # DingTalk and generic JSON webhooks

@@ -76,8 +76,9 @@ class SeriesScore:
     fp: int
 
 
-def score_series(detections: Sequence[bool], wins: Sequence[tuple[int, int]],
-                 probation_points: int | None = None) -> SeriesScore:
+def score_series(
+    detections: Sequence[bool], wins: Sequence[tuple[int, int]], probation_points: int | None = None
+) -> SeriesScore:
     n = len(detections)
     skip = probation(n) if probation_points is None else probation_points
     raw, tp, fp = 0.0, 0, 0

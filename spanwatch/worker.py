@@ -27,8 +27,10 @@ def source_partitions(settings: Settings, admin: AdminClient) -> int:
     """Partition count of the source topic: every one must report a watermark."""
     topic = admin.list_topics(timeout=15).topics.get(settings.topics.source)
     if topic is None or topic.error is not None or not topic.partitions:
-        raise BrokerError(f"source topic {settings.topics.source!r} not found on "
-                          f"{settings.kafka.bootstrap_servers}: create it first")
+        raise BrokerError(
+            f"source topic {settings.topics.source!r} not found on "
+            f"{settings.kafka.bootstrap_servers}: create it first"
+        )
     return len(topic.partitions)
 
 
@@ -49,24 +51,35 @@ def check_single_partition(settings: Settings, admin: AdminClient) -> None:
     for name in settings.topics.single_partition_topics():
         topic = found.get(name)
         if topic is not None and topic.error is None and len(topic.partitions) != 1:
-            raise BrokerError(f"topic {name!r} has {len(topic.partitions)} partitions; it must "
-                              "have exactly 1 (one owner for all alert state)")
+            raise BrokerError(
+                f"topic {name!r} has {len(topic.partitions)} partitions; it must "
+                "have exactly 1 (one owner for all alert state)"
+            )
 
 
 def run_worker(settings: Settings) -> None:
     """Run one worker of the consumer group ``settings.worker.app_id`` (blocks)."""
     ruleset = load_alerting(settings)
     if ruleset is not None:
-        log.info("alert rules: %d rules from %d files, receivers %s", len(ruleset.rules),
-                 len(ruleset.files), sorted(ruleset.config.receivers))
+        log.info(
+            "alert rules: %d rules from %d files, receivers %s",
+            len(ruleset.rules),
+            len(ruleset.files),
+            sorted(ruleset.config.receivers),
+        )
     admin = check_reachable(settings.kafka)  # one clear line when no broker answers
     if settings.profile.create_topics:
         # Topics must exist with the right partition count before faust subscribes.
         conf = confluent_config(settings.kafka)
-        create_topics(conf, settings.topics.all_topics(), settings.topics.partitions,
-                      settings.topics.replication_factor)
-        create_topics(conf, settings.topics.single_partition_topics(), 1,
-                      settings.topics.replication_factor)
+        create_topics(
+            conf,
+            settings.topics.all_topics(),
+            settings.topics.partitions,
+            settings.topics.replication_factor,
+        )
+        create_topics(
+            conf, settings.topics.single_partition_topics(), 1, settings.topics.replication_factor
+        )
     if ruleset is not None:
         check_single_partition(settings, admin)
     settings.worker.data_dir.mkdir(parents=True, exist_ok=True)
@@ -92,15 +105,32 @@ def run_worker(settings: Settings) -> None:
     port = settings.metrics.prometheus_port
     if port:
         latest = runtime.latest if runtime else LatestWindows()
-        REGISTRY.register(SpanwatchCollector(latest, stats, runtime,
-                                             stitch_rt.counters if stitch_rt else None,
-                                             safety_rt, anomaly_stage, alerting_rt, tracker,
-                                             stitch_rt))
+        REGISTRY.register(
+            SpanwatchCollector(
+                latest,
+                stats,
+                runtime,
+                stitch_rt.counters if stitch_rt else None,
+                safety_rt,
+                anomaly_stage,
+                alerting_rt,
+                tracker,
+                stitch_rt,
+            )
+        )
         serve(port, settings.metrics.prometheus_bind, tracker)
-        log.info("metrics and health on http://%s:%d/metrics, /healthz, /readyz, /status",
-                 settings.metrics.prometheus_bind, port)
-    log.info("spanwatch worker: profile %s, source %s, broker %s", settings.kafka.profile,
-             settings.topics.source, settings.kafka.bootstrap_servers)
-    worker = faust.Worker(app, loglevel=settings.worker.loglevel, quiet=True,
-                          redirect_stdouts=False)
+        log.info(
+            "metrics and health on http://%s:%d/metrics, /healthz, /readyz, /status",
+            settings.metrics.prometheus_bind,
+            port,
+        )
+    log.info(
+        "spanwatch worker: profile %s, source %s, broker %s",
+        settings.kafka.profile,
+        settings.topics.source,
+        settings.kafka.bootstrap_servers,
+    )
+    worker = faust.Worker(
+        app, loglevel=settings.worker.loglevel, quiet=True, redirect_stdouts=False
+    )
     worker.execute_from_commandline()

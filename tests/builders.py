@@ -13,12 +13,28 @@ SPAN = bytes.fromhex("b7ad6b7169203331")
 T0 = 1_700_000_000_000_000_000
 
 
-def span(attrs: dict[str, Any] | None = None, *, name: str = "chat gpt-4o",
-         kind: Any = Span.SPAN_KIND_CLIENT, start: int = T0, end: int = T0 + 2_000_000_000,
-         trace_id: bytes = TRACE, span_id: bytes = SPAN, parent: bytes = b"",
-         error: bool = False, events: list[tuple[str, int, dict[str, Any]]] = ()) -> Span:
-    sp = Span(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name, kind=kind,
-              start_time_unix_nano=start, end_time_unix_nano=end)
+def span(
+    attrs: dict[str, Any] | None = None,
+    *,
+    name: str = "chat gpt-4o",
+    kind: Any = Span.SPAN_KIND_CLIENT,
+    start: int = T0,
+    end: int = T0 + 2_000_000_000,
+    trace_id: bytes = TRACE,
+    span_id: bytes = SPAN,
+    parent: bytes = b"",
+    error: bool = False,
+    events: list[tuple[str, int, dict[str, Any]]] = (),
+) -> Span:
+    sp = Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        name=name,
+        kind=kind,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+    )
     sp.attributes.extend(kvs(attrs or {}))
     if error:
         sp.status.code = 2
@@ -28,8 +44,12 @@ def span(attrs: dict[str, Any] | None = None, *, name: str = "chat gpt-4o",
     return sp
 
 
-def traces(*spans: Span, service: str | None = "chat-app", scope: str = "test",
-           resource: dict[str, Any] | None = None) -> TracesData:
+def traces(
+    *spans: Span,
+    service: str | None = "chat-app",
+    scope: str = "test",
+    resource: dict[str, Any] | None = None,
+) -> TracesData:
     data = TracesData()
     rs = data.resource_spans.add()
     attrs = dict(resource or {})

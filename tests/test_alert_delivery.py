@@ -14,16 +14,36 @@ from pipeline.alerting.notify import classify, deliver, format_message, resolve_
 from pipeline.alerting.routing import Receiver
 from spanwatch.webhook import Webhook
 
-ALERTS = [{"status": "firing", "alertname": "SlowTTFT",
-           "labels": {"alertname": "SlowTTFT", "severity": "warning", "model": "qwen-max",
-                      "service": "chat"},
-           "value": 4.1, "since": 1_790_000_000.0,
-           "annotations": {"summary": "TTFT p95 4.1 s, expected 0.8-1.3 s"},
-           "trace_url": "http://jaeger/trace/abc123"},
-          {"status": "resolved", "alertname": "SlowTTFT",
-           "labels": {"alertname": "SlowTTFT", "severity": "warning", "model": "qwen-plus",
-                      "service": "chat"}, "value": 0.9, "since": None,
-           "annotations": {"summary": "TTFT p95 back to 0.9 s"}, "trace_url": ""}]
+ALERTS = [
+    {
+        "status": "firing",
+        "alertname": "SlowTTFT",
+        "labels": {
+            "alertname": "SlowTTFT",
+            "severity": "warning",
+            "model": "qwen-max",
+            "service": "chat",
+        },
+        "value": 4.1,
+        "since": 1_790_000_000.0,
+        "annotations": {"summary": "TTFT p95 4.1 s, expected 0.8-1.3 s"},
+        "trace_url": "http://jaeger/trace/abc123",
+    },
+    {
+        "status": "resolved",
+        "alertname": "SlowTTFT",
+        "labels": {
+            "alertname": "SlowTTFT",
+            "severity": "warning",
+            "model": "qwen-plus",
+            "service": "chat",
+        },
+        "value": 0.9,
+        "since": None,
+        "annotations": {"summary": "TTFT p95 back to 0.9 s"},
+        "trace_url": "",
+    },
+]
 SLACK_URL = "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
 
 
@@ -31,8 +51,9 @@ SLACK_URL = "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcO
 def endpoints(monkeypatch: pytest.MonkeyPatch) -> Webhook:
     with Webhook() as hook:
         monkeypatch.setattr(NotifySlack, "webhook_url", f"{hook.base}/services")
-        monkeypatch.setattr(NotifyDingTalk, "notify_url",
-                            hook.base + "/robot/send?access_token={token}")
+        monkeypatch.setattr(
+            NotifyDingTalk, "notify_url", hook.base + "/robot/send?access_token={token}"
+        )
         yield hook
 
 
@@ -51,8 +72,9 @@ def test_slack_markdown_body(endpoints: Webhook, monkeypatch: pytest.MonkeyPatch
 
 
 def test_dingtalk_markdown_with_mentions(endpoints: Webhook) -> None:
-    r = Receiver("oncall", ("dingtalk://abcdefghijklmnopqrstuvwxyz0123456789",),
-                 mentions=("13800000000",))
+    r = Receiver(
+        "oncall", ("dingtalk://abcdefghijklmnopqrstuvwxyz0123456789",), mentions=("13800000000",)
+    )
     title, body = format_message(r, {"alertname": "SlowTTFT"}, ALERTS)
     assert deliver(r, r.urls[0], title, body).outcome == "ok"
     (req,) = endpoints.requests
@@ -81,8 +103,9 @@ def test_404_is_a_configuration_error(endpoints: Webhook) -> None:
     assert d.outcome == "config" and "HTTP 404" in d.error
 
 
-def test_unreachable_is_retry_and_bad_url_or_env_is_config(monkeypatch: pytest.MonkeyPatch,
-                                                           ) -> None:
+def test_unreachable_is_retry_and_bad_url_or_env_is_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     r = Receiver("x", ("json://127.0.0.1:9/hook",))
     assert deliver(r, r.urls[0], "t", "b").outcome == "retry"
     assert deliver(r, "nosuch://x", "t", "b").outcome == "config"
@@ -91,8 +114,7 @@ def test_unreachable_is_retry_and_bad_url_or_env_is_config(monkeypatch: pytest.M
     assert d.outcome == "config" and "NOPE_URL is not set" in d.error
 
 
-def test_delivery_never_logs_the_url(caplog: pytest.LogCaptureFixture,
-                                     endpoints: Webhook) -> None:
+def test_delivery_never_logs_the_url(caplog: pytest.LogCaptureFixture, endpoints: Webhook) -> None:
     caplog.set_level(logging.INFO)
     r = Receiver("x", ("json://127.0.0.1:9/SECRETTOKEN123",))
     assert deliver(r, r.urls[0], "t", "b").outcome == "retry"

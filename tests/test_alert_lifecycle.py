@@ -67,15 +67,24 @@ def ruleset(tmp_path: Path, rules: str = RULES, routing: str = ROUTING) -> RuleS
     return load_rules([tmp_path])
 
 
-def window(end_s: float, model: str = "m", service: str = "chat", ttft: float = 1.0,
-           errors: float = 0.0) -> dict[str, Any]:
-    return {"series": {"service": service, "layer": "app", "operation": "chat",
-                       "model": model},
-            "window": {"name": "1m", "start_ns": int((end_s - 60) * 1e9),
-                       "end_ns": int(end_s * 1e9), "size_s": 60.0, "step_s": 60.0},
-            "count": 10, "error_rate": errors, "errors_by_type": {"Timeout": 3} if errors else {},
-            "ttft_s": {"p95": ttft}, "exemplars": {"slowest_trace_id": "abc123",
-                                                   "error_trace_id": "err999"}}
+def window(
+    end_s: float, model: str = "m", service: str = "chat", ttft: float = 1.0, errors: float = 0.0
+) -> dict[str, Any]:
+    return {
+        "series": {"service": service, "layer": "app", "operation": "chat", "model": model},
+        "window": {
+            "name": "1m",
+            "start_ns": int((end_s - 60) * 1e9),
+            "end_ns": int(end_s * 1e9),
+            "size_s": 60.0,
+            "step_s": 60.0,
+        },
+        "count": 10,
+        "error_rate": errors,
+        "errors_by_type": {"Timeout": 3} if errors else {},
+        "ttft_s": {"p95": ttft},
+        "exemplars": {"slowest_trace_id": "abc123", "error_trace_id": "err999"},
+    }
 
 
 class Harness:
@@ -202,15 +211,27 @@ def test_critical_inhibits_warning_with_equal_labels(tmp_path: Path) -> None:
     (p,) = h.am.due(20)
     assert p.title == "[FIRING:2] Errors, SlowTTFT (service=chat)"
     lines = [line for line in p.body.splitlines() if line.startswith("- ")]
-    assert lines == ["- Errors [critical] model=m service=chat",  # console: plain text
-                     "- SlowTTFT [warning] model=other service=chat"]  # m's warning muted
+    assert lines == [
+        "- Errors [critical] model=m service=chat",  # console: plain text
+        "- SlowTTFT [warning] model=other service=chat",
+    ]  # m's warning muted
 
 
 def test_finding_events_fire_at_once_and_resolve_after_keep_firing_for(tmp_path: Path) -> None:
     h = Harness(ruleset(tmp_path))
-    finding = {"type": "finding", "kind": "pii", "category": "cn_mobile", "severity": "medium",
-               "score": 0.9, "excerpt": "call 138******00", "role": "output",
-               "trace_id": "t1", "service": "bot", "model": "m", "time_ns": 1}
+    finding = {
+        "type": "finding",
+        "kind": "pii",
+        "category": "cn_mobile",
+        "severity": "medium",
+        "score": 0.9,
+        "excerpt": "call 138******00",
+        "role": "output",
+        "trace_id": "t1",
+        "service": "bot",
+        "model": "m",
+        "time_ns": 1,
+    }
     h.feed(0, finding, "findings")
     h.feed(10, {**finding, "trace_id": "t2"}, "findings")
     assert h.statuses() == [("Pii", "firing")]
@@ -250,8 +271,11 @@ def test_state_survives_export_and_load(tmp_path: Path) -> None:
     assert [s.matchers for s in restored.silences.values()] == [['model="zzz"']]
     h.tick(70)
     restored.tick(70)
-    assert [p.title for p in restored.due(70)] == [p.title for p in h.am.due(70)] == [
-        "[FIRING:1] SlowTTFT (service=chat)"]
+    assert (
+        [p.title for p in restored.due(70)]
+        == [p.title for p in h.am.due(70)]
+        == ["[FIRING:1] SlowTTFT (service=chat)"]
+    )
 
 
 def test_delivery_outcomes_retry_config_and_give_up(tmp_path: Path) -> None:
@@ -286,8 +310,10 @@ def test_config_error_is_not_retried(tmp_path: Path) -> None:
 
 def test_sample_wire_format_round_trip() -> None:
     s = Sample("R", {"alertname": "R", "model": "m"}, "k", 1.5, True, 7, {"trace_id": "t"})
-    assert Sample.from_dict(s.to_dict()) == s and s.fingerprint == Sample.from_dict(
-        s.to_dict()).fingerprint
+    assert (
+        Sample.from_dict(s.to_dict()) == s
+        and s.fingerprint == Sample.from_dict(s.to_dict()).fingerprint
+    )
 
 
 def test_routing_tree_paths_and_continue(tmp_path: Path) -> None:
@@ -315,8 +341,11 @@ receivers:
 
     def where(**labels: str) -> list[tuple[str, str]]:
         return [(p, r.receiver) for p, r in route.match(labels)]
+
     assert where(severity="critical", model="qwen", service="chat") == [
-        ("0.0", "oncall"), ("0.1.0", "chat")]
+        ("0.0", "oncall"),
+        ("0.1.0", "chat"),
+    ]
     assert where(model="qwen", service="rag") == [("0.1", "owners")]
     assert where(model="gpt") == [("0.2", "never")]
     assert route.at("0.1.0").receiver == "chat" and route.at("0") is route

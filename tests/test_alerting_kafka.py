@@ -52,8 +52,6 @@ worker: {{stats_interval_s: 1}}
 """
 
 
-
-
 def pii_messages(n: int) -> list[bytes]:
     sink = ToMessages()
     provider = TracerProvider(resource=Resource.create({"service.name": "support-bot"}))
@@ -78,21 +76,29 @@ def setup(tmp_path: Path, port: int) -> Path:
 
 
 def test_two_workers_one_alert_group_one_notification(tmp_path: Path) -> None:
-    with Webhook() as hook, EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
-                                           log_path=tmp_path / "tansu.log") as b:
+    with (
+        Webhook() as hook,
+        EmbeddedBroker(
+            topics=TopicSettings().all_topics(), partitions=4, log_path=tmp_path / "tansu.log"
+        ) as b,
+    ):
         config = setup(tmp_path, hook.port)
-        workers = [WorkerProc(b.bootstrap, tmp_path / f"w{i}", app_id="sw-alerts",
-                              config=config).launch() for i in range(2)]
+        workers = [
+            WorkerProc(b.bootstrap, tmp_path / f"w{i}", app_id="sw-alerts", config=config).launch()
+            for i in range(2)
+        ]
         try:
             for w in workers:
                 w.wait_ready(90)
-            produce(b.bootstrap, "otlp_spans", [(f"k{i}".encode(), m)
-                                                for i, m in enumerate(pii_messages(6))])
+            produce(
+                b.bootstrap,
+                "otlp_spans",
+                [(f"k{i}".encode(), m) for i, m in enumerate(pii_messages(6))],
+            )
             assert wait_until(lambda: len(hook.requests) >= 1, 90), "no notification"
             for w in workers:  # everything processed and delivered: a duplicate would be out
                 w.wait_drained(60)
-            alerts = consume_until(b.bootstrap, ["spanwatch.alerts"], lambda ms: False,
-                                   timeout=5)
+            alerts = consume_until(b.bootstrap, ["spanwatch.alerts"], lambda ms: False, timeout=5)
         finally:
             for w in workers:
                 w.stop()
@@ -107,12 +113,16 @@ def test_two_workers_one_alert_group_one_notification(tmp_path: Path) -> None:
 
 
 def test_pending_notification_survives_a_restart(tmp_path: Path) -> None:
-    with Webhook([500]) as hook, EmbeddedBroker(topics=TopicSettings().all_topics(),
-                                                partitions=4,
-                                                log_path=tmp_path / "tansu.log") as b:
+    with (
+        Webhook([500]) as hook,
+        EmbeddedBroker(
+            topics=TopicSettings().all_topics(), partitions=4, log_path=tmp_path / "tansu.log"
+        ) as b,
+    ):
         config = setup(tmp_path, hook.port)
-        first = WorkerProc(b.bootstrap, tmp_path / "a", app_id="sw-pending",
-                           config=config).start(90)
+        first = WorkerProc(b.bootstrap, tmp_path / "a", app_id="sw-pending", config=config).start(
+            90
+        )
         try:
             produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in pii_messages(1)])
             assert wait_until(lambda: len(hook.requests) >= 2, 90), "no retries"
@@ -121,8 +131,9 @@ def test_pending_notification_survives_a_restart(tmp_path: Path) -> None:
             first.stop()
         failed = len(hook.requests)
         hook.statuses[:] = [200]
-        second = WorkerProc(b.bootstrap, tmp_path / "b", app_id="sw-pending",
-                            config=config).start(90)
+        second = WorkerProc(b.bootstrap, tmp_path / "b", app_id="sw-pending", config=config).start(
+            90
+        )
         try:  # the outbox came back from the table changelog; the next try succeeds
             assert wait_until(lambda: any(r["status"] == 200 for r in hook.requests), 90)
             second.wait_drained(60)
@@ -134,24 +145,52 @@ def test_pending_notification_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_silence_cli_round_trip(tmp_path: Path) -> None:
-    with Webhook() as hook, EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
-                                           log_path=tmp_path / "tansu.log") as b:
+    with (
+        Webhook() as hook,
+        EmbeddedBroker(
+            topics=TopicSettings().all_topics(), partitions=4, log_path=tmp_path / "tansu.log"
+        ) as b,
+    ):
         config = setup(tmp_path, hook.port)
         w = WorkerProc(b.bootstrap, tmp_path / "w", app_id="sw-silence", config=config).start(90)
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "spanwatch.cli", "silence", *args,
-                                   "--broker", b.bootstrap, "--profile", "tansu"],
-                                  capture_output=True, text=True, timeout=60)
+            return subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "spanwatch.cli",
+                    "silence",
+                    *args,
+                    "--broker",
+                    b.bootstrap,
+                    "--profile",
+                    "tansu",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
         try:
-            added = cli("add", "-m", 'alertname="PiiInCompletion"', "-d", "1h",
-                        "--author", "sre", "--comment", "known test data")
+            added = cli(
+                "add",
+                "-m",
+                'alertname="PiiInCompletion"',
+                "-d",
+                "1h",
+                "--author",
+                "sre",
+                "--comment",
+                "known test data",
+            )
             assert added.returncode == 0, added.stderr
             sid = added.stdout.strip()
             assert wait_until(lambda: sid in cli("list").stdout, 60)
             produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in pii_messages(2)])
-            alerts = consume_until(b.bootstrap, ["spanwatch.alerts"], lambda ms: len(ms) >= 1,
-                                   timeout=60)
+            alerts = consume_until(
+                b.bootstrap, ["spanwatch.alerts"], lambda ms: len(ms) >= 1, timeout=60
+            )
             assert orjson.loads(alerts[0].value())["silenced"] is True
             w.wait_drained(60)
             assert hook.requests == []  # silenced: recorded, not notified
@@ -161,6 +200,10 @@ def test_silence_cli_round_trip(tmp_path: Path) -> None:
             assert sid in cli("list", "--all").stdout
         finally:
             w.stop()
-    bad = subprocess.run([sys.executable, "-m", "spanwatch.cli", "silence", "add", "-m",
-                          "model=qwen"], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "spanwatch.cli", "silence", "add", "-m", "model=qwen"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "bad matcher" in bad.stderr

@@ -144,19 +144,32 @@ def test_anomalies_do_not_poison_the_baseline_until_they_persist() -> None:
 
 def metrics_record(i: int, value: float | None, window: str = "1m") -> dict[str, Any]:
     start = 1_700_000_000_000_000_000 + i * 60 * 10**9
-    return {"series": {"service": "chat", "layer": "app", "operation": "chat", "model": "m"},
-            "window": {"name": window, "start_ns": start, "end_ns": start + 60 * 10**9,
-                       "size_s": 60.0, "step_s": 60.0},
-            "count": 100, "rate_per_s": 1.5, "error_rate": 0.0,
-            "ttft_s": None if value is None else {"p95": value}}
+    return {
+        "series": {"service": "chat", "layer": "app", "operation": "chat", "model": "m"},
+        "window": {
+            "name": window,
+            "start_ns": start,
+            "end_ns": start + 60 * 10**9,
+            "size_s": 60.0,
+            "step_s": 60.0,
+        },
+        "count": 100,
+        "rate_per_s": 1.5,
+        "error_rate": 0.0,
+        "ttft_s": None if value is None else {"p95": value},
+    }
 
 
 def run_stage(stage: AnomalyStage, recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     store: dict[str, str] = {}
     out = []
     for r in recs:
-        out += stage.process("k", r, lambda k: load_state(store[k]) if k in store else None,
-                             lambda k, s: store.__setitem__(k, dump_state(s)) or True)
+        out += stage.process(
+            "k",
+            r,
+            lambda k: load_state(store[k]) if k in store else None,
+            lambda k, s: store.__setitem__(k, dump_state(s)) or True,
+        )
     return out
 
 
@@ -182,22 +195,34 @@ def test_stage_overflow_and_missing() -> None:
     out = stage.process("k", metrics_record(0, 0.5), lambda k: None, lambda k, s: False)
     assert out == [] and stage.stats.series_overflow == 1
     store: dict[str, Any] = {}
-    out = stage.process("k", metrics_record(0, None), store.get,
-                        lambda k, s: store.__setitem__(k, s) or True)
+    out = stage.process(
+        "k", metrics_record(0, None), store.get, lambda k, s: store.__setitem__(k, s) or True
+    )
     assert out == [] and stage.stats.skipped_missing == 1
 
 
 def test_every_signal_extracts_from_real_shapes() -> None:
     rec = metrics_record(0, 0.9)
     rec.update(tpot_s={"p95": 0.02}, latency_s={"p95": 2.0}, queue_s=None)
-    tok = {"type": "window", "entity": {"kind": "model", "id": "m"},
-           "window": rec["window"], "total_tokens": 6000, "cost": {"USD": 0.3}}
+    tok = {
+        "type": "window",
+        "entity": {"kind": "model", "id": "m"},
+        "window": rec["window"],
+        "total_tokens": 6000,
+        "cost": {"USD": 0.3},
+    }
     assert SIGNALS["tokens_per_min"].extract(tok) == 6000
     assert SIGNALS["cost_per_min"].extract(tok) == pytest.approx(0.3)
     assert SIGNALS["queue_p95"].extract(rec) is None
     stage = load_settings().anomaly.stage()
     assert {s.name for s, _, _ in stage.points(rec)} == {
-        "ttft_p95", "tpot_p95", "latency_p95", "queue_p95", "error_rate", "request_rate"}
+        "ttft_p95",
+        "tpot_p95",
+        "latency_p95",
+        "queue_p95",
+        "error_rate",
+        "request_rate",
+    }
     assert {s.name for s, _, _ in stage.points(tok)} == {"tokens_per_min", "cost_per_min"}
     tok["entity"]["kind"] = "user"
     assert stage.points(tok) == []  # users are not scored by default (cardinality)
@@ -207,7 +232,8 @@ def test_backtest_equals_the_stage(tmp_path: Path) -> None:
     xs: list[float | None] = [*series(7, 150, base=0.8), 3.0, 3.2, None, 0.8]
     t0 = 1_700_000_000
     csv_in = "timestamp,value\n" + "".join(
-        f"{t0 + (i + 1) * 60},{'' if x is None else repr(x)}\n" for i, x in enumerate(xs))
+        f"{t0 + (i + 1) * 60},{'' if x is None else repr(x)}\n" for i, x in enumerate(xs)
+    )
     out = io.StringIO()
     backtest(io.StringIO(csv_in), out, dict(DEFAULT_DETECTORS["ttft_p95"]))
     rows = out.getvalue().splitlines()
@@ -219,29 +245,52 @@ def test_backtest_equals_the_stage(tmp_path: Path) -> None:
         r = metrics_record(0, x)
         r["window"]["end_ns"] = (t0 + (i + 1) * 60) * 10**9
         recs.append(r)
-    live = {r["window"]["end_ns"] // 10**9: r["score"] for r in run_stage(stage, recs)
-            if r["type"] == "score"}
+    live = {
+        r["window"]["end_ns"] // 10**9: r["score"]
+        for r in run_stage(stage, recs)
+        if r["type"] == "score"
+    }
     assert live == {t: s for t, s in cli.items() if t in live}
     assert len(live) == len(xs) - 1  # the missing point is not scored
     assert max(live.values()) > 0.9
 
 
 def run_cli(args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "spanwatch.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "spanwatch.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_score_command(tmp_path: Path) -> None:
     src = tmp_path / "s.csv"
-    src.write_text("timestamp,value\n" + "".join(
-        f"2026-11-28T10:{i:02d}:00Z,{1 + (i % 3) * 0.01}\n" for i in range(40)))
-    res = run_cli(["anomaly", "score", "--input", str(src), "--output", str(tmp_path / "o.csv"),
-                   "--detector", "ewma", "--param", "period_s=0", "--param", "log=true",
-                   "--extra"])
+    src.write_text(
+        "timestamp,value\n"
+        + "".join(f"2026-11-28T10:{i:02d}:00Z,{1 + (i % 3) * 0.01}\n" for i in range(40))
+    )
+    res = run_cli(
+        [
+            "anomaly",
+            "score",
+            "--input",
+            str(src),
+            "--output",
+            str(tmp_path / "o.csv"),
+            "--detector",
+            "ewma",
+            "--param",
+            "period_s=0",
+            "--param",
+            "log=true",
+            "--extra",
+        ]
+    )
     assert res.returncode == 0, res.stderr
     lines = (tmp_path / "o.csv").read_text().splitlines()
-    assert lines[0] == ("timestamp,value,anomaly_score,expected_low,expected_high,anomalous,"
-                        "model")
+    assert lines[0] == ("timestamp,value,anomaly_score,expected_low,expected_high,anomalous,model")
     assert len(lines) == 41 and lines[1].startswith("2026-11-28T10:00:00Z,1.0,0.000000")
     bad = run_cli(["anomaly", "score"], "time,value\n1,2\n")
     assert bad.returncode == 2 and "header 'timestamp,value'" in bad.stderr

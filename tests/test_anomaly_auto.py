@@ -28,16 +28,19 @@ def run(xs: list[float], spec: dict | None = None) -> list[bool]:
 def daily(rng: random.Random, days: int, noise: float = 2.0) -> list[float]:
     """A square daily cycle: 80 by day, 20 by night (a scheduled job, a rush hour)."""
     per_day = int(DAY / STEP)
-    return [(80.0 if (i % per_day) < per_day // 2 else 20.0) + rng.gauss(0, noise)
-            for i in range(days * per_day)]
+    return [
+        (80.0 if (i % per_day) < per_day // 2 else 20.0) + rng.gauss(0, noise)
+        for i in range(days * per_day)
+    ]
 
 
 # --- tail calibration -------------------------------------------------------------------
 
+
 def test_probability_to_score_reads_as_decades() -> None:
     assert probability_to_score(1.0) == 0.0 and probability_to_score(0.0) == 1.0
     assert probability_to_score(1e-3) == pytest.approx(0.6)
-    assert score_to_probability(0.9) == pytest.approx(10 ** -4.5)
+    assert score_to_probability(0.9) == pytest.approx(10**-4.5)
 
 
 def test_tail_is_empirical_in_the_bulk_and_exponential_beyond() -> None:
@@ -66,21 +69,22 @@ def test_routine_spikes_become_routine() -> None:
 
 # --- the auto detector ------------------------------------------------------------------
 
+
 def test_daily_cycle_is_expected_and_its_breaks_are_not() -> None:
     """The robust detector's failure on real data: every evening rush hour was an alarm."""
     rng = random.Random(3)
     xs = daily(rng, 8)
     quiet = run(xs)
     per_day = int(DAY / STEP)
-    assert not any(quiet[2 * per_day:])  # once the profile is learned, the cycle is normal
+    assert not any(quiet[2 * per_day :])  # once the profile is learned, the cycle is normal
     anomaly = 6 * per_day + 10
     for i in range(anomaly, anomaly + 60):  # the day's peak 50 % higher for five hours
         xs[i] += 40.0
     flags = run(xs)
-    assert any(flags[anomaly:anomaly + 3])
-    assert not any(flags[2 * per_day:anomaly]) and not any(flags[anomaly + 120:])
+    assert any(flags[anomaly : anomaly + 3])
+    assert not any(flags[2 * per_day : anomaly]) and not any(flags[anomaly + 120 :])
     det = AnomalyScorer.from_spec({"detector": "auto"})
-    for i, x in enumerate(xs[:3 * per_day]):
+    for i, x in enumerate(xs[: 3 * per_day]):
         det.process(x, T0 + i * STEP)
     assert "daily" in det.detector.model  # type: ignore[attr-defined]
 
@@ -136,6 +140,7 @@ def test_sampling_interval_drops_impossible_periods() -> None:
 
 # --- window score and the public-set harness --------------------------------------------
 
+
 def test_window_score_rules() -> None:
     n = 1000
     events = ws.events_from_labels([1 if i in (500, 501, 503) else 0 for i in range(n)])
@@ -167,7 +172,10 @@ def write_cloud_monitoring(root: Path) -> None:
     folder.mkdir(parents=True)
     rows = ["TimeStamp,Value,Label"] + [
         f'"2018-07-03T{h:02d}:{m:02d}:00Z",{500.0 if (h, m) == (20, 0) else 10 + m % 3},'
-        f"{int((h, m) == (20, 0))}" for h in range(24) for m in range(60)]
+        f"{int((h, m) == (20, 0))}"
+        for h in range(24)
+        for m in range(60)
+    ]
     (folder / "api-01.csv").write_text("\n".join(rows) + "\n")
 
 
@@ -177,8 +185,10 @@ def write_skab(root: Path) -> None:
     rows = ["datetime;a;b;anomaly;changepoint"]
     for i in range(1200):
         fault = 800 <= i < 1000
-        rows.append(f"2020-03-09 10:{i // 60 % 60:02d}:{i % 60:02d};{1 + (i % 2) * 0.01};"
-                    f"{5 + (20 if fault else 0) + (i % 3) * 0.1};{int(fault)}.0;0.0")
+        rows.append(
+            f"2020-03-09 10:{i // 60 % 60:02d}:{i % 60:02d};{1 + (i % 2) * 0.01};"
+            f"{5 + (20 if fault else 0) + (i % 3) * 0.1};{int(fault)}.0;0.0"
+        )
     (folder / "0.csv").write_text("\n".join(rows) + "\n")
 
 

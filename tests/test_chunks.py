@@ -23,10 +23,20 @@ TEXT = "模型输出 streams 🚀 " * 3000 + "end"
 
 def pieces_of(text: str, encoding: str, piece_bytes: int = 4096) -> list[Piece]:
     attrs = make_pieces(text, "p1", "output", piece_bytes=piece_bytes, encoding=encoding)
-    return [Piece("p1", "t" * 32, "s" * 16, "output", int(a["gen_ai.content.chunk.index"]),
-                  a.get("gen_ai.content.chunk.count"), encoding,  # type: ignore[arg-type]
-                  _raw(a, encoding), a.get("gen_ai.content.digest"))  # type: ignore[arg-type]
-            for a in attrs]
+    return [
+        Piece(
+            "p1",
+            "t" * 32,
+            "s" * 16,
+            "output",
+            int(a["gen_ai.content.chunk.index"]),
+            a.get("gen_ai.content.chunk.count"),
+            encoding,  # type: ignore[arg-type]
+            _raw(a, encoding),
+            a.get("gen_ai.content.digest"),
+        )  # type: ignore[arg-type]
+        for a in attrs
+    ]
 
 
 def _raw(a: dict[str, object], encoding: str) -> bytes:
@@ -70,10 +80,16 @@ def _invalid(b: bytes) -> bool:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(min_size=1, max_size=3000), st.sampled_from(["utf-8", "base64", "gzip+base64"]),
-       st.integers(1, 50), st.randoms(use_true_random=False), st.data())
-def test_shuffled_duplicated_and_missing_pieces(text: str, encoding: str, size: int,
-                                                rnd: random.Random, data: st.DataObject) -> None:
+@given(
+    st.text(min_size=1, max_size=3000),
+    st.sampled_from(["utf-8", "base64", "gzip+base64"]),
+    st.integers(1, 50),
+    st.randoms(use_true_random=False),
+    st.data(),
+)
+def test_shuffled_duplicated_and_missing_pieces(
+    text: str, encoding: str, size: int, rnd: random.Random, data: st.DataObject
+) -> None:
     pieces = pieces_of(text, encoding, size)
     dup = pieces + [rnd.choice(pieces) for _ in range(data.draw(st.integers(0, 5)))]
     rnd.shuffle(dup)
@@ -96,8 +112,16 @@ def test_shuffled_duplicated_and_missing_pieces(text: str, encoding: str, size: 
 
 def test_digest_mismatch_and_conflicting_duplicates() -> None:
     pieces = pieces_of(TEXT, "utf-8")
-    forged = Piece("p1", "t" * 32, "s" * 16, "output", pieces[1].index, None, "utf-8",
-                   b"X" * len(pieces[1].data))  # a retry that carries different data
+    forged = Piece(
+        "p1",
+        "t" * 32,
+        "s" * 16,
+        "output",
+        pieces[1].index,
+        None,
+        "utf-8",
+        b"X" * len(pieces[1].data),
+    )  # a retry that carries different data
     state = PayloadState.start(pieces[0], 0)
     held = {}
     for p in [forged, *pieces]:
@@ -137,8 +161,13 @@ def test_exporter_splits_big_content_into_separate_small_batches() -> None:
             return memory.export(spans)
 
     provider = TracerProvider(resource=Resource.create({"service.name": "chat-app"}))
-    provider.add_span_processor(SimpleSpanProcessor(ChunkingSpanExporter(
-        Recorder(), max_attribute_bytes=16_384, piece_bytes=64 * 1024, encoding="base64")))
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            ChunkingSpanExporter(
+                Recorder(), max_attribute_bytes=16_384, piece_bytes=64 * 1024, encoding="base64"
+            )
+        )
+    )
     big = "对话内容 " * 400_000  # ~5 MB of UTF-8, far over a collector's 1 MB message limit
     with provider.get_tracer("t").start_as_current_span("chat m") as sp:
         sp.set_attribute("gen_ai.operation.name", "chat")
@@ -149,8 +178,9 @@ def test_exporter_splits_big_content_into_separate_small_batches() -> None:
     assert len(exported) > 3 and max(exported) < 1_000_000
     owner = next(s for s in spans if s.name == "chat m")
     assert "gen_ai.output.messages" not in owner.attributes
-    assert list(owner.attributes[CHUNKED]) == [f"{owner.context.span_id:016x}:"
-                                               "gen_ai.output.messages"]
+    assert list(owner.attributes[CHUNKED]) == [
+        f"{owner.context.span_id:016x}:gen_ai.output.messages"
+    ]
     result = ingest_message(encode_spans(spans).SerializeToString())
     [rec] = result.spans  # carrier spans are not records
     assert any(c.kind == "chunk" and c.role == "output" for c in rec.content)

@@ -20,8 +20,9 @@ CLI = [sys.executable, "-m", "spanwatch.cli"]
 
 @pytest.mark.broker
 def test_demo_runs_and_stops_everything_it_started() -> None:
-    out = subprocess.run([*CLI, "demo", "--duration", "75"], capture_output=True, text=True,
-                         timeout=240)
+    out = subprocess.run(
+        [*CLI, "demo", "--duration", "75"], capture_output=True, text=True, timeout=240
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     last = out.stdout.rsplit("spanwatch demo", 1)[1]
     records = int(re.search(r"records (\d+)", last).group(1))  # type: ignore[union-attr]
@@ -54,37 +55,58 @@ def test_capture_then_normalize(broker: EmbeddedBroker, tmp_path: Path) -> None:
     batch = next(gen.batches(50, time.time_ns())).traces_data()
     produce(broker.bootstrap, "otlp_spans", [batch.SerializeToString(), b"{broken"])
     out = tmp_path / "cap"
-    subprocess.run([*CLI, "capture", "--broker", broker.bootstrap, "--profile", "tansu",
-                    "--topic", "otlp_spans", "--out", str(out), "--max", "2"],
-                   check=True, timeout=120)
+    subprocess.run(
+        [
+            *CLI,
+            "capture",
+            "--broker",
+            broker.bootstrap,
+            "--profile",
+            "tansu",
+            "--topic",
+            "otlp_spans",
+            "--out",
+            str(out),
+            "--max",
+            "2",
+        ],
+        check=True,
+        timeout=120,
+    )
     files = sorted(p for p in out.iterdir() if not p.name.endswith(".meta.json"))
-    assert [p.suffix for p in files] == [".json", ".pb"] or \
-        sorted(p.suffix for p in files) == [".json", ".pb"]
+    assert [p.suffix for p in files] == [".json", ".pb"] or sorted(p.suffix for p in files) == [
+        ".json",
+        ".pb",
+    ]
     res = subprocess.run([*CLI, "normalize", *map(str, files)], capture_output=True, text=True)
     assert res.returncode == 1  # one file was undecodable, and said so
-    assert len(res.stdout.splitlines()) == sum(len(ss.spans) for rs in batch.resource_spans
-                                               for ss in rs.scope_spans)
+    assert len(res.stdout.splitlines()) == sum(
+        len(ss.spans) for rs in batch.resource_spans for ss in rs.scope_spans
+    )
     assert "bad_json" in res.stderr
 
 
 def test_worker_refuses_an_invalid_config(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("kafka:\n  profile: nope\n")
-    out = subprocess.run([*CLI, "--config", str(cfg), "worker"], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [*CLI, "--config", str(cfg), "worker"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2 and "kafka.profile" in out.stderr
 
 
 def test_broker_on_a_taken_port_is_a_clear_error() -> None:
     with EmbeddedBroker() as first:
-        out = subprocess.run([*CLI, "broker", "--port", str(first.port)], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            [*CLI, "broker", "--port", str(first.port)], capture_output=True, text=True, timeout=60
+        )
     assert out.returncode == 2 and "tansu" in out.stderr
 
 
 def _one_error_line(out: subprocess.CompletedProcess[str], *needles: str) -> None:
-    lines = [ln for ln in (out.stdout + out.stderr).splitlines()
-             if ln.strip() and " INFO " not in ln]
+    lines = [
+        ln for ln in (out.stdout + out.stderr).splitlines() if ln.strip() and " INFO " not in ln
+    ]
     assert out.returncode == 2, out
     assert len(lines) == 1 and lines[0].startswith("spanwatch: error: "), lines
     assert "Traceback" not in out.stderr
@@ -95,15 +117,21 @@ def _one_error_line(out: subprocess.CompletedProcess[str], *needles: str) -> Non
 def test_an_unreachable_broker_is_one_line() -> None:
     from spanwatch.broker import free_port
 
-    out = subprocess.run([*CLI, "worker", "--broker", f"127.0.0.1:{free_port()}"],
-                         capture_output=True, text=True, timeout=90)
+    out = subprocess.run(
+        [*CLI, "worker", "--broker", f"127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     _one_error_line(out, "no Kafka broker answered at 127.0.0.1:")
 
 
 def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
-    for args in (["normalize", str(tmp_path / "nope.pb")],
-                 ["--config", str(tmp_path / "nope.yaml"), "worker"],
-                 ["safety", "scan", str(tmp_path / "nope.txt")]):
+    for args in (
+        ["normalize", str(tmp_path / "nope.pb")],
+        ["--config", str(tmp_path / "nope.yaml"), "worker"],
+        ["safety", "scan", str(tmp_path / "nope.txt")],
+    ):
         out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
         _one_error_line(out, str(tmp_path / "nope"))
 
@@ -113,9 +141,24 @@ def test_silence_before_any_worker_is_one_line_and_creates_no_topic() -> None:
     from confluent_kafka.admin import AdminClient
 
     with EmbeddedBroker() as b:  # a bare broker: no spanwatch topic exists yet
-        out = subprocess.run([*CLI, "silence", "add", "--broker", b.bootstrap, "--profile",
-                              "tansu", "-m", 'alertname="X"', "--duration", "1h"],
-                             capture_output=True, text=True, timeout=90)
+        out = subprocess.run(
+            [
+                *CLI,
+                "silence",
+                "add",
+                "--broker",
+                b.bootstrap,
+                "--profile",
+                "tansu",
+                "-m",
+                'alertname="X"',
+                "--duration",
+                "1h",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         topics = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10).topics
     _one_error_line(out, "topic 'spanwatch.alerting' does not exist")
     assert "spanwatch.alerting" not in topics  # Tansu would have made it with 4 partitions
@@ -139,8 +182,10 @@ def test_broker_command_creates_every_topic_with_its_partition_count(tmp_path: P
         got: dict[str, int] = {}
         while time.monotonic() < deadline and set(got) < set(want):
             with contextlib.suppress(Exception):
-                got = {name: len(t.partitions) for name, t in
-                       admin.list_topics(timeout=1).topics.items()}
+                got = {
+                    name: len(t.partitions)
+                    for name, t in admin.list_topics(timeout=1).topics.items()
+                }
             time.sleep(0.2)
     finally:
         stop(proc)

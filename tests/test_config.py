@@ -17,8 +17,12 @@ def test_defaults_point_at_the_collector_topic() -> None:
 
 
 def test_secrets_never_in_repr_or_str() -> None:
-    s = load_settings(kafka__sasl_password="hunter2-secret", kafka__sasl_mechanism="PLAIN",
-                      kafka__sasl_username="svc", kafka__security_protocol="SASL_SSL")
+    s = load_settings(
+        kafka__sasl_password="hunter2-secret",
+        kafka__sasl_mechanism="PLAIN",
+        kafka__sasl_username="svc",
+        kafka__security_protocol="SASL_SSL",
+    )
     assert "hunter2-secret" not in repr(s) and "hunter2-secret" not in str(s)
     assert s.kafka.client_config()["sasl.password"] == "hunter2-secret"
 

@@ -14,8 +14,12 @@ from pipeline.otlp import Encoding, decode, detect_encoding
 from tests.builders import span, traces
 from tests.support.otlp_json import otlp_json, per_span_messages, rotel_json
 
-ATTRS = {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 7,
-         "gen_ai.usage.output_tokens": 3, "gen_ai.response.time_to_first_chunk": 0.25}
+ATTRS = {
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.usage.input_tokens": 7,
+    "gen_ai.usage.output_tokens": 3,
+    "gen_ai.response.time_to_first_chunk": 0.25,
+}
 
 
 def _batch() -> bytes:
@@ -45,8 +49,13 @@ def test_json_lines_and_snake_case_keys() -> None:
     doc = json.loads(otlp_json(data))
     lines = (json.dumps(doc) + "\n" + json.dumps(doc) + "\n").encode()
     assert len(_records(lines)) == 2
-    snake = json.dumps(doc).replace("resourceSpans", "resource_spans").replace(
-        "scopeSpans", "scope_spans").replace("traceId", "trace_id").replace("spanId", "span_id")
+    snake = (
+        json.dumps(doc)
+        .replace("resourceSpans", "resource_spans")
+        .replace("scopeSpans", "scope_spans")
+        .replace("traceId", "trace_id")
+        .replace("spanId", "span_id")
+    )
     assert _records(snake.encode()) == _records(data.SerializeToString())
 
 
@@ -66,8 +75,9 @@ def test_one_span_per_message() -> None:
         (b"\x0a\x00", {"content-type": b"application/json; charset=utf-8"}, Encoding.OTLP_JSON),
     ],
 )
-def test_detect_encoding(value: bytes, headers: dict[str, bytes] | None,
-                         expected: Encoding) -> None:
+def test_detect_encoding(
+    value: bytes, headers: dict[str, bytes] | None, expected: Encoding
+) -> None:
     assert detect_encoding(value, headers) is expected
 
 
@@ -95,7 +105,7 @@ def test_configuration_can_force_the_encoding() -> None:
         (b"\x0a\xff\xff\xff\x0f garbage", "bad_protobuf"),
         (b'{"resourceSpans": [', "bad_json"),
         (b'{"hello": "world"}', "bad_otlp_json"),
-        (b'[1, 2]', "bad_otlp_json"),
+        (b"[1, 2]", "bad_otlp_json"),
         (b'{"resourceSpans": [{"scopeSpans": [{"spans": "nope"}]}]}', "bad_otlp_json"),
         (b'{"resourceSpans": []}', "no_spans"),
         (gzip.compress(b'{"resourceSpans": []}'), "bad_protobuf"),

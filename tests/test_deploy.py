@@ -81,8 +81,9 @@ def test_one_size_limit_end_to_end() -> None:
     ingest_max = load_settings(ROOT / "deploy" / "spanwatch.yaml").ingest.max_message_bytes
     # what the collector accepts, it can write; what it writes, the broker and topics keep;
     # what they keep, spanwatch reads (and larger ones go to the dead-letter topic)
-    assert grpc_max == http_max == producer_max == broker_max == topic_max == replica_max \
-        == ingest_max, (grpc_max, http_max, producer_max, broker_max, topic_max, ingest_max)
+    assert (
+        grpc_max == http_max == producer_max == broker_max == topic_max == replica_max == ingest_max
+    ), (grpc_max, http_max, producer_max, broker_max, topic_max, ingest_max)
 
 
 def test_every_long_running_service_has_a_healthcheck() -> None:
@@ -114,11 +115,12 @@ def test_worker_healthcheck_is_a_real_command_on_the_readiness_port() -> None:
 def test_prometheus_scrapes_every_worker_on_its_metrics_port() -> None:
     services = _compose()["services"]
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
-    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in \
-        services["prometheus"]["volumes"]
+    assert (
+        "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        in services["prometheus"]["volumes"]
+    )
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     (job,) = prom["scrape_configs"]
     port = load_settings(ROOT / "deploy" / "spanwatch.yaml").metrics.prometheus_port
     (sd,) = job["dns_sd_configs"]
-    assert sd["names"] == ["spanwatch"] and sd["port"] == port and job["metrics_path"] == \
-        "/metrics"
+    assert sd["names"] == ["spanwatch"] and sd["port"] == port and job["metrics_path"] == "/metrics"

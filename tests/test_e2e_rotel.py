@@ -24,25 +24,46 @@ pytestmark = [pytest.mark.broker, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(("fmt", "instrumentation", "transport"), [
-    ("protobuf", "openai-v2", "grpc"),
-    ("json", "openinference", "http"),
-])
-def test_sdk_to_rotel_to_kafka_to_worker(broker: EmbeddedBroker, tmp_path: Path, fmt: str,
-                                         instrumentation: str, transport: str) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "instrumentation", "transport"),
+    [
+        ("protobuf", "openai-v2", "grpc"),
+        ("json", "openinference", "http"),
+    ],
+)
+def test_sdk_to_rotel_to_kafka_to_worker(
+    broker: EmbeddedBroker, tmp_path: Path, fmt: str, instrumentation: str, transport: str
+) -> None:
     rotel = RotelProc(broker.bootstrap, "otlp_spans", tmp_path, fmt=fmt).start()
     worker = WorkerProc(broker.bootstrap, tmp_path).start()
     truth_path = tmp_path / "truth.json"
-    endpoint = (["--otlp-grpc", f"127.0.0.1:{rotel.grpc_port}"] if transport == "grpc"
-                else ["--otlp-http", f"http://127.0.0.1:{rotel.http_port}"])
+    endpoint = (
+        ["--otlp-grpc", f"127.0.0.1:{rotel.grpc_port}"]
+        if transport == "grpc"
+        else ["--otlp-http", f"http://127.0.0.1:{rotel.http_port}"]
+    )
     try:
-        subprocess.run([sys.executable, str(ROOT / "tests/support/instrumented_app.py"),
-                        "--instrumentation", instrumentation, "--truth", str(truth_path),
-                        *endpoint], check=True, timeout=120, env={**os.environ, **CONTENT_ENV})
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "tests/support/instrumented_app.py"),
+                "--instrumentation",
+                instrumentation,
+                "--truth",
+                str(truth_path),
+                *endpoint,
+            ],
+            check=True,
+            timeout=120,
+            env={**os.environ, **CONTENT_ENV},
+        )
         truth = json.loads(truth_path.read_text())
-        got = consume_until(broker.bootstrap, ["spanwatch.spans", "spanwatch.deadletter"],
-                            lambda ms: len(span_records(ms)) >= len(truth["spans"]),
-                            timeout=90)
+        got = consume_until(
+            broker.bootstrap,
+            ["spanwatch.spans", "spanwatch.deadletter"],
+            lambda ms: len(span_records(ms)) >= len(truth["spans"]),
+            timeout=90,
+        )
     finally:
         worker.stop()
         rotel.stop()

@@ -140,9 +140,15 @@ class PacedProducer(threading.Thread):
         super().__init__(daemon=True)
         self.holds = holds
         self.sent: list[tuple[int, bytes]] = []
-        self.producer = Producer({"bootstrap.servers": bootstrap, "batch.num.messages": 1,
-                                  "linger.ms": 0, "max.in.flight.requests.per.connection": 1,
-                                  "message.timeout.ms": 120_000})
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "batch.num.messages": 1,
+                "linger.ms": 0,
+                "max.in.flight.requests.per.connection": 1,
+                "message.timeout.ms": 120_000,
+            }
+        )
         self.failed: list[str] = []
         self._released = threading.Semaphore(0)
 
@@ -184,8 +190,9 @@ class Case:
     recovery: dict[str, float] = field(default_factory=dict)
 
     def worker(self, name: str) -> WorkerProc:
-        w = WorkerProc(self.broker.bootstrap, self.tmp / name, app_id="sw-faults",
-                       config=self.config)
+        w = WorkerProc(
+            self.broker.bootstrap, self.tmp / name, app_id="sw-faults", config=self.config
+        )
         self.workers.append(w)
         return w
 
@@ -204,9 +211,11 @@ class Case:
         while waiting and time.monotonic() < deadline:
             waiting = [w for w in waiting if self.ingested(w) <= before[id(w)]]
             time.sleep(0.2)
-        assert not waiting, f"workers not ingesting {RECOVERY_S} s after {label} " \
-            f"(load sent {len(self.load.sent)}): " + "; ".join(
-                f"{w.workdir.name}: {w.status()}" for w in waiting)
+        assert not waiting, (
+            f"workers not ingesting {RECOVERY_S} s after {label} "
+            f"(load sent {len(self.load.sent)}): "
+            + "; ".join(f"{w.workdir.name}: {w.status()}" for w in waiting)
+        )
         self.recovery[label] = time.monotonic() - since
 
 
@@ -237,8 +246,11 @@ def fault_sigstop(case: Case) -> None:
     assert a.proc is not None
     os.killpg(a.proc.pid, signal.SIGSTOP)
     # b must take a's partitions over while a is frozen
-    b.until(lambda st: len([p for p in st["partitions"] if p["topic"] == "otlp_spans"]) == 4,
-            RECOVERY_S, "owning every source partition while a is frozen")
+    b.until(
+        lambda st: len([p for p in st["partitions"] if p["topic"] == "otlp_spans"]) == 4,
+        RECOVERY_S,
+        "owning every source partition while a is frozen",
+    )
     time.sleep(SESSION_S)  # the fault itself: keep a frozen well beyond its session
     os.killpg(a.proc.pid, signal.SIGCONT)
     case.recovered("sigstop", [a, b], time.monotonic())
@@ -270,8 +282,11 @@ def fault_scale(case: Case) -> None:
 # where the load waits for the fault to be over (one hold per recovery the fault measures)
 HOLDS = {"sigkill": (48,), "sigstop": (48,), "broker_pause": (48,), "scale": (32, 64)}
 FAULTS: dict[str, Callable[[Case], None]] = {
-    "sigkill": fault_sigkill, "sigstop": fault_sigstop,
-    "broker_pause": fault_broker_pause, "scale": fault_scale}
+    "sigkill": fault_sigkill,
+    "sigstop": fault_sigstop,
+    "broker_pause": fault_broker_pause,
+    "scale": fault_scale,
+}
 
 
 def _windows(messages: list[Any], topic: str) -> set[bytes]:
@@ -288,9 +303,12 @@ def _windows(messages: list[Any], topic: str) -> set[bytes]:
 
 def _explain(extra: set[bytes], want: set[bytes]) -> str:
     """For each unexpected record, the fields that differ from the offline one."""
+
     def key(rec: dict[str, Any]) -> str:
-        return orjson.dumps([rec.get("series") or rec.get("entity"),
-                             rec["window"]["start_ns"]], option=orjson.OPT_SORT_KEYS).decode()
+        return orjson.dumps(
+            [rec.get("series") or rec.get("entity"), rec["window"]["start_ns"]],
+            option=orjson.OPT_SORT_KEYS,
+        ).decode()
 
     by_key = {key(orjson.loads(r)): orjson.loads(r) for r in want}
     lines = []
@@ -300,8 +318,9 @@ def _explain(extra: set[bytes], want: set[bytes]) -> str:
         if ref is None:
             lines.append(f"no offline window for {key(rec)}")
             continue
-        diff = {k: (rec.get(k), ref.get(k)) for k in set(rec) | set(ref)
-                if rec.get(k) != ref.get(k)}
+        diff = {
+            k: (rec.get(k), ref.get(k)) for k in set(rec) | set(ref) if rec.get(k) != ref.get(k)
+        }
         lines.append(f"{key(rec)}: (live, offline) {diff}")
     return "\n".join(lines)
 
@@ -319,8 +338,12 @@ def _token_sums(records: set[bytes]) -> dict[tuple[str, str], int]:
 @pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("run", range(REPEAT), ids=lambda i: f"run{i}")
 def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run: int) -> None:
-    with Webhook() as hook, EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
-                                           log_path=tmp_path / "tansu.log") as broker:
+    with (
+        Webhook() as hook,
+        EmbeddedBroker(
+            topics=TopicSettings().all_topics(), partitions=4, log_path=tmp_path / "tansu.log"
+        ) as broker,
+    ):
         rules = tmp_path / "rules"
         rules.mkdir()
         (rules / "r.yaml").write_text(RULES)
@@ -348,18 +371,22 @@ def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run
             for w in case.workers:  # a duplicate would have been sent by now
                 w.wait_drained(60)
             notified = list(hook.requests)
-            stale = {w.workdir.name: w.metric("spanwatch_changelog_stale_total")
-                     for w in case.workers}
+            stale = {
+                w.workdir.name: w.metric("spanwatch_changelog_stale_total") for w in case.workers
+            }
         finally:
             for w in case.workers:
                 w.stop()
     for topic, want in expected.items():
         live = _windows(got, topic)
-        assert live - want == set(), f"{topic}: windows that differ from the offline ones: " \
-            + _explain(live - want, want)
+        assert live - want == set(), (
+            f"{topic}: windows that differ from the offline ones: " + _explain(live - want, want)
+        )
         assert want - live == set(), f"{topic}: windows missing"
     assert _token_sums(_windows(got, "spanwatch.tokens")) == truth
     titles = sorted(r["body"]["title"] for r in notified)
     assert len(titles) == len(models), titles  # one notification per model, no duplicate
-    print(f"{fault} run {run}: recovery {case.recovery}, stale changelog records skipped "
-          f"at restore {stale}")
+    print(
+        f"{fault} run {run}: recovery {case.recovery}, stale changelog records skipped "
+        f"at restore {stale}"
+    )

@@ -32,9 +32,11 @@ def test_arbitrary_bytes(value: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)),
-                                         min_size=1, max_size=8),
-       st.integers(0, 10**6))
+@given(
+    st.sampled_from(SEEDS),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8),
+    st.integers(0, 10**6),
+)
 def test_mutated_valid_messages(seed: bytes, flips: list[tuple[int, int]], cut: int) -> None:
     buf = bytearray(seed)
     for pos, byte in flips:
@@ -43,12 +45,37 @@ def test_mutated_valid_messages(seed: bytes, flips: list[tuple[int, int]], cut: 
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-                    lambda inner: st.lists(inner, max_size=4)
-                    | st.dictionaries(st.sampled_from(
-                        ["resourceSpans", "scopeSpans", "spans", "traceId", "spanId",
-                         "attributes", "key", "value", "intValue", "stringValue", "kind",
-                         "status", "code", "events", "startTimeUnixNano"]), inner, max_size=4),
-                    max_leaves=30))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "resourceSpans",
+                        "scopeSpans",
+                        "spans",
+                        "traceId",
+                        "spanId",
+                        "attributes",
+                        "key",
+                        "value",
+                        "intValue",
+                        "stringValue",
+                        "kind",
+                        "status",
+                        "code",
+                        "events",
+                        "startTimeUnixNano",
+                    ]
+                ),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=30,
+    )
+)
 def test_arbitrary_json_shapes(doc: object) -> None:
     _check(json.dumps(doc).encode())

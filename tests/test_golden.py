@@ -49,8 +49,9 @@ def check_against_truth(records: list[LlmSpan], truth: dict[str, Any]) -> None:
         # the framework's span of each call repeats the client's: marked, counted once
         assert sorted(r.duplicate_of for r in repeats) == sorted(r.span_id for r in chats)
         assert all("langchain" in r.instrumentation for r in repeats)
-        assert counted_calls(records) == [r for r in records if r.duplicate_of is None
-                                          and r.input_tokens is not None]
+        assert counted_calls(records) == [
+            r for r in records if r.duplicate_of is None and r.input_tokens is not None
+        ]
     else:
         assert repeats == []
     span_ids = {(s["trace_id"], s["span_id"]) for s in truth["spans"]}
@@ -95,17 +96,32 @@ def test_golden_json_encoding_gives_the_same_records(case: str) -> None:
 def test_live_instrumentation_run(tmp_path: Path, instrumentation: str) -> None:
     """Run the real instrumentation now (not a recording) and check it the same way."""
     out, truth = tmp_path / "spans.pb", tmp_path / "truth.json"
-    subprocess.run([sys.executable, str(ROOT / "tests/support/instrumented_app.py"),
-                    "--instrumentation", instrumentation, "--out", str(out),
-                    "--truth", str(truth)], check=True, env={**os.environ, **CONTENT_ENV},
-                   timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests/support/instrumented_app.py"),
+            "--instrumentation",
+            instrumentation,
+            "--out",
+            str(out),
+            "--truth",
+            str(truth),
+        ],
+        check=True,
+        env={**os.environ, **CONTENT_ENV},
+        timeout=120,
+    )
     check_against_truth(ingest_message(out.read_bytes()).spans, json.loads(truth.read_text()))
 
 
 def test_normalize_cli_prints_the_golden_records() -> None:
     d = TESTDATA / "openinference_stream"
-    out = subprocess.run([sys.executable, "-m", "spanwatch.cli", "normalize",
-                          str(d / "input.pb")], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "spanwatch.cli", "normalize", str(d / "input.pb")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     got = [json.loads(line) for line in out.stdout.splitlines()]
     want = [json.loads(line) for line in (d / "expected.jsonl").read_text().splitlines()]
     assert [_strip_times(r) for r in got] == [_strip_times(r) for r in want]
@@ -114,8 +130,11 @@ def test_normalize_cli_prints_the_golden_records() -> None:
 def test_normalize_cli_reports_undecodable_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"resourceSpans": [')
-    out = subprocess.run([sys.executable, "-m", "spanwatch.cli", "normalize", str(bad)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "spanwatch.cli", "normalize", str(bad)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1 and "bad_json" in out.stderr
 
 

@@ -14,13 +14,17 @@ from spanwatch.broker import free_port
 from spanwatch.httpserver import serve
 from spanwatch.prom import _health_families
 
-STAGES = {"spanwatch.ingest": frozenset({"otlp_spans"}),
-          "spanwatch.merge": frozenset({"spanwatch.partials"})}
+STAGES = {
+    "spanwatch.ingest": frozenset({"otlp_spans"}),
+    "spanwatch.merge": frozenset({"spanwatch.partials"}),
+}
 
 
 def states(ingest_committed: int, merge_committed: int | None = 5) -> dict:
-    return {("otlp_spans", 0): PartitionState(end=12, committed=ingest_committed, read=11),
-            ("spanwatch.partials", 0): PartitionState(end=5, committed=merge_committed, read=4)}
+    return {
+        ("otlp_spans", 0): PartitionState(end=12, committed=ingest_committed, read=11),
+        ("spanwatch.partials", 0): PartitionState(end=5, committed=merge_committed, read=4),
+    }
 
 
 def test_a_stage_with_lag_and_no_progress_is_stalled_after_the_wait() -> None:
@@ -68,10 +72,12 @@ def test_last_event_per_stage_and_a_blocked_loop() -> None:
 def test_revoked_partitions_are_forgotten() -> None:
     h = HealthTracker(STAGES, stall_after_s=30)
     h.update(0.0, states(8), joined=True, recovering=False)
-    r = h.update(40.0, {("spanwatch.partials", 0): PartitionState(5, 5, 4)}, joined=True,
-                 recovering=False)
-    assert r["state"] == "running" and [p["topic"] for p in r["partitions"]] == \
-        ["spanwatch.partials"]
+    r = h.update(
+        40.0, {("spanwatch.partials", 0): PartitionState(5, 5, 4)}, joined=True, recovering=False
+    )
+    assert r["state"] == "running" and [p["topic"] for p in r["partitions"]] == [
+        "spanwatch.partials"
+    ]
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -120,6 +126,8 @@ def test_health_is_exported_to_prometheus() -> None:
     h.update(0.0, states(8), joined=True, recovering=False)
     fams = {f.name: f for f in _health_families(h.report)}
     assert fams["spanwatch_worker_ready"].samples[0].value == 1.0
-    lags = {(s.labels["topic"], s.labels["partition"]): s.value
-            for s in fams["spanwatch_consumer_lag_records"].samples}
+    lags = {
+        (s.labels["topic"], s.labels["partition"]): s.value
+        for s in fams["spanwatch_consumer_lag_records"].samples
+    }
     assert lags == {("otlp_spans", "0"): 4, ("spanwatch.partials", "0"): 0}

@@ -30,39 +30,69 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("pki")
     now = datetime.datetime.now(datetime.UTC)
 
-    def cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
-             signer: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
-        return (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-                .sign(signer, hashes.SHA256()))
+    def cert(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: str,
+        signer: ec.EllipticCurvePrivateKey,
+        ca: bool,
+    ) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(signer, hashes.SHA256())
+        )
 
-    ca_key, client_key = ec.generate_private_key(ec.SECP256R1()), \
-        ec.generate_private_key(ec.SECP256R1())
+    ca_key, client_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
     files = {"ca": d / "ca.pem", "cert": d / "client.pem", "key": d / "client.key"}
-    files["ca"].write_bytes(cert("test-ca", ca_key, "test-ca", ca_key, True)
-                            .public_bytes(serialization.Encoding.PEM))
-    files["cert"].write_bytes(cert("spanwatch", client_key, "test-ca", ca_key, False)
-                              .public_bytes(serialization.Encoding.PEM))
-    files["key"].write_bytes(client_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"key-pass")))
+    files["ca"].write_bytes(
+        cert("test-ca", ca_key, "test-ca", ca_key, True).public_bytes(serialization.Encoding.PEM)
+    )
+    files["cert"].write_bytes(
+        cert("spanwatch", client_key, "test-ca", ca_key, False).public_bytes(
+            serialization.Encoding.PEM
+        )
+    )
+    files["key"].write_bytes(
+        client_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"key-pass"),
+        )
+    )
     return files
 
 
 def _settings(tmp_path: Path, **kafka: object) -> Settings:
-    return Settings(kafka=KafkaSettings(bootstrap_servers="kafka-1:9093", **kafka),
-                    worker={"data_dir": tmp_path})
+    return Settings(
+        kafka=KafkaSettings(bootstrap_servers="kafka-1:9093", **kafka),
+        worker={"data_dir": tmp_path},
+    )
 
 
 def test_mutual_tls_reaches_librdkafka_and_faust(pki: dict[str, Path], tmp_path: Path) -> None:
-    s = _settings(tmp_path, security_protocol="SSL", ssl_cafile=pki["ca"],
-                  ssl_certfile=pki["cert"], ssl_keyfile=pki["key"], ssl_key_password="key-pass")
-    for conf in (confluent_config(s.kafka), settings_config(s, "producer"),
-                 settings_config(s, "consumer")):
+    s = _settings(
+        tmp_path,
+        security_protocol="SSL",
+        ssl_cafile=pki["ca"],
+        ssl_certfile=pki["cert"],
+        ssl_keyfile=pki["key"],
+        ssl_key_password="key-pass",
+    )
+    for conf in (
+        confluent_config(s.kafka),
+        settings_config(s, "producer"),
+        settings_config(s, "consumer"),
+    ):
         assert conf["security.protocol"] == "SSL"
         assert conf["ssl.ca.location"] == str(pki["ca"])
         assert conf["ssl.certificate.location"] == str(pki["cert"])
@@ -79,14 +109,23 @@ def test_mutual_tls_reaches_librdkafka_and_faust(pki: dict[str, Path], tmp_path:
     assert [c["subject"] for c in ctx.get_ca_certs()] == [((("commonName", "test-ca"),),)]
 
 
-def test_sasl_over_tls_reaches_librdkafka_and_faust(pki: dict[str, Path],
-                                                    tmp_path: Path) -> None:
-    s = _settings(tmp_path, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-                  sasl_username="spanwatch", sasl_password="s3cret", ssl_cafile=pki["ca"],
-                  ssl_check_hostname=False)
+def test_sasl_over_tls_reaches_librdkafka_and_faust(pki: dict[str, Path], tmp_path: Path) -> None:
+    s = _settings(
+        tmp_path,
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="spanwatch",
+        sasl_password="s3cret",
+        ssl_cafile=pki["ca"],
+        ssl_check_hostname=False,
+    )
     conf = confluent_config(s.kafka)
-    assert (conf["security.protocol"], conf["sasl.mechanism"], conf["sasl.username"],
-            conf["sasl.password"]) == ("SASL_SSL", "SCRAM-SHA-512", "spanwatch", "s3cret")
+    assert (
+        conf["security.protocol"],
+        conf["sasl.mechanism"],
+        conf["sasl.username"],
+        conf["sasl.password"],
+    ) == ("SASL_SSL", "SCRAM-SHA-512", "spanwatch", "s3cret")
     assert conf["ssl.endpoint.identification.algorithm"] == "none"
     creds = create_app(s).conf.broker_credentials
     assert isinstance(creds, SASLCredentials)
@@ -102,14 +141,18 @@ def test_plaintext_stays_plaintext(tmp_path: Path) -> None:
     assert not any(k.startswith(("ssl.", "sasl.")) for k in confluent_config(s.kafka))
 
 
-@pytest.mark.parametrize(("kafka", "message"), [
-    ({"security_protocol": "SASL_SSL"}, "needs sasl_mechanism"),
-    ({"sasl_mechanism": "PLAIN"}, "needs security_protocol SASL_PLAINTEXT or SASL_SSL"),
-    ({"ssl_cafile": "ca.pem"}, "use SSL or SASL_SSL"),
-    ({"security_protocol": "SSL", "ssl_cafile": "/nonexistent/ca.pem"}, "no such file"),
-])
-def test_inconsistent_security_settings_are_refused(tmp_path: Path, kafka: dict[str, str],
-                                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("kafka", "message"),
+    [
+        ({"security_protocol": "SASL_SSL"}, "needs sasl_mechanism"),
+        ({"sasl_mechanism": "PLAIN"}, "needs security_protocol SASL_PLAINTEXT or SASL_SSL"),
+        ({"ssl_cafile": "ca.pem"}, "use SSL or SASL_SSL"),
+        ({"security_protocol": "SSL", "ssl_cafile": "/nonexistent/ca.pem"}, "no such file"),
+    ],
+)
+def test_inconsistent_security_settings_are_refused(
+    tmp_path: Path, kafka: dict[str, str], message: str
+) -> None:
     from pipeline.config import load_settings
 
     cfg = tmp_path / "sw.yaml"
@@ -121,19 +164,29 @@ def test_inconsistent_security_settings_are_refused(tmp_path: Path, kafka: dict[
 def test_every_kafka_client_is_built_from_the_deployment_settings() -> None:
     """A confluent-kafka client built anywhere but through spanwatch.kafka (or for the
     embedded development broker, which only listens on loopback) would miss TLS and SASL."""
-    dev_broker_only = {"spanwatch/broker.py", "spanwatch/cluster.py", "spanwatch/demo.py",
-                       "spanwatch/bench.py", "spanwatch/bench_alerts.py"}
+    dev_broker_only = {
+        "spanwatch/broker.py",
+        "spanwatch/cluster.py",
+        "spanwatch/demo.py",
+        "spanwatch/bench.py",
+        "spanwatch/bench_alerts.py",
+    }
     ctor = re.compile(r"\b(Producer|Consumer|AdminClient)\((?!\))")
     offenders = []
-    for path in sorted([*ROOT.glob("spanwatch/**/*.py"), *ROOT.glob("agents/*.py"),
-                        *ROOT.glob("pipeline/**/*.py")]):
+    for path in sorted(
+        [*ROOT.glob("spanwatch/**/*.py"), *ROOT.glob("agents/*.py"), *ROOT.glob("pipeline/**/*.py")]
+    ):
         rel = path.relative_to(ROOT).as_posix()
         if rel in dev_broker_only or rel == "spanwatch/kafka.py":
             continue
         lines = path.read_text().splitlines()
         for n, line in enumerate(lines, 1):
-            built_from = "\n".join(lines[max(0, n - 6):n])  # the statement and its setup
-            if ctor.search(line) and "class " not in line and "settings_config(" not in \
-                    built_from and "confluent_config(" not in built_from:
+            built_from = "\n".join(lines[max(0, n - 6) : n + 3])  # the statement and its setup
+            if (
+                ctor.search(line)
+                and "class " not in line
+                and "settings_config(" not in built_from
+                and "confluent_config(" not in built_from
+            ):
                 offenders.append(f"{rel}:{n}: {line.strip()}")
     assert not offenders, offenders

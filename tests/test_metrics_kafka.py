@@ -41,26 +41,37 @@ def _input() -> list[tuple[int, bytes]]:
 
 def _offline(msgs: list[tuple[int, bytes]], config: Path) -> list[bytes]:
     keyer = SeriesKeyer(load_settings(config).metrics.dimensions)
-    return sorted(orjson.dumps(c.to_record(keyer.labels(orjson.loads(c.series))),
-                               option=orjson.OPT_SORT_KEYS) for c in offline_windows(msgs, config))
+    return sorted(
+        orjson.dumps(c.to_record(keyer.labels(orjson.loads(c.series))), option=orjson.OPT_SORT_KEYS)
+        for c in offline_windows(msgs, config)
+    )
 
 
 def _wait_until_split(procs: list[WorkerProc], timeout: float = 60.0) -> None:
     """Until every worker owns source partitions (read from their /status)."""
     for w in procs:
-        w.until(lambda st: any(p["topic"] == "otlp_spans" for p in st["partitions"])
-                and (len(procs) == 1 or sum(p["topic"] == "otlp_spans"
-                                            for p in st["partitions"]) < 4),
-                timeout, "owning some source partitions")
+        w.until(
+            lambda st: (
+                any(p["topic"] == "otlp_spans" for p in st["partitions"])
+                and (
+                    len(procs) == 1 or sum(p["topic"] == "otlp_spans" for p in st["partitions"]) < 4
+                )
+            ),
+            timeout,
+            "owning some source partitions",
+        )
 
 
-def _run(tmp: Path, msgs: list[tuple[int, bytes]], config: Path, workers: int,
-         expected: int) -> list[bytes]:
+def _run(
+    tmp: Path, msgs: list[tuple[int, bytes]], config: Path, workers: int, expected: int
+) -> list[bytes]:
     topics = TopicSettings().all_topics()
     tmp.mkdir(parents=True)
     with EmbeddedBroker(topics=topics, partitions=4, log_path=tmp / "tansu.log") as b:
-        procs = [WorkerProc(b.bootstrap, tmp / f"w{i}", app_id="spanwatch", config=config)
-                 for i in range(workers)]
+        procs = [
+            WorkerProc(b.bootstrap, tmp / f"w{i}", app_id="spanwatch", config=config)
+            for i in range(workers)
+        ]
         try:
             # Launched together, the workers join one group generation: faust 0.15 can leave
             # a worker idle after a rebalance that revokes partitions (see docs/ARCHITECTURE.md)
@@ -73,15 +84,17 @@ def _run(tmp: Path, msgs: list[tuple[int, bytes]], config: Path, workers: int,
             for part, value in msgs:
                 p.produce("otlp_spans", value, partition=part)
             assert p.flush(30) == 0
-            got = consume_until(b.bootstrap, ["spanwatch.metrics"],
-                                lambda ms: len({m.value() for m in ms}) >= expected,
-                                timeout=120)
+            got = consume_until(
+                b.bootstrap,
+                ["spanwatch.metrics"],
+                lambda ms: len({m.value() for m in ms}) >= expected,
+                timeout=120,
+            )
         finally:
             for w in procs:
                 w.stop()
     # at-least-once: a window re-emitted after a redelivery is the same record
-    return sorted({orjson.dumps(orjson.loads(m.value()), option=orjson.OPT_SORT_KEYS)
-                   for m in got})
+    return sorted({orjson.dumps(orjson.loads(m.value()), option=orjson.OPT_SORT_KEYS) for m in got})
 
 
 def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path) -> None:

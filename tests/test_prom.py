@@ -17,13 +17,28 @@ from spanwatch.prom import LatestWindows, SpanwatchCollector
 
 def _record(end_offset_s: int, ttft: float) -> dict[str, object]:
     agg = SignalAggregate()
-    span = LlmSpan("a" * 32, "b" * 16, "", "chat", "svc", Layer.APP, "chat", "client", 0,
-                   10**9, 1.0, "ok", request_model="m", ttft_s=ttft, output_tokens=10)
+    span = LlmSpan(
+        "a" * 32,
+        "b" * 16,
+        "",
+        "chat",
+        "svc",
+        Layer.APP,
+        "chat",
+        "client",
+        0,
+        10**9,
+        1.0,
+        "ok",
+        request_model="m",
+        ttft_s=ttft,
+        output_tokens=10,
+    )
     agg.add(span, {"app": 10**9})
-    closed = ClosedWindow('["svc","app","chat","m"]', WindowSpec.parse("10s"),
-                          end_offset_s * 10**9, agg)
-    return closed.to_record({"service": "svc", "layer": "app", "operation": "chat",
-                             "model": "m"})
+    closed = ClosedWindow(
+        '["svc","app","chat","m"]', WindowSpec.parse("10s"), end_offset_s * 10**9, agg
+    )
+    return closed.to_record({"service": "svc", "layer": "app", "operation": "chat", "model": "m"})
 
 
 def test_latest_window_wins_and_is_exposed_with_prometheus_names() -> None:
@@ -33,15 +48,19 @@ def test_latest_window_wins_and_is_exposed_with_prometheus_names() -> None:
     stats = IngestStats(messages=3)
     stats.deadletters["bad_json"] += 2
     reg = CollectorRegistry()
-    runtime = SimpleNamespace(counters={"windows_closed_total": 2},
-                              token_totals=Counter({("model", "m", "input"): 7}),
-                              cost_totals=Counter({("model", "m", "USD"): 1_500_000_000}))
+    runtime = SimpleNamespace(
+        counters={"windows_closed_total": 2},
+        token_totals=Counter({("model", "m", "input"): 7}),
+        cost_totals=Counter({("model", "m", "USD"): 1_500_000_000}),
+    )
     reg.register(SpanwatchCollector(latest, stats, runtime))
     text = generate_latest(reg).decode()
     labels = 'layer="app",model="m",operation="chat",service="svc",window="10s"'
-    assert ('spanwatch_llm_ttft_seconds{layer="app",model="m",operation="chat",'
-            'quantile="0.5",service="svc",window="10s"} 0.5') in text
-    assert f'spanwatch_llm_requests_per_second{{{labels}}} 0.1' in text
+    assert (
+        'spanwatch_llm_ttft_seconds{layer="app",model="m",operation="chat",'
+        'quantile="0.5",service="svc",window="10s"} 0.5'
+    ) in text
+    assert f"spanwatch_llm_requests_per_second{{{labels}}} 0.1" in text
     assert f'spanwatch_llm_tokens_per_second{{direction="output",{labels}}} 1.0' in text
     assert 'spanwatch_deadletters_total{reason="bad_json"} 2.0' in text
     assert "spanwatch_ingest_messages_total 3.0" in text

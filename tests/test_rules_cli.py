@@ -30,25 +30,33 @@ def test_check_good_and_bad() -> None:
 
 def test_check_warns_about_unset_receiver_secrets(tmp_path: Path) -> None:
     (tmp_path / "am.yaml").write_text(
-        "route: {receiver: s}\nreceivers:\n  - {name: s, urls: ['${NO_SUCH_VAR_X}']}\n")
+        "route: {receiver: s}\nreceivers:\n  - {name: s, urls: ['${NO_SUCH_VAR_X}']}\n"
+    )
     (tmp_path / "r.yaml").write_text((DEFAULT_RULES_DIR / "tokens.yaml").read_text())
     res = run("rules", "check", str(tmp_path))
-    assert res.returncode == 0 and "warning: receiver 's': environment variable NO_SUCH_VAR_X" \
-        in res.stderr
+    assert (
+        res.returncode == 0
+        and "warning: receiver 's': environment variable NO_SUCH_VAR_X" in res.stderr
+    )
 
 
 def test_rule_unit_tests_pass_and_fail(tmp_path: Path) -> None:
     ok = run("rules", "test", str(DEFAULT_RULES_DIR / "tests" / "shipped.yaml"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.count("ok   ") == 4 and "SUCCESS" in ok.stdout
-    wrong = (DEFAULT_RULES_DIR / "tests" / "shipped.yaml").read_text().replace(
-        "(threshold 2.0 s)", "(threshold 3.0 s)").replace("      - eval_time: 3m\n",
-                                                         "      - eval_time: 2m\n")
+    wrong = (
+        (DEFAULT_RULES_DIR / "tests" / "shipped.yaml")
+        .read_text()
+        .replace("(threshold 2.0 s)", "(threshold 3.0 s)")
+        .replace("      - eval_time: 3m\n", "      - eval_time: 2m\n")
+    )
     (tmp_path / "t.yaml").write_text(wrong.replace("../", f"{DEFAULT_RULES_DIR}/"))
     bad = run("rules", "test", str(tmp_path / "t.yaml"))
     assert bad.returncode == 1
-    assert "annotation 'summary' is 'TTFT p95 of qwen-max on chat is 4.1 s (threshold 2.0 s)'" \
+    assert (
+        "annotation 'summary' is 'TTFT p95 of qwen-max on chat is 4.1 s (threshold 2.0 s)'"
         ", expected 'TTFT p95 of qwen-max on chat is 4.1 s (threshold 3.0 s)'" in bad.stdout
+    )
     assert "FAILED (1 failing)" in bad.stdout
 
 
@@ -59,8 +67,10 @@ def test_worker_refuses_an_invalid_rule_set(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "15 problem(s) in alert rules" in res.stderr and "ttft_p59" in res.stderr
     (tmp_path / "am.yaml").write_text(
-        "route: {receiver: s}\nreceivers:\n  - {name: s, urls: ['${NO_SUCH_VAR_Y}']}\n")
-    cfg.write_text(f'alerting: {{rules: ["{tmp_path / "am.yaml"}", '
-                   f'"{DEFAULT_RULES_DIR / "tokens.yaml"}"]}}\n')
+        "route: {receiver: s}\nreceivers:\n  - {name: s, urls: ['${NO_SUCH_VAR_Y}']}\n"
+    )
+    cfg.write_text(
+        f'alerting: {{rules: ["{tmp_path / "am.yaml"}", "{DEFAULT_RULES_DIR / "tokens.yaml"}"]}}\n'
+    )
     res = run("--config", str(cfg), "worker", "--broker", "127.0.0.1:1", "--profile", "tansu")
     assert res.returncode == 2 and "NO_SUCH_VAR_Y is not set" in res.stderr

@@ -32,8 +32,12 @@ def test_shipped_rules_load_and_cover_the_signals() -> None:
 
 
 def test_example_receivers_load_with_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    rs = load_rules([DEFAULT_RULES_DIR / "golden-signals.yaml",
-                     DEFAULT_RULES_DIR / "examples" / "receivers.yaml"])
+    rs = load_rules(
+        [
+            DEFAULT_RULES_DIR / "golden-signals.yaml",
+            DEFAULT_RULES_DIR / "examples" / "receivers.yaml",
+        ]
+    )
     assert set(rs.config.receivers) == {"team-slack", "oncall-dingtalk", "qwen-owners"}
     assert "SLACK" not in repr(rs.config.receivers["team-slack"])
 
@@ -68,22 +72,59 @@ def test_missing_path_and_non_mapping(tmp_path: Path) -> None:
         load_rules([tmp_path])
 
 
-_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                    st.text(max_size=12), st.sampled_from(
-                        ["ttft_p95", "5m", "threshold", "finding", ">", "console", "{{ x"]))
-_tree = st.recursive(_scalar, lambda c: st.one_of(
-    st.lists(c, max_size=4),
-    st.dictionaries(st.sampled_from(
-        ["groups", "name", "rules", "alert", "kind", "signal", "threshold", "for", "labels",
-         "annotations", "route", "receivers", "receiver", "routes", "matchers", "urls",
-         "by", "window", "entity", "op", "min_severity", "kinds", "x"]), c, max_size=5)),
-    max_leaves=25)
+_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=12),
+    st.sampled_from(["ttft_p95", "5m", "threshold", "finding", ">", "console", "{{ x"]),
+)
+_tree = st.recursive(
+    _scalar,
+    lambda c: st.one_of(
+        st.lists(c, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "groups",
+                    "name",
+                    "rules",
+                    "alert",
+                    "kind",
+                    "signal",
+                    "threshold",
+                    "for",
+                    "labels",
+                    "annotations",
+                    "route",
+                    "receivers",
+                    "receiver",
+                    "routes",
+                    "matchers",
+                    "urls",
+                    "by",
+                    "window",
+                    "entity",
+                    "op",
+                    "min_severity",
+                    "kinds",
+                    "x",
+                ]
+            ),
+            c,
+            max_size=5,
+        ),
+    ),
+    max_leaves=25,
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(doc=_tree, raw=st.text(max_size=80))
-def test_loader_raises_only_its_own_error(tmp_path_factory: pytest.TempPathFactory,
-                                          doc: object, raw: str) -> None:
+def test_loader_raises_only_its_own_error(
+    tmp_path_factory: pytest.TempPathFactory, doc: object, raw: str
+) -> None:
     d = tmp_path_factory.mktemp("fuzz")
     (d / "a.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
     (d / "b.yaml").write_text(raw, encoding="utf-8")

@@ -14,19 +14,29 @@ from pipeline.errors import ConfigError
 
 
 def run(args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "spanwatch.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "spanwatch.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_scan_text_and_json_lines(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
-    src.write_text('{"text": "key AKIA2OGYBAH6STMMNXNN", "role": "output", "trace_id": "t1"}\n'
-                   "call 13800138000 please\n\nnothing to see\n", encoding="utf-8")
+    src.write_text(
+        '{"text": "key AKIA2OGYBAH6STMMNXNN", "role": "output", "trace_id": "t1"}\n'
+        "call 13800138000 please\n\nnothing to see\n",
+        encoding="utf-8",
+    )
     res = run(["safety", "scan", str(src)])
     assert res.returncode == 0, res.stderr
     recs = [json.loads(line) for line in res.stdout.splitlines()]
     assert [(r["category"], r["role"], r["location"], r["trace_id"]) for r in recs] == [
-        ("aws_access_key_id", "output", "line:1", "t1"), ("cn_mobile", "input", "line:2", "")]
+        ("aws_access_key_id", "output", "line:1", "t1"),
+        ("cn_mobile", "input", "line:2", ""),
+    ]
     assert "AKIA2OGYBAH6STMMNXNN" not in res.stdout and "13800138000" not in res.stdout
     assert "3 texts" in res.stderr
 
@@ -34,8 +44,22 @@ def test_scan_text_and_json_lines(tmp_path: Path) -> None:
 def test_fail_on_and_extra_lexicon(tmp_path: Path) -> None:
     lex = tmp_path / "words.txt"
     lex.write_text("project falcon\n", encoding="utf-8")
-    res = run(["safety", "scan", "-", "--only", "lexicon", "--lexicon", str(lex),
-               "--category", "codename", "--fail-on", "medium"], "about Project Falcon\n")
+    res = run(
+        [
+            "safety",
+            "scan",
+            "-",
+            "--only",
+            "lexicon",
+            "--lexicon",
+            str(lex),
+            "--category",
+            "codename",
+            "--fail-on",
+            "medium",
+        ],
+        "about Project Falcon\n",
+    )
     assert res.returncode == 1
     assert json.loads(res.stdout)["category"] == "codename"
     assert run(["safety", "scan", "-", "--fail-on", "high"], "hello\n").returncode == 0
@@ -45,8 +69,9 @@ def test_fail_on_and_extra_lexicon(tmp_path: Path) -> None:
 
 def test_judge_config_keeps_the_key_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUDGE_KEY", "sk-live-judge-secret")
-    s = load_settings(None, safety__judge={"url": "http://j/v1", "model": "m",
-                                           "api_key": "${JUDGE_KEY}"})
+    s = load_settings(
+        None, safety__judge={"url": "http://j/v1", "model": "m", "api_key": "${JUDGE_KEY}"}
+    )
     assert "sk-live" not in repr(s) and "JUDGE_KEY" not in repr(s.safety.judge.judge_settings())
     assert s.safety.judge.judge_settings().api_key == "sk-live-judge-secret"
     monkeypatch.delenv("JUDGE_KEY")
@@ -56,9 +81,13 @@ def test_judge_config_keeps_the_key_secret(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_scan_echoes_the_input_id(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
-    src.write_text('{"id": "case-17", "text": "call 13800138000"}\n'
-                   '{"id": 42, "text": "nothing here"}\n{"text": "call 13900139000"}\n')
+    src.write_text(
+        '{"id": "case-17", "text": "call 13800138000"}\n'
+        '{"id": 42, "text": "nothing here"}\n{"text": "call 13900139000"}\n'
+    )
     res = run(["safety", "scan", str(src)])
     recs = [json.loads(line) for line in res.stdout.splitlines()]
     assert [(r.get("id"), r["line"], r["location"]) for r in recs] == [
-        ("case-17", 1, "id:case-17"), (None, 3, "line:3")]
+        ("case-17", 1, "id:case-17"),
+        (None, 3, "line:3"),
+    ]

@@ -38,16 +38,23 @@ class FakeJudge:
             await asyncio.sleep(2)
         if step.isdigit():
             return web.Response(status=int(step), text="nope")
-        content = {"ok": '{"label": "violation", "score": 0.92, "explanation": "bad"}',
-                   "slow": '{"label": "pass", "score": 0.1}',
-                   "weird": '{"label": "maybe"}',
-                   "garbage": "I think it is fine"}[step]
-        return web.json_response({"id": "chatcmpl-1", "choices": [
-            {"message": {"role": "assistant", "content": content}}]})
+        content = {
+            "ok": '{"label": "violation", "score": 0.92, "explanation": "bad"}',
+            "slow": '{"label": "pass", "score": 0.1}',
+            "weird": '{"label": "maybe"}',
+            "garbage": "I think it is fine",
+        }[step]
+        return web.json_response(
+            {
+                "id": "chatcmpl-1",
+                "choices": [{"message": {"role": "assistant", "content": content}}],
+            }
+        )
 
 
-async def with_server(script: list[str],
-                      body: Callable[[str, FakeJudge], Awaitable[None]]) -> FakeJudge:
+async def with_server(
+    script: list[str], body: Callable[[str, FakeJudge], Awaitable[None]]
+) -> FakeJudge:
     fake = FakeJudge(script)
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.handle)
@@ -68,8 +75,14 @@ async def no_sleep(_: float) -> None:
 
 
 def client(url: str, **kw: Any) -> JudgeClient:
-    settings = JudgeSettings(url=url, model="judge-1", api_key="s3cret", timeout_s=0.3,
-                             retries=kw.pop("retries", 2), **kw)
+    settings = JudgeSettings(
+        url=url,
+        model="judge-1",
+        api_key="s3cret",
+        timeout_s=0.3,
+        retries=kw.pop("retries", 2),
+        **kw,
+    )
     return JudgeClient(settings, sleep=no_sleep)
 
 
@@ -80,9 +93,13 @@ def test_success_request_shape_and_evaluation() -> None:
         await c.close()
         assert ev == Evaluation("policy", 0.92, "violation", "bad", "chatcmpl-1")
         assert ev.attributes() == {
-            "gen_ai.evaluation.name": "policy", "gen_ai.evaluation.score.value": 0.92,
+            "gen_ai.evaluation.name": "policy",
+            "gen_ai.evaluation.score.value": 0.92,
             "gen_ai.evaluation.score.label": "violation",
-            "gen_ai.evaluation.explanation": "bad", "gen_ai.response.id": "chatcmpl-1"}
+            "gen_ai.evaluation.explanation": "bad",
+            "gen_ai.response.id": "chatcmpl-1",
+        }
+
     fake = asyncio.run(with_server(["ok"], body))
     req = fake.requests[0]
     assert req["model"] == "judge-1" and req["messages"][1]["content"] == "is this text ok?"
@@ -96,22 +113,27 @@ def test_5xx_is_retried_then_succeeds() -> None:
         c = client(url)
         assert (await c.evaluate("x")).score_label == "violation"
         await c.close()
+
     assert len(asyncio.run(with_server(["500", "503", "ok"], body)).requests) == 3
 
 
-@pytest.mark.parametrize("script,attempts,message", [
-    (["slow"], 3, "timed out"),
-    (["500"], 3, "HTTP 500"),
-    (["404"], 1, "HTTP 404"),  # a configuration error: no retry
-    (["weird"], 1, "not in"),
-    (["garbage"], 1, "not understood"),
-])
+@pytest.mark.parametrize(
+    "script,attempts,message",
+    [
+        (["slow"], 3, "timed out"),
+        (["500"], 3, "HTTP 500"),
+        (["404"], 1, "HTTP 404"),  # a configuration error: no retry
+        (["weird"], 1, "not in"),
+        (["garbage"], 1, "not understood"),
+    ],
+)
 def test_failures(script: list[str], attempts: int, message: str) -> None:
     async def body(url: str, fake: FakeJudge) -> None:
         c = client(url)
         with pytest.raises(JudgeError, match=message):
             await c.evaluate("x")
         await c.close()
+
     assert len(asyncio.run(with_server(script, body)).requests) == attempts
 
 
@@ -122,6 +144,7 @@ def test_unreachable_judge_is_a_retryable_error() -> None:
             await c.evaluate("x")
         assert info.value.retry
         await c.close()
+
     asyncio.run(body())
 
 
@@ -160,6 +183,7 @@ def test_circuit_opens_and_closes_through_the_queue() -> None:
         assert await q.judge_one(item) is not None  # the trial succeeds: closed
         assert c.breaker.state == "closed"
         await c.close()
+
     fake = asyncio.run(with_server(["500"], body))
     assert len(fake.requests) == 4 and len(emitted) == 1
 
@@ -179,6 +203,7 @@ def test_queue_never_waits_drops_when_full_and_samples_by_span() -> None:
         assert 400 < sum(picks) < 600
         assert picks == [c.sampled(f"span{i}:a") for i in range(1000)]  # same on every worker
         await c.close()
+
     asyncio.run(body())
 
 
@@ -195,17 +220,23 @@ def test_queue_tasks_drain_and_emit() -> None:
             q.submit(ContentItem("t", "output", "a", "t", f"s{i}"))
         await asyncio.wait_for(q.queue.join(), 10)
         await q.stop()
+
     asyncio.run(with_server(["ok"], body))
     assert sorted(got) == [f"s{i}:violation" for i in range(4)]
 
 
 def test_evaluation_record() -> None:
     item = ContentItem("t", "output", "gen_ai.output.messages", "trace", "span", "svc", "m", 5)
-    rec = evaluation_record(item, Evaluation("policy", 0.9, "violation", "why"),
-                            flag_labels=("violation",), severity="high")
+    rec = evaluation_record(
+        item,
+        Evaluation("policy", 0.9, "violation", "why"),
+        flag_labels=("violation",),
+        severity="high",
+    )
     assert rec["flagged"] and rec["severity"] == "high" and rec["kind"] == "judge"
     assert rec["evaluation"]["gen_ai.evaluation.score.label"] == "violation"
-    ok = evaluation_record(item, Evaluation("policy", 0.1, "pass"), flag_labels=("violation",),
-                           severity="high")
+    ok = evaluation_record(
+        item, Evaluation("policy", 0.1, "pass"), flag_labels=("violation",), severity="high"
+    )
     assert not ok["flagged"] and ok["severity"] == "low"
     assert json.dumps(rec)

@@ -24,9 +24,20 @@ T0 = 1_700_000_000 * NS  # divisible by every window size used here
 
 def rec(**kw: Any) -> LlmSpan:
     base: dict[str, Any] = dict(
-        trace_id="a" * 32, span_id=f"{random.getrandbits(64):016x}", parent_span_id="",
-        name="chat m", service="app", layer=Layer.APP, operation="chat", span_kind="client",
-        start_ns=T0, end_ns=T0 + NS, duration_s=1.0, status="ok", request_model="m")
+        trace_id="a" * 32,
+        span_id=f"{random.getrandbits(64):016x}",
+        parent_span_id="",
+        name="chat m",
+        service="app",
+        layer=Layer.APP,
+        operation="chat",
+        span_kind="client",
+        start_ns=T0,
+        end_ns=T0 + NS,
+        duration_s=1.0,
+        status="ok",
+        request_model="m",
+    )
     base.update(kw)
     return LlmSpan(**base)
 
@@ -37,11 +48,14 @@ def rec(**kw: Any) -> LlmSpan:
 @pytest.mark.parametrize("dist", ["lognormal", "pareto", "exponential", "bimodal"])
 def test_sketch_quantiles_within_one_percent_on_heavy_tails(dist: str) -> None:
     rng = np.random.default_rng(42)
-    x = {"lognormal": lambda: rng.lognormal(-1.0, 1.5, 50_000),
-         "pareto": lambda: (rng.pareto(1.2, 50_000) + 1) * 0.05,
-         "exponential": lambda: rng.exponential(0.3, 50_000),
-         "bimodal": lambda: np.concatenate([rng.normal(0.2, 0.01, 25_000).clip(1e-3),
-                                            rng.normal(8.0, 0.5, 25_000)])}[dist]()
+    x = {
+        "lognormal": lambda: rng.lognormal(-1.0, 1.5, 50_000),
+        "pareto": lambda: (rng.pareto(1.2, 50_000) + 1) * 0.05,
+        "exponential": lambda: rng.exponential(0.3, 50_000),
+        "bimodal": lambda: np.concatenate(
+            [rng.normal(0.2, 0.01, 25_000).clip(1e-3), rng.normal(8.0, 0.5, 25_000)]
+        ),
+    }[dist]()
     s = QuantileSketch(0.01)
     s.add_many(x)
     for q in (0.5, 0.9, 0.95, 0.99, 0.999):
@@ -80,22 +94,26 @@ def test_sketch_state_reads_back_through_json_in_both_forms() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.floats(0, 1e4, allow_nan=False), max_size=60),
-       st.lists(st.floats(0, 1e4, allow_nan=False), max_size=60),
-       st.lists(st.floats(0, 1e4, allow_nan=False), max_size=60))
+@given(
+    st.lists(st.floats(0, 1e4, allow_nan=False), max_size=60),
+    st.lists(st.floats(0, 1e4, allow_nan=False), max_size=60),
+    st.lists(st.floats(0, 1e4, allow_nan=False), max_size=60),
+)
 def test_sketch_merge_is_associative_commutative_and_matches_one_pass(
-        a: list[float], b: list[float], c: list[float]) -> None:
+    a: list[float], b: list[float], c: list[float]
+) -> None:
     def sk(xs: list[float]) -> QuantileSketch:
         s = QuantileSketch()
         for x in xs:
             s.add(x)
         return s
+
     left, right = sk(a), sk(c)
     left.merge(sk(b))
-    left.merge(sk(c))           # (a + b) + c
+    left.merge(sk(c))  # (a + b) + c
     bc = sk(b)
     bc.merge(sk(a))
-    right.merge(bc)             # c + (b + a)
+    right.merge(bc)  # c + (b + a)
     assert left == right == sk(a + b + c)
     assert pickle.loads(pickle.dumps(left)) == left
     assert QuantileSketch.from_dict(left.to_dict()) == left
@@ -107,18 +125,34 @@ def test_sketch_merge_is_associative_commutative_and_matches_one_pass(
 @pytest.mark.parametrize(
     ("spans", "expected"),
     [
-        pytest.param([], {"count": 0, "error_rate": 0.0, "ttft_s": None, "time_share": {}},
-                     id="empty"),
-        pytest.param([rec(ttft_s=0.5, tpot_s=0.02, input_tokens=10, output_tokens=26,
-                          streaming=True)],
-                     {"count": 1, "streaming_share": 1.0, "input_tokens": 10,
-                      "output_tokens": 26, "input_tokens_per_s": 1.0},
-                     id="one value"),
-        pytest.param([rec(duration_s=None, ttft_s=None)],
-                     {"count": 1, "latency_s": None, "ttft_s": None}, id="missing fields"),
-        pytest.param([rec(status="error", error_type="timeout"), rec(status="error"), rec()],
-                     {"errors": 2, "error_rate": pytest.approx(2 / 3),
-                      "errors_by_type": {"_OTHER": 1, "timeout": 1}}, id="errors by type"),
+        pytest.param(
+            [], {"count": 0, "error_rate": 0.0, "ttft_s": None, "time_share": {}}, id="empty"
+        ),
+        pytest.param(
+            [rec(ttft_s=0.5, tpot_s=0.02, input_tokens=10, output_tokens=26, streaming=True)],
+            {
+                "count": 1,
+                "streaming_share": 1.0,
+                "input_tokens": 10,
+                "output_tokens": 26,
+                "input_tokens_per_s": 1.0,
+            },
+            id="one value",
+        ),
+        pytest.param(
+            [rec(duration_s=None, ttft_s=None)],
+            {"count": 1, "latency_s": None, "ttft_s": None},
+            id="missing fields",
+        ),
+        pytest.param(
+            [rec(status="error", error_type="timeout"), rec(status="error"), rec()],
+            {
+                "errors": 2,
+                "error_rate": pytest.approx(2 / 3),
+                "errors_by_type": {"_OTHER": 1, "timeout": 1},
+            },
+            id="errors by type",
+        ),
     ],
 )
 def test_aggregate_results(spans: list[LlmSpan], expected: dict[str, Any]) -> None:
@@ -144,12 +178,27 @@ def test_aggregate_distribution_summary() -> None:
 def test_where_time_goes_from_self_times_and_model_server_parts() -> None:
     root = rec(span_id="1" * 16, layer=Layer.GATEWAY, duration_s=2.0)
     agent = rec(span_id="2" * 16, parent_span_id="1" * 16, layer=Layer.AGENT, duration_s=1.8)
-    srv = rec(span_id="3" * 16, parent_span_id="2" * 16, layer=Layer.MODEL_SERVER,
-              duration_s=1.5, queue_s=0.8, prefill_s=0.2, decode_s=0.4, ttft_s=1.0)
+    srv = rec(
+        span_id="3" * 16,
+        parent_span_id="2" * 16,
+        layer=Layer.MODEL_SERVER,
+        duration_s=1.5,
+        queue_s=0.8,
+        prefill_s=0.2,
+        decode_s=0.4,
+        ttft_s=1.0,
+    )
     parts = self_times([root, agent, srv])
-    assert parts == [{"gateway": 200_000_000}, {"agent": 300_000_000},
-                     {"queue": 800_000_000, "prefill": 200_000_000, "decode": 400_000_000,
-                      "model-server": 100_000_000}]
+    assert parts == [
+        {"gateway": 200_000_000},
+        {"agent": 300_000_000},
+        {
+            "queue": 800_000_000,
+            "prefill": 200_000_000,
+            "decode": 400_000_000,
+            "model-server": 100_000_000,
+        },
+    ]
     agg = SignalAggregate()
     agg.add(srv, parts[2])
     res = agg.result(10.0)
@@ -196,8 +245,11 @@ def test_idle_partition_advances_with_the_wall_clock() -> None:
 
 
 def _preagg(clock: FakeClock, **kw: Any) -> PreAggregator:
-    ws = WindowSettings(specs=(WindowSpec.parse("10s"), WindowSpec.parse("1m")),
-                        allowed_lateness_ns=2 * NS, idle_timeout_ns=30 * NS)
+    ws = WindowSettings(
+        specs=(WindowSpec.parse("10s"), WindowSpec.parse("1m")),
+        allowed_lateness_ns=2 * NS,
+        idle_timeout_ns=30 * NS,
+    )
     return PreAggregator(ws, SeriesKeyer(**kw), clock)
 
 
@@ -228,18 +280,27 @@ def _stream(seed: int, n_messages: int = 60) -> Iterator[tuple[int, int, list[Ll
     offsets = [0, 0, 0, 0]
     for _ in range(n_messages):
         part = rng.randrange(4)
-        spans = [rec(service=rng.choice(["a", "b"]), request_model=rng.choice(["m1", "m2"]),
-                     end_ns=T0 + rng.randrange(0, 180) * NS, duration_s=rng.random() * 3,
-                     ttft_s=rng.random(), status=rng.choice(["ok", "ok", "error"]),
-                     input_tokens=rng.randrange(1000), output_tokens=rng.randrange(500))
-                 for _ in range(rng.randrange(1, 30))]
+        spans = [
+            rec(
+                service=rng.choice(["a", "b"]),
+                request_model=rng.choice(["m1", "m2"]),
+                end_ns=T0 + rng.randrange(0, 180) * NS,
+                duration_s=rng.random() * 3,
+                ttft_s=rng.random(),
+                status=rng.choice(["ok", "ok", "error"]),
+                input_tokens=rng.randrange(1000),
+                output_tokens=rng.randrange(500),
+            )
+            for _ in range(rng.randrange(1, 30))
+        ]
         yield part, offsets[part], spans
         offsets[part] += 1
 
 
 def _records(closed: list[Any]) -> list[Any]:
-    return sorted((c.series, c.spec.name, c.start_ns, repr(c.aggregate.result(1.0)))
-                  for c in closed)
+    return sorted(
+        (c.series, c.spec.name, c.start_ns, repr(c.aggregate.result(1.0))) for c in closed
+    )
 
 
 def test_merge_is_independent_of_order_and_redelivery() -> None:
@@ -249,8 +310,9 @@ def test_merge_is_independent_of_order_and_redelivery() -> None:
     shuffled = partials[:]
     random.Random(7).shuffle(shuffled)
     # at-least-once: every partial of source partition 1 delivered twice, in source order
-    redelivered = sorted(shuffled + [p for p in partials if p.source == 1],
-                         key=lambda p: (p.source, p.offset))
+    redelivered = sorted(
+        shuffled + [p for p in partials if p.source == 1], key=lambda p: (p.source, p.offset)
+    )
     assert _records(close_offline(redelivered)) == reference
     # merging in a different order across sources (per-source order kept, as Kafka keeps it)
     by_source = sorted(partials, key=lambda p: (-p.source, p.offset))
@@ -260,9 +322,13 @@ def test_merge_is_independent_of_order_and_redelivery() -> None:
 def test_one_aggregator_or_two_give_identical_windows() -> None:
     def run(owner_of: dict[int, int]) -> list[Any]:
         pres = {w: _preagg(FakeClock(T0 + 10**6 * NS)) for w in set(owner_of.values())}
-        partials = [p for part, off, spans in _stream(3)
-                    for p in pres[owner_of[part]].add_message(part, off, spans)]
+        partials = [
+            p
+            for part, off, spans in _stream(3)
+            for p in pres[owner_of[part]].add_message(part, off, spans)
+        ]
         return _records(close_offline(partials))
+
     assert run({0: 0, 1: 0, 2: 0, 3: 0}) == run({0: 0, 1: 1, 2: 0, 3: 1})
 
 
@@ -270,10 +336,12 @@ def test_series_state_round_trip_and_duplicates() -> None:
     pre = _preagg(FakeClock())
     [p] = pre.add_message(2, 7, [rec()])
     state = SeriesState()
-    assert state.apply(p) and not state.apply(Partial.from_dict(
-        __import__("orjson").loads(p.to_bytes())))
-    again = SeriesState.from_dict(__import__("orjson").loads(
-        __import__("orjson").dumps(state.to_dict())))
+    assert state.apply(p) and not state.apply(
+        Partial.from_dict(__import__("orjson").loads(p.to_bytes()))
+    )
+    again = SeriesState.from_dict(
+        __import__("orjson").loads(__import__("orjson").dumps(state.to_dict()))
+    )
     assert again.to_dict() == state.to_dict()
     assert state.close(p.series, T0, 0) == []  # nothing closes before the watermark
     closed = state.close(p.series, T0 + 10 * 60 * NS, 0)
@@ -311,6 +379,5 @@ def test_bundles_group_partials_by_a_stable_owner_partition() -> None:
     got = sorted(p["series"] for v in out.values() for p in orjson.loads(v)["partials"])
     assert got == sorted(p.series for p in made)
     for part, value in out.items():
-        assert all(owner_partition(p["series"], 4) == part
-                   for p in orjson.loads(value)["partials"])
+        assert all(owner_partition(p["series"], 4) == part for p in orjson.loads(value)["partials"])
     assert owner_partition('["a"]', 4) == owner_partition('["a"]', 4)

@@ -30,14 +30,20 @@ worker: {stats_interval_s: 0.5}
 """
 
 
-
-
 def _messages(text: str) -> list[bytes]:
     sink = ToMessages()
     provider = TracerProvider(resource=Resource.create({"service.name": "chat-app"}))
-    provider.add_span_processor(SimpleSpanProcessor(ChunkingSpanExporter(
-        sink, max_attribute_bytes=8192, piece_bytes=32 * 1024, max_export_bytes=200_000,
-        encoding="base64")))  # byte pieces: split inside multi-byte characters too
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            ChunkingSpanExporter(
+                sink,
+                max_attribute_bytes=8192,
+                piece_bytes=32 * 1024,
+                max_export_bytes=200_000,
+                encoding="base64",
+            )
+        )
+    )  # byte pieces: split inside multi-byte characters too
     with provider.get_tracer("t").start_as_current_span("chat m") as sp:
         sp.set_attribute("gen_ai.operation.name", "chat")
         sp.set_attribute("gen_ai.output.messages", text)
@@ -58,8 +64,9 @@ def test_payload_bigger_than_the_broker_limit_survives_a_restart(tmp_path: Path)
     config = tmp_path / "sw.yaml"
     config.write_text(CONFIG)
     half = len(order) // 2
-    with EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
-                        log_path=tmp_path / "tansu.log") as b:
+    with EmbeddedBroker(
+        topics=TopicSettings().all_topics(), partitions=4, log_path=tmp_path / "tansu.log"
+    ) as b:
         first = WorkerProc(b.bootstrap, tmp_path / "a", app_id="spanwatch", config=config)
         first.start()
         produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in order[:half]])
@@ -71,13 +78,18 @@ def test_payload_bigger_than_the_broker_limit_survives_a_restart(tmp_path: Path)
         try:
             second.start(wait_ready=90)
             produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in order[half:]])
-            got = consume_until(b.bootstrap, ["spanwatch.payloads"], lambda ms: len(ms) >= 1,
-                                timeout=90)
+            got = consume_until(
+                b.bootstrap, ["spanwatch.payloads"], lambda ms: len(ms) >= 1, timeout=90
+            )
             second.wait_drained(60, produced={"otlp_spans": len(order)})  # the retried piece too
-            counters = urllib.request.urlopen(
-                f"http://127.0.0.1:{second.metrics_port}/metrics").read().decode()
-            second_done = int(second.metric("spanwatch_stitch_events_total",
-                                            event="payloads_complete"))
+            counters = (
+                urllib.request.urlopen(f"http://127.0.0.1:{second.metrics_port}/metrics")
+                .read()
+                .decode()
+            )
+            second_done = int(
+                second.metric("spanwatch_stitch_events_total", event="payloads_complete")
+            )
         finally:
             second.stop()
     assert second_done == 1  # emitted once
@@ -109,14 +121,20 @@ def test_a_payload_taken_over_mid_way_still_times_out(tmp_path: Path) -> None:
     sent = [owner, *carriers[: len(carriers) // 2]]  # the rest never comes
     config = tmp_path / "sw.yaml"
     config.write_text(TAKEOVER_CONFIG)
-    with EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
-                        log_path=tmp_path / "tansu.log") as b:
+    with EmbeddedBroker(
+        topics=TopicSettings().all_topics(), partitions=4, log_path=tmp_path / "tansu.log"
+    ) as b:
         first = WorkerProc(b.bootstrap, tmp_path / "a", app_id="sw-stitch", config=config)
         first.start(90)
         produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in sent])
-        first.until(lambda st: st["ready"] and all(
-            p["lag"] == 0 for p in st["partitions"] if p["topic"] == "otlp_spans"), 60,
-            "done with the input")
+        first.until(
+            lambda st: (
+                st["ready"]
+                and all(p["lag"] == 0 for p in st["partitions"] if p["topic"] == "otlp_spans")
+            ),
+            60,
+            "done with the input",
+        )
         deadline = time.monotonic() + 60
         while first.metric("spanwatch_stitch_payloads_held") < 1:
             assert time.monotonic() < deadline, "the payload never reached the stitch table"
@@ -125,8 +143,9 @@ def test_a_payload_taken_over_mid_way_still_times_out(tmp_path: Path) -> None:
         second = WorkerProc(b.bootstrap, tmp_path / "b", app_id="sw-stitch", config=config)
         try:
             second.start(90)
-            got = consume_until(b.bootstrap, ["spanwatch.payloads"], lambda ms: len(ms) >= 1,
-                                timeout=60)
+            got = consume_until(
+                b.bootstrap, ["spanwatch.payloads"], lambda ms: len(ms) >= 1, timeout=60
+            )
             assert got, "the taken-over payload was never timed out"
             deadline = time.monotonic() + 30
             while second.metric("spanwatch_stitch_payloads_held") != 0:

@@ -43,14 +43,20 @@ def test_a_stale_write_after_a_newer_one_is_skipped_in_the_batch_and_across_batc
     assert [e.value["v"] for e in keep] == [10, 40] and stale == 1
     assert replay(batch, {}) == {"s": {"n": 5, "v": 40}}
     # the same stale write in a later batch, against what was restored already
-    assert replay([ev("s", {"n": 2, "v": 12})], {"s": {"n": 5, "v": 40}}) == \
-        {"s": {"n": 5, "v": 40}}
+    assert replay([ev("s", {"n": 2, "v": 12})], {"s": {"n": 5, "v": 40}}) == {
+        "s": {"n": 5, "v": 40}
+    }
 
 
 def test_equal_and_newer_versions_apply_and_unversioned_records_replay_as_faust_does() -> None:
     restored = {"s": {"n": 5, "v": 40}, "__wm__:0": {"0": 7}}
-    batch = [ev("s", {"n": 5, "v": 40}), ev("s", {"n": 6, "v": 41}),
-             ev("__wm__:0", {"0": 3}), ev("t", {"n": 1, "v": 2}), ev("t", None)]
+    batch = [
+        ev("s", {"n": 5, "v": 40}),
+        ev("s", {"n": 6, "v": 41}),
+        ev("__wm__:0", {"0": 3}),
+        ev("t", {"n": 1, "v": 2}),
+        ev("t", None),
+    ]
     assert replay(batch, restored) == {"s": {"n": 6, "v": 41}, "__wm__:0": {"0": 3}}
 
 

@@ -24,8 +24,13 @@ def test_plain_text_takes_the_fast_path() -> None:
 
 
 def test_join_closes_up_spread_characters() -> None:
-    for spread, joined in [("炸 弹", "炸弹"), ("傻@冒", "傻冒"), ("b.o.m.b", "bomb"),
-                           ("2*踢*脚*批*发", "2踢脚批发"), ("香蕉5 4 手 狗", "香蕉54手狗")]:
+    for spread, joined in [
+        ("炸 弹", "炸弹"),
+        ("傻@冒", "傻冒"),
+        ("b.o.m.b", "bomb"),
+        ("2*踢*脚*批*发", "2踢脚批发"),
+        ("香蕉5 4 手 狗", "香蕉54手狗"),
+    ]:
         v = view(spread, join=True)
         assert v.text == joined
         assert spread[slice(*v.span(0, len(v.text)))] == spread

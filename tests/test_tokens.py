@@ -25,16 +25,32 @@ from pipeline.tokens import (
 from pipeline.windows import NS, WindowSettings, WindowSpec
 
 T0 = 1_700_000_000 * NS
-PRICES = PriceTable.parse({"currency": "USD", "models": [
-    {"match": "gpt-4o-mini*", "input": 0.15, "output": 0.60, "cache_read": 0.075},
-    {"match": "qwen*", "input": 4, "output": 12, "currency": "CNY"}]})
+PRICES = PriceTable.parse(
+    {
+        "currency": "USD",
+        "models": [
+            {"match": "gpt-4o-mini*", "input": 0.15, "output": 0.60, "cache_read": 0.075},
+            {"match": "qwen*", "input": 4, "output": 12, "currency": "CNY"},
+        ],
+    }
+)
 
 
 def span(span_id: str, parent: str = "", **kw: Any) -> LlmSpan:
-    base: dict[str, Any] = dict(trace_id="t" * 32, span_id=span_id, parent_span_id=parent,
-                                name="chat", service="app", layer=Layer.APP, operation="chat",
-                                span_kind="client", start_ns=T0, end_ns=T0 + NS,
-                                duration_s=1.0, status="ok")
+    base: dict[str, Any] = dict(
+        trace_id="t" * 32,
+        span_id=span_id,
+        parent_span_id=parent,
+        name="chat",
+        service="app",
+        layer=Layer.APP,
+        operation="chat",
+        span_kind="client",
+        start_ns=T0,
+        end_ns=T0 + NS,
+        duration_s=1.0,
+        status="ok",
+    )
     base.update(kw)
     return LlmSpan(**base)
 
@@ -55,24 +71,41 @@ def test_shipped_price_table_loads_and_prices_exactly() -> None:
 @pytest.mark.parametrize(
     ("doc", "messages"),
     [
-        ({"currency": "XYZ", "models": [{"match": "m", "input": 1, "output": 1}]},
-         ["<prices>: currency: unknown currency 'XYZ'",
-          "<prices>: models[0].currency: unknown currency 'XYZ'"]),
-        ({"models": [{"match": "m", "input": -1, "output": 1}]},
-         ["<prices>: models[0].input: must be a non-negative number, got -1"]),
-        ({"models": [{"match": "gpt-[4o", "input": 1, "output": 1}]},
-         ["<prices>: models[0].match: bad pattern 'gpt-[4o': unbalanced brackets"]),
-        ({"models": [{"match": "m", "input": "cheap", "output": 1, "extra": 2}]},
-         ["<prices>: models[0]: unknown keys ['extra']",
-          "<prices>: models[0].input: not a number: 'cheap'"]),
-        ({"models": [{"input": 1}]},
-         ["<prices>: models[0].match: must be a model name or glob",
-          "<prices>: models[0].output: required (price per million tokens)"]),
+        (
+            {"currency": "XYZ", "models": [{"match": "m", "input": 1, "output": 1}]},
+            [
+                "<prices>: currency: unknown currency 'XYZ'",
+                "<prices>: models[0].currency: unknown currency 'XYZ'",
+            ],
+        ),
+        (
+            {"models": [{"match": "m", "input": -1, "output": 1}]},
+            ["<prices>: models[0].input: must be a non-negative number, got -1"],
+        ),
+        (
+            {"models": [{"match": "gpt-[4o", "input": 1, "output": 1}]},
+            ["<prices>: models[0].match: bad pattern 'gpt-[4o': unbalanced brackets"],
+        ),
+        (
+            {"models": [{"match": "m", "input": "cheap", "output": 1, "extra": 2}]},
+            [
+                "<prices>: models[0]: unknown keys ['extra']",
+                "<prices>: models[0].input: not a number: 'cheap'",
+            ],
+        ),
+        (
+            {"models": [{"input": 1}]},
+            [
+                "<prices>: models[0].match: must be a model name or glob",
+                "<prices>: models[0].output: required (price per million tokens)",
+            ],
+        ),
         ({"models": []}, ["<prices>: models: must be a non-empty list"]),
     ],
 )
-def test_price_table_errors_are_precise_and_complete(doc: dict[str, Any],
-                                                     messages: list[str]) -> None:
+def test_price_table_errors_are_precise_and_complete(
+    doc: dict[str, Any], messages: list[str]
+) -> None:
     with pytest.raises(ConfigError) as err:
         PriceTable.parse(doc)
     assert str(err.value).splitlines()[1:] == [f"  {m}" for m in messages]
@@ -91,16 +124,31 @@ def test_broken_price_file(tmp_path: Path) -> None:
 
 
 def test_one_call_seen_at_three_layers_is_counted_once() -> None:
-    agent = span("a", layer=Layer.AGENT, operation="invoke_agent", input_tokens=999,
-                 output_tokens=999)  # an aggregate of its children: never counted
+    agent = span(
+        "a", layer=Layer.AGENT, operation="invoke_agent", input_tokens=999, output_tokens=999
+    )  # an aggregate of its children: never counted
     client = span("c", "a", input_tokens=100, output_tokens=20, request_model="gpt-4o-mini")
     gateway = span("g", "c", layer=Layer.GATEWAY, input_tokens=100, output_tokens=20)
-    server = span("s", "g", layer=Layer.MODEL_SERVER, operation="inference",
-                  input_tokens=100, output_tokens=20)
-    lone_server = span("x", layer=Layer.MODEL_SERVER, operation="inference", input_tokens=5,
-                       output_tokens=1, trace_id="u" * 32)
-    assert [s.span_id for s in counted_calls([agent, client, gateway, server, lone_server])] \
-        == ["c", "x"]
+    server = span(
+        "s",
+        "g",
+        layer=Layer.MODEL_SERVER,
+        operation="inference",
+        input_tokens=100,
+        output_tokens=20,
+    )
+    lone_server = span(
+        "x",
+        layer=Layer.MODEL_SERVER,
+        operation="inference",
+        input_tokens=5,
+        output_tokens=1,
+        trace_id="u" * 32,
+    )
+    assert [s.span_id for s in counted_calls([agent, client, gateway, server, lone_server])] == [
+        "c",
+        "x",
+    ]
 
 
 def test_tool_calls_once() -> None:
@@ -113,13 +161,26 @@ def test_tool_calls_once() -> None:
 
 def test_token_counts_keep_kinds_apart_and_flag_unpriced() -> None:
     c = TokenCounts()
-    c.add(span("1", input_tokens=1000, output_tokens=200, cache_read_tokens=500,
-               reasoning_tokens=50, request_model="gpt-4o-mini"), PRICES)
+    c.add(
+        span(
+            "1",
+            input_tokens=1000,
+            output_tokens=200,
+            cache_read_tokens=500,
+            reasoning_tokens=50,
+            request_model="gpt-4o-mini",
+        ),
+        PRICES,
+    )
     c.add(span("2", input_tokens=10, output_tokens=5, request_model="llama-3"), PRICES)
     c.add(span("3", input_tokens=1000, output_tokens=0, request_model="qwen-max"), PRICES)
     res = c.result(10.0)
-    assert (res["input_tokens"], res["output_tokens"], res["cache_read_tokens"],
-            res["reasoning_tokens"]) == (2010, 205, 500, 50)
+    assert (
+        res["input_tokens"],
+        res["output_tokens"],
+        res["cache_read_tokens"],
+        res["reasoning_tokens"],
+    ) == (2010, 205, 500, 50)
     assert res["cost_nanos"] == {"USD": 232_500, "CNY": 4_000_000}
     assert res["unpriced_requests"] == 1 and res["unpriced_tokens"] == 15
     assert res["unpriced_models"] == {"llama-3": 1}
@@ -132,20 +193,28 @@ def _messages(seed: int, n: int = 40) -> list[tuple[int, int, list[LlmSpan]]]:
     out, offsets = [], [0, 0, 0]
     for i in range(n):
         part = rng.randrange(3)
-        spans = [span(f"{i:04d}{j:04d}{rng.getrandbits(32):08x}", trace_id=f"{i:032x}",
-                      end_ns=T0 + rng.randrange(600) * NS, input_tokens=rng.randrange(5000),
-                      output_tokens=rng.randrange(800), user_id=f"u{rng.randrange(5)}",
-                      session_id=f"s{rng.randrange(8)}",
-                      request_model=rng.choice(["gpt-4o-mini", "qwen-72b", "llama"]))
-                 for j in range(rng.randrange(1, 15))]
+        spans = [
+            span(
+                f"{i:04d}{j:04d}{rng.getrandbits(32):08x}",
+                trace_id=f"{i:032x}",
+                end_ns=T0 + rng.randrange(600) * NS,
+                input_tokens=rng.randrange(5000),
+                output_tokens=rng.randrange(800),
+                user_id=f"u{rng.randrange(5)}",
+                session_id=f"s{rng.randrange(8)}",
+                request_model=rng.choice(["gpt-4o-mini", "qwen-72b", "llama"]),
+            )
+            for j in range(rng.randrange(1, 15))
+        ]
         out.append((part, offsets[part], spans))
         offsets[part] += 1
     return out
 
 
 def test_sum_over_windows_equals_the_input_exactly_per_model_and_user() -> None:
-    ws = WindowSettings(specs=(WindowSpec.parse("10s"), WindowSpec.parse("1m/30s")),
-                        allowed_lateness_ns=1000 * NS)  # out-of-order input, none late
+    ws = WindowSettings(
+        specs=(WindowSpec.parse("10s"), WindowSpec.parse("1m/30s")), allowed_lateness_ns=1000 * NS
+    )  # out-of-order input, none late
     pre = PreAggregator(ws, SeriesKeyer(), lambda: T0 + 10**6 * NS, PRICES, signals=False)
     msgs = _messages(5)
     partials = [p for part, off, spans in msgs for p in pre.add_message(part, off, spans)]
@@ -160,11 +229,13 @@ def test_sum_over_windows_equals_the_input_exactly_per_model_and_user() -> None:
     for c in closed:
         kind, entity = c.series.split('"')[3], c.series.split('"')[5]
         if c.spec.name == "10s" and kind in ("model", "user"):
-            got[(kind, entity)] = got.get((kind, entity), 0) + c.aggregate.input_tokens \
-                + c.aggregate.output_tokens
+            got[(kind, entity)] = (
+                got.get((kind, entity), 0) + c.aggregate.input_tokens + c.aggregate.output_tokens
+            )
     assert got == truth
-    hop = sum(c.aggregate.requests for c in closed if c.spec.name == "1m/30s"
-              and '"model"' in c.series)
+    hop = sum(
+        c.aggregate.requests for c in closed if c.spec.name == "1m/30s" and '"model"' in c.series
+    )
     assert hop == 2 * sum(len(s) for _, _, s in msgs)  # every span is in two hopping windows
 
 
@@ -176,8 +247,16 @@ def _loop(n: int, *, same_args: bool, t0: int = T0, step: int = 5 * NS) -> list[
     for i in range(n):
         t = t0 + i * step
         calls.append(Call(t, "llm", f"l{i}", 3000, "gpt-4o-mini", depth=1))
-        calls.append(Call(t + NS, "tool", f"t{i}", tool="search_docs",
-                          args_hash="same" if same_args else f"h{i}", depth=1))
+        calls.append(
+            Call(
+                t + NS,
+                "tool",
+                f"t{i}",
+                tool="search_docs",
+                args_hash="same" if same_args else f"h{i}",
+                depth=1,
+            )
+        )
     return calls
 
 
@@ -192,8 +271,12 @@ def test_runaway_tool_loop_is_flagged_within_the_configured_calls() -> None:
     assert fired_at is not None and event["budget"] == "max_repeated_tool_calls"
     assert tool_calls == 6  # flagged at the 6th identical call, before the trace ended
     ev = event["evidence"]
-    assert ev["repeated_tool"] == {"tool": "search_docs", "args_hash": "same", "in_a_row": 6,
-                                   "in_window": 6}
+    assert ev["repeated_tool"] == {
+        "tool": "search_docs",
+        "args_hash": "same",
+        "in_a_row": 6,
+        "in_window": 6,
+    }
     assert len(ev["top_calls"]) == 5 and ev["token_curve"]
     assert act.apply(_loop(3, same_args=True, t0=T0 + 10**4 * NS), budgets) == []  # once
 
@@ -234,12 +317,21 @@ def test_session_state_applies_calls_only_once() -> None:
 
 def test_top_consumers_are_exact_across_partitions() -> None:
     def rec(kind: str, ident: str, tokens: int, usd: int) -> dict[str, Any]:
-        return {"entity": {"kind": kind, "id": ident}, "window": {"name": "1m", "start_ns": 0},
-                "total_tokens": tokens, "cost_nanos": {"USD": usd}, "cost": {"USD": usd / 1e9}}
+        return {
+            "entity": {"kind": kind, "id": ident},
+            "window": {"name": "1m", "start_ns": 0},
+            "total_tokens": tokens,
+            "cost_nanos": {"USD": usd},
+            "cost": {"USD": usd / 1e9},
+        }
+
     p0 = top_consumers([rec("user", "a", 50, 5), rec("user", "b", 10, 90)], 2)
     p1 = top_consumers([rec("user", "c", 30, 1), rec("user", "d", 70, 2)], 2)
     [t0], [t1] = p0, p1
-    assert [e["id"] for e in merge_top([t0["by_tokens"], t1["by_tokens"]], 2, "tokens")] \
-        == ["d", "a"]
-    assert [e["id"] for e in merge_top([t0["by_cost"]["USD"], t1["by_cost"]["USD"]], 1,
-                                       "cost")] == ["b"]
+    assert [e["id"] for e in merge_top([t0["by_tokens"], t1["by_tokens"]], 2, "tokens")] == [
+        "d",
+        "a",
+    ]
+    assert [
+        e["id"] for e in merge_top([t0["by_cost"]["USD"], t1["by_cost"]["USD"]], 1, "cost")
+    ] == ["b"]

@@ -33,6 +33,8 @@ tokens:
 worker:
   stats_interval_s: 0.5
 """
+
+
 def _ingested(w: WorkerProc) -> int:
     return int(w.metric("spanwatch_ingest_messages_total"))
 
@@ -40,8 +42,10 @@ def _ingested(w: WorkerProc) -> int:
 def _input(n: int) -> list[bytes]:
     gen = TrafficGenerator(seed=33, runaway_every=0)
     base = time.time_ns() - 3600 * NS
-    return [next(gen.batches(40, base + i * 3 * NS, spread_ns=2 * NS)).traces_data()
-            .SerializeToString() for i in range(n)]
+    return [
+        next(gen.batches(40, base + i * 3 * NS, spread_ns=2 * NS)).traces_data().SerializeToString()
+        for i in range(n)
+    ]
 
 
 def _truth(msgs: list[bytes]) -> dict[tuple[str, str], int]:
@@ -66,8 +70,9 @@ def test_exact_totals_after_sigkill_and_takeover(tmp_path: Path) -> None:
     config.write_text(CONFIG)
     msgs = _input(48)
     truth = _truth(msgs)
-    with EmbeddedBroker(topics=TopicSettings().all_topics(), partitions=4,
-                        log_path=tmp_path / "tansu.log") as b:
+    with EmbeddedBroker(
+        topics=TopicSettings().all_topics(), partitions=4, log_path=tmp_path / "tansu.log"
+    ) as b:
         first = WorkerProc(b.bootstrap, tmp_path / "a", app_id="spanwatch", config=config)
         first.start()
         _produce(b.bootstrap, msgs[:24], 0)
@@ -81,14 +86,18 @@ def test_exact_totals_after_sigkill_and_takeover(tmp_path: Path) -> None:
         second = WorkerProc(b.bootstrap, tmp_path / "b", app_id="spanwatch", config=config)
         try:
             second.start(wait_ready=90)
-            got = consume_until(b.bootstrap, ["spanwatch.tokens"],
-                                lambda ms: _sums(ms) == truth, timeout=150)
+            got = consume_until(
+                b.bootstrap, ["spanwatch.tokens"], lambda ms: _sums(ms) == truth, timeout=150
+            )
             ingested_second = _ingested(second)
         finally:
             second.stop()
     sums = _sums(got)
-    diff = {k: (sums.get(k, 0), truth.get(k, 0)) for k in set(sums) | set(truth)
-            if sums.get(k, 0) != truth.get(k, 0)}
+    diff = {
+        k: (sums.get(k, 0), truth.get(k, 0))
+        for k in set(sums) | set(truth)
+        if sums.get(k, 0) != truth.get(k, 0)
+    }
     assert not diff, f"(got, truth) where they differ: {diff}"
     # the takeover re-read input the killed worker had processed but not committed, or
     # input it never reached: either way more than the second half alone

@@ -20,12 +20,23 @@ T0 = 1_700_000_000 * NS
 MS = 1_000_000
 
 
-def span(span_id: str, parent: str = "", *, trace: str = "t", dur_ms: int = 100,
-         **kw: Any) -> LlmSpan:
+def span(
+    span_id: str, parent: str = "", *, trace: str = "t", dur_ms: int = 100, **kw: Any
+) -> LlmSpan:
     base: dict[str, Any] = dict(
-        trace_id=trace * 32, span_id=span_id, parent_span_id=parent, name=span_id,
-        service="app", layer=Layer.APP, operation="chain", span_kind="internal",
-        start_ns=T0, end_ns=T0 + dur_ms * MS, duration_s=dur_ms / 1000, status="ok")
+        trace_id=trace * 32,
+        span_id=span_id,
+        parent_span_id=parent,
+        name=span_id,
+        service="app",
+        layer=Layer.APP,
+        operation="chain",
+        span_kind="internal",
+        start_ns=T0,
+        end_ns=T0 + dur_ms * MS,
+        duration_s=dur_ms / 1000,
+        status="ok",
+    )
     base.update(kw)
     return LlmSpan(**base)
 
@@ -36,8 +47,19 @@ def agent(span_id: str, parent: str = "", **kw: Any) -> LlmSpan:
 
 def nested_agents(depth: int) -> list[LlmSpan]:
     """root chain -> agent a1 -> ... -> agent aN -> chat call, children listed first."""
-    out = [span("llm", f"a{depth}", layer=Layer.APP, operation="chat", span_kind="client",
-                input_tokens=10, output_tokens=5, request_model="gpt-4o-mini", dur_ms=50)]
+    out = [
+        span(
+            "llm",
+            f"a{depth}",
+            layer=Layer.APP,
+            operation="chat",
+            span_kind="client",
+            input_tokens=10,
+            output_tokens=5,
+            request_model="gpt-4o-mini",
+            dur_ms=50,
+        )
+    ]
     for i in range(depth, 0, -1):
         out.append(agent(f"a{i}", f"a{i - 1}" if i > 1 else "root", dur_ms=100 + 10 * i))
     out.append(span("root", dur_ms=500))
@@ -98,10 +120,16 @@ def test_bounded_by_spans_per_trace_total_spans_and_wait() -> None:
 
 
 def pre(max_spans: int = 200_000) -> PreAggregator:
-    settings = WindowSettings(specs=(WindowSpec.parse("1m"),), allowed_lateness_ns=5 * NS,
-                              idle_timeout_ns=30 * NS)
-    return PreAggregator(settings, SeriesKeyer(("service", "layer", "operation", "model")),
-                         lambda: T0, PRICES, trees=TraceTrees(lambda: T0, max_spans=max_spans))
+    settings = WindowSettings(
+        specs=(WindowSpec.parse("1m"),), allowed_lateness_ns=5 * NS, idle_timeout_ns=30 * NS
+    )
+    return PreAggregator(
+        settings,
+        SeriesKeyer(("service", "layer", "operation", "model")),
+        lambda: T0,
+        PRICES,
+        trees=TraceTrees(lambda: T0, max_spans=max_spans),
+    )
 
 
 TRACE = '["@tokens","trace","' + "t" * 32 + '"]'
@@ -125,7 +153,7 @@ def black_holes(messages: list[list[LlmSpan]], *, joined: bool) -> tuple[int, li
 def test_max_agent_depth_fires_however_many_messages_carry_the_trace(split: int) -> None:
     spans = nested_agents(5)  # children first, as a batching exporter sends them
     size = -(-len(spans) // split)
-    messages = [spans[i:i + size] for i in range(0, len(spans), size)]
+    messages = [spans[i : i + size] for i in range(0, len(spans), size)]
     assert len(messages) == split
     depth, events = black_holes(messages, joined=True)
     assert depth == 5

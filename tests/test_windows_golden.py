@@ -24,11 +24,19 @@ def test_golden_windows_are_consistent_with_their_input() -> None:
     by_model = sum(r["total_tokens"] for r in tokens if r["entity"]["kind"] == "model")
     by_user = sum(r["total_tokens"] for r in tokens if r["entity"]["kind"] == "user")
     assert by_model == by_user > 0  # every counted call has a user in this capture
-    assert {r["series"]["layer"] for r in signals} >= {"gateway", "agent", "app", "tool",
-                                                        "model-server"}
+    assert {r["series"]["layer"] for r in signals} >= {
+        "gateway",
+        "agent",
+        "app",
+        "tool",
+        "model-server",
+    }
     server = [r for r in signals if r["series"]["layer"] == "model-server"]
-    assert all(r["ttft_share"]["queue"] + r["ttft_share"]["prefill"] <= 1.0001 for r in server
-               if r.get("ttft_share"))
+    assert all(
+        r["ttft_share"]["queue"] + r["ttft_share"]["prefill"] <= 1.0001
+        for r in server
+        if r.get("ttft_share")
+    )
 
 
 def test_a_lagging_partition_is_not_idle() -> None:
@@ -37,8 +45,9 @@ def test_a_lagging_partition_is_not_idle() -> None:
     from pipeline.windows import PartitionClock
 
     now = [1_000 * 10**9]
-    clock = PartitionClock(allowed_lateness_ns=5 * 10**9, idle_timeout_ns=10 * 10**9,
-                           wall_ns=lambda: now[0])
+    clock = PartitionClock(
+        allowed_lateness_ns=5 * 10**9, idle_timeout_ns=10 * 10**9, wall_ns=lambda: now[0]
+    )
     clock.touch()
     clock.observe(990 * 10**9)
     now[0] += 60 * 10**9

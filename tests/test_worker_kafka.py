@@ -17,34 +17,53 @@ pytestmark = pytest.mark.broker
 
 
 def test_worker_normalizes_every_encoding_and_dead_letters_the_rest(
-        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
     gen = TrafficGenerator(seed=11)
-    batches = [b.traces_data() for b, _ in zip(gen.batches(200, time.time_ns()), range(3),
-                                               strict=False)]
-    expected_spans = sum(len(ss.spans) for b in batches for rs in b.resource_spans
-                         for ss in rs.scope_spans)
+    batches = [
+        b.traces_data() for b, _ in zip(gen.batches(200, time.time_ns()), range(3), strict=False)
+    ]
+    expected_spans = sum(
+        len(ss.spans) for b in batches for rs in b.resource_spans for ss in rs.scope_spans
+    )
     singles = per_span_messages(batches[2])
     values: list[bytes | tuple[bytes | None, bytes]] = [
-        batches[0].SerializeToString(),                       # otlp_proto batch, empty key
-        otlp_json(batches[1]),                                # otlp_json batch
-        *[(m.resource_spans[0].scope_spans[0].spans[0].trace_id.hex().encode(),
-           m.SerializeToString()) for m in singles],          # one span per message, trace-id key
-        b"\x0a\xff\xff\xff\x0f corrupt",                      # corrupt protobuf
-        b'{"resourceSpans": [',                               # truncated JSON
+        batches[0].SerializeToString(),  # otlp_proto batch, empty key
+        otlp_json(batches[1]),  # otlp_json batch
+        *[
+            (
+                m.resource_spans[0].scope_spans[0].spans[0].trace_id.hex().encode(),
+                m.SerializeToString(),
+            )
+            for m in singles
+        ],  # one span per message, trace-id key
+        b"\x0a\xff\xff\xff\x0f corrupt",  # corrupt protobuf
+        b'{"resourceSpans": [',  # truncated JSON
     ]
     worker = WorkerProc(broker.bootstrap, tmp_path).start()
     try:
         produce(broker.bootstrap, "otlp_spans", values)
         got = consume_until(
-            broker.bootstrap, ["spanwatch.spans", "spanwatch.deadletter"],
-            lambda ms: len(span_records(ms)) >= expected_spans
-            and sum(m.topic() == "spanwatch.deadletter" for m in ms) >= 2, timeout=90)
+            broker.bootstrap,
+            ["spanwatch.spans", "spanwatch.deadletter"],
+            lambda ms: (
+                len(span_records(ms)) >= expected_spans
+                and sum(m.topic() == "spanwatch.deadletter" for m in ms) >= 2
+            ),
+            timeout=90,
+        )
         # the worker survived the bad input and still processes new messages
-        produce(broker.bootstrap, "otlp_spans",
-                [traces(span({"gen_ai.request.model": "after-bad-input"})).SerializeToString()])
-        later = consume_until(broker.bootstrap, ["spanwatch.spans"],
-                              lambda ms: any(r.request_model == "after-bad-input"
-                                             for r in span_records(ms)), timeout=60)
+        produce(
+            broker.bootstrap,
+            "otlp_spans",
+            [traces(span({"gen_ai.request.model": "after-bad-input"})).SerializeToString()],
+        )
+        later = consume_until(
+            broker.bootstrap,
+            ["spanwatch.spans"],
+            lambda ms: any(r.request_model == "after-bad-input" for r in span_records(ms)),
+            timeout=60,
+        )
         assert worker.proc is not None and worker.proc.poll() is None
     finally:
         worker.stop()

@@ -42,8 +42,15 @@ class Sample:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Sample:
-        return cls(d["rule"], d["labels"], d["member"], d["value"], d["breach"],
-                   d["event_ns"], d.get("context", {}))
+        return cls(
+            d["rule"],
+            d["labels"],
+            d["member"],
+            d["value"],
+            d["breach"],
+            d["event_ns"],
+            d.get("context", {}),
+        )
 
 
 def _identity(rule: Rule, labels: dict[str, str]) -> dict[str, str]:
@@ -65,8 +72,9 @@ class RuleEvaluator:
         if topic_kind == "tokens":
             if rec.get("type") == "window":
                 ent = rec["entity"]
-                return self._windows(rec, {"entity_kind": ent["kind"], "entity": ent["id"]},
-                                     ent["kind"], key)
+                return self._windows(
+                    rec, {"entity_kind": ent["kind"], "entity": ent["id"]}, ent["kind"], key
+                )
             if rec.get("type") == "black_hole":
                 return self._black_hole(rec)
         if topic_kind == "findings":
@@ -75,8 +83,9 @@ class RuleEvaluator:
             return self._anomaly(rec)
         return []
 
-    def _windows(self, rec: dict[str, Any], labels: dict[str, str], entity: str | None,
-                 key: str) -> list[Sample]:
+    def _windows(
+        self, rec: dict[str, Any], labels: dict[str, str], entity: str | None, key: str
+    ) -> list[Sample]:
         out = []
         window = rec["window"]
         end_ns = window["end_ns"]
@@ -88,20 +97,41 @@ class RuleEvaluator:
             if not all_match(rule.matchers, labels):
                 continue
             if rule.kind == "absent":
-                out.append(Sample(rule.name, _identity(rule, labels), member, None, False,
-                                  end_ns, {"window": window["name"]}))
+                out.append(
+                    Sample(
+                        rule.name,
+                        _identity(rule, labels),
+                        member,
+                        None,
+                        False,
+                        end_ns,
+                        {"window": window["name"]},
+                    )
+                )
                 continue
             assert rule.signal is not None
             extract, unit = table[rule.signal]
             value = extract(rec)
             if value is None:
                 continue
-            out.append(Sample(rule.name, _identity(rule, labels), member, value,
-                              rule.compare(value), end_ns, {
-                                  "signal": rule.signal, "unit": unit,
-                                  "threshold": rule.threshold, "window": window["name"],
-                                  "trace_id": sig.example_trace(rec, rule.signal),
-                                  "top": sig.top_contributors(rec)}))
+            out.append(
+                Sample(
+                    rule.name,
+                    _identity(rule, labels),
+                    member,
+                    value,
+                    rule.compare(value),
+                    end_ns,
+                    {
+                        "signal": rule.signal,
+                        "unit": unit,
+                        "threshold": rule.threshold,
+                        "window": window["name"],
+                        "trace_id": sig.example_trace(rec, rule.signal),
+                        "top": sig.top_contributors(rec),
+                    },
+                )
+            )
         return out
 
     def _black_hole(self, rec: dict[str, Any]) -> list[Sample]:
@@ -109,42 +139,76 @@ class RuleEvaluator:
         labels = {"entity_kind": ent["kind"], "budget": budget}
         out = []
         for rule in self.by_kind.get("black_hole", []):
-            if ent["kind"] not in rule.entity_kinds or (rule.budgets and budget not in
-                                                       rule.budgets):
+            if ent["kind"] not in rule.entity_kinds or (
+                rule.budgets and budget not in rule.budgets
+            ):
                 continue
             if not all_match(rule.matchers, labels):
                 continue
             ev = rec.get("evidence") or {}
-            top = [{"name": c.get("model") or "?", "value": c.get("tokens")}
-                   for c in (ev.get("top_calls") or [])[:3]]
+            top = [
+                {"name": c.get("model") or "?", "value": c.get("tokens")}
+                for c in (ev.get("top_calls") or [])[:3]
+            ]
             trace = ent["id"] if ent["kind"] == "trace" else None
-            out.append(Sample(rule.name, _identity(rule, labels), f"{ent['kind']}:{ent['id']}",
-                              rec.get("value"), True, rec.get("at_ns", 0), {
-                                  "signal": budget, "threshold": rec.get("limit"),
-                                  "trace_id": trace, "top": top, "unit": ""}))
+            out.append(
+                Sample(
+                    rule.name,
+                    _identity(rule, labels),
+                    f"{ent['kind']}:{ent['id']}",
+                    rec.get("value"),
+                    True,
+                    rec.get("at_ns", 0),
+                    {
+                        "signal": budget,
+                        "threshold": rec.get("limit"),
+                        "trace_id": trace,
+                        "top": top,
+                        "unit": "",
+                    },
+                )
+            )
         return out
 
     def _finding(self, rec: dict[str, Any]) -> list[Sample]:
         if rec.get("type") == "evaluation" and not rec.get("flagged"):
             return []
-        labels = {"service": rec.get("service", ""), "model": rec.get("model", ""),
-                  "kind": rec.get("kind", ""), "category": rec.get("category", ""),
-                  "role": rec.get("role", ""), "finding_severity": rec.get("severity", "")}
+        labels = {
+            "service": rec.get("service", ""),
+            "model": rec.get("model", ""),
+            "kind": rec.get("kind", ""),
+            "category": rec.get("category", ""),
+            "role": rec.get("role", ""),
+            "finding_severity": rec.get("severity", ""),
+        }
         sev = SEVERITIES.index(rec["severity"]) if rec.get("severity") in SEVERITIES else -1
         out = []
         for rule in self.by_kind.get("finding", []):
-            if (rule.kinds and labels["kind"] not in rule.kinds) or (
-                    rule.categories and labels["category"] not in rule.categories) or (
-                    rule.roles and labels["role"] not in rule.roles) or (
-                    sev < SEVERITIES.index(rule.min_severity)):
+            if (
+                (rule.kinds and labels["kind"] not in rule.kinds)
+                or (rule.categories and labels["category"] not in rule.categories)
+                or (rule.roles and labels["role"] not in rule.roles)
+                or (sev < SEVERITIES.index(rule.min_severity))
+            ):
                 continue
             if not all_match(rule.matchers, labels):
                 continue
-            out.append(Sample(rule.name, _identity(rule, labels), rec.get("trace_id", ""),
-                              rec.get("score"), True, rec.get("time_ns", 0), {
-                                  "signal": f"{labels['kind']}/{labels['category']}",
-                                  "trace_id": rec.get("trace_id") or None,
-                                  "excerpt": rec.get("excerpt", ""), "unit": ""}))
+            out.append(
+                Sample(
+                    rule.name,
+                    _identity(rule, labels),
+                    rec.get("trace_id", ""),
+                    rec.get("score"),
+                    True,
+                    rec.get("time_ns", 0),
+                    {
+                        "signal": f"{labels['kind']}/{labels['category']}",
+                        "trace_id": rec.get("trace_id") or None,
+                        "excerpt": rec.get("excerpt", ""),
+                        "unit": "",
+                    },
+                )
+            )
         return out
 
     def _anomaly(self, rec: dict[str, Any]) -> list[Sample]:
@@ -152,16 +216,31 @@ class RuleEvaluator:
         out = []
         for rule in self.by_kind.get("anomaly", []):
             if rule.signal != rec.get("signal") or (
-                    rule.window and rule.window != rec["window"]["name"]):
+                rule.window and rule.window != rec["window"]["name"]
+            ):
                 continue
             if not all_match(rule.matchers, labels):
                 continue
-            breach = rec["score"] >= rule.min_score if rule.min_score is not None \
+            breach = (
+                rec["score"] >= rule.min_score
+                if rule.min_score is not None
                 else bool(rec.get("anomalous"))
-            out.append(Sample(rule.name, _identity(rule, labels),
-                              "|".join(f"{k}={v}" for k, v in sorted(labels.items())),
-                              rec.get("value"), breach, rec["window"]["end_ns"], {
-                                  "signal": rec["signal"], "unit": rec.get("unit", ""),
-                                  "expected": rec.get("expected"), "score": rec["score"],
-                                  "window": rec["window"]["name"]}))
+            )
+            out.append(
+                Sample(
+                    rule.name,
+                    _identity(rule, labels),
+                    "|".join(f"{k}={v}" for k, v in sorted(labels.items())),
+                    rec.get("value"),
+                    breach,
+                    rec["window"]["end_ns"],
+                    {
+                        "signal": rec["signal"],
+                        "unit": rec.get("unit", ""),
+                        "expected": rec.get("expected"),
+                        "score": rec["score"],
+                        "window": rec["window"]["name"],
+                    },
+                )
+            )
         return out

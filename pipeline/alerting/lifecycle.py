@@ -74,8 +74,9 @@ class Alert:
             self.value = worst[0]
         return bool(breaching)
 
-    def step(self, rule: Rule, now: float, event: bool = False,
-             stale_s: float = DEFAULT_STALE_S) -> str | None:
+    def step(
+        self, rule: Rule, now: float, event: bool = False, stale_s: float = DEFAULT_STALE_S
+    ) -> str | None:
         """Advance the state; returns the new state name on a change (``pending``,
         ``firing``, ``resolved``, ``inactive``), else None."""
         cond = event or self.condition(rule, now, stale_s)

@@ -22,8 +22,7 @@ class RuleError(ConfigError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) in alert rules:\n  "
-                         + "\n  ".join(problems))
+        super().__init__(f"{len(problems)} problem(s) in alert rules:\n  " + "\n  ".join(problems))
 
 
 @dataclass
@@ -66,8 +65,10 @@ def load_rules(paths: list[str | Path]) -> RuleSet:
         if doc.data is None:
             continue
         if not isinstance(doc.data, dict):
-            problems.items.append(f"{f}:1:1: top level must be a mapping with 'groups' "
-                                  "(rules) or 'route'/'receivers' (alerting configuration)")
+            problems.items.append(
+                f"{f}:1:1: top level must be a mapping with 'groups' "
+                "(rules) or 'route'/'receivers' (alerting configuration)"
+            )
             continue
         docs.append(doc)
     seen: dict[str, str] = {}
@@ -77,14 +78,20 @@ def load_rules(paths: list[str | Path]) -> RuleSet:
         if "groups" in d.data:
             if set(d.data) - {"groups"}:
                 extra = sorted(set(d.data) - {"groups"}, key=str)
-                problems.add(d, (extra[0], "__key__"), f"a rules file holds only 'groups' "
-                             f"(found {extra}); routing goes in its own file")
+                problems.add(
+                    d,
+                    (extra[0], "__key__"),
+                    f"a rules file holds only 'groups' "
+                    f"(found {extra}); routing goes in its own file",
+                )
             rs.rules += parse_groups(d, problems, seen)
         elif d not in configs:
             problems.add(d, (), "expected 'groups' (rules) or 'route'/'receivers'")
     if len(configs) > 1:
-        problems.items.append(f"{configs[1].file}:1:1: a second alerting configuration "
-                              f"(the first is {configs[0].file})")
+        problems.items.append(
+            f"{configs[1].file}:1:1: a second alerting configuration "
+            f"(the first is {configs[0].file})"
+        )
     if configs:
         rs.config = parse_config(configs[0], problems)
     if problems.items:

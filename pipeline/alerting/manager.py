@@ -71,9 +71,15 @@ def backoff_s(pid: str, attempts: int, base: float = 1.0, cap: float = 300.0) ->
 
 
 class AlertManager:
-    def __init__(self, ruleset: RuleSet, *, stale_s: float = DEFAULT_STALE_S,
-                 max_alerts: int = 10_000, max_attempts: int = 12,
-                 formatter: Any = None) -> None:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        *,
+        stale_s: float = DEFAULT_STALE_S,
+        max_alerts: int = 10_000,
+        max_attempts: int = 12,
+        formatter: Any = None,
+    ) -> None:
         self.rules: dict[str, Rule] = ruleset.by_name()
         self.config = ruleset.config
         self.stale_s, self.max_alerts, self.max_attempts = stale_s, max_alerts, max_attempts
@@ -85,14 +91,19 @@ class AlertManager:
         self.counters: Counter[str] = Counter()
         if formatter is None:
             from pipeline.alerting.notify import format_message
+
             formatter = format_message
         self.format = formatter
 
     # --- persistence -------------------------------------------------------------------
     def export(self, key: str) -> dict[str, Any] | None:
         kind, ident = key[:2], key[2:]
-        stores: dict[str, dict[str, Any]] = {"a:": self.alerts, "g:": self.groups,
-                                             "s:": self.silences, "o:": self.outbox}
+        stores: dict[str, dict[str, Any]] = {
+            "a:": self.alerts,
+            "g:": self.groups,
+            "s:": self.silences,
+            "o:": self.outbox,
+        }
         obj = stores[kind].get(ident)
         return None if obj is None else obj.to_dict()
 
@@ -171,27 +182,48 @@ class AlertManager:
         """The ``spanwatch.alerts`` record of a state change (docs/SCHEMAS.md)."""
         ctx = self.template_context(alert, rule)
         return {
-            "type": "alert", "status": status, "alertname": rule.name, "rule": rule.name,
-            "kind": rule.kind, "fingerprint": alert.fingerprint, "labels": alert.labels,
+            "type": "alert",
+            "status": status,
+            "alertname": rule.name,
+            "rule": rule.name,
+            "kind": rule.kind,
+            "fingerprint": alert.fingerprint,
+            "labels": alert.labels,
             "annotations": {k: templates.render(v, ctx) for k, v in rule.annotations.items()},
-            "value": alert.value, "expected": ctx["expected"], "trace_id": ctx["trace_id"],
+            "value": alert.value,
+            "expected": ctx["expected"],
+            "trace_id": ctx["trace_id"],
             "trace_url": ctx["trace_url"] or None,
             "starts_at": alert.firing_since or alert.active_since,
             "ends_at": alert.resolved_at if status == "resolved" else None,
             "silenced": self.silenced(alert.labels, now),
-            "inhibited": self.inhibited(alert), "at": now,
+            "inhibited": self.inhibited(alert),
+            "at": now,
         }
 
     def template_context(self, alert: Alert, rule: Rule) -> dict[str, Any]:
         c = alert.context
         trace_id = c.get("trace_id")
-        trace_url = templates.render(self.config.trace_url, {"trace_id": trace_id}) \
-            if trace_id and self.config.trace_url else ""
-        return {"value": alert.value, "threshold": c.get("threshold", rule.threshold),
-                "labels": alert.labels, "expected": c.get("expected"), "top": c.get("top", []),
-                "trace_id": trace_id, "trace_url": trace_url, "signal": c.get("signal"),
-                "unit": c.get("unit", ""), "alertname": rule.name, "count": alert.events,
-                "excerpt": c.get("excerpt", ""), "score": c.get("score")}
+        trace_url = (
+            templates.render(self.config.trace_url, {"trace_id": trace_id})
+            if trace_id and self.config.trace_url
+            else ""
+        )
+        return {
+            "value": alert.value,
+            "threshold": c.get("threshold", rule.threshold),
+            "labels": alert.labels,
+            "expected": c.get("expected"),
+            "top": c.get("top", []),
+            "trace_id": trace_id,
+            "trace_url": trace_url,
+            "signal": c.get("signal"),
+            "unit": c.get("unit", ""),
+            "alertname": rule.name,
+            "count": alert.events,
+            "excerpt": c.get("excerpt", ""),
+            "score": c.get("score"),
+        }
 
     # --- silences and inhibition ------------------------------------------------------
     def add_silence(self, s: Silence) -> None:
@@ -214,9 +246,12 @@ class AlertManager:
             if not all_match(rule.target, alert.labels):
                 continue
             for other in self.alerts.values():
-                if other.state == "firing" and other.fingerprint != alert.fingerprint \
-                        and all_match(rule.source, other.labels) \
-                        and all(other.labels.get(k) == alert.labels.get(k) for k in rule.equal):
+                if (
+                    other.state == "firing"
+                    and other.fingerprint != alert.fingerprint
+                    and all_match(rule.source, other.labels)
+                    and all(other.labels.get(k) == alert.labels.get(k) for k in rule.equal)
+                ):
                     return True
         return False
 
@@ -227,8 +262,14 @@ class AlertManager:
             gkey = hashlib.sha1(f"{path}|{sorted(glabels.items())}".encode()).hexdigest()[:16]
             g = self.groups.get(gkey)
             if g is None:
-                g = self.groups[gkey] = Group(gkey, route.receiver, path, glabels, first_at=now,
-                                              next_flush=now + route.group_wait_s)
+                g = self.groups[gkey] = Group(
+                    gkey,
+                    route.receiver,
+                    path,
+                    glabels,
+                    first_at=now,
+                    next_flush=now + route.group_wait_s,
+                )
             if alert.fingerprint not in g.alerts:
                 g.alerts.append(alert.fingerprint)
             if g.last_flush is not None:
@@ -245,8 +286,11 @@ class AlertManager:
         route = self.config.route.at(g.route)
         receiver = self.config.receivers[g.receiver]
         members = [self.alerts[fp] for fp in g.alerts if fp in self.alerts]
-        firing = [a for a in members if a.state == "firing" and not self.silenced(a.labels, now)
-                  and not self.inhibited(a)]
+        firing = [
+            a
+            for a in members
+            if a.state == "firing" and not self.silenced(a.labels, now) and not self.inhibited(a)
+        ]
         resolved = [a for a in members if a.state != "firing" and a.resolved_at is not None]
         fps = sorted(a.fingerprint for a in firing)
         changed = fps != sorted(g.sent) or bool(resolved)
@@ -273,35 +317,48 @@ class AlertManager:
         if not g.alerts:
             del self.groups[g.key]
 
-    def _notify(self, g: Group, receiver: str, firing: list[Alert], resolved: list[Alert],
-                now: float) -> None:
+    def _notify(
+        self, g: Group, receiver: str, firing: list[Alert], resolved: list[Alert], now: float
+    ) -> None:
         rendered = [(a, self.rules[a.rule]) for a in firing + resolved if a.rule in self.rules]
         rcv = self.config.receivers[receiver]
-        title, body = self.format(rcv, g.labels, [self._message_alert(a, r)
-                                                  for a, r in rendered])
+        title, body = self.format(rcv, g.labels, [self._message_alert(a, r) for a, r in rendered])
         targets = ([-1] if rcv.console else []) + list(range(len(rcv.urls)))
         for idx in targets:  # one notification per URL: a retry never repeats a success
-            pid = hashlib.sha1(f"{g.key}|{now}|{len(self.outbox)}|{idx}".encode()
-                               ).hexdigest()[:16]
-            self.outbox[pid] = Pending(pid, receiver, g.key, title, body,
-                                       "firing" if firing else "resolved",
-                                       [a.fingerprint for a, _ in rendered], now, now,
-                                       url_index=idx)
+            pid = hashlib.sha1(f"{g.key}|{now}|{len(self.outbox)}|{idx}".encode()).hexdigest()[:16]
+            self.outbox[pid] = Pending(
+                pid,
+                receiver,
+                g.key,
+                title,
+                body,
+                "firing" if firing else "resolved",
+                [a.fingerprint for a, _ in rendered],
+                now,
+                now,
+                url_index=idx,
+            )
             self.dirty.add("o:" + pid)
             self.counters["notifications_queued"] += 1
 
     def _message_alert(self, a: Alert, rule: Rule) -> dict[str, Any]:
         """One alert as the message formatter wants it (templates rendered once)."""
         ctx = self.template_context(a, rule)
-        return {"status": "firing" if a.state == "firing" else "resolved",
-                "alertname": rule.name, "labels": a.labels, "value": a.value,
-                "since": a.firing_since, "trace_url": ctx["trace_url"],
-                "annotations": {k: templates.render(v, ctx) for k, v in rule.annotations.items()}}
+        return {
+            "status": "firing" if a.state == "firing" else "resolved",
+            "alertname": rule.name,
+            "labels": a.labels,
+            "value": a.value,
+            "since": a.firing_since,
+            "trace_url": ctx["trace_url"],
+            "annotations": {k: templates.render(v, ctx) for k, v in rule.annotations.items()},
+        }
 
     # --- delivery -----------------------------------------------------------------------
     def due(self, now: float) -> list[Pending]:
-        return sorted((p for p in self.outbox.values() if p.next_at <= now),
-                      key=lambda p: (p.next_at, p.id))
+        return sorted(
+            (p for p in self.outbox.values() if p.next_at <= now), key=lambda p: (p.next_at, p.id)
+        )
 
     def delivered(self, pid: str, outcome: str, error: str, now: float) -> None:
         """``outcome``: ``ok``, ``retry`` (5xx, timeout) or ``config`` (4xx, no target)."""
@@ -313,8 +370,11 @@ class AlertManager:
         p.last_error = error
         if outcome == "ok" or outcome == "config" or p.attempts >= self.max_attempts:
             del self.outbox[pid]
-            self.counters[{"ok": "notifications_sent", "config": "notifications_config_error"
-                           }.get(outcome, "notifications_gave_up")] += 1
+            self.counters[
+                {"ok": "notifications_sent", "config": "notifications_config_error"}.get(
+                    outcome, "notifications_gave_up"
+                )
+            ] += 1
             return
         self.counters["notifications_retried"] += 1
         p.next_at = now + backoff_s(pid, p.attempts)

@@ -21,8 +21,9 @@ def parse_duration_s(text: Any) -> float:
         return 0.0
     m = _DURATION.match(str(text))
     if not m:
-        raise ValueError(f"bad duration {text!r}: use a number with ms, s, m, h or d "
-                         "(e.g. 30s, 5m, 4h)")
+        raise ValueError(
+            f"bad duration {text!r}: use a number with ms, s, m, h or d (e.g. 30s, 5m, 4h)"
+        )
     return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
@@ -36,8 +37,10 @@ class Matcher:
     def parse(cls, text: str) -> Matcher:
         m = _MATCHER.match(text)
         if not m:
-            raise ValueError(f"bad matcher {text!r}: use name=\"value\", name!=\"value\", "
-                             "name=~\"regex\" or name!~\"regex\"")
+            raise ValueError(
+                f'bad matcher {text!r}: use name="value", name!="value", '
+                'name=~"regex" or name!~"regex"'
+            )
         name, op, raw = m.groups()
         value = raw.replace('\\"', '"').replace("\\\\", "\\")
         if op in ("=~", "!~"):

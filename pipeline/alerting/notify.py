@@ -47,8 +47,9 @@ def _value(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def format_message(receiver: Receiver, group_labels: dict[str, str],
-                   alerts: list[dict[str, Any]]) -> tuple[str, str]:
+def format_message(
+    receiver: Receiver, group_labels: dict[str, str], alerts: list[dict[str, Any]]
+) -> tuple[str, str]:
     """(title, body) for one notification of a group; ``alerts`` as built by the manager."""
     firing = [a for a in alerts if a["status"] == "firing"]
     resolved = [a for a in alerts if a["status"] == "resolved"]
@@ -75,8 +76,9 @@ def _alert_lines(a: dict[str, Any], md: bool) -> list[str]:
     ann = a.get("annotations", {})
     labels = a["labels"]
     sev = labels.get("severity", "")
-    ident = " ".join(f"{k}={v}" for k, v in sorted(labels.items())
-                     if k not in ("alertname", "severity") and v)
+    ident = " ".join(
+        f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity") and v
+    )
     head = f"**{a['alertname']}**" if md else a["alertname"]
     out = [f"- {head}{' [' + sev + ']' if sev else ''} {ident}".rstrip()]
     for key in ("summary", "description"):
@@ -86,8 +88,9 @@ def _alert_lines(a: dict[str, Any], md: bool) -> list[str]:
     if a.get("since") and a["status"] == "firing":
         detail += f", since {_when(a['since'])}"
     if a.get("trace_url"):
-        detail += f", [example trace]({a['trace_url']})" if md else \
-            f", example trace {a['trace_url']}"
+        detail += (
+            f", [example trace]({a['trace_url']})" if md else f", example trace {a['trace_url']}"
+        )
     if detail:
         out.append(detail if detail.startswith("  ") else "  " + detail.lstrip(", "))
     return out
@@ -105,11 +108,13 @@ _STATUS = re.compile(r"error=(\d{3})")
 def resolve_url(receiver: Receiver, url: str) -> str:
     """``${VAR}`` expanded; DingTalk mentions added as apprise targets (``atMobiles``)."""
     out = expand_env(url)
-    if receiver.mentions and receiver_format(receiver, out) == "dingtalk" \
-            and out.startswith("dingtalk://"):
+    if (
+        receiver.mentions
+        and receiver_format(receiver, out) == "dingtalk"
+        and out.startswith("dingtalk://")
+    ):
         base, _, query = out.partition("?")
-        out = base.rstrip("/") + "/" + "/".join(receiver.mentions) + (f"?{query}" if query
-                                                                       else "")
+        out = base.rstrip("/") + "/" + "/".join(receiver.mentions) + (f"?{query}" if query else "")
     return out
 
 

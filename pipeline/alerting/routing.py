@@ -18,8 +18,16 @@ from pipeline.config import expand_env
 from pipeline.errors import ConfigError
 
 FORMATS = ("auto", "slack", "dingtalk", "markdown", "text")
-ROUTE_KEYS = {"receiver", "group_by", "group_wait", "group_interval", "repeat_interval",
-              "matchers", "routes", "continue"}
+ROUTE_KEYS = {
+    "receiver",
+    "group_by",
+    "group_wait",
+    "group_interval",
+    "repeat_interval",
+    "matchers",
+    "routes",
+    "continue",
+}
 RECEIVER_KEYS = {"name", "urls", "console", "format", "send_resolved", "mentions"}
 DOC_KEYS = {"route", "receivers", "inhibit_rules", "templates"}
 
@@ -34,8 +42,9 @@ class Receiver:
     mentions: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # URLs are secrets
-        return (f"Receiver(name={self.name!r}, urls=<{len(self.urls)} secret>, "
-                f"console={self.console})")
+        return (
+            f"Receiver(name={self.name!r}, urls=<{len(self.urls)} secret>, console={self.console})"
+        )
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,8 @@ class InhibitRule:
 class AlertingConfig:
     route: Route = field(default_factory=lambda: Route("console"))
     receivers: dict[str, Receiver] = field(
-        default_factory=lambda: {"console": Receiver("console", console=True)})
+        default_factory=lambda: {"console": Receiver("console", console=True)}
+    )
     inhibit_rules: tuple[InhibitRule, ...] = ()
     trace_url: str = ""  # template with {{ trace_id }}
 
@@ -120,17 +130,30 @@ def parse_config(doc: Located, problems: Problems) -> AlertingConfig:
         problems.add(doc, ("route",), "'route' is required next to 'receivers'")
         route = Route("console")
     else:
-        route = _route(doc, ("route",), data["route"], problems, receivers, None) or \
-            Route("console")
-    inhibit = tuple(x for i, item in enumerate(data.get("inhibit_rules") or [])
-                    if (x := _inhibit(doc, ("inhibit_rules", i), item, problems)))
+        route = _route(doc, ("route",), data["route"], problems, receivers, None) or Route(
+            "console"
+        )
+    inhibit = tuple(
+        x
+        for i, item in enumerate(data.get("inhibit_rules") or [])
+        if (x := _inhibit(doc, ("inhibit_rules", i), item, problems))
+    )
     tmpl = data.get("templates") or {}
     trace_url = tmpl.get("trace_url", "") if isinstance(tmpl, dict) else ""
     if not isinstance(trace_url, str) or (err := templates.check(trace_url)):
-        problems.add(doc, ("templates", "trace_url"), f"trace_url: {err if trace_url else ''}"
-                     if isinstance(trace_url, str) else "trace_url must be a string")
-    return AlertingConfig(route, receivers or AlertingConfig().receivers, inhibit,
-                          trace_url if isinstance(trace_url, str) else "")
+        problems.add(
+            doc,
+            ("templates", "trace_url"),
+            f"trace_url: {err if trace_url else ''}"
+            if isinstance(trace_url, str)
+            else "trace_url must be a string",
+        )
+    return AlertingConfig(
+        route,
+        receivers or AlertingConfig().receivers,
+        inhibit,
+        trace_url if isinstance(trace_url, str) else "",
+    )
 
 
 def _receiver(doc: Located, p: Path_, item: Any, problems: Problems) -> Receiver | None:
@@ -138,8 +161,11 @@ def _receiver(doc: Located, p: Path_, item: Any, problems: Problems) -> Receiver
         problems.add(doc, p, "a receiver needs a 'name'")
         return None
     for key in sorted(set(item) - RECEIVER_KEYS, key=str):
-        problems.add(doc, (*p, key, "__key__"),
-                     f"unknown receiver key {key!r}{_suggest(str(key), RECEIVER_KEYS)}")
+        problems.add(
+            doc,
+            (*p, key, "__key__"),
+            f"unknown receiver key {key!r}{_suggest(str(key), RECEIVER_KEYS)}",
+        )
     urls = problems.str_list(doc, (*p, "urls"), item.get("urls", []), "apprise URLs") or ()
     for i, url in enumerate(urls):
         err = validate_url(url)
@@ -151,10 +177,12 @@ def _receiver(doc: Located, p: Path_, item: Any, problems: Problems) -> Receiver
     fmt = item.get("format", "auto")
     if fmt not in FORMATS:
         problems.add(doc, (*p, "format"), f"format must be one of {', '.join(FORMATS)}")
-    mentions = problems.str_list(doc, (*p, "mentions"), item.get("mentions", []),
-                                 "names to mention") or ()
-    return Receiver(item["name"], urls, console, fmt, bool(item.get("send_resolved", True)),
-                    mentions)
+    mentions = (
+        problems.str_list(doc, (*p, "mentions"), item.get("mentions", []), "names to mention") or ()
+    )
+    return Receiver(
+        item["name"], urls, console, fmt, bool(item.get("send_resolved", True)), mentions
+    )
 
 
 def validate_url(url: str) -> str | None:
@@ -170,24 +198,37 @@ def validate_url(url: str) -> str | None:
     return None
 
 
-def _route(doc: Located, p: Path_, item: Any, problems: Problems,
-           receivers: dict[str, Receiver], parent: Route | None) -> Route | None:
+def _route(
+    doc: Located,
+    p: Path_,
+    item: Any,
+    problems: Problems,
+    receivers: dict[str, Receiver],
+    parent: Route | None,
+) -> Route | None:
     if not isinstance(item, dict):
         problems.add(doc, p, "a route must be a mapping")
         return None
     for key in sorted(set(item) - ROUTE_KEYS, key=str):
-        problems.add(doc, (*p, key, "__key__"),
-                     f"unknown route key {key!r}{_suggest(str(key), ROUTE_KEYS)}")
+        problems.add(
+            doc, (*p, key, "__key__"), f"unknown route key {key!r}{_suggest(str(key), ROUTE_KEYS)}"
+        )
     receiver = item.get("receiver", parent.receiver if parent else None)
     if receiver is None:
         problems.add(doc, p, "the root route needs a 'receiver'")
     elif not isinstance(receiver, str):
         problems.add(doc, (*p, "receiver"), "a receiver is named by a string")
         receiver = parent.receiver if parent else "console"
-    elif ("receiver" in item or parent is None) and receiver not in receivers \
-            and not (receiver == "console" and not receivers):
-        problems.add(doc, (*p, "receiver"), f"unknown receiver {receiver!r}"
-                     + _suggest(str(receiver), set(receivers)))
+    elif (
+        ("receiver" in item or parent is None)
+        and receiver not in receivers
+        and not (receiver == "console" and not receivers)
+    ):
+        problems.add(
+            doc,
+            (*p, "receiver"),
+            f"unknown receiver {receiver!r}" + _suggest(str(receiver), set(receivers)),
+        )
 
     def dur(key: str, default: float) -> float:
         if key not in item:
@@ -199,23 +240,41 @@ def _route(doc: Located, p: Path_, item: Any, problems: Problems,
             return default
 
     base = parent or Route(str(receiver))
-    group_by = problems.str_list(doc, (*p, "group_by"), item.get("group_by", list(base.group_by)),
-                                 "label names")
+    group_by = problems.str_list(
+        doc, (*p, "group_by"), item.get("group_by", list(base.group_by)), "label names"
+    )
     if group_by is None:
         group_by = base.group_by
     matchers = problems.matchers(doc, (*p, "matchers"), item.get("matchers", []))
-    route = Route(str(receiver), group_by, dur("group_wait", base.group_wait_s),
-                  dur("group_interval", base.group_interval_s),
-                  dur("repeat_interval", base.repeat_interval_s), matchers, (),
-                  bool(item.get("continue", False)))
+    route = Route(
+        str(receiver),
+        group_by,
+        dur("group_wait", base.group_wait_s),
+        dur("group_interval", base.group_interval_s),
+        dur("repeat_interval", base.repeat_interval_s),
+        matchers,
+        (),
+        bool(item.get("continue", False)),
+    )
     children = item.get("routes", [])
     if not isinstance(children, list):
         problems.add(doc, (*p, "routes"), "'routes' must be a list")
         children = []
-    kids = tuple(r for i, c in enumerate(children)
-                 if (r := _route(doc, (*p, "routes", i), c, problems, receivers, route)))
-    return Route(route.receiver, route.group_by, route.group_wait_s, route.group_interval_s,
-                 route.repeat_interval_s, route.matchers, kids, route.continue_)
+    kids = tuple(
+        r
+        for i, c in enumerate(children)
+        if (r := _route(doc, (*p, "routes", i), c, problems, receivers, route))
+    )
+    return Route(
+        route.receiver,
+        route.group_by,
+        route.group_wait_s,
+        route.group_interval_s,
+        route.repeat_interval_s,
+        route.matchers,
+        kids,
+        route.continue_,
+    )
 
 
 def _inhibit(doc: Located, p: Path_, item: Any, problems: Problems) -> InhibitRule | None:

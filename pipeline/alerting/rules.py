@@ -27,8 +27,15 @@ KINDS = ("threshold", "anomaly", "finding", "black_hole", "absent")
 OPS = (">", ">=", "<", "<=", "==", "!=")
 SEVERITIES = ("low", "medium", "high", "critical")
 FINDING_KINDS = ("pii", "secret", "injection", "unicode", "lexicon", "judge")
-BUDGETS = ("max_llm_calls", "max_tool_calls", "max_tokens", "max_tokens_per_minute",
-           "max_agent_depth", "max_repeated_tool_calls", "max_same_tool_calls")
+BUDGETS = (
+    "max_llm_calls",
+    "max_tool_calls",
+    "max_tokens",
+    "max_tokens_per_minute",
+    "max_agent_depth",
+    "max_repeated_tool_calls",
+    "max_same_tool_calls",
+)
 ENTITY_KINDS = ("model", "service", "user", "session")
 COMMON = {"alert", "kind", "for", "keep_firing_for", "labels", "annotations", "matchers", "by"}
 KEYS = {
@@ -39,8 +46,10 @@ KEYS = {
     "absent": COMMON | {"signal", "window", "entity"},
 }
 EVENT_KINDS = ("finding", "black_hole")  # an event fires at once, resolves after keep_firing_for
-DEFAULT_BY = {"finding": ("service", "model", "kind", "category"),
-              "black_hole": ("entity_kind", "budget")}
+DEFAULT_BY = {
+    "finding": ("service", "model", "kind", "category"),
+    "black_hole": ("entity_kind", "budget"),
+}
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,14 @@ class Rule:
 
     def compare(self, value: float) -> bool:
         t = self.threshold
-        return {">": value > t, ">=": value >= t, "<": value < t, "<=": value <= t,
-                "==": value == t, "!=": value != t}[self.op]
+        return {
+            ">": value > t,
+            ">=": value >= t,
+            "<": value < t,
+            "<=": value <= t,
+            "==": value == t,
+            "!=": value != t,
+        }[self.op]
 
     @property
     def severity(self) -> str:
@@ -88,8 +103,7 @@ class Problems:
     def add(self, doc: Located, path: Path_, message: str) -> None:
         self.items.append(f"{doc.where(path)}: {message}")
 
-    def str_list(self, doc: Located, path: Path_, value: Any,
-                 what: str) -> tuple[str, ...] | None:
+    def str_list(self, doc: Located, path: Path_, value: Any, what: str) -> tuple[str, ...] | None:
         """The strings of the list at ``path``; each item that is not a string is reported at
         its own position (block or flow style) and left out. ``None`` when it is no list."""
         if not isinstance(value, list):
@@ -97,8 +111,11 @@ class Problems:
             return None
         for i, x in enumerate(value):
             if not isinstance(x, str):
-                self.add(doc, (*path, i), f"item {i + 1} of '{path[-1]}' must be a string "
-                         f"({what}), not {yaml_type(x)}")
+                self.add(
+                    doc,
+                    (*path, i),
+                    f"item {i + 1} of '{path[-1]}' must be a string ({what}), not {yaml_type(x)}",
+                )
         return tuple(x for x in value if isinstance(x, str))
 
     def matchers(self, doc: Located, path: Path_, value: Any) -> tuple[Matcher, ...]:
@@ -107,15 +124,17 @@ class Problems:
         if isinstance(value, dict):
             return parse_matchers(value)
         if not isinstance(value, list):
-            self.add(doc, path, f"'{path[-1]}' must be a list of 'name=\"value\"' strings "
-                     "or a mapping")
+            self.add(
+                doc, path, f"'{path[-1]}' must be a list of 'name=\"value\"' strings or a mapping"
+            )
             return ()
         out = []
         for i, text in enumerate(value):
             try:
                 if not isinstance(text, str):
-                    raise ValueError(f"a matcher is a string like name=\"value\", not "
-                                     f"{yaml_type(text)}")
+                    raise ValueError(
+                        f'a matcher is a string like name="value", not {yaml_type(text)}'
+                    )
                 out.append(Matcher.parse(text))
             except ValueError as exc:
                 self.add(doc, (*path, i), str(exc))
@@ -158,8 +177,11 @@ def parse_groups(doc: Located, problems: Problems, seen: dict[str, str]) -> list
             problems.add(doc, gp, "a group must be a mapping with 'name' and 'rules'")
             continue
         for key in sorted(set(group) - {"name", "rules"}, key=str):
-            problems.add(doc, (*gp, key, "__key__"),
-                         f"unknown group key {key!r}{_suggest(str(key), {'name', 'rules'})}")
+            problems.add(
+                doc,
+                (*gp, key, "__key__"),
+                f"unknown group key {key!r}{_suggest(str(key), {'name', 'rules'})}",
+            )
         gname = group.get("name")
         if not isinstance(gname, str) or not gname:
             problems.add(doc, (*gp, "name"), "group 'name' is required")
@@ -178,8 +200,9 @@ def parse_groups(doc: Located, problems: Problems, seen: dict[str, str]) -> list
     return rules
 
 
-def _parse_rule(doc: Located, rp: Path_, item: Any, group: str, problems: Problems,
-                seen: dict[str, str]) -> Rule | None:
+def _parse_rule(
+    doc: Located, rp: Path_, item: Any, group: str, problems: Problems, seen: dict[str, str]
+) -> Rule | None:
     if not isinstance(item, dict):
         problems.add(doc, rp, "a rule must be a mapping")
         return None
@@ -194,16 +217,27 @@ def _parse_rule(doc: Located, rp: Path_, item: Any, group: str, problems: Proble
         seen[name] = doc.where(rp)
     kind = item.get("kind", "threshold")
     if kind not in KINDS:
-        problems.add(doc, (*rp, "kind"), f"unknown kind {kind!r}; one of {', '.join(KINDS)}"
-                     + _suggest(str(kind), KINDS))
+        problems.add(
+            doc,
+            (*rp, "kind"),
+            f"unknown kind {kind!r}; one of {', '.join(KINDS)}" + _suggest(str(kind), KINDS),
+        )
         return None
     for key in sorted(set(item) - KEYS[kind], key=str):
-        problems.add(doc, (*rp, key, "__key__"),
-                     f"unknown key {key!r} for a {kind} rule{_suggest(str(key), KEYS[kind])}")
+        problems.add(
+            doc,
+            (*rp, key, "__key__"),
+            f"unknown key {key!r} for a {kind} rule{_suggest(str(key), KEYS[kind])}",
+        )
     kw: dict[str, Any] = {}
     _common(doc, rp, item, kind, problems, kw)
-    {"threshold": _threshold, "anomaly": _anomaly, "finding": _finding,
-     "black_hole": _black_hole, "absent": _absent}[kind](doc, rp, item, problems, kw)
+    {
+        "threshold": _threshold,
+        "anomaly": _anomaly,
+        "finding": _finding,
+        "black_hole": _black_hole,
+        "absent": _absent,
+    }[kind](doc, rp, item, problems, kw)
     if len(problems.items) > before:
         return None
     return Rule(name=name, group=group, kind=kind, source=doc.where(rp), **kw)
@@ -217,13 +251,15 @@ def _duration(doc: Located, path: Path_, v: Any, problems: Problems) -> float:
         return 0.0
 
 
-def _common(doc: Located, rp: Path_, item: dict[str, Any], kind: str, problems: Problems,
-            kw: dict[str, Any]) -> None:
+def _common(
+    doc: Located, rp: Path_, item: dict[str, Any], kind: str, problems: Problems, kw: dict[str, Any]
+) -> None:
     if "for" in item:
         kw["for_s"] = _duration(doc, (*rp, "for"), item["for"], problems)
     default_keep = "5m" if kind in EVENT_KINDS else 0
-    kw["keep_firing_for_s"] = _duration(doc, (*rp, "keep_firing_for"),
-                                        item.get("keep_firing_for", default_keep), problems)
+    kw["keep_firing_for_s"] = _duration(
+        doc, (*rp, "keep_firing_for"), item.get("keep_firing_for", default_keep), problems
+    )
     for section in ("labels", "annotations"):
         v = item.get(section, {})
         if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
@@ -232,13 +268,23 @@ def _common(doc: Located, rp: Path_, item: dict[str, Any], kind: str, problems: 
         kw[section] = {str(k): x for k, x in v.items()}
     for k, text in kw.get("labels", {}).items():
         if "{{" in text or "{%" in text:
-            problems.add(doc, (*rp, "labels", k), f"label {k!r} is a template: labels identify "
-                         "an alert and must not carry values; put them in annotations")
+            problems.add(
+                doc,
+                (*rp, "labels", k),
+                f"label {k!r} is a template: labels identify "
+                "an alert and must not carry values; put them in annotations",
+            )
     severity = kw.get("labels", {}).get("severity")
-    if severity is not None and "{" not in severity and severity not in (
-            "info", "warning", "critical", *SEVERITIES):
-        problems.add(doc, (*rp, "labels", "severity"), "severity label should be one of info, "
-                     "warning, critical (or low, medium, high)")
+    if (
+        severity is not None
+        and "{" not in severity
+        and severity not in ("info", "warning", "critical", *SEVERITIES)
+    ):
+        problems.add(
+            doc,
+            (*rp, "labels", "severity"),
+            "severity label should be one of info, warning, critical (or low, medium, high)",
+        )
     for k, text in kw.get("annotations", {}).items():
         err = templates.check(text)
         if err:
@@ -253,14 +299,24 @@ def _common(doc: Located, rp: Path_, item: dict[str, Any], kind: str, problems: 
         kw["by"] = DEFAULT_BY[kind]
 
 
-def _signal(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
-            kw: dict[str, Any], table: dict[str, Any], required: bool = True) -> None:
+def _signal(
+    doc: Located,
+    rp: Path_,
+    item: dict[str, Any],
+    problems: Problems,
+    kw: dict[str, Any],
+    table: dict[str, Any],
+    required: bool = True,
+) -> None:
     s = item.get("signal")
     if s is None and not required:
         return
     if s not in table:
-        where = "token windows (entity: ...)" if table is sig.TOKENS else (
-            "anomaly scores" if table is ANOMALY_SIGNALS else "golden-signal windows")
+        where = (
+            "token windows (entity: ...)"
+            if table is sig.TOKENS
+            else ("anomaly scores" if table is ANOMALY_SIGNALS else "golden-signal windows")
+        )
         hint = _suggest(str(s), set(table))
         if table is sig.METRICS and s in sig.TOKENS:
             hint = " (it is a token-window signal: add 'entity: model|service|user|session')"
@@ -271,8 +327,9 @@ def _signal(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
     kw["signal"] = s
 
 
-def _window(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
-            kw: dict[str, Any]) -> None:
+def _window(
+    doc: Located, rp: Path_, item: dict[str, Any], problems: Problems, kw: dict[str, Any]
+) -> None:
     if "window" in item:
         w = item["window"]
         try:
@@ -282,8 +339,9 @@ def _window(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
             problems.add(doc, (*rp, "window"), str(exc))
 
 
-def _entity(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
-            kw: dict[str, Any]) -> dict[str, Any]:
+def _entity(
+    doc: Located, rp: Path_, item: dict[str, Any], problems: Problems, kw: dict[str, Any]
+) -> dict[str, Any]:
     entity = item.get("entity")
     if entity is None:
         return sig.METRICS
@@ -294,8 +352,9 @@ def _entity(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
     return sig.TOKENS
 
 
-def _threshold(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
-               kw: dict[str, Any]) -> None:
+def _threshold(
+    doc: Located, rp: Path_, item: dict[str, Any], problems: Problems, kw: dict[str, Any]
+) -> None:
     _signal(doc, rp, item, problems, kw, _entity(doc, rp, item, problems, kw))
     _window(doc, rp, item, problems, kw)
     op = item.get("op", ">")
@@ -309,8 +368,9 @@ def _threshold(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems
         kw["threshold"] = float(t)
 
 
-def _anomaly(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
-             kw: dict[str, Any]) -> None:
+def _anomaly(
+    doc: Located, rp: Path_, item: dict[str, Any], problems: Problems, kw: dict[str, Any]
+) -> None:
     _signal(doc, rp, item, problems, kw, ANOMALY_SIGNALS)
     _window(doc, rp, item, problems, kw)
     if "min_score" in item:
@@ -321,49 +381,79 @@ def _anomaly(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
             kw["min_score"] = float(v)
 
 
-def _choices(doc: Located, path: Path_, v: Any, allowed: tuple[str, ...] | None,
-             problems: Problems, what: str) -> tuple[str, ...]:
+def _choices(
+    doc: Located,
+    path: Path_,
+    v: Any,
+    allowed: tuple[str, ...] | None,
+    problems: Problems,
+    what: str,
+) -> tuple[str, ...]:
     items = problems.str_list(doc, path, v, what)
     if items is None:
         return ()
     if allowed is not None:
         for i, x in enumerate(v):  # positions of the list as written
             if isinstance(x, str) and x not in allowed:
-                problems.add(doc, (*path, i), f"unknown {what[:-1]} {x!r}; one of "
-                             f"{', '.join(allowed)}{_suggest(x, allowed)}")
+                problems.add(
+                    doc,
+                    (*path, i),
+                    f"unknown {what[:-1]} {x!r}; one of {', '.join(allowed)}{_suggest(x, allowed)}",
+                )
     return items
 
 
-def _finding(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
-             kw: dict[str, Any]) -> None:
+def _finding(
+    doc: Located, rp: Path_, item: dict[str, Any], problems: Problems, kw: dict[str, Any]
+) -> None:
     if "kinds" in item:
-        kw["kinds"] = _choices(doc, (*rp, "kinds"), item["kinds"], FINDING_KINDS, problems,
-                               "finding kinds")
+        kw["kinds"] = _choices(
+            doc, (*rp, "kinds"), item["kinds"], FINDING_KINDS, problems, "finding kinds"
+        )
     if "categories" in item:
-        kw["categories"] = _choices(doc, (*rp, "categories"), item["categories"], None,
-                                    problems, "categories")
+        kw["categories"] = _choices(
+            doc, (*rp, "categories"), item["categories"], None, problems, "categories"
+        )
     if "roles" in item:
-        kw["roles"] = _choices(doc, (*rp, "roles"), item["roles"],
-                               ("input", "output", "system", "tool"), problems, "roles")
+        kw["roles"] = _choices(
+            doc,
+            (*rp, "roles"),
+            item["roles"],
+            ("input", "output", "system", "tool"),
+            problems,
+            "roles",
+        )
     sev = item.get("min_severity", "low")
     if sev not in SEVERITIES:
-        problems.add(doc, (*rp, "min_severity"), f"min_severity must be one of "
-                     f"{', '.join(SEVERITIES)}{_suggest(str(sev), SEVERITIES)}")
+        problems.add(
+            doc,
+            (*rp, "min_severity"),
+            f"min_severity must be one of {', '.join(SEVERITIES)}{_suggest(str(sev), SEVERITIES)}",
+        )
     kw["min_severity"] = sev
 
 
-def _black_hole(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
-                kw: dict[str, Any]) -> None:
+def _black_hole(
+    doc: Located, rp: Path_, item: dict[str, Any], problems: Problems, kw: dict[str, Any]
+) -> None:
     if "budgets" in item:
-        kw["budgets"] = _choices(doc, (*rp, "budgets"), item["budgets"], BUDGETS, problems,
-                                 "budgets")
+        kw["budgets"] = _choices(
+            doc, (*rp, "budgets"), item["budgets"], BUDGETS, problems, "budgets"
+        )
     if "entity_kinds" in item:
-        kw["entity_kinds"] = _choices(doc, (*rp, "entity_kinds"), item["entity_kinds"],
-                                      ("trace", "session"), problems, "entity kinds")
+        kw["entity_kinds"] = _choices(
+            doc,
+            (*rp, "entity_kinds"),
+            item["entity_kinds"],
+            ("trace", "session"),
+            problems,
+            "entity kinds",
+        )
 
 
-def _absent(doc: Located, rp: Path_, item: dict[str, Any], problems: Problems,
-            kw: dict[str, Any]) -> None:
+def _absent(
+    doc: Located, rp: Path_, item: dict[str, Any], problems: Problems, kw: dict[str, Any]
+) -> None:
     _signal(doc, rp, item, problems, kw, _entity(doc, rp, item, problems, kw), required=False)
     _window(doc, rp, item, problems, kw)
     if "for" not in item:

@@ -41,12 +41,19 @@ from pipeline.alerting.manager import AlertManager
 from pipeline.alerting.matchers import parse_duration_s
 from pipeline.errors import ConfigError
 
-_FIELDS = {"error_rate": "error_rate", "errors": "errors", "requests": "count",
-           "request_rate": "rate_per_s", "streaming_share": "streaming_share",
-           "input_tokens": "input_tokens", "output_tokens": "output_tokens",
-           "input_tokens_per_s": "input_tokens_per_s",
-           "output_tokens_per_s": "output_tokens_per_s", "total_tokens": "total_tokens",
-           "unpriced_requests": "unpriced_requests"}
+_FIELDS = {
+    "error_rate": "error_rate",
+    "errors": "errors",
+    "requests": "count",
+    "request_rate": "rate_per_s",
+    "streaming_share": "streaming_share",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "input_tokens_per_s": "input_tokens_per_s",
+    "output_tokens_per_s": "output_tokens_per_s",
+    "total_tokens": "total_tokens",
+    "unpriced_requests": "unpriced_requests",
+}
 
 
 @dataclass
@@ -109,10 +116,20 @@ def run_test(ruleset: Any, test: dict[str, Any], interval: float) -> Outcome:
             key = (step, repr(sorted((series.get("labels") or entity or {}).items())))
             rec = windows.setdefault(key, _window(series, end, interval))
             _set(rec, signal, v, interval)
-    events = sorted(((parse_duration_s(e.get("at", 0)), n, e)
-                     for n, e in enumerate(test.get("input_events", []))), key=lambda x: x[:2])
-    checks = sorted(((parse_duration_s(c["eval_time"]), n, c)
-                     for n, c in enumerate(test.get("alert_rule_test", []))), key=lambda x: x[:2])
+    events = sorted(
+        (
+            (parse_duration_s(e.get("at", 0)), n, e)
+            for n, e in enumerate(test.get("input_events", []))
+        ),
+        key=lambda x: x[:2],
+    )
+    checks = sorted(
+        (
+            (parse_duration_s(c["eval_time"]), n, c)
+            for n, c in enumerate(test.get("alert_rule_test", []))
+        ),
+        key=lambda x: x[:2],
+    )
     horizon = max([c[0] for c in checks] + [0.0])
     t_step = min(interval, 1.0) if horizon <= 3600 else interval
     now = 0.0
@@ -138,54 +155,88 @@ def run_test(ruleset: Any, test: dict[str, Any], interval: float) -> Outcome:
 
 
 def _window(series: dict[str, Any], end: float, size: float) -> dict[str, Any]:
-    w = {"name": series.get("window", "1m"), "start_ns": int((end - size) * 1e9),
-         "end_ns": int(end * 1e9), "size_s": size, "step_s": size}
+    w = {
+        "name": series.get("window", "1m"),
+        "start_ns": int((end - size) * 1e9),
+        "end_ns": int(end * 1e9),
+        "size_s": size,
+        "step_s": size,
+    }
     if series.get("entity"):
         return {"type": "window", "entity": series["entity"], "window": w}
-    return {"series": {k: str(v) for k, v in (series.get("labels") or {}).items()},
-            "window": w, "count": 100, "exemplars": {"slowest_trace_id": "test-trace"}}
+    return {
+        "series": {k: str(v) for k, v in (series.get("labels") or {}).items()},
+        "window": w,
+        "count": 100,
+        "exemplars": {"slowest_trace_id": "test-trace"},
+    }
 
 
 def _event(e: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
     ns = int(now * 1e9)
     if "finding" in e:
-        return "findings", {"type": "finding", "score": 1.0, "excerpt": "", "trace_id": "t",
-                            "service": "", "model": "", "role": "input", "severity": "high",
-                            "time_ns": ns, **e["finding"]}
+        return "findings", {
+            "type": "finding",
+            "score": 1.0,
+            "excerpt": "",
+            "trace_id": "t",
+            "service": "",
+            "model": "",
+            "role": "input",
+            "severity": "high",
+            "time_ns": ns,
+            **e["finding"],
+        }
     if "black_hole" in e:
         return "tokens", {"type": "black_hole", "at_ns": ns, "evidence": {}, **e["black_hole"]}
     if "anomaly" in e:
         a = e["anomaly"]
-        return "anomalies", {"type": "score", "window": {"name": a.get("window", "1m"),
-                                                         "end_ns": ns},
-                             "anomalous": a.get("score", 1.0) >= 0.9, **a}
+        return "anomalies", {
+            "type": "score",
+            "window": {"name": a.get("window", "1m"), "end_ns": ns},
+            "anomalous": a.get("score", 1.0) >= 0.9,
+            **a,
+        }
     raise ConfigError(f"input event needs finding, black_hole or anomaly: {sorted(e)}")
 
 
 def _check(am: AlertManager, c: dict[str, Any], now: float) -> list[str]:
     name = str(c.get("alertname"))
-    got = [am.record(a, am.rules[a.rule], "firing", now) for a in am.alerts.values()
-           if a.state == "firing" and a.rule == name]
+    got = [
+        am.record(a, am.rules[a.rule], "firing", now)
+        for a in am.alerts.values()
+        if a.state == "firing" and a.rule == name
+    ]
     want = c.get("exp_alerts") or []
     got_labels: list[list[tuple[str, str]]] = sorted(sorted(r["labels"].items()) for r in got)
     want_labels: list[list[tuple[str, str]]] = sorted(
-        sorted({"alertname": name, **{k: str(v) for k, v in w.get("exp_labels", {}).items()}}
-               .items()) for w in want)
+        sorted(
+            {"alertname": name, **{k: str(v) for k, v in w.get("exp_labels", {}).items()}}.items()
+        )
+        for w in want
+    )
     problems = []
     if got_labels != want_labels:
-        problems.append(f"at {c['eval_time']}, {name}: expected firing {_fmt(want_labels)}, "
-                        f"got {_fmt(got_labels)}")
+        problems.append(
+            f"at {c['eval_time']}, {name}: expected firing {_fmt(want_labels)}, "
+            f"got {_fmt(got_labels)}"
+        )
         return problems
     for w in want:
         exp = {"alertname": name, **{k: str(v) for k, v in w.get("exp_labels", {}).items()}}
         rec = next(r for r in got if r["labels"] == exp)
         for k, v in (w.get("exp_annotations") or {}).items():
             if rec["annotations"].get(k) != v:
-                problems.append(f"at {c['eval_time']}, {name}: annotation {k!r} is "
-                                f"{rec['annotations'].get(k)!r}, expected {v!r}")
+                problems.append(
+                    f"at {c['eval_time']}, {name}: annotation {k!r} is "
+                    f"{rec['annotations'].get(k)!r}, expected {v!r}"
+                )
     return problems
 
 
 def _fmt(labels: list[list[tuple[str, str]]]) -> str:
-    return "[" + "; ".join("{" + ", ".join(f"{k}={v}" for k, v in ls) + "}"
-                           for ls in labels) + "]" if labels else "nothing"
+    return (
+        "[" + "; ".join("{" + ", ".join(f"{k}={v}" for k, v in ls) + "}" for ls in labels) + "]"
+        if labels
+        else "nothing"
+    )

@@ -20,6 +20,7 @@ def _field(name: str) -> Extract:
     def get(rec: dict[str, Any]) -> float | None:
         v = rec.get(name)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
     return get
 
 
@@ -28,6 +29,7 @@ def _dist(name: str, stat: str) -> Extract:
         d = rec.get(f"{name}_s")
         v = d.get(stat) if isinstance(d, dict) else None
         return float(v) if isinstance(v, (int, float)) else None
+
     return get
 
 
@@ -40,27 +42,35 @@ def _per_min(extract: Extract) -> Extract:
     def get(rec: dict[str, Any]) -> float | None:
         v, size = extract(rec), rec.get("window", {}).get("size_s")
         return v / size * 60 if v is not None and size else None
+
     return get
 
 
 METRICS: dict[str, tuple[Extract, str]] = {
-    f"{d}_{s}": (_dist(d, s), "s") for d in ("ttft", "tpot", "latency", "queue")
-    for s in ("p50", "p90", "p95", "p99", "mean", "min", "max")}
-METRICS.update({
-    "error_rate": (_field("error_rate"), "ratio"), "errors": (_field("errors"), ""),
-    "requests": (_field("count"), ""), "request_rate": (_field("rate_per_s"), "/s"),
-    "streaming_share": (_field("streaming_share"), "ratio"),
-    "input_tokens": (_field("input_tokens"), "tokens"),
-    "output_tokens": (_field("output_tokens"), "tokens"),
-    "input_tokens_per_s": (_field("input_tokens_per_s"), "tokens/s"),
-    "output_tokens_per_s": (_field("output_tokens_per_s"), "tokens/s"),
-})
+    f"{d}_{s}": (_dist(d, s), "s")
+    for d in ("ttft", "tpot", "latency", "queue")
+    for s in ("p50", "p90", "p95", "p99", "mean", "min", "max")
+}
+METRICS.update(
+    {
+        "error_rate": (_field("error_rate"), "ratio"),
+        "errors": (_field("errors"), ""),
+        "requests": (_field("count"), ""),
+        "request_rate": (_field("rate_per_s"), "/s"),
+        "streaming_share": (_field("streaming_share"), "ratio"),
+        "input_tokens": (_field("input_tokens"), "tokens"),
+        "output_tokens": (_field("output_tokens"), "tokens"),
+        "input_tokens_per_s": (_field("input_tokens_per_s"), "tokens/s"),
+        "output_tokens_per_s": (_field("output_tokens_per_s"), "tokens/s"),
+    }
+)
 TOKENS: dict[str, tuple[Extract, str]] = {
     "tokens_per_min": (_per_min(_field("total_tokens")), "tokens/min"),
     "total_tokens": (_field("total_tokens"), "tokens"),
     "input_tokens": (_field("input_tokens"), "tokens"),
     "output_tokens": (_field("output_tokens"), "tokens"),
-    "cost": (_cost, ""), "cost_per_min": (_per_min(_cost), "/min"),
+    "cost": (_cost, ""),
+    "cost_per_min": (_per_min(_cost), "/min"),
     "requests": (_field("requests"), ""),
     "unpriced_requests": (_field("unpriced_requests"), ""),
 }
@@ -70,11 +80,15 @@ def top_contributors(rec: dict[str, Any], n: int = 3) -> list[dict[str, Any]]:
     """What an alert can name as the cause: error types, else where the time went."""
     errors = rec.get("errors_by_type") or {}
     if errors:
-        return [{"name": k, "value": v} for k, v in
-                sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+        return [
+            {"name": k, "value": v}
+            for k, v in sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+        ]
     share = rec.get("time_share") or {}
-    return [{"name": k, "value": round(v, 3)} for k, v in
-            sorted(share.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+    return [
+        {"name": k, "value": round(v, 3)}
+        for k, v in sorted(share.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    ]
 
 
 def example_trace(rec: dict[str, Any], signal: str) -> str | None:

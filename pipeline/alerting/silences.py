@@ -19,15 +19,20 @@ class Silence:
     comment: str = ""
 
     @classmethod
-    def create(cls, matchers: list[str], starts_at: float, ends_at: float, created_by: str = "",
-               comment: str = "") -> Silence:
+    def create(
+        cls,
+        matchers: list[str],
+        starts_at: float,
+        ends_at: float,
+        created_by: str = "",
+        comment: str = "",
+    ) -> Silence:
         parse_matchers(matchers)  # ValueError with the bad matcher
         if not matchers:
             raise ValueError("a silence needs at least one matcher")
         if ends_at <= starts_at:
             raise ValueError("a silence must end after it starts")
-        return cls(uuid.uuid4().hex[:12], list(matchers), starts_at, ends_at, created_by,
-                   comment)
+        return cls(uuid.uuid4().hex[:12], list(matchers), starts_at, ends_at, created_by, comment)
 
     def parsed(self) -> tuple[Matcher, ...]:
         return parse_matchers(self.matchers)

@@ -54,13 +54,15 @@ def _build(node: yaml.Node, path: Path_, pos: dict[Path_, tuple[int, int]]) -> A
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) \
-                else f"<{key_node.tag}>"
+            key = (
+                _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else f"<{key_node.tag}>"
+            )
             out[key] = _build(value_node, (*path, key), pos)
-            pos[(*path, key)] = (value_node.start_mark.line + 1,
-                                 value_node.start_mark.column + 1)
-            pos[(*path, key, "__key__")] = (key_node.start_mark.line + 1,
-                                           key_node.start_mark.column + 1)
+            pos[(*path, key)] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+            pos[(*path, key, "__key__")] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(v, (*path, i), pos) for i, v in enumerate(node.value)]

@@ -95,19 +95,32 @@ class Judge:
 
     def probability(self, z: float, side: str) -> float:
         """The rarer look, doubled (two looks)."""
-        return 2.0 * min(self.point.probability(directed(z, side)),
-                         self.sustained.probability(self._sustained(z, side)))
+        return 2.0 * min(
+            self.point.probability(directed(z, side)),
+            self.sustained.probability(self._sustained(z, side)),
+        )
 
 
 @register("auto")
 class AutoDetector(Detector):
-    def __init__(self, *, side: str = "both", log: bool = False,
-                 periods: tuple[float, ...] | list[float] = (86_400.0, 604_800.0),
-                 window: int = 3, history: int = 1000, error_alpha: float = 0.01,
-                 choice_alpha: float = 0.01, switch_margin: float = 0.1,
-                 big_change: float = 2.0, big_beta: float = 0.5,
-                 min_rel_spread: float = 0.01, min_abs_spread: float = 1e-9,
-                 max_slots: int = 288, grace_period: int = 50) -> None:
+    def __init__(
+        self,
+        *,
+        side: str = "both",
+        log: bool = False,
+        periods: tuple[float, ...] | list[float] = (86_400.0, 604_800.0),
+        window: int = 3,
+        history: int = 1000,
+        error_alpha: float = 0.01,
+        choice_alpha: float = 0.01,
+        switch_margin: float = 0.1,
+        big_change: float = 2.0,
+        big_beta: float = 0.5,
+        min_rel_spread: float = 0.01,
+        min_abs_spread: float = 1e-9,
+        max_slots: int = 288,
+        grace_period: int = 50,
+    ) -> None:
         if side not in ("up", "down", "both") or window < 1 or not 0 < error_alpha <= 1:
             raise ValueError("side up|down|both, window >= 1, error_alpha in (0, 1]")
         if any(p <= 0 for p in periods) or not 0 <= switch_margin < 1 or big_beta <= 0:
@@ -117,10 +130,10 @@ class AutoDetector(Detector):
         self.min_rel_spread, self.min_abs_spread = min_rel_spread, min_abs_spread
         self.grace_period = grace_period
         names = {86_400.0: "daily", 604_800.0: "weekly"}
-        self.profiles = [Profile(float(p), names.get(float(p), f"{p:g}s"),
-                                 max_slots=max_slots) for p in periods]
-        self.predictors = [Level(a, prof) for prof in (None, *self.profiles)
-                           for a in (0.5, 0.05)]
+        self.profiles = [
+            Profile(float(p), names.get(float(p), f"{p:g}s"), max_slots=max_slots) for p in periods
+        ]
+        self.predictors = [Level(a, prof) for prof in (None, *self.profiles) for a in (0.5, 0.05)]
         self.errors = [ErrorTracker(error_alpha, choice_alpha) for _ in self.predictors]
         self.judges = [Judge(window, history) for _ in self.predictors]
         self.chosen = 1  # the slow level until another is known to be better
@@ -197,8 +210,11 @@ class AutoDetector(Detector):
         """Drop the seasonal models whose period is too short for the sampling interval."""
         chosen = self.predictors[self.chosen]
         self.profiles = [p for p in self.profiles if p.configure(gap)]
-        keep = [k for k, p in enumerate(self.predictors)
-                if p.profile is None or p.profile in self.profiles]
+        keep = [
+            k
+            for k, p in enumerate(self.predictors)
+            if p.profile is None or p.profile in self.profiles
+        ]
         self.predictors = [self.predictors[k] for k in keep]
         self.errors = [self.errors[k] for k in keep]
         self.judges = [self.judges[k] for k in keep]
@@ -232,5 +248,6 @@ class AutoDetector(Detector):
         if pred is None or not judge.point.ready:
             return None
         half = judge.point.deviation_at(score_to_probability(0.9) / 2) * self._scale(
-            self.chosen, pred)
+            self.chosen, pred
+        )
         return self._range(pred - half, pred + half)

@@ -145,8 +145,9 @@ class AnomalyScorer:
     """Score, then learn unless anomalous (``adapt_after`` anomalous points in a row are
     learned: a lasting change becomes the baseline). Picklable: the agent persists it."""
 
-    def __init__(self, detector: Detector, *, threshold: float = 0.9,
-                 adapt_after: int = 30) -> None:
+    def __init__(
+        self, detector: Detector, *, threshold: float = 0.9, adapt_after: int = 30
+    ) -> None:
         if not 0 < threshold <= 1:
             raise ConfigError(f"threshold {threshold} outside (0, 1]")
         self.detector, self.threshold, self.adapt_after = detector, threshold, adapt_after
@@ -155,8 +156,11 @@ class AnomalyScorer:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> AnomalyScorer:
-        return cls(build_detector(spec), threshold=float(spec.get("threshold", 0.9)),
-                   adapt_after=int(spec.get("adapt_after", 30)))
+        return cls(
+            build_detector(spec),
+            threshold=float(spec.get("threshold", 0.9)),
+            adapt_after=int(spec.get("adapt_after", 30)),
+        )
 
     def process(self, x: float | None, t: float) -> ScoredPoint:
         det = self.detector

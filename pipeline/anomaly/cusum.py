@@ -16,9 +16,18 @@ from pipeline.anomaly.base import Detector, register, z_to_score
 
 @register("cusum")
 class CusumDetector(Detector):
-    def __init__(self, *, drift: float = 0.5, h: float = 8.0, side: str = "up",
-                 alpha: float = 0.02, log: bool = False, min_rel_spread: float = 0.02,
-                 min_abs_spread: float = 1e-6, grace_period: int = 30) -> None:
+    def __init__(
+        self,
+        *,
+        drift: float = 0.5,
+        h: float = 8.0,
+        side: str = "up",
+        alpha: float = 0.02,
+        log: bool = False,
+        min_rel_spread: float = 0.02,
+        min_abs_spread: float = 1e-6,
+        grace_period: int = 30,
+    ) -> None:
         if drift < 0 or h <= 0 or side not in ("up", "down", "both"):
             raise ValueError("drift >= 0, h > 0, side up|down|both")
         self.drift, self.h, self.side, self.alpha, self.log = drift, h, side, alpha, log

@@ -16,10 +16,21 @@ from pipeline.anomaly.base import Detector, directed, register, z_to_score
 
 @register("ewma")
 class EwmaDetector(Detector):
-    def __init__(self, *, alpha: float = 0.1, spread_alpha: float = 0.05, z_alarm: float = 4.0,
-                 side: str = "both", period_s: float = 86_400.0, slots: int = 24,
-                 profile_alpha: float = 0.2, log: bool = False, min_rel_spread: float = 0.05,
-                 min_abs_spread: float = 1e-6, grace_period: int = 30) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.1,
+        spread_alpha: float = 0.05,
+        z_alarm: float = 4.0,
+        side: str = "both",
+        period_s: float = 86_400.0,
+        slots: int = 24,
+        profile_alpha: float = 0.2,
+        log: bool = False,
+        min_rel_spread: float = 0.05,
+        min_abs_spread: float = 1e-6,
+        grace_period: int = 30,
+    ) -> None:
         if not (0 < alpha <= 1 and 0 < spread_alpha <= 1 and 0 < profile_alpha <= 1):
             raise ValueError("alphas in (0, 1]")
         if side not in ("up", "down", "both") or slots < 1 or period_s < 0:
@@ -67,8 +78,9 @@ class EwmaDetector(Detector):
 
     def _score(self, x: float, t: float | None) -> float:
         pred = self._predict(t)
-        return z_to_score(directed(self._tx(x) - pred, self.side) / self._spread(pred),
-                          self.z_alarm)
+        return z_to_score(
+            directed(self._tx(x) - pred, self.side) / self._spread(pred), self.z_alarm
+        )
 
     def expected(self, t: float | None = None) -> tuple[float, float] | None:
         if self.level is None:

@@ -16,10 +16,19 @@ from pipeline.anomaly.base import Detector, directed, register, z_to_score
 
 @register("forecast")
 class ForecastDetector(Detector):
-    def __init__(self, *, alpha: float = 0.3, beta: float = 0.05, z_alarm: float = 4.0,
-                 side: str = "both", error_alpha: float = 0.05, log: bool = False,
-                 min_rel_spread: float = 0.05, min_abs_spread: float = 1e-6,
-                 grace_period: int = 30) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.3,
+        beta: float = 0.05,
+        z_alarm: float = 4.0,
+        side: str = "both",
+        error_alpha: float = 0.05,
+        log: bool = False,
+        min_rel_spread: float = 0.05,
+        min_abs_spread: float = 1e-6,
+        grace_period: int = 30,
+    ) -> None:
         if side not in ("up", "down", "both"):
             raise ValueError("side up|down|both")
         self.model = time_series.HoltWinters(alpha=alpha, beta=beta)
@@ -52,8 +61,9 @@ class ForecastDetector(Detector):
 
     def _score(self, x: float, t: float | None) -> float:
         pred = self._predict()
-        return z_to_score(directed(self._tx(x) - pred, self.side) / self._spread(pred),
-                          self.z_alarm)
+        return z_to_score(
+            directed(self._tx(x) - pred, self.side) / self._spread(pred), self.z_alarm
+        )
 
     def expected(self, t: float | None = None) -> tuple[float, float] | None:
         if self.last is None:

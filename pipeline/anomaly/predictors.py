@@ -25,8 +25,16 @@ def _clip(x: float, c: float) -> float:
 
 
 class Profile:
-    def __init__(self, period_s: float, name: str, *, alpha: float = 0.05,
-                 gamma: float = 0.3, max_slots: int = 1440, min_periods: float = 1.5) -> None:
+    def __init__(
+        self,
+        period_s: float,
+        name: str,
+        *,
+        alpha: float = 0.05,
+        gamma: float = 0.3,
+        max_slots: int = 1440,
+        min_periods: float = 1.5,
+    ) -> None:
         self.period_s, self.name = period_s, name
         self.alpha, self.gamma, self.max_slots = alpha, gamma, max_slots
         self.min_periods = min_periods
@@ -57,8 +65,9 @@ class Profile:
     def ready(self) -> bool:
         if self.seen is None or self.first_t is None or self.last_t is None:
             return False
-        return (self.last_t - self.first_t >= self.min_periods * self.period_s
-                and bool(self.seen.mean() >= 0.8))
+        return self.last_t - self.first_t >= self.min_periods * self.period_s and bool(
+            self.seen.mean() >= 0.8
+        )
 
     def offset(self, t: float | None) -> float:
         """The learned offset at ``t`` (0 where nothing was learned yet)."""

@@ -13,9 +13,16 @@ from pipeline.anomaly.base import Detector, directed, register, z_to_score
 
 @register("proportion")
 class ProportionDetector(Detector):
-    def __init__(self, *, alpha: float = 0.05, z_alarm: float = 4.0, side: str = "up",
-                 n_ref: int = 100, min_abs_spread: float = 0.01,
-                 grace_period: int = 20) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.05,
+        z_alarm: float = 4.0,
+        side: str = "up",
+        n_ref: int = 100,
+        min_abs_spread: float = 0.01,
+        grace_period: int = 20,
+    ) -> None:
         if not 0 < alpha <= 1 or n_ref < 1 or side not in ("up", "down", "both"):
             raise ValueError("alpha in (0, 1], n_ref >= 1, side up|down|both")
         self.alpha, self.z_alarm, self.side, self.n_ref = alpha, z_alarm, side, n_ref
@@ -26,8 +33,7 @@ class ProportionDetector(Detector):
 
     def _spread(self) -> float:
         p = min(max(self.p or 0.0, 0.0), 1.0)
-        return max(math.sqrt(self.var), math.sqrt(p * (1 - p) / self.n_ref),
-                   self.min_abs_spread)
+        return max(math.sqrt(self.var), math.sqrt(p * (1 - p) / self.n_ref), self.min_abs_spread)
 
     def _learn(self, x: float, t: float | None) -> None:
         x = min(max(x, 0.0), 1.0)
@@ -40,8 +46,7 @@ class ProportionDetector(Detector):
 
     def _score(self, x: float, t: float | None) -> float:
         x = min(max(x, 0.0), 1.0)
-        return z_to_score(directed(x - (self.p or 0.0), self.side) / self._spread(),
-                          self.z_alarm)
+        return z_to_score(directed(x - (self.p or 0.0), self.side) / self._spread(), self.z_alarm)
 
     def expected(self, t: float | None = None) -> tuple[float, float] | None:
         if self.p is None:

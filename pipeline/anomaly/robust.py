@@ -17,9 +17,17 @@ MAD_TO_SIGMA = 1.4826
 
 @register("robust")
 class RobustDetector(Detector):
-    def __init__(self, *, window: int = 120, z_alarm: float = 4.0, side: str = "up",
-                 log: bool = False, min_rel_spread: float = 0.05, min_abs_spread: float = 1e-6,
-                 grace_period: int = 20) -> None:
+    def __init__(
+        self,
+        *,
+        window: int = 120,
+        z_alarm: float = 4.0,
+        side: str = "up",
+        log: bool = False,
+        min_rel_spread: float = 0.05,
+        min_abs_spread: float = 1e-6,
+        grace_period: int = 20,
+    ) -> None:
         if window < 3 or z_alarm <= 0 or side not in ("up", "down", "both"):
             raise ValueError("window >= 3, z_alarm > 0, side up|down|both")
         self.window, self.z_alarm, self.side, self.log = window, z_alarm, side, log
@@ -31,7 +39,7 @@ class RobustDetector(Detector):
 
     def _center_spread(self) -> tuple[float, float]:
         if self._stats is None:
-            arr = self._ring[:min(self._count, self.window)]
+            arr = self._ring[: min(self._count, self.window)]
             med = float(np.median(arr))
             mad = float(np.median(np.abs(arr - med))) * MAD_TO_SIGMA
             self._stats = (med, self._floor(mad, med))

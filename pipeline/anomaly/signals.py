@@ -22,6 +22,7 @@ def _p95(name: str) -> Callable[[dict[str, Any]], float | None]:
     def get(rec: dict[str, Any]) -> float | None:
         dist = rec.get(name)
         return dist.get("p95") if isinstance(dist, dict) else None
+
     return get
 
 
@@ -34,6 +35,7 @@ def _per_min(field: str) -> Callable[[dict[str, Any]], float | None]:
         size = rec["window"]["size_s"]
         v = rec.get(field)
         return v / size * 60 if isinstance(v, (int, float)) and size else None
+
     return get
 
 
@@ -51,21 +53,26 @@ class Signal:
     extract: Callable[[dict[str, Any]], float | None]
 
 
-SIGNALS: dict[str, Signal] = {s.name: s for s in (
-    Signal("ttft_p95", "metrics", "s", _p95("ttft_s")),
-    Signal("tpot_p95", "metrics", "s", _p95("tpot_s")),
-    Signal("latency_p95", "metrics", "s", _p95("latency_s")),
-    Signal("queue_p95", "metrics", "s", _p95("queue_s")),
-    Signal("error_rate", "metrics", "ratio", _error_rate),
-    Signal("request_rate", "metrics", "1/s", lambda r: r.get("rate_per_s")),
-    Signal("tokens_per_min", "tokens", "tokens/min", _per_min("total_tokens")),
-    Signal("cost_per_min", "tokens", "currency/min", _cost_per_min),
-)}
+SIGNALS: dict[str, Signal] = {
+    s.name: s
+    for s in (
+        Signal("ttft_p95", "metrics", "s", _p95("ttft_s")),
+        Signal("tpot_p95", "metrics", "s", _p95("tpot_s")),
+        Signal("latency_p95", "metrics", "s", _p95("latency_s")),
+        Signal("queue_p95", "metrics", "s", _p95("queue_s")),
+        Signal("error_rate", "metrics", "ratio", _error_rate),
+        Signal("request_rate", "metrics", "1/s", lambda r: r.get("rate_per_s")),
+        Signal("tokens_per_min", "tokens", "tokens/min", _per_min("total_tokens")),
+        Signal("cost_per_min", "tokens", "currency/min", _cost_per_min),
+    )
+}
 
 _LATENCY = {"detector": "auto", "side": "up", "big_change": 1.0}
 _BURSTY = {"detector": "auto", "side": "up"}
 DEFAULT_DETECTORS: dict[str, dict[str, Any]] = {
-    "ttft_p95": _LATENCY, "tpot_p95": _LATENCY, "latency_p95": _LATENCY,
+    "ttft_p95": _LATENCY,
+    "tpot_p95": _LATENCY,
+    "latency_p95": _LATENCY,
     "queue_p95": {**_LATENCY, "min_abs_spread": 0.02},  # ~20 ms: queues are often empty
     "error_rate": {"detector": "proportion"},
     "request_rate": {"detector": "auto", "side": "both"},

@@ -58,17 +58,23 @@ class AnomalyStage:
             return []
         if "series" in rec:
             source, labels = "metrics", rec["series"]
-        elif rec.get("type") == "window" and rec.get("entity", {}).get("kind") in \
-                self.entity_kinds:
+        elif rec.get("type") == "window" and rec.get("entity", {}).get("kind") in self.entity_kinds:
             source, labels = "tokens", rec["entity"]
         else:
             return []
-        return [(sig, sig.extract(rec), labels) for name in self.specs
-                if (sig := SIGNALS[name]).source == source]
+        return [
+            (sig, sig.extract(rec), labels)
+            for name in self.specs
+            if (sig := SIGNALS[name]).source == source
+        ]
 
-    def process(self, key: str, rec: dict[str, Any],
-                get: Callable[[str], AnomalyScorer | None],
-                put: Callable[[str, AnomalyScorer], bool]) -> list[dict[str, Any]]:
+    def process(
+        self,
+        key: str,
+        rec: dict[str, Any],
+        get: Callable[[str], AnomalyScorer | None],
+        put: Callable[[str, AnomalyScorer], bool],
+    ) -> list[dict[str, Any]]:
         """Score one closed window; returns the ``spanwatch.anomalies`` records.
 
         ``put`` returns False when the state cannot be kept (series cap): not scored.
@@ -100,15 +106,30 @@ class AnomalyStage:
             out.extend(self._records(sig, labels, rec["window"], point, was, scorer))
         return out
 
-    def _records(self, sig: Signal, labels: dict[str, Any], window: dict[str, Any],
-                 p: ScoredPoint, was_anomalous: bool, scorer: AnomalyScorer,
-                 ) -> list[dict[str, Any]]:
-        base = {"signal": sig.name, "source": sig.source, "labels": labels, "window": window,
-                "value": p.value, "unit": sig.unit, "score": round(p.score, 6),
-                "expected": None if p.expected is None else
-                {"low": p.expected[0], "high": p.expected[1]},
-                "anomalous": p.anomalous, "detector": scorer.detector.name,
-                "threshold": scorer.threshold}
+    def _records(
+        self,
+        sig: Signal,
+        labels: dict[str, Any],
+        window: dict[str, Any],
+        p: ScoredPoint,
+        was_anomalous: bool,
+        scorer: AnomalyScorer,
+    ) -> list[dict[str, Any]]:
+        base = {
+            "signal": sig.name,
+            "source": sig.source,
+            "labels": labels,
+            "window": window,
+            "value": p.value,
+            "unit": sig.unit,
+            "score": round(p.score, 6),
+            "expected": None
+            if p.expected is None
+            else {"low": p.expected[0], "high": p.expected[1]},
+            "anomalous": p.anomalous,
+            "detector": scorer.detector.name,
+            "threshold": scorer.threshold,
+        }
         out = [{"type": "score", **base}] if self.emit_scores else []
         if p.anomalous and not was_anomalous:
             self.stats.anomalies += 1

@@ -40,8 +40,15 @@ def score_to_probability(score: float) -> float:
 class TailCalibrator:
     """``P(D >= d)`` from a decayed histogram of learned deviations."""
 
-    def __init__(self, *, history: int = 1000, q: float = 0.9, refit: int = 10,
-                 min_points: int = 30, min_scale: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        history: int = 1000,
+        q: float = 0.9,
+        refit: int = 10,
+        min_points: int = 30,
+        min_scale: float = 0.5,
+    ) -> None:
         if history < 20 or not 0.5 <= q < 1 or refit < 1 or min_scale <= 0:
             raise ValueError("history >= 20, q in [0.5, 1), refit >= 1, min_scale > 0")
         self.q, self.refit, self.min_points = q, refit, min_points

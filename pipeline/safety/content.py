@@ -30,11 +30,24 @@ def inline_content(view: SpanView, span: LlmSpan) -> Iterator[ContentItem]:
             continue
         if ref.location.startswith("event:"):
             name = ref.location[6:]
-            parts = [t for ev in view.events if ev.name == name
-                     for v in ev.attrs.values() if (t := _as_text(v))]
+            parts = [
+                t
+                for ev in view.events
+                if ev.name == name
+                for v in ev.attrs.values()
+                if (t := _as_text(v))
+            ]
             text: str | None = "\n".join(parts) if parts else None
         else:
             text = _as_text(view.attrs.get(ref.location))
         if text:
-            yield ContentItem(text, ref.role, ref.location, span.trace_id, span.span_id,
-                              span.service, span.model or "", span.end_ns)
+            yield ContentItem(
+                text,
+                ref.role,
+                ref.location,
+                span.trace_id,
+                span.span_id,
+                span.service,
+                span.model or "",
+                span.end_ns,
+            )

@@ -17,7 +17,11 @@ from pipeline.safety.finding import Finding, masked_excerpt
 from pipeline.safety.registry import Scanner, build_scanner
 
 DEFAULT_SCANNERS: tuple[dict[str, Any], ...] = (
-    {"type": "pii"}, {"type": "secrets"}, {"type": "injection"}, {"type": "lexicon"})
+    {"type": "pii"},
+    {"type": "secrets"},
+    {"type": "injection"},
+    {"type": "lexicon"},
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +38,10 @@ class ContentItem:
     time_ns: int = 0
 
     def __repr__(self) -> str:  # the text stays out of logs and tracebacks
-        return (f"ContentItem(role={self.role!r}, location={self.location!r}, "
-                f"trace_id={self.trace_id!r}, chars={len(self.text)})")
+        return (
+            f"ContentItem(role={self.role!r}, location={self.location!r}, "
+            f"trace_id={self.trace_id!r}, chars={len(self.text)})"
+        )
 
 
 @dataclass
@@ -54,8 +60,12 @@ class SafetyEngine:
         self.stats = SafetyStats()
 
     @classmethod
-    def from_config(cls, specs: list[dict[str, Any]] | tuple[dict[str, Any], ...]
-                    = DEFAULT_SCANNERS, *, max_chars: int = 1_000_000) -> SafetyEngine:
+    def from_config(
+        cls,
+        specs: list[dict[str, Any]] | tuple[dict[str, Any], ...] = DEFAULT_SCANNERS,
+        *,
+        max_chars: int = 1_000_000,
+    ) -> SafetyEngine:
         return cls([build_scanner(s) for s in specs], max_chars=max_chars)
 
     def scan(self, text: str) -> list[Finding]:
@@ -63,10 +73,10 @@ class SafetyEngine:
         self.stats.texts += 1
         if len(text) > self.max_chars:
             self.stats.truncated += 1
-            text = text[:self.max_chars]
+            text = text[: self.max_chars]
         self.stats.chars += len(text)
         found = self._matches(text)
-        masks = [(f.start, f.end, s.masked(text[f.start:f.end], f.category)) for s, f in found]
+        masks = [(f.start, f.end, s.masked(text[f.start : f.end], f.category)) for s, f in found]
         out = []
         for _, f in found:
             out.append(f.with_excerpt(masked_excerpt(text, masks, (f.start, f.end))))
@@ -88,8 +98,10 @@ class SafetyEngine:
         """``text`` with every finding masked (for text that must be shown, e.g. a judge's
         explanation that may quote the content). Not counted as a scanned text: its
         findings are not findings of the traffic."""
-        masks = [(f.start, f.end, "[" + f.category + "]")
-                 for _, f in self._matches(text[:self.max_chars])]
+        masks = [
+            (f.start, f.end, "[" + f.category + "]")
+            for _, f in self._matches(text[: self.max_chars])
+        ]
         return masked_excerpt(text, masks, (0, len(text)), context=0) if masks else text
 
     def scan_item(self, item: ContentItem) -> list[dict[str, Any]]:
@@ -99,10 +111,19 @@ class SafetyEngine:
 
 def finding_record(f: Finding, item: ContentItem) -> dict[str, Any]:
     return {
-        "type": "finding", "kind": f.kind, "category": f.category,
-        "severity": str(f.severity), "score": round(f.score, 4),
-        "start": f.start, "end": f.end, "excerpt": f.excerpt,
-        "role": item.role, "location": item.location, "trace_id": item.trace_id,
-        "span_id": item.span_id, "service": item.service, "model": item.model,
+        "type": "finding",
+        "kind": f.kind,
+        "category": f.category,
+        "severity": str(f.severity),
+        "score": round(f.score, 4),
+        "start": f.start,
+        "end": f.end,
+        "excerpt": f.excerpt,
+        "role": item.role,
+        "location": item.location,
+        "trace_id": item.trace_id,
+        "span_id": item.span_id,
+        "service": item.service,
+        "model": item.model,
         "time_ns": item.time_ns or time.time_ns(),
     }

@@ -75,11 +75,15 @@ def mask_value(value: str, keep_head: int = 0, keep_tail: int = 0) -> str:
     head = min(keep_head, budget)
     tail = min(keep_tail, budget - head)
     hidden = n - head - tail
-    return value[:head] + MASK * min(hidden, 8) + (value[n - tail:] if tail else "")
+    return value[:head] + MASK * min(hidden, 8) + (value[n - tail :] if tail else "")
 
 
-def masked_excerpt(text: str, spans: list[tuple[int, int, str]], focus: tuple[int, int],
-                   context: int = CONTEXT_CHARS) -> str:
+def masked_excerpt(
+    text: str,
+    spans: list[tuple[int, int, str]],
+    focus: tuple[int, int],
+    context: int = CONTEXT_CHARS,
+) -> str:
     """The text around ``focus`` with every span in ``spans`` replaced by its masked form.
 
     ``spans`` holds ``(start, end, masked)`` for every finding of the text, so context around

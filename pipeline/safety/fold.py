@@ -22,8 +22,7 @@ _TRAD = (
     "指指 令令 忽忽 視视 規规 則则 限限 製制 隱隐 藏藏 模模 式式 示示 詞词 "
 )
 _TRAD_MAP = {ord(p[0]): ord(p[1]) for p in _TRAD.split() if len(p) == 2 and p[0] != p[1]}
-_TABLES = {(True, True): _WIDTH | _TRAD_MAP, (True, False): _WIDTH,
-           (False, True): _TRAD_MAP}
+_TABLES = {(True, True): _WIDTH | _TRAD_MAP, (True, False): _WIDTH, (False, True): _TRAD_MAP}
 
 
 def fold(text: str, *, width: bool = True, case: bool = True, traditional: bool = True) -> str:

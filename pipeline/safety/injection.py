@@ -22,8 +22,14 @@ from pipeline.safety.registry import Scanner, register
 from pipeline.safety.textview import view
 
 _CONFUSABLE_SCRIPTS = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
-_WEIGHT = {"override": 0.6, "reveal_prompt": 0.5, "no_limits": 0.5, "disable_safety": 0.6,
-           "exfiltrate": 0.7, "fake_system": 0.5}
+_WEIGHT = {
+    "override": 0.6,
+    "reveal_prompt": 0.5,
+    "no_limits": 0.5,
+    "disable_safety": 0.6,
+    "exfiltrate": 0.7,
+    "fake_system": 0.5,
+}
 _SETUP, _CONTENT = {"role_play", "in_character", "two_answers"}, {"limits", "harm"}
 
 Pattern = tuple[str, re.Pattern[str], tuple[str, ...] | None]
@@ -45,8 +51,11 @@ class _Prefilter:
             self.automaton.add_word(w, (len(w), tuple(ks)))
         self.automaton.make_automaton()
 
-    def matches(self, text: str, first_only: bool = False,
-                ) -> list[tuple[str, re.Match[str]]]:
+    def matches(
+        self,
+        text: str,
+        first_only: bool = False,
+    ) -> list[tuple[str, re.Match[str]]]:
         out: list[tuple[str, re.Match[str]]] = []
         done: set[int] = set()
         for k in self.always:
@@ -67,8 +76,9 @@ class _Prefilter:
 
 
 _STRONG, _CUES = _Prefilter(PATTERNS), _Prefilter(CUE_PATTERNS)
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
-                        "\U000e0000-\U000e007f]")
+_INVISIBLE = re.compile(
+    "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
 _WORD = re.compile(r"\w{3,}")
 
 
@@ -86,8 +96,14 @@ def _script(c: str) -> str | None:
 class InjectionScanner(Scanner):
     """Injection phrases (one finding per phrase) and Unicode tricks (one finding each)."""
 
-    def __init__(self, *, phrases: bool = True, invisible: bool = True,
-                 confusables: bool = True, min_invisible: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        phrases: bool = True,
+        invisible: bool = True,
+        confusables: bool = True,
+        min_invisible: int = 1,
+    ) -> None:
         self._phrases, self._invisible, self._confusables = phrases, invisible, confusables
         self._min_invisible = min_invisible
 
@@ -116,8 +132,10 @@ class InjectionScanner(Scanner):
         moves = {name for name, _, _ in hits}
         score = min(1.0, sum(_WEIGHT[m] for m in moves))
         severity = Severity.HIGH if score >= 0.8 else Severity.MEDIUM
-        return [Finding("injection", name, severity, score, start, end, text[start:end][:80])
-                for name, start, end in hits]
+        return [
+            Finding("injection", name, severity, score, start, end, text[start:end][:80])
+            for name, start, end in hits
+        ]
 
     def _scan_invisible(self, text: str) -> list[Finding]:
         hits = list(_INVISIBLE.finditer(text))
@@ -126,12 +144,21 @@ class InjectionScanner(Scanner):
         start, end = hits[0].start(), hits[-1].end()
         names = sorted({f"U+{ord(m.group(0)):04X}" for m in hits})
         tag = any(ord(m.group(0)) >= 0xE0000 for m in hits)
-        bidi = any("\u202a" <= m.group(0) <= "\u202e" or "\u2066" <= m.group(0) <= "\u2069"
-                   for m in hits)
+        bidi = any(
+            "\u202a" <= m.group(0) <= "\u202e" or "\u2066" <= m.group(0) <= "\u2069" for m in hits
+        )
         severity = Severity.HIGH if tag or bidi else Severity.MEDIUM
-        return [Finding("unicode", "invisible_characters", severity,
-                        min(1.0, 0.5 + 0.1 * len(hits)), start, end,
-                        f"{len(hits)} invisible: {' '.join(names[:6])}")]
+        return [
+            Finding(
+                "unicode",
+                "invisible_characters",
+                severity,
+                min(1.0, 0.5 + 0.1 * len(hits)),
+                start,
+                end,
+                f"{len(hits)} invisible: {' '.join(names[:6])}",
+            )
+        ]
 
     def _scan_confusables(self, text: str) -> list[Finding]:
         out: list[Finding] = []
@@ -140,8 +167,17 @@ class InjectionScanner(Scanner):
         for m in _WORD.finditer(text):
             scripts = {s for c in m.group(0) if (s := _script(c)) is not None}
             if "latin" in scripts and scripts & {"cyrillic", "greek"}:
-                out.append(Finding("unicode", "mixed_script", Severity.MEDIUM, 0.7,
-                                   m.start(), m.end(), mask_value(m.group(0), 1, 1)))
+                out.append(
+                    Finding(
+                        "unicode",
+                        "mixed_script",
+                        Severity.MEDIUM,
+                        0.7,
+                        m.start(),
+                        m.end(),
+                        mask_value(m.group(0), 1, 1),
+                    )
+                )
         return out
 
     def masked(self, value: str, category: str) -> str:

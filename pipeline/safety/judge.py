@@ -33,7 +33,8 @@ log = logging.getLogger("spanwatch.judge")
 DEFAULT_PROMPT = (
     "You are a content-policy judge. Classify the user's text for {name}. Answer with JSON "
     'only: {{"label": one of {labels}, "score": a number from 0 to 1 (1 = certainly the '
-    'worst label), "explanation": one short sentence}}.')
+    'worst label), "explanation": one short sentence}}.'
+)
 
 
 class JudgeError(SpanwatchError):
@@ -71,10 +72,18 @@ class CircuitBreaker:
     """closed -> (``failure_threshold`` failures in a row) -> open -> (``reset_after_s``) ->
     half-open: one trial call; success closes, failure opens again."""
 
-    def __init__(self, *, failure_threshold: int = 5, reset_after_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.failure_threshold, self.reset_after_s, self._clock = \
-            failure_threshold, reset_after_s, clock
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 5,
+        reset_after_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failure_threshold, self.reset_after_s, self._clock = (
+            failure_threshold,
+            reset_after_s,
+            clock,
+        )
         self.failures = 0
         self.opened_at: float | None = None
         self._trial = False
@@ -127,9 +136,14 @@ class JudgeSettings:
 class JudgeClient:
     """One evaluation = one chat completion, parsed into :class:`Evaluation`."""
 
-    def __init__(self, settings: JudgeSettings, *, breaker: CircuitBreaker | None = None,
-                 rng: random.Random | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        settings: JudgeSettings,
+        *,
+        breaker: CircuitBreaker | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.settings = settings
         self.breaker = breaker or CircuitBreaker()
         self._rng = rng or random.Random()
@@ -154,7 +168,7 @@ class JudgeClient:
                 delay = s.backoff_s * 2 ** (attempt - 1)
                 await self._sleep(delay + self._rng.uniform(0, delay))
             try:
-                return await self._call(text[:s.max_chars])
+                return await self._call(text[: s.max_chars])
             except JudgeError as exc:
                 last = exc
                 if not exc.retry:
@@ -167,18 +181,28 @@ class JudgeClient:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         headers = {"Authorization": f"Bearer {s.api_key}"} if s.api_key else {}
-        body = {"model": s.model, "temperature": 0, "messages": [
-            {"role": "system", "content": s.prompt.format(name=s.name, labels=list(s.labels))},
-            {"role": "user", "content": text}]}
+        body = {
+            "model": s.model,
+            "temperature": 0,
+            "messages": [
+                {"role": "system", "content": s.prompt.format(name=s.name, labels=list(s.labels))},
+                {"role": "user", "content": text},
+            ],
+        }
         try:
             async with self._session.post(
-                    s.url.rstrip("/") + "/chat/completions", json=body, headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=s.timeout_s)) as resp:
+                s.url.rstrip("/") + "/chat/completions",
+                json=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=s.timeout_s),
+            ) as resp:
                 if resp.status >= 500 or resp.status == 429:
                     raise JudgeError(f"judge answered HTTP {resp.status}", retry=True)
                 if resp.status >= 400:
-                    raise JudgeError(f"judge answered HTTP {resp.status} (check url, model "
-                                     "and api key)", retry=False)
+                    raise JudgeError(
+                        f"judge answered HTTP {resp.status} (check url, model and api key)",
+                        retry=False,
+                    )
                 data = await resp.json(content_type=None)
         except TimeoutError:
             raise JudgeError(f"judge timed out after {s.timeout_s}s", retry=True) from None
@@ -194,14 +218,21 @@ class JudgeClient:
             score = answer.get("score")
             score = None if score is None else min(1.0, max(0.0, float(score)))
         except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise JudgeError(f"judge answer not understood: {type(exc).__name__}",
-                             retry=False) from None
+            raise JudgeError(
+                f"judge answer not understood: {type(exc).__name__}", retry=False
+            ) from None
         if label not in self.settings.labels:
-            raise JudgeError(f"judge label {label[:40]!r} not in {list(self.settings.labels)}",
-                             retry=False)
+            raise JudgeError(
+                f"judge label {label[:40]!r} not in {list(self.settings.labels)}", retry=False
+            )
         expl = answer.get("explanation")
-        return Evaluation(self.settings.name, score, label,
-                          str(expl) if expl is not None else None, data.get("id"))
+        return Evaluation(
+            self.settings.name,
+            score,
+            label,
+            str(expl) if expl is not None else None,
+            data.get("id"),
+        )
 
 
 Emit = Callable[[ContentItem, Evaluation], Awaitable[None]]
@@ -258,8 +289,7 @@ class JudgeQueue:
         except JudgeError as exc:
             breaker.record_failure()
             c["failed"] += 1
-            log.warning("judge failed for %s: %s (circuit %s)", item.location, exc,
-                        breaker.state)
+            log.warning("judge failed for %s: %s (circuit %s)", item.location, exc, breaker.state)
             return None
         breaker.record_success()
         c["evaluated"] += 1
@@ -271,16 +301,25 @@ class JudgeQueue:
         return ev
 
 
-def evaluation_record(item: ContentItem, ev: Evaluation, *, flag_labels: tuple[str, ...],
-                      severity: str) -> dict[str, Any]:
+def evaluation_record(
+    item: ContentItem, ev: Evaluation, *, flag_labels: tuple[str, ...], severity: str
+) -> dict[str, Any]:
     """A ``spanwatch.findings`` record of kind ``judge`` (docs/SCHEMAS.md): every evaluation
     is reported; ``flagged`` ones (label in ``flag_labels``) carry the configured severity."""
     flagged = ev.score_label in flag_labels
     return {
-        "type": "evaluation", "kind": "judge", "category": ev.name,
-        "severity": severity if flagged else "low", "flagged": flagged,
+        "type": "evaluation",
+        "kind": "judge",
+        "category": ev.name,
+        "severity": severity if flagged else "low",
+        "flagged": flagged,
         "score": ev.score_value if ev.score_value is not None else (1.0 if flagged else 0.0),
-        "evaluation": ev.attributes(), "role": item.role, "location": item.location,
-        "trace_id": item.trace_id, "span_id": item.span_id, "service": item.service,
-        "model": item.model, "time_ns": item.time_ns or time.time_ns(),
+        "evaluation": ev.attributes(),
+        "role": item.role,
+        "location": item.location,
+        "trace_id": item.trace_id,
+        "span_id": item.span_id,
+        "service": item.service,
+        "model": item.model,
+        "time_ns": item.time_ns or time.time_ns(),
     }

@@ -70,9 +70,16 @@ def read_lexicon(path: Path, category: str, severity: Severity) -> list[tuple[st
 class LexiconScanner(Scanner):
     """Every lexicon term found in a text, with its category and severity."""
 
-    def __init__(self, *, lexicons: list[dict[str, Any]] | None = None,
-                 builtin: bool = True, match: str = "auto", fold_width: bool = True,
-                 fold_case: bool = True, fold_traditional: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        lexicons: list[dict[str, Any]] | None = None,
+        builtin: bool = True,
+        match: str = "auto",
+        fold_width: bool = True,
+        fold_case: bool = True,
+        fold_traditional: bool = True,
+    ) -> None:
         if match not in ("auto", "word", "substring"):
             raise ValueError(f"match must be auto, word or substring, not {match!r}")
         self._fold = {"width": fold_width, "case": fold_case, "traditional": fold_traditional}
@@ -80,8 +87,10 @@ class LexiconScanner(Scanner):
         self._default_fold = fold_width and fold_case and fold_traditional
         entries: list[tuple[str, str, Severity, str]] = []
         if builtin:
-            entries += [(t, c, s, match) for t, c, s in
-                        read_lexicon(DEFAULT_LEXICON, "policy", Severity.MEDIUM)]
+            entries += [
+                (t, c, s, match)
+                for t, c, s in read_lexicon(DEFAULT_LEXICON, "policy", Severity.MEDIUM)
+            ]
         for spec in lexicons or ():
             entries += self._entries(dict(spec), match)
         self._automaton = ahocorasick.Automaton()
@@ -133,12 +142,23 @@ class LexiconScanner(Scanner):
         n = len(folded)
         for end_idx, term in self._automaton.iter(folded):
             start, end = end_idx - term.length + 1, end_idx + 1
-            if term.whole_word and ((start > 0 and _is_word_char(folded[start - 1]))
-                                    or (end < n and _is_word_char(folded[end]))):
+            if term.whole_word and (
+                (start > 0 and _is_word_char(folded[start - 1]))
+                or (end < n and _is_word_char(folded[end]))
+            ):
                 continue
             o_start, o_end = span(start, end)
-            out.append(Finding("lexicon", term.category, term.severity, 1.0, o_start, o_end,
-                               self.masked(text[o_start:o_end], term.category)))
+            out.append(
+                Finding(
+                    "lexicon",
+                    term.category,
+                    term.severity,
+                    1.0,
+                    o_start,
+                    o_end,
+                    self.masked(text[o_start:o_end], term.category),
+                )
+            )
         return out
 
     def masked(self, value: str, category: str) -> str:

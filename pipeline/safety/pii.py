@@ -50,15 +50,33 @@ def luhn_ok(digits: str) -> bool:
 # American Express, Diners Club, Discover, JCB, UnionPay, Maestro, Mir, RuPay, Elo,
 # Hipercard, Troy, Verve.
 _ISSUERS: tuple[tuple[tuple[int, int], frozenset[int]], ...] = tuple(
-    ((lo, hi), frozenset(lengths)) for lo, hi, lengths in (
-        (4, 4, (13, 16, 19)), (51, 55, (16,)), (2221, 2720, (16,)), (34, 34, (15,)),
-        (37, 37, (15,)), (300, 305, (14, 16, 19)), (36, 36, (14, 16, 19)),
-        (38, 39, (14, 16, 19)), (6011, 6011, range(16, 20)), (644, 649, range(16, 20)),
-        (65, 65, range(16, 20)), (3528, 3589, range(16, 20)), (62, 62, range(16, 20)),
-        (8100, 8171, range(16, 20)), (50, 50, range(12, 20)), (56, 69, range(12, 20)),
-        (2200, 2204, range(16, 20)), (60, 60, (16,)), (81, 82, (16,)), (508, 508, (16,)),
-        (9792, 9792, (16,)), (506099, 506198, (16, 18, 19)), (650002, 650027, (16, 18, 19)),
-    ))
+    ((lo, hi), frozenset(lengths))
+    for lo, hi, lengths in (
+        (4, 4, (13, 16, 19)),
+        (51, 55, (16,)),
+        (2221, 2720, (16,)),
+        (34, 34, (15,)),
+        (37, 37, (15,)),
+        (300, 305, (14, 16, 19)),
+        (36, 36, (14, 16, 19)),
+        (38, 39, (14, 16, 19)),
+        (6011, 6011, range(16, 20)),
+        (644, 649, range(16, 20)),
+        (65, 65, range(16, 20)),
+        (3528, 3589, range(16, 20)),
+        (62, 62, range(16, 20)),
+        (8100, 8171, range(16, 20)),
+        (50, 50, range(12, 20)),
+        (56, 69, range(12, 20)),
+        (2200, 2204, range(16, 20)),
+        (60, 60, (16,)),
+        (81, 82, (16,)),
+        (508, 508, (16,)),
+        (9792, 9792, (16,)),
+        (506099, 506198, (16, 18, 19)),
+        (650002, 650027, (16, 18, 19)),
+    )
+)
 
 
 def _issuer_uses(digits: str) -> bool:
@@ -92,10 +110,35 @@ def _valid_ipv6(value: str) -> bool:
 # Not personal: documentation domains (RFC 2606, RFC 6761), service mailboxes, and names
 # that look like addresses but are files (``logo@2x.png``).
 _RESERVED_DOMAIN = re.compile(
-    r"(?:^|\.)(?:example\.(?:com|net|org)|example|test|invalid|localhost|local)$", re.I)
-_FILE_TLDS = frozenset((
-    "png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "pdf", "js", "mjs", "cjs", "css",
-    "scss", "map", "jsx", "tsx", "vue", "lock", "whl", "tgz", "zip", "gz"))
+    r"(?:^|\.)(?:example\.(?:com|net|org)|example|test|invalid|localhost|local)$", re.I
+)
+_FILE_TLDS = frozenset(
+    (
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "svg",
+        "webp",
+        "bmp",
+        "ico",
+        "pdf",
+        "js",
+        "mjs",
+        "cjs",
+        "css",
+        "scss",
+        "map",
+        "jsx",
+        "tsx",
+        "vue",
+        "lock",
+        "whl",
+        "tgz",
+        "zip",
+        "gz",
+    )
+)
 _SERVICE_LOCAL = re.compile(r"^(?:git|no-?reply|do-?not-?reply|mailer-daemon)$", re.I)
 _AT = str.maketrans({"＠": "@", "﹫": "@", "．": ".", "。": "."})
 
@@ -103,8 +146,7 @@ _AT = str.maketrans({"＠": "@", "﹫": "@", "．": ".", "。": "."})
 def _valid_email(value: str) -> bool:
     local, _, domain = value.translate(_AT).rpartition("@")
     tld = domain.rsplit(".", 1)[-1].lower()
-    return not (_RESERVED_DOMAIN.search(domain) or tld in _FILE_TLDS
-                or _SERVICE_LOCAL.match(local))
+    return not (_RESERVED_DOMAIN.search(domain) or tld in _FILE_TLDS or _SERVICE_LOCAL.match(local))
 
 
 @dataclass(frozen=True)
@@ -122,37 +164,77 @@ _NOT_DIGIT_BEFORE, _NOT_DIGIT_AFTER = r"(?<![0-9A-Za-z])", r"(?![0-9A-Za-z])"
 _BUILTIN = {
     "cn_mobile": _Detector(
         "cn_mobile",
-        re.compile(_NOT_DIGIT_BEFORE + r"(?:(?:\+|00)?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}"
-                   + _NOT_DIGIT_AFTER),
-        Severity.MEDIUM, 0.9, keep=(3, 4)),
+        re.compile(
+            _NOT_DIGIT_BEFORE
+            + r"(?:(?:\+|00)?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}"
+            + _NOT_DIGIT_AFTER
+        ),
+        Severity.MEDIUM,
+        0.9,
+        keep=(3, 4),
+    ),
     "cn_id": _Detector(
-        "cn_id", re.compile(_NOT_DIGIT_BEFORE + r"\d{17}[\dXx]" + _NOT_DIGIT_AFTER),
-        Severity.HIGH, 0.99, valid_cn_id, keep=(2, 2)),
+        "cn_id",
+        re.compile(_NOT_DIGIT_BEFORE + r"\d{17}[\dXx]" + _NOT_DIGIT_AFTER),
+        Severity.HIGH,
+        0.99,
+        valid_cn_id,
+        keep=(2, 2),
+    ),
     "bank_card": _Detector(  # 12-19 digits, plain or in groups (4-4-4-4, 4-6-5, 4-4-4-4-3)
         "bank_card",
-        re.compile(_NOT_DIGIT_BEFORE + r"(?:\d{12,19}|\d{2,6}(?:([ -])\d{2,6})(?:\1\d{1,7}){1,6})"
-                   + _NOT_DIGIT_AFTER),
-        Severity.HIGH, 0.95, valid_card, keep=(0, 4), strip=" -"),
+        re.compile(
+            _NOT_DIGIT_BEFORE
+            + r"(?:\d{12,19}|\d{2,6}(?:([ -])\d{2,6})(?:\1\d{1,7}){1,6})"
+            + _NOT_DIGIT_AFTER
+        ),
+        Severity.HIGH,
+        0.95,
+        valid_card,
+        keep=(0, 4),
+        strip=" -",
+    ),
     "email": _Detector(  # ASCII or internationalized, with a full-width at sign too
         "email",
-        re.compile(r"(?<![\w.+-])[\w.%+'-]{1,64}[@＠﹫][^\W_](?:[\w-]*[^\W_])?"
-                   r"(?:[.．。][^\W_](?:[\w-]*[^\W_])?)*[.．。](?:[^\W\d_]{2,24}|xn--[\w-]+)"
-                   r"(?![\w-])"),
-        Severity.MEDIUM, 0.9, _valid_email, keep=(1, 0)),
+        re.compile(
+            r"(?<![\w.+-])[\w.%+'-]{1,64}[@＠﹫][^\W_](?:[\w-]*[^\W_])?"
+            r"(?:[.．。][^\W_](?:[\w-]*[^\W_])?)*[.．。](?:[^\W\d_]{2,24}|xn--[\w-]+)"
+            r"(?![\w-])"
+        ),
+        Severity.MEDIUM,
+        0.9,
+        _valid_email,
+        keep=(1, 0),
+    ),
     "email_obfuscated": _Detector(  # name [at] example [dot] com
         "email",
-        re.compile(r"(?<![\w.+-])[\w.%+-]{1,64}\s*(?:\[at\]|\(at\)|\{at\}|<at>)\s*[\w-]+"
-                   r"(?:\s*(?:\[dot\]|\(dot\)|\{dot\}|<dot>|\.)\s*[\w-]+)+", re.I),
-        Severity.MEDIUM, 0.7, keep=(1, 0)),
+        re.compile(
+            r"(?<![\w.+-])[\w.%+-]{1,64}\s*(?:\[at\]|\(at\)|\{at\}|<at>)\s*[\w-]+"
+            r"(?:\s*(?:\[dot\]|\(dot\)|\{dot\}|<dot>|\.)\s*[\w-]+)+",
+            re.I,
+        ),
+        Severity.MEDIUM,
+        0.7,
+        keep=(1, 0),
+    ),
     "ipv4": _Detector(
         "ip_address",
         re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]*\d)"),
-        Severity.LOW, 0.6, _valid_ip, keep=(0, 0)),
+        Severity.LOW,
+        0.6,
+        _valid_ip,
+        keep=(0, 0),
+    ),
     "ipv6": _Detector(
         "ip_address",
-        re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}"
-                   r"(?![0-9A-Fa-f:])"),
-        Severity.LOW, 0.6, _valid_ipv6),
+        re.compile(
+            r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}"
+            r"(?![0-9A-Fa-f:])"
+        ),
+        Severity.LOW,
+        0.6,
+        _valid_ipv6,
+    ),
 }
 
 
@@ -160,11 +242,25 @@ _BUILTIN = {
 class PiiScanner(Scanner):
     """Built-in PII detectors (each can be switched off) plus ``custom`` regex detectors."""
 
-    def __init__(self, *, cn_mobile: bool = True, cn_id: bool = True, bank_card: bool = True,
-                 email: bool = True, ip_address: bool = True,
-                 custom: list[dict[str, Any]] | None = None) -> None:
-        on = {"cn_mobile": cn_mobile, "cn_id": cn_id, "bank_card": bank_card, "email": email,
-              "email_obfuscated": email, "ipv4": ip_address, "ipv6": ip_address}
+    def __init__(
+        self,
+        *,
+        cn_mobile: bool = True,
+        cn_id: bool = True,
+        bank_card: bool = True,
+        email: bool = True,
+        ip_address: bool = True,
+        custom: list[dict[str, Any]] | None = None,
+    ) -> None:
+        on = {
+            "cn_mobile": cn_mobile,
+            "cn_id": cn_id,
+            "bank_card": bank_card,
+            "email": email,
+            "email_obfuscated": email,
+            "ipv4": ip_address,
+            "ipv6": ip_address,
+        }
         self._detectors = [d for name, d in _BUILTIN.items() if on[name]]
         for spec in custom or ():
             self._detectors.append(_custom(dict(spec)))
@@ -177,8 +273,17 @@ class PiiScanner(Scanner):
                 if any(s < end and start < e for s, e in taken):
                     continue  # a card number is not also a phone number
                 taken.append((start, end))
-                out.append(Finding("pii", det.category, det.severity, det.score, start, end,
-                                   mask_value(value, *det.keep)))
+                out.append(
+                    Finding(
+                        "pii",
+                        det.category,
+                        det.severity,
+                        det.score,
+                        start,
+                        end,
+                        mask_value(value, *det.keep),
+                    )
+                )
         return out
 
     def masked(self, value: str, category: str) -> str:

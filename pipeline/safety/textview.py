@@ -29,16 +29,54 @@ from functools import lru_cache
 from importlib import resources
 
 _LOOKALIKES = {  # Cyrillic and Greek letters that pass for Latin ones
-    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j",
-    "ѕ": "s", "ԁ": "d", "һ": "h", "ԛ": "q", "ԝ": "w", "м": "m", "н": "h", "т": "t", "в": "b",
-    "к": "k", "г": "r", "ӏ": "l", "α": "a", "ε": "e", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
-    "ν": "v", "ι": "i", "κ": "k", "χ": "x", "γ": "y", "ɡ": "g", "ı": "i", "ℓ": "l",
-    "‘": "'", "’": "'", "‛": "'", "ʼ": "'", "“": '"', "”": '"', "„": '"',
+    "а": "a",
+    "е": "e",
+    "о": "o",
+    "р": "p",
+    "с": "c",
+    "у": "y",
+    "х": "x",
+    "і": "i",
+    "ј": "j",
+    "ѕ": "s",
+    "ԁ": "d",
+    "һ": "h",
+    "ԛ": "q",
+    "ԝ": "w",
+    "м": "m",
+    "н": "h",
+    "т": "t",
+    "в": "b",
+    "к": "k",
+    "г": "r",
+    "ӏ": "l",
+    "α": "a",
+    "ε": "e",
+    "ο": "o",
+    "ρ": "p",
+    "τ": "t",
+    "υ": "u",
+    "ν": "v",
+    "ι": "i",
+    "κ": "k",
+    "χ": "x",
+    "γ": "y",
+    "ɡ": "g",
+    "ı": "i",
+    "ℓ": "l",
+    "‘": "'",
+    "’": "'",
+    "‛": "'",
+    "ʼ": "'",
+    "“": '"',
+    "”": '"',
+    "„": '"',
 }
 _INVISIBLE = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U0001d173-\U0001d17a"
-    "\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
+    "\U000e0000-\U000e007f\U000e0100-\U000e01ef]"
+)
 
 
 def invisible(c: str) -> bool:
@@ -74,8 +112,9 @@ def fold_char(c: str) -> str:
     out = unicodedata.normalize("NFKC", c)
     if len(out) == 3 and out[0] == "(" and out[2] == ")":  # parenthesized: ⒦ -> k
         out = out[1]
-    return "".join(simplified.get(ch, ch) for ch in
-                   "".join(_LOOKALIKES.get(x, x) for x in out).lower())
+    return "".join(
+        simplified.get(ch, ch) for ch in "".join(_LOOKALIKES.get(x, x) for x in out).lower()
+    )
 
 
 class _OneToOne(dict[int, int]):
@@ -166,16 +205,23 @@ def view(text: str, *, join: bool = False) -> TextView:
 # "2*踢*脚*批*发*q*q", "香蕉5 4 手 狗": the first and last may touch a word), or three
 # that stand alone ("s.e.x"); "and a dog" stays as it is
 _SEP = r"[ .\-*_·+/|~@#,，、]{1,3}"
-_SPREAD = re.compile(rf"[^\W_](?P<sep>{_SEP})[^\W_](?:(?P=sep)[^\W_]){{2,}}|"
-                     rf"(?<![^\W_])[^\W_](?P<s3>{_SEP})[^\W_](?P=s3)[^\W_](?![^\W_])")
+_SPREAD = re.compile(
+    rf"[^\W_](?P<sep>{_SEP})[^\W_](?:(?P=sep)[^\W_]){{2,}}|"
+    rf"(?<![^\W_])[^\W_](?P<s3>{_SEP})[^\W_](?P=s3)[^\W_](?![^\W_])"
+)
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0002fa1f"
 _CJK_GAP = re.compile(  # separators between two CJK characters, or a CJK one and a letter
-    rf"(?<=[{_CJK}])(?:\s|[^\w\s]){{1,3}}(?=[^\W_])|(?<=[^\W_])(?:\s|[^\w\s]){{1,3}}(?=[{_CJK}])")
+    rf"(?<=[{_CJK}])(?:\s|[^\w\s]){{1,3}}(?=[^\W_])|(?<=[^\W_])(?:\s|[^\w\s]){{1,3}}(?=[{_CJK}])"
+)
 
 
 def _spread_separators(text: str) -> set[int]:
-    return {i for m in _SPREAD.finditer(text) for i in range(m.start(), m.end())
-            if not text[i].isalnum()}
+    return {
+        i
+        for m in _SPREAD.finditer(text)
+        for i in range(m.start(), m.end())
+        if not text[i].isalnum()
+    }
 
 
 def _cjk_separators(text: str) -> set[int]:

@@ -33,8 +33,9 @@ def parse_time(raw: str, line: int) -> float:
     try:
         t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise SpanwatchError(f"line {line}: timestamp {raw[:40]!r} is neither Unix seconds "
-                             "nor ISO 8601") from None
+        raise SpanwatchError(
+            f"line {line}: timestamp {raw[:40]!r} is neither Unix seconds nor ISO 8601"
+        ) from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
     return t.timestamp()
@@ -91,17 +92,22 @@ class BacktestSummary:
     anomalous: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.rows} rows scored, {self.anomalous} anomalous, {self.missing} missing "
-                f"values, {self.repeated} repeated and {self.backwards} out-of-order "
-                "timestamps (kept, scored in file order)")
+        return (
+            f"{self.rows} rows scored, {self.anomalous} anomalous, {self.missing} missing "
+            f"values, {self.repeated} repeated and {self.backwards} out-of-order "
+            "timestamps (kept, scored in file order)"
+        )
 
 
-def backtest(src: TextIO, out: TextIO, spec: dict[str, Any],
-             extra: bool = False) -> BacktestSummary:
+def backtest(
+    src: TextIO, out: TextIO, spec: dict[str, Any], extra: bool = False
+) -> BacktestSummary:
     scorer = AnomalyScorer.from_spec(spec)
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["timestamp", "value", "anomaly_score"]
-                    + (["expected_low", "expected_high", "anomalous", "model"] if extra else []))
+    writer.writerow(
+        ["timestamp", "value", "anomaly_score"]
+        + (["expected_low", "expected_high", "anomalous", "model"] if extra else [])
+    )
     summary = BacktestSummary()
     last = None
     for _, raw_t, t, value in rows(src):
@@ -115,8 +121,12 @@ def backtest(src: TextIO, out: TextIO, spec: dict[str, Any],
         row: list[Any] = [raw_t, "" if value is None else repr(value), f"{p.score:.6f}"]
         if extra:
             lo, hi = p.expected or ("", "")
-            row += [lo, hi, int(p.anomalous), getattr(scorer.detector, "model",
-                                                         scorer.detector.name)]
+            row += [
+                lo,
+                hi,
+                int(p.anomalous),
+                getattr(scorer.detector, "model", scorer.detector.name),
+            ]
         writer.writerow(row)
         summary.rows += 1
         summary.missing += value is None
@@ -152,15 +162,28 @@ def add_parser(sub: Any) -> None:
     s = verbs.add_parser("score", help="timestamp,value CSV in -> timestamp,value,anomaly_score")
     s.add_argument("--input", "-i", help="CSV file ('-' or none: stdin)")
     s.add_argument("--output", "-o", help="CSV file ('-' or none: stdout)")
-    s.add_argument("--signal", choices=sorted(DEFAULT_DETECTORS),
-                   help="start from this signal's default detector (as the worker does)")
-    s.add_argument("--detector", choices=sorted(registered()),
-                   help=f"detector (default {DEFAULT_DETECTOR['detector']}: seasonal models "
-                        "chosen per series, docs/ANOMALY.md)")
-    s.add_argument("--param", action="append", metavar="KEY=VALUE",
-                   help="detector parameter, e.g. window=360 z_alarm=4.5 log=true")
+    s.add_argument(
+        "--signal",
+        choices=sorted(DEFAULT_DETECTORS),
+        help="start from this signal's default detector (as the worker does)",
+    )
+    s.add_argument(
+        "--detector",
+        choices=sorted(registered()),
+        help=f"detector (default {DEFAULT_DETECTOR['detector']}: seasonal models "
+        "chosen per series, docs/ANOMALY.md)",
+    )
+    s.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="detector parameter, e.g. window=360 z_alarm=4.5 log=true",
+    )
     s.add_argument("--threshold", type=float, help="score that counts as anomalous (0.9)")
     s.add_argument("--adapt-after", type=int, help="anomalous points in a row that are learned")
-    s.add_argument("--extra", action="store_true",
-                   help="also write expected_low, expected_high, anomalous, model")
+    s.add_argument(
+        "--extra",
+        action="store_true",
+        help="also write expected_low, expected_high, anomalous, model",
+    )
     s.set_defaults(func=cmd_score)

@@ -16,8 +16,11 @@ from typing import Any
 
 def add_parser(sub: Any) -> None:
     h = sub.add_parser("health", help="check a worker's /readyz (or --url): exit 0 when OK")
-    h.add_argument("--url", default="http://127.0.0.1:9464/readyz",
-                   help="endpoint to ask (/readyz: readiness, /healthz: liveness)")
+    h.add_argument(
+        "--url",
+        default="http://127.0.0.1:9464/readyz",
+        help="endpoint to ask (/readyz: readiness, /healthz: liveness)",
+    )
     h.add_argument("--timeout", type=float, default=3.0, help="seconds")
     h.set_defaults(func=_cmd_health)
 
@@ -37,7 +40,8 @@ def _cmd_health(args: argparse.Namespace) -> int:
     except ValueError:
         info = {}
     stalled = info.get("stalled") or []
-    line = f"{code} {info.get('state', '?')}" + (f" stalled: {', '.join(stalled)}"
-                                                   if stalled else "")
+    line = f"{code} {info.get('state', '?')}" + (
+        f" stalled: {', '.join(stalled)}" if stalled else ""
+    )
     print(line)
     return 0 if code == 200 else 1

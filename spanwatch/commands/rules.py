@@ -39,8 +39,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     kinds: dict[str, int] = {}
     for rule in rs.rules:
         kinds[rule.kind] = kinds.get(rule.kind, 0) + 1
-    print(f"OK: {len(rs.rules)} rules ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})"
-          f" in {len(rs.files)} files; receivers: {', '.join(sorted(rs.config.receivers))}")
+    print(
+        f"OK: {len(rs.rules)} rules ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})"
+        f" in {len(rs.files)} files; receivers: {', '.join(sorted(rs.config.receivers))}"
+    )
     return 0
 
 
@@ -50,8 +52,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         try:
             outcomes = run_file(Path(f))
         except RuleError as exc:
-            print(f"{f}: rule files are invalid:\n  " + "\n  ".join(exc.problems),
-                  file=sys.stderr)
+            print(f"{f}: rule files are invalid:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
             failed += 1
             continue
         for o in outcomes:
@@ -79,8 +80,7 @@ def _send(settings: Settings, msg: dict[str, Any]) -> None:
 
     require_topic(settings, settings.topics.alerting, partitions=1)
     p = _producer(settings)
-    p.produce(settings.topics.alerting, key=b"control", value=json.dumps(msg).encode(),
-              partition=0)
+    p.produce(settings.topics.alerting, key=b"control", value=json.dumps(msg).encode(), partition=0)
     if p.flush(15) != 0:
         raise SpanwatchError(f"could not reach {settings.kafka.bootstrap_servers}")
 
@@ -92,9 +92,14 @@ def read_silences(settings: Settings, timeout: float = 10.0) -> dict[str, dict[s
     from spanwatch.kafka import require_topic, settings_config
 
     require_topic(settings, settings.topics.silences, partitions=1)
-    c = Consumer({**settings_config(settings, "consumer"),
-                  "group.id": f"spanwatch-cli-{uuid.uuid4().hex[:8]}",
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c = Consumer(
+        {
+            **settings_config(settings, "consumer"),
+            "group.id": f"spanwatch-cli-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     out: dict[str, dict[str, Any]] = {}
     try:
         tp = TopicPartition(settings.topics.silences, 0)
@@ -122,8 +127,9 @@ def read_silences(settings: Settings, timeout: float = 10.0) -> dict[str, dict[s
 def cmd_silence_add(args: argparse.Namespace, settings: Settings) -> int:
     now = time.time()
     try:
-        s = Silence.create(args.matcher, now, now + parse_duration_s(args.duration),
-                           args.author, args.comment)
+        s = Silence.create(
+            args.matcher, now, now + parse_duration_s(args.duration), args.author, args.comment
+        )
     except ValueError as exc:
         raise SpanwatchError(str(exc)) from None
     _send(settings, {"type": "silence_add", "silence": s.to_dict()})
@@ -147,8 +153,10 @@ def cmd_silence_list(args: argparse.Namespace, settings: Settings) -> int:
     for s in shown:
         state = "active" if s["starts_at"] <= now < s["ends_at"] else "expired"
         left = max(s["ends_at"] - now, 0)
-        print(f"{s['id']}  {state:<7}  {left / 60:7.1f} min left  "
-              f"{' '.join(s['matchers'])}  by {s['created_by'] or '-'}: {s['comment']}")
+        print(
+            f"{s['id']}  {state:<7}  {left / 60:7.1f} min left  "
+            f"{' '.join(s['matchers'])}  by {s['created_by'] or '-'}: {s['comment']}"
+        )
     if not shown:
         print("no silences" if not rows else "no active silences (--all shows expired ones)")
     return 0
@@ -168,8 +176,13 @@ def add_parsers(sub: Any, settings_of: Any, kafka_opts: Any) -> None:
     sverbs = s.add_subparsers(dest="verb", required=True)
     a = sverbs.add_parser("add", help="create a silence; prints its id")
     kafka_opts(a)
-    a.add_argument("--matcher", "-m", action="append", required=True,
-                   help='label matcher, e.g. model="qwen-max" or service=~"chat-.*"')
+    a.add_argument(
+        "--matcher",
+        "-m",
+        action="append",
+        required=True,
+        help='label matcher, e.g. model="qwen-max" or service=~"chat-.*"',
+    )
     a.add_argument("--duration", "-d", default="2h", help="how long (default 2h)")
     a.add_argument("--author", default="", help="who")
     a.add_argument("--comment", default="", help="why")

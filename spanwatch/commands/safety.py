@@ -40,9 +40,18 @@ def items(stream: TextIO, default_role: str) -> Iterator[tuple[ContentItem, int,
                 raise SpanwatchError(f"line {n}: JSON object without a 'text' string")
             ident = obj.get("id")
             where = f"id:{ident}" if ident is not None else f"line:{n}"
-            yield (ContentItem(text, str(obj.get("role", default_role)), where,
-                               str(obj.get("trace_id", "")), str(obj.get("span_id", "")),
-                               time_ns=1), n, ident)
+            yield (
+                ContentItem(
+                    text,
+                    str(obj.get("role", default_role)),
+                    where,
+                    str(obj.get("trace_id", "")),
+                    str(obj.get("span_id", "")),
+                    time_ns=1,
+                ),
+                n,
+                ident,
+            )
         else:
             yield ContentItem(raw, default_role, f"line:{n}", time_ns=1), n, None
 
@@ -66,8 +75,13 @@ def cmd_scan(args: argparse.Namespace, settings: Any) -> int:
         wanted = set(args.only.split(","))
         specs = [s for s in specs if s.get("type") in wanted]
     if args.lexicon:
-        specs.append({"type": "lexicon", "builtin": False,
-                      "lexicons": [{"path": p, "category": args.category} for p in args.lexicon]})
+        specs.append(
+            {
+                "type": "lexicon",
+                "builtin": False,
+                "lexicons": [{"path": p, "category": args.category} for p in args.lexicon],
+            }
+        )
     engine = SafetyEngine.from_config(specs, max_chars=settings.safety.max_chars)
     if args.file in (None, "-"):
         found = scan_stream(engine, sys.stdin, sys.stdout, args.role)
@@ -78,8 +92,10 @@ def cmd_scan(args: argparse.Namespace, settings: Any) -> int:
         except OSError as exc:
             raise SpanwatchError(f"{args.file}: {exc.strerror}") from None
     summary = ", ".join(f"{n} {sev}" for sev, n in sorted(found.items())) or "none"
-    print(f"safety scan: {engine.stats.texts} texts, {engine.stats.chars} chars; findings: "
-          f"{summary}", file=sys.stderr)
+    print(
+        f"safety scan: {engine.stats.texts} texts, {engine.stats.chars} chars; findings: {summary}",
+        file=sys.stderr,
+    )
     if args.fail_on:
         limit = Severity.parse(args.fail_on)
         if any(Severity.parse(s) >= limit for s in found):
@@ -96,6 +112,9 @@ def add_parser(sub: Any, settings_of: Any) -> None:
     s.add_argument("--only", help="comma-separated scanner types to run (pii,secrets,...)")
     s.add_argument("--lexicon", action="append", help="extra lexicon file (repeatable)")
     s.add_argument("--category", default="custom", help="category of --lexicon terms")
-    s.add_argument("--fail-on", choices=["low", "medium", "high", "critical"],
-                   help="exit 1 when a finding has this severity or higher")
+    s.add_argument(
+        "--fail-on",
+        choices=["low", "medium", "high", "critical"],
+        help="exit 1 when a finding has this severity or higher",
+    )
     s.set_defaults(func=lambda a: cmd_scan(a, settings_of(a)))

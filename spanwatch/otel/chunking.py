@@ -34,10 +34,17 @@ CARRIER_NAME = "gen_ai.content.chunks"
 class ChunkingSpanExporter(SpanExporter):
     """Exporter wrapper that moves oversized content attributes into chunk events."""
 
-    def __init__(self, inner: SpanExporter, *, max_attribute_bytes: int = 32_768,
-                 piece_bytes: int = 32_768, pieces_per_carrier: int = 4,
-                 max_export_bytes: int = 800_000, encoding: str = "utf-8",
-                 attributes: Sequence[str] = tuple(CONTENT_ATTRS)) -> None:
+    def __init__(
+        self,
+        inner: SpanExporter,
+        *,
+        max_attribute_bytes: int = 32_768,
+        piece_bytes: int = 32_768,
+        pieces_per_carrier: int = 4,
+        max_export_bytes: int = 800_000,
+        encoding: str = "utf-8",
+        attributes: Sequence[str] = tuple(CONTENT_ATTRS),
+    ) -> None:
         if encoding not in ck.ENCODINGS:
             raise ValueError(f"encoding must be one of {ck.ENCODINGS}")
         self.inner = inner
@@ -53,8 +60,13 @@ class ChunkingSpanExporter(SpanExporter):
         carriers: list[ReadableSpan] = []
         for span in spans:
             attrs: dict[str, Any] = dict(span.attributes or {})
-            big = {k: v for k, v in attrs.items() if k in self.attributes and isinstance(v, str)
-                   and len(v.encode("utf-8")) > self.max_attribute_bytes}
+            big = {
+                k: v
+                for k, v in attrs.items()
+                if k in self.attributes
+                and isinstance(v, str)
+                and len(v.encode("utf-8")) > self.max_attribute_bytes
+            }
             if not big:
                 kept.append(span)
                 continue
@@ -63,8 +75,13 @@ class ChunkingSpanExporter(SpanExporter):
                 pid = f"{span.context.span_id:016x}:{key}"
                 ids.append(pid)
                 del attrs[key]
-                pieces = make_pieces(str(text), pid, CONTENT_ATTRS.get(key, "input"),
-                                     piece_bytes=self.piece_bytes, encoding=self.encoding)
+                pieces = make_pieces(
+                    str(text),
+                    pid,
+                    CONTENT_ATTRS.get(key, "input"),
+                    piece_bytes=self.piece_bytes,
+                    encoding=self.encoding,
+                )
                 carriers.extend(self._carriers(span, pieces))
             attrs[CHUNKED] = ids
             kept.append(_copy(span, attrs))
@@ -74,19 +91,30 @@ class ChunkingSpanExporter(SpanExporter):
                 result = SpanExportResult.FAILURE
         return result
 
-    def _carriers(self, span: ReadableSpan, pieces: list[dict[str, object]]
-                  ) -> Iterator[ReadableSpan]:
+    def _carriers(
+        self, span: ReadableSpan, pieces: list[dict[str, object]]
+    ) -> Iterator[ReadableSpan]:
         ctx = span.context
         t = span.end_time or span.start_time or 0
         for group in _batches(pieces, self.pieces_per_carrier):
             yield ReadableSpan(
                 name=CARRIER_NAME,
-                context=SpanContext(ctx.trace_id, random.getrandbits(64) or 1, False,
-                                    ctx.trace_flags, ctx.trace_state),
-                parent=ctx, resource=span.resource, kind=SpanKind.INTERNAL,
+                context=SpanContext(
+                    ctx.trace_id,
+                    random.getrandbits(64) or 1,
+                    False,
+                    ctx.trace_flags,
+                    ctx.trace_state,
+                ),
+                parent=ctx,
+                resource=span.resource,
+                kind=SpanKind.INTERNAL,
                 attributes={ck.A_TARGET: f"{ctx.span_id:016x}"},
                 events=[Event(ck.EVENT, attributes=g, timestamp=t) for g in group],  # type: ignore[arg-type]
-                start_time=t, end_time=t, instrumentation_scope=span.instrumentation_scope)
+                start_time=t,
+                end_time=t,
+                instrumentation_scope=span.instrumentation_scope,
+            )
 
     def shutdown(self) -> None:
         self.inner.shutdown()
@@ -96,11 +124,20 @@ class ChunkingSpanExporter(SpanExporter):
 
 
 def _copy(span: ReadableSpan, attrs: dict[str, Any]) -> ReadableSpan:
-    return ReadableSpan(name=span.name, context=span.context, parent=span.parent,
-                        resource=span.resource, attributes=attrs,
-                        events=span.events, links=span.links, kind=span.kind,
-                        status=span.status, start_time=span.start_time,
-                        end_time=span.end_time, instrumentation_scope=span.instrumentation_scope)
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attrs,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 def _carrier_bytes(span: ReadableSpan) -> int:
@@ -127,4 +164,4 @@ _T = TypeVar("_T")
 
 def _batches(items: list[_T], n: int) -> Iterator[list[_T]]:
     for i in range(0, len(items), n):
-        yield items[i:i + n]
+        yield items[i : i + n]

@@ -32,13 +32,26 @@ class RotelProc:
 
         binary = Path(rotel.__file__).parent / "rotel-agent"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [str(binary), "start",
-               "--otlp-grpc-endpoint", f"127.0.0.1:{self.grpc_port}",
-               "--otlp-http-endpoint", f"127.0.0.1:{self.http_port}",
-               "--pid-file", str(self.workdir / f"rotel-{self.grpc_port}.pid"),
-               "--exporter", "kafka", "--kafka-exporter-brokers", self.bootstrap,
-               "--kafka-exporter-traces-topic", self.topic,
-               "--kafka-exporter-format", self.fmt, "--traces-batch-timeout", "200ms"]
+        cmd = [
+            str(binary),
+            "start",
+            "--otlp-grpc-endpoint",
+            f"127.0.0.1:{self.grpc_port}",
+            "--otlp-http-endpoint",
+            f"127.0.0.1:{self.http_port}",
+            "--pid-file",
+            str(self.workdir / f"rotel-{self.grpc_port}.pid"),
+            "--exporter",
+            "kafka",
+            "--kafka-exporter-brokers",
+            self.bootstrap,
+            "--kafka-exporter-traces-topic",
+            self.topic,
+            "--kafka-exporter-format",
+            self.fmt,
+            "--traces-batch-timeout",
+            "200ms",
+        ]
         self.proc = spawn(cmd, log_path=self.workdir / f"rotel-{self.grpc_port}.log")
         _wait_port(self.grpc_port, self.proc)
         return self

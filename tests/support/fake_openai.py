@@ -12,15 +12,35 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-WORDS = ("Kafka", " keeps", " the", " spans", " flowing", " while", " the", " model", " streams",
-         " tokens", " to", " the", " agent", ".")
+WORDS = (
+    "Kafka",
+    " keeps",
+    " the",
+    " spans",
+    " flowing",
+    " while",
+    " the",
+    " model",
+    " streams",
+    " tokens",
+    " to",
+    " the",
+    " agent",
+    ".",
+)
 
 
 class FakeOpenAI:
     """``with FakeOpenAI(first_token_delay=0.15) as srv: client(base_url=srv.base_url)``."""
 
-    def __init__(self, *, first_token_delay: float = 0.15, token_delay: float = 0.005,
-                 prompt_tokens: int = 23, completion_tokens: int = len(WORDS)) -> None:
+    def __init__(
+        self,
+        *,
+        first_token_delay: float = 0.15,
+        token_delay: float = 0.005,
+        prompt_tokens: int = 23,
+        completion_tokens: int = len(WORDS),
+    ) -> None:
         self.first_token_delay = first_token_delay
         self.token_delay = token_delay
         self.prompt_tokens = prompt_tokens
@@ -51,12 +71,15 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 n = len(fake.requests) + 1
-                rec = {"id": f"chatcmpl-fake{n:04d}", "model": body["model"],
-                       "served_model": body["model"] + "-2024-08-06",
-                       "stream": bool(body.get("stream")),
-                       "prompt_tokens": fake.prompt_tokens,
-                       "completion_tokens": fake.completion_tokens,
-                       "first_token_delay": fake.first_token_delay}
+                rec = {
+                    "id": f"chatcmpl-fake{n:04d}",
+                    "model": body["model"],
+                    "served_model": body["model"] + "-2024-08-06",
+                    "stream": bool(body.get("stream")),
+                    "prompt_tokens": fake.prompt_tokens,
+                    "completion_tokens": fake.completion_tokens,
+                    "first_token_delay": fake.first_token_delay,
+                }
                 fake.requests.append(rec)
                 if rec["stream"]:
                     self._stream(rec, body)
@@ -64,18 +87,28 @@ class FakeOpenAI:
                     self._complete(rec)
 
             def _usage(self, rec: dict[str, Any]) -> dict[str, int]:
-                return {"prompt_tokens": rec["prompt_tokens"],
-                        "completion_tokens": rec["completion_tokens"],
-                        "total_tokens": rec["prompt_tokens"] + rec["completion_tokens"]}
+                return {
+                    "prompt_tokens": rec["prompt_tokens"],
+                    "completion_tokens": rec["completion_tokens"],
+                    "total_tokens": rec["prompt_tokens"] + rec["completion_tokens"],
+                }
 
             def _complete(self, rec: dict[str, Any]) -> None:
                 time.sleep(fake.first_token_delay)
-                payload = {"id": rec["id"], "object": "chat.completion", "created": 1,
-                           "model": rec["served_model"],
-                           "choices": [{"index": 0, "finish_reason": "stop",
-                                        "message": {"role": "assistant",
-                                                    "content": "".join(WORDS)}}],
-                           "usage": self._usage(rec)}
+                payload = {
+                    "id": rec["id"],
+                    "object": "chat.completion",
+                    "created": 1,
+                    "model": rec["served_model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": "".join(WORDS)},
+                        }
+                    ],
+                    "usage": self._usage(rec),
+                }
                 data = json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -83,13 +116,22 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _chunk(self, rec: dict[str, Any], delta: dict[str, Any],
-                       finish: str | None = None, usage: bool = False) -> None:
+            def _chunk(
+                self,
+                rec: dict[str, Any],
+                delta: dict[str, Any],
+                finish: str | None = None,
+                usage: bool = False,
+            ) -> None:
                 payload: dict[str, Any] = {
-                    "id": rec["id"], "object": "chat.completion.chunk", "created": 1,
+                    "id": rec["id"],
+                    "object": "chat.completion.chunk",
+                    "created": 1,
                     "model": rec["served_model"],
-                    "choices": [] if usage else [{"index": 0, "delta": delta,
-                                                  "finish_reason": finish}]}
+                    "choices": []
+                    if usage
+                    else [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
                 if usage:
                     payload["usage"] = self._usage(rec)
                 self.wfile.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
@@ -101,7 +143,7 @@ class FakeOpenAI:
                 self.end_headers()
                 time.sleep(fake.first_token_delay)
                 self._chunk(rec, {"role": "assistant", "content": WORDS[0]})
-                for word in WORDS[1:fake.completion_tokens]:
+                for word in WORDS[1 : fake.completion_tokens]:
                     time.sleep(fake.token_delay)
                     self._chunk(rec, {"content": word})
                 self._chunk(rec, {}, finish="stop")

@@ -20,9 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.support.fake_openai import FakeOpenAI
 
-SERVICE = {"openai-v2": "chat-app-otel", "openinference": "chat-app-openinference",
-           "openllmetry": "chat-app-openllmetry",
-           "langchain+openai-v2": "chat-app-langchain"}
+SERVICE = {
+    "openai-v2": "chat-app-otel",
+    "openinference": "chat-app-openinference",
+    "openllmetry": "chat-app-openllmetry",
+    "langchain+openai-v2": "chat-app-langchain",
+}
 
 
 def instrument(name: str, provider: object) -> None:
@@ -49,19 +52,24 @@ def call_openai(base_url: str) -> tuple[str, str]:
 
     client = openai.OpenAI(base_url=base_url, api_key="sk-test-not-a-real-key")
     stream = client.chat.completions.create(
-        model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
-        messages=[{"role": "user", "content": "Explain Kafka consumer groups briefly."}])
+        model="gpt-4o-mini",
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Explain Kafka consumer groups briefly."}],
+    )
     text = "".join((c.choices[0].delta.content or "") for c in stream if c.choices)
     reply = client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hi."}])
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hi."}]
+    )
     return text, reply.choices[0].message.content or ""
 
 
 def call_langchain(base_url: str) -> tuple[str, str]:
     from langchain_openai import ChatOpenAI
 
-    llm = ChatOpenAI(model="gpt-4o-mini", base_url=base_url, api_key="sk-test-not-a-real-key",
-                     stream_usage=True)
+    llm = ChatOpenAI(
+        model="gpt-4o-mini", base_url=base_url, api_key="sk-test-not-a-real-key", stream_usage=True
+    )
     text = "".join(str(c.content) for c in llm.stream("Explain Kafka consumer groups briefly."))
     reply = llm.invoke("Say hi.")
     return text, str(reply.content)
@@ -84,20 +92,27 @@ def main() -> int:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    provider = TracerProvider(resource=Resource.create({"service.name":
-                                                        SERVICE[args.instrumentation]}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": SERVICE[args.instrumentation]})
+    )
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     if args.otlp_grpc:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        provider.add_span_processor(SimpleSpanProcessor(
-            OTLPSpanExporter(endpoint=f"http://{args.otlp_grpc}", insecure=True)))
+
+        provider.add_span_processor(
+            SimpleSpanProcessor(
+                OTLPSpanExporter(endpoint=f"http://{args.otlp_grpc}", insecure=True)
+            )
+        )
     if args.otlp_http:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter as HttpExporter,
         )
-        provider.add_span_processor(SimpleSpanProcessor(
-            HttpExporter(endpoint=f"{args.otlp_http}/v1/traces")))
+
+        provider.add_span_processor(
+            SimpleSpanProcessor(HttpExporter(endpoint=f"{args.otlp_http}/v1/traces"))
+        )
 
     instrument(args.instrumentation, provider)
 
@@ -114,11 +129,21 @@ def main() -> int:
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
         Path(args.out).write_bytes(encode_spans(spans).SerializeToString())
-    truth = {"instrumentation": args.instrumentation, "service": SERVICE[args.instrumentation],
-             "requests": requests,
-             "spans": [{"trace_id": f"{s.context.trace_id:032x}",
-                        "span_id": f"{s.context.span_id:016x}", "name": s.name,
-                        "start_ns": s.start_time, "end_ns": s.end_time} for s in spans]}
+    truth = {
+        "instrumentation": args.instrumentation,
+        "service": SERVICE[args.instrumentation],
+        "requests": requests,
+        "spans": [
+            {
+                "trace_id": f"{s.context.trace_id:032x}",
+                "span_id": f"{s.context.span_id:016x}",
+                "name": s.name,
+                "start_ns": s.start_time,
+                "end_ns": s.end_time,
+            }
+            for s in spans
+        ],
+    }
     Path(args.truth).write_text(json.dumps(truth, indent=1))
     provider.shutdown()
     return 0

@@ -24,10 +24,16 @@ from pipeline.ingest import ingest_message
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "tests" / "testdata"
-CASES = {"openai_v2_stream": "openai-v2", "openinference_stream": "openinference",
-         "openllmetry_stream": "openllmetry", "langchain_openai_v2": "langchain+openai-v2"}
-CONTENT_ENV = {"OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
-               "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY"}
+CASES = {
+    "openai_v2_stream": "openai-v2",
+    "openinference_stream": "openinference",
+    "openllmetry_stream": "openllmetry",
+    "langchain_openai_v2": "langchain+openai-v2",
+}
+CONTENT_ENV = {
+    "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
+}
 
 
 def expected_lines(input_pb: bytes) -> str:
@@ -39,10 +45,20 @@ def expected_lines(input_pb: bytes) -> str:
 def record(case: str, instrumentation: str) -> None:
     d = TESTDATA / case
     d.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, str(ROOT / "tests/support/instrumented_app.py"),
-                    "--instrumentation", instrumentation, "--out", str(d / "input.pb"),
-                    "--truth", str(d / "truth.json")], check=True,
-                   env={**os.environ, **CONTENT_ENV})
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests/support/instrumented_app.py"),
+            "--instrumentation",
+            instrumentation,
+            "--out",
+            str(d / "input.pb"),
+            "--truth",
+            str(d / "truth.json"),
+        ],
+        check=True,
+        env={**os.environ, **CONTENT_ENV},
+    )
 
 
 WINDOWS_CASE = TESTDATA / "windows_case"
@@ -73,8 +89,9 @@ def windows_expected(inputs: list[tuple[int, bytes]]) -> str:
 
 
 def windows_inputs() -> list[tuple[int, bytes]]:
-    return [(int(p.name.split("-")[1]), p.read_bytes())
-            for p in sorted(WINDOWS_CASE.glob("msg-*.pb"))]
+    return [
+        (int(p.name.split("-")[1]), p.read_bytes()) for p in sorted(WINDOWS_CASE.glob("msg-*.pb"))
+    ]
 
 
 def record_windows_case() -> None:
