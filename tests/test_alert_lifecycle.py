@@ -10,8 +10,9 @@ import pytest
 
 from pipeline.alerting.evaluate import RuleEvaluator, Sample
 from pipeline.alerting.loader import RuleSet, load_rules
-from pipeline.alerting.manager import AlertManager, backoff_s
+from pipeline.alerting.manager import AlertManager
 from pipeline.alerting.silences import Silence
+from pipeline.retry import backoff_s
 
 RULES = """
 groups:
@@ -293,7 +294,7 @@ def test_delivery_outcomes_retry_config_and_give_up(tmp_path: Path) -> None:
     assert p.next_at - first > first - 10  # exponential back-off
     am.delivered(p.id, "retry", "timeout", p.next_at)
     assert am.outbox == {} and am.counters["notifications_gave_up"] == 1
-    assert 0.5 <= backoff_s("x", 1) <= 1.5 and backoff_s("x", 30) <= 450
+    assert 0.5 <= backoff_s(1, 1.0, key="x") <= 1.5 and backoff_s(30, 1.0, key="x") <= 450
 
 
 def test_config_error_is_not_retried(tmp_path: Path) -> None:

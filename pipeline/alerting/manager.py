@@ -13,7 +13,6 @@ injected (seconds).
 from __future__ import annotations
 
 import hashlib
-import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from pipeline.alerting.loader import RuleSet
 from pipeline.alerting.matchers import all_match
 from pipeline.alerting.rules import EVENT_KINDS, Rule
 from pipeline.alerting.silences import Silence
+from pipeline.retry import backoff_s
 
 
 @dataclass
@@ -62,12 +62,6 @@ class Pending:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def backoff_s(pid: str, attempts: int, base: float = 1.0, cap: float = 300.0) -> float:
-    """Exponential back-off with jitter (0.5x-1.5x), deterministic per notification."""
-    rng = random.Random(f"{pid}:{attempts}")
-    return float(min(base * 2.0 ** (attempts - 1), cap) * rng.uniform(0.5, 1.5))
 
 
 class AlertManager:
@@ -377,4 +371,4 @@ class AlertManager:
             ] += 1
             return
         self.counters["notifications_retried"] += 1
-        p.next_at = now + backoff_s(pid, p.attempts)
+        p.next_at = now + backoff_s(p.attempts, 1.0, key=pid)  # the same wait after a restart

@@ -4,10 +4,10 @@
 it into Slack mrkdwn), DingTalk (sent as a DingTalk ``markdown`` message, with ``@mobile``
 mentions) and other Markdown targets; plain text for ``text`` and the console.
 
-``deliver`` says whether to retry, as Alertmanager's notifiers do: success; ``retry`` for 5xx,
-429, timeouts and connection errors; ``config`` for other 4xx, invalid URLs and "no target"
-(apprise matched nothing). apprise reports the HTTP status only in its log lines
-(``error=404``), which are read from the result of the call.
+``deliver`` says whether to retry, as Alertmanager's notifiers do (``pipeline.retry``):
+success; ``retry`` for 5xx, 408, 425, 429, timeouts and connection errors; ``config`` for other
+4xx, invalid URLs and "no target" (apprise matched nothing). apprise reports the HTTP status
+only in its log lines (``error=404``), which are read from the result of the call.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from pipeline.alerting.routing import Receiver
 from pipeline.config import expand_env
 from pipeline.errors import ConfigError
+from pipeline.retry import retryable_status
 
 MAX_LISTED = 10
 
@@ -156,7 +157,7 @@ def classify(result: Any, log_text: str = "") -> Delivery:
     codes = [int(c) for c in _STATUS.findall(text)]
     if codes:
         code = codes[-1]
-        if code >= 500 or code in (408, 429):
+        if retryable_status(code):
             return Delivery("retry", f"HTTP {code}")
         return Delivery("config", f"HTTP {code}: check the URL and its token")
     return Delivery("retry", "connection error or unknown failure")

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from pipeline.errors import SpanwatchError
+from pipeline.retry import backoff_s, retryable_status
 from pipeline.safety.engine import ContentItem
 
 log = logging.getLogger("spanwatch.judge")
@@ -165,8 +166,7 @@ class JudgeClient:
         last: JudgeError | None = None
         for attempt in range(s.retries + 1):
             if attempt:
-                delay = s.backoff_s * 2 ** (attempt - 1)
-                await self._sleep(delay + self._rng.uniform(0, delay))
+                await self._sleep(backoff_s(attempt, s.backoff_s, rng=self._rng))
             try:
                 return await self._call(text[: s.max_chars])
             except JudgeError as exc:
@@ -196,7 +196,7 @@ class JudgeClient:
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=s.timeout_s),
             ) as resp:
-                if resp.status >= 500 or resp.status == 429:
+                if retryable_status(resp.status):
                     raise JudgeError(f"judge answered HTTP {resp.status}", retry=True)
                 if resp.status >= 400:
                     raise JudgeError(
