@@ -163,12 +163,46 @@ class Summary:
             f"alerts firing now: {', '.join(firing) or 'none'}; fired: {', '.join(fired)}; "
             f"resolved: {', '.join(resolved) or 'none'}"
         ]
-        for a in self.alerts[-4:]:
-            out.append(
-                f"  {a['status'].upper():<8} {a['alertname']}: "
-                f"{a['annotations'].get('summary', '')}"[:160]
-            )
+        # each alert once, in its latest state: what fires now, then the last few resolved
+        now = [a for a in latest.values() if a["status"] == "firing"]
+        done = [a for a in latest.values() if a["status"] == "resolved"]
+        for a in sorted(now, key=lambda a: a["at"])[-4:] + sorted(done, key=lambda a: a["at"])[-2:]:
+            out.append(alert_line(a)[:200])
         return out
+
+
+def _num(v: float, unit: str) -> str:
+    if unit == "s":
+        return f"{v * 1000:.0f} ms" if abs(v) < 1 else f"{v:.2g} s" if abs(v) < 10 else f"{v:.0f} s"
+    if float(v).is_integer():
+        return f"{v:.0f}"
+    return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+
+
+NEGATED = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
+
+
+def alert_line(a: dict[str, Any]) -> str:
+    """One alert as the demo prints it: what crossed what (``ttft_p95 1.7 s > 1.5 s``, or once
+    resolved ``resolved: ttft_p95 680 ms <= 1.5 s``), then the rule's summary while it fires."""
+    who = " ".join(
+        f"{k}={v}" for k, v in sorted(a["labels"].items()) if k not in ("alertname", "severity")
+    )
+    crossed = ""
+    if (
+        a.get("signal") is not None
+        and a.get("threshold") is not None
+        and a.get("value") is not None
+    ):
+        unit = a.get("unit") or ""
+        op = a.get("op") or ">"
+        if a["status"] == "resolved":
+            op = NEGATED.get(op, op)
+        crossed = f"{a['signal']} {_num(a['value'], unit)} {op} {_num(a['threshold'], unit)}"
+    if a["status"] == "resolved":
+        return f"  resolved {a['alertname']} {who}: {crossed or 'cleared'}"
+    summary = a["annotations"].get("summary", "")  # names the entity while it fires
+    return f"  FIRING   {a['alertname']}: " + "; ".join(x for x in (crossed, summary) if x)
 
 
 def _q(rec: dict[str, Any], dist: str, q: str) -> str:

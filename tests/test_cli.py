@@ -41,7 +41,12 @@ def test_demo_runs_and_stops_everything_it_started() -> None:
     assert alerts is not None
     assert alerts.group(1).split(", ") == ["PiiInCompletion", "RunawayAgent", "SlowModel"]
     assert "SlowModel" in alerts.group(2)  # the model server recovered: the alert resolved
-    assert re.search(r"PiiInCompletion: cn_(mobile|id) in a completion of .*\*{6}", out.stdout)
+    assert re.search(
+        r"PiiInCompletion: pii/cn_(mobile|id) .*in a completion of .*\*{6}", out.stdout
+    )
+    # what crossed what; a resolved alert is shown once, in its resolved state
+    assert re.search(r"resolved SlowModel .*: ttft_p95 \d+ ms <= 1\.5 s", last)
+    assert not re.search(r"FIRING +SlowModel", last)
     assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", out.stdout)  # no raw phone number
     assert "stopped the worker and the broker." in out.stdout
     workdir = re.search(r"logs in (\S+)\)", out.stdout).group(1)  # type: ignore[union-attr]

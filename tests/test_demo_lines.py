@@ -1,0 +1,47 @@
+"""The demo's alert lines say what crossed what, and show each alert once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from spanwatch.demo import Summary, alert_line
+
+
+def _alert(status: str, value: float, at: float, fp: str = "f1") -> dict[str, Any]:
+    return {
+        "type": "alert",
+        "status": status,
+        "alertname": "SlowModel",
+        "fingerprint": fp,
+        "labels": {"alertname": "SlowModel", "model": "qwen", "severity": "page"},
+        "annotations": {"summary": f"TTFT p95 of qwen is {value} s (> 1.5 s)"},
+        "value": value,
+        "signal": "ttft_p95",
+        "op": ">",
+        "threshold": 1.5,
+        "unit": "s",
+        "at": at,
+    }
+
+
+def test_a_firing_and_a_resolved_line_say_what_crossed_what() -> None:
+    assert alert_line(_alert("firing", 1.7, 1)).startswith(
+        "  FIRING   SlowModel: ttft_p95 1.7 s > 1.5 s; TTFT p95 of qwen is 1.7 s"
+    )
+    line = alert_line(_alert("resolved", 0.677, 2))
+    assert line == "  resolved SlowModel model=qwen: ttft_p95 677 ms <= 1.5 s"
+
+
+def test_each_alert_is_shown_once_in_its_latest_state() -> None:
+    s = Summary()
+    for a in (
+        _alert("firing", 1.7, 1),
+        _alert("resolved", 0.68, 2),
+        _alert("firing", 2.0, 3, "f2"),
+    ):
+        s.add_alert(json.dumps(a).encode())
+    lines = s._alert_lines()
+    assert len(lines) == 3 and lines[1].startswith("  FIRING   SlowModel") and "2 s" in lines[1]
+    assert lines[2].startswith("  resolved SlowModel") and sum("f1" in x for x in lines) == 0
+    assert sum(line.strip().startswith(("FIRING", "resolved")) for line in lines) == 2
