@@ -76,7 +76,9 @@ class SafetyEngine:
             text = text[: self.max_chars]
         self.stats.chars += len(text)
         found = self._matches(text)
-        masks = [(f.start, f.end, s.masked(text[f.start : f.end], f.category)) for s, f in found]
+        # each finding arrives with its value already masked by its scanner (the one place a
+        # value is masked); the excerpt puts every mask of the text in the context around it
+        masks = [(f.start, f.end, f.excerpt) for _, f in found]
         out = []
         for _, f in found:
             out.append(f.with_excerpt(masked_excerpt(text, masks, (f.start, f.end))))

@@ -156,7 +156,7 @@ class InjectionScanner(Scanner):
                 min(1.0, 0.5 + 0.1 * len(hits)),
                 start,
                 end,
-                f"{len(hits)} invisible: {' '.join(names[:6])}",
+                f"[{len(hits)} invisible: {' '.join(names[:6])}]",
             )
         ]
 
@@ -179,13 +179,6 @@ class InjectionScanner(Scanner):
                     )
                 )
         return out
-
-    def masked(self, value: str, category: str) -> str:
-        if category == "mixed_script":
-            return mask_value(value, 1, 1)
-        if category == "invisible_characters":
-            return f"[{len(value)} chars]"
-        return value[:80]  # an injection phrase is the evidence, not a secret
 
 
 def _first_per_place(hits: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:

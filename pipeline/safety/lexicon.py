@@ -156,13 +156,10 @@ class LexiconScanner(Scanner):
                     1.0,
                     o_start,
                     o_end,
-                    self.masked(text[o_start:o_end], term.category),
+                    mask_value(text[o_start:o_end], keep_head=1),
                 )
             )
         return out
-
-    def masked(self, value: str, category: str) -> str:
-        return mask_value(value, keep_head=1)
 
 
 def _identity_span(start: int, end: int) -> tuple[int, int]:

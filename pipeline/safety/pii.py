@@ -286,10 +286,6 @@ class PiiScanner(Scanner):
                 )
         return out
 
-    def masked(self, value: str, category: str) -> str:
-        det = next((d for d in self._detectors if d.category == category), None)
-        return mask_value(value, *(det.keep if det else (0, 0)))
-
 
 def _matches(det: _Detector, text: str) -> Iterator[tuple[int, int, str]]:
     for m in det.pattern.finditer(text):

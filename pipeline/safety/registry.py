@@ -19,16 +19,14 @@ from pipeline.safety.finding import Finding
 
 
 class Scanner:
-    """Base class: ``scan(text)`` -> findings, highest-severity first is not required."""
+    """Base class: ``scan(text)`` -> findings, highest-severity first is not required. Each
+    finding's ``excerpt`` is the matched value as it may be shown (masked): the engine builds
+    the in-context excerpt from it, so a scanner is the only place its values are masked."""
 
     name: ClassVar[str] = ""
 
     def scan(self, text: str) -> list[Finding]:  # pragma: no cover - interface
         raise NotImplementedError
-
-    def masked(self, value: str, category: str) -> str:
-        """How a matched value of ``category`` is shown (default: fully masked)."""
-        return f"[{category}]"
 
 
 def _load_builtins() -> None:

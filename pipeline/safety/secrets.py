@@ -308,7 +308,3 @@ class SecretsScanner(Scanner):
         if rule.category == "private_key":
             return "-----BEGIN PRIVATE KEY----- [REDACTED]"
         return mask_value(value, keep_head=rule.keep)
-
-    def masked(self, value: str, category: str) -> str:
-        rule = next((r for r in self._rules if r.category == category), None)
-        return self._mask(value, rule) if rule else "[secret]"
