@@ -108,8 +108,8 @@ class WorkerProc:
     ) -> dict[str, Any]:
         """Until the worker is ready, nothing is stalled, every partition it owns has been
         processed and committed (no lag) and no notification waits for delivery, in two
-        reports (a report made just before records reached a topic shows no lag yet; the
-        worker's own ticks keep the alerting topic's lag from being 0 in every report).
+        reports (a report made just before records reached a topic shows no lag yet). A partition
+        counts as processed when committed or read to its end (:func:`_processed`).
         ``produced``: topic -> records the caller has written to it in all; the worker must
         show at least that many, so a report made before the writes never counts."""
         seen: list[int] = []
@@ -122,7 +122,7 @@ class WorkerProc:
                 bool(st["ready"])
                 and not st["stalled"]
                 and all(ends[t] >= n for t, n in (produced or {}).items())
-                and all((p["lag"] or 0) == 0 for p in st["partitions"])
+                and all(_processed(p) for p in st["partitions"])
                 and self.metric("spanwatch_notifications_pending") == 0
             )
             if ok and st.get("seq") not in seen:
@@ -223,3 +223,10 @@ def span_records(messages: list[Any], topic: str = "spanwatch.spans") -> list[Ll
         if m.topic() == topic
         for rec in json.loads(m.value())["spans"]
     ]
+
+
+def _processed(p: dict[str, Any]) -> bool:
+    """Every record of a partition handled: committed (no lag), or read to its end; the worker's
+    own control ticks (alerting, stitch) keep arriving, so their commit trails by a few."""
+    read, end = p.get("read"), p.get("end") or 0
+    return (p["lag"] or 0) == 0 or (read is not None and read + 1 >= end)
