@@ -37,6 +37,18 @@ class ContentItem:
     model: str = ""
     time_ns: int = 0
 
+    def provenance(self) -> dict[str, Any]:
+        """Where the item came from, as every ``spanwatch.findings`` record carries it."""
+        return {
+            "role": self.role,
+            "location": self.location,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "service": self.service,
+            "model": self.model,
+            "time_ns": self.time_ns or time.time_ns(),
+        }
+
     def __repr__(self) -> str:  # the text stays out of logs and tracebacks
         return (
             f"ContentItem(role={self.role!r}, location={self.location!r}, "
@@ -121,11 +133,5 @@ def finding_record(f: Finding, item: ContentItem) -> dict[str, Any]:
         "start": f.start,
         "end": f.end,
         "excerpt": f.excerpt,
-        "role": item.role,
-        "location": item.location,
-        "trace_id": item.trace_id,
-        "span_id": item.span_id,
-        "service": item.service,
-        "model": item.model,
-        "time_ns": item.time_ns or time.time_ns(),
+        **item.provenance(),
     }

@@ -315,11 +315,5 @@ def evaluation_record(
         "flagged": flagged,
         "score": ev.score_value if ev.score_value is not None else (1.0 if flagged else 0.0),
         "evaluation": ev.attributes(),
-        "role": item.role,
-        "location": item.location,
-        "trace_id": item.trace_id,
-        "span_id": item.span_id,
-        "service": item.service,
-        "model": item.model,
-        "time_ns": item.time_ns or time.time_ns(),
+        **item.provenance(),
     }
