@@ -74,11 +74,13 @@ def partition_states(app: faust.App) -> dict[tuple[str, int], PartitionState]:
     for tp in assigned:
         if "-changelog" in tp.topic or "__assignor" in tp.topic:
             continue
-        end = ends.get(tp)
+        # the consumer's end offset is current (every fetch answer moves it); the monitor's is
+        # only updated with delivered records and outlives a revocation: a fallback only
+        try:
+            end = consumer.highwater(tp)
+        except Exception:
+            end = None
         if end is None:
-            try:
-                end = consumer.highwater(tp)
-            except Exception:
-                end = None
+            end = ends.get(tp)
         out[(tp.topic, tp.partition)] = PartitionState(end, committed.get(tp), reads.get(tp))
     return out

@@ -113,17 +113,20 @@ def register(
         # One bundle per owner partition. faust acks (and later commits) the source message
         # when this returns, so wait until the broker has every bundle; and move the
         # watermark only then, so a heartbeat never announces it ahead of its partials.
-        made = rt.preagg.add_message(
-            where.partition, where.offset, result.spans, defer_watermark=True
-        )
-        sent = [
-            await partials.send(key=b"bundle", value=value, partition=part)
-            for part, value in bundles(made, topics.partitions).items()
-        ]
-        for fut in sent:
-            await fut
-        rt.counters["partials_sent_total"] += len(made)
-        rt.preagg.advance(where.partition)
+        try:
+            made = rt.preagg.add_message(
+                where.partition, where.offset, result.spans, defer_watermark=True
+            )
+            sent = [
+                await partials.send(key=b"bundle", value=value, partition=part)
+                for part, value in bundles(made, topics.partitions).items()
+            ]
+            for fut in sent:
+                await fut
+            rt.counters["partials_sent_total"] += len(made)
+            rt.preagg.advance(where.partition)
+        finally:  # handled, even if it failed (counted by the caller): no backlog left here
+            rt.preagg.mark_processed(where.partition, where.offset)
         rt.counters["late_spans_total"] = rt.preagg.late_spans
         rt.counters["series_overflow_total"] = keyer.overflowed
         if (trees := rt.preagg.trees) is not None:
@@ -163,21 +166,20 @@ def register(
             await broadcast(partials, b"__wm__", beat, topics.partitions)
 
     def backlog(tps: list[Any]) -> set[int]:
-        """Source partitions with records this worker has not read yet (end offset past the
-        last delivered one, or not known yet): lagging is not idle, so their watermark must
-        not follow the clock."""
-        reads = app.monitor.tp_read_offsets
-        out = set()
+        """Source partitions with records this worker has not processed yet: lagging is not
+        idle, so their watermark must not follow the clock (:func:`has_backlog`). The end
+        offset is the consumer's own (``None`` until a fetch answers since the assignment),
+        never the monitor's last seen one, which outlives a revocation."""
+        consumer: Any = app.consumer
+        committed = getattr(consumer, "_committed_offset", {})
+        ends: dict[int, tuple[int | None, int | None]] = {}
         for tp in tps:
             try:
-                end = app.consumer.highwater(tp)
+                end = consumer.highwater(tp)
             except Exception:
                 end = None
-            read = reads.get(tp)
-            # unknown end offset (no fetch answered since the assignment): not known idle
-            if end is None or end > (read + 1 if read is not None else 0):
-                out.add(tp.partition)
-        return out
+            ends[tp.partition] = (end, committed.get(tp))
+        return rt.preagg.backlog(ends)
 
     def labels(sid: str) -> dict[str, str]:
         key = orjson.loads(sid)

@@ -14,7 +14,7 @@ identical windows.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from pipeline.signals import SeriesKeyer, SignalAggregate, self_times
 from pipeline.spans import Layer, LlmSpan
 from pipeline.tokens import TokenCounts, counted_calls, counted_tools, entity_ids
 from pipeline.tracetree import TraceTrees
-from pipeline.windows import NS, PartitionClock, WindowSettings, WindowSpec
+from pipeline.windows import NS, PartitionClock, WindowSettings, WindowSpec, has_backlog
 
 
 def series_id(key: Sequence[str]) -> str:
@@ -115,6 +115,7 @@ class PreAggregator:
     trees: TraceTrees | None = None  # traces joined across messages (default: built here)
     clocks: dict[int, PartitionClock] = field(default_factory=dict)
     pending: dict[int, int] = field(default_factory=dict)  # deferred watermarks
+    processed: dict[int, int] = field(default_factory=dict)  # last offset handled, per partition
     late_spans: int = 0
     untimed_spans: int = 0
 
@@ -184,6 +185,21 @@ class PreAggregator:
         newest = self.pending.pop(partition, 0)
         if newest:
             self.clock(partition).observe(newest)
+
+    def mark_processed(self, partition: int, offset: int) -> None:
+        """The message at ``offset`` has been handled (its partials sent, or given up on):
+        the partition has no backlog once its end offset is reached (:func:`has_backlog`)."""
+        if offset > self.processed.get(partition, -1):
+            self.processed[partition] = offset
+
+    def backlog(self, ends: Mapping[int, tuple[int | None, int | None]]) -> set[int]:
+        """Partitions with records not processed yet; ``ends``: partition -> (end offset,
+        committed offset) as the consumer knows them."""
+        return {
+            p
+            for p, (end, committed) in ends.items()
+            if has_backlog(end, committed, self.processed.get(p))
+        }
 
     def _token_partials(
         self,
@@ -270,6 +286,7 @@ class PreAggregator:
         for p in partitions:
             self.clocks.pop(p, None)
             self.pending.pop(p, None)
+            self.processed.pop(p, None)
 
 
 def _tok(partial: Partial, wid: str) -> TokenCounts:

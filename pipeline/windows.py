@@ -71,6 +71,21 @@ class WindowSpec:
 _NAMES: dict[WindowSpec, str] = {}  # window names are used per span: computed once
 
 
+def has_backlog(end: int | None, committed: int | None, processed: int | None) -> bool:
+    """Whether a source partition holds records this worker has not processed yet, so that
+    its watermark must not follow the wall clock (lagging, or paused, is not idle).
+
+    ``end`` is the partition's end offset (the next one to be written; ``None`` until a fetch
+    has answered), ``committed`` the group's committed offset (the next one to read) as this
+    consumer knows it, ``processed`` the last offset this worker has handled since it was
+    assigned the partition. A record fetched but still waiting in a stream buffer is not
+    processed: only what the stage has handled counts, never what the consumer has read."""
+    if end is None:
+        return True
+    done = max(committed or 0, processed + 1 if processed is not None else 0)
+    return end > done
+
+
 @dataclass
 class PartitionClock:
     """Watermark of one source partition; ``now`` callables are injected for tests."""

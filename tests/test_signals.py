@@ -368,6 +368,40 @@ def test_deferred_watermark_moves_only_after_the_partials_are_sent() -> None:
     assert pre.watermarks([3]) == {3: T0 + 40 * NS}
 
 
+def test_backlog_counts_what_was_processed_not_what_was_read() -> None:
+    from pipeline.windows import has_backlog
+
+    assert has_backlog(None, 10, 20)  # end not known since the assignment: not known idle
+    assert has_backlog(10, None, None)  # records written, none handled here yet
+    assert not has_backlog(10, 10, None)  # taken over fully committed: nothing to read
+    assert not has_backlog(0, None, None)  # empty partition
+    assert has_backlog(10, 4, 8)  # offset 9 fetched perhaps, not handled yet
+    assert not has_backlog(10, 4, 9)  # handled to the end, commit still behind
+    pre = _preagg(FakeClock())
+    pre.add_message(3, 7, [rec(end_ns=T0)], defer_watermark=True)
+    assert pre.backlog({3: (8, 0)}) == {3}  # its partials are not sent yet
+    pre.advance(3)
+    pre.mark_processed(3, 7)
+    assert pre.backlog({3: (8, 0), 4: (5, 5)}) == set()
+    pre.forget([3])  # revoked: what this worker handled there no longer counts
+    assert pre.backlog({3: (8, 0)}) == {3}
+
+
+def test_a_caught_up_partition_goes_idle_and_a_lagging_one_does_not() -> None:
+    clock = FakeClock()
+    pre = _preagg(clock)
+    pre.add_message(1, 0, [rec(end_ns=T0)], defer_watermark=True)
+    pre.advance(1)
+    pre.mark_processed(1, 0)
+    pre.add_message(2, 0, [rec(end_ns=T0)], defer_watermark=True)
+    pre.advance(2)
+    pre.mark_processed(2, 0)
+    clock.t += 3600 * NS  # long quiet: both would be idle by the clock alone
+    marks = pre.watermarks([1, 2], pre.backlog({1: (1, 0), 2: (5, 0)}))
+    assert marks[1] > T0  # read to its end: the clock moves its watermark
+    assert marks[2] == T0  # four records not handled yet: held at its last event
+
+
 def test_bundles_group_partials_by_a_stable_owner_partition() -> None:
     import orjson
 

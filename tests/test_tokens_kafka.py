@@ -90,6 +90,7 @@ def test_exact_totals_after_sigkill_and_takeover(tmp_path: Path) -> None:
                 b.bootstrap, ["spanwatch.tokens"], lambda ms: _sums(ms) == truth, timeout=150
             )
             ingested_second = _ingested(second)
+            report = second.status()  # shown if the totals differ: where each partition stands
         finally:
             second.stop()
     sums = _sums(got)
@@ -98,7 +99,10 @@ def test_exact_totals_after_sigkill_and_takeover(tmp_path: Path) -> None:
         for k in set(sums) | set(truth)
         if sums.get(k, 0) != truth.get(k, 0)
     }
-    assert not diff, f"(got, truth) where they differ: {diff}"
+    assert not diff, (
+        f"{len(diff)} totals differ, (got, truth) e.g. {dict(list(diff.items())[:4])}; "
+        f"second worker: {report}"
+    )
     # the takeover re-read input the killed worker had processed but not committed, or
     # input it never reached: either way more than the second half alone
     assert ingested_second > 24, ingested_second
