@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,6 @@ from pipeline.partials import (
 from pipeline.signals import SeriesKeyer
 from pipeline.tokens import TokenCounts, top_consumers
 from pipeline.windows import parse_duration_ns
-from spanwatch.prom import LatestWindows
 
 log = logging.getLogger("spanwatch.windows")
 
@@ -51,7 +51,11 @@ class MetricsRuntime:
     """What the window agents share with the worker (counters, the Prometheus stores)."""
 
     preagg: PreAggregator
-    latest: LatestWindows = field(default_factory=LatestWindows)
+    # called with every closed golden-signal window and its record, as it is sent
+    # (Prometheus: spanwatch.prom.LatestWindows and WindowTotals); a failing hook is counted
+    on_window_closed: list[Callable[[ClosedWindow, dict[str, Any]], None]] = field(
+        default_factory=list
+    )
     counters: dict[str, int] = field(
         default_factory=lambda: {
             "partials_sent_total": 0,
@@ -64,6 +68,7 @@ class MetricsRuntime:
             "activity_overflow_total": 0,
             "activity_expired_total": 0,
             "changelog_stale_total": 0,
+            "window_hook_errors_total": 0,
         }
     )
     # model / service token and cost totals for Prometheus (never per user: cardinality)
@@ -197,8 +202,13 @@ def register(
                     count_totals(record)
                 records.append(record)
             else:
+                for hook in rt.on_window_closed:  # before the send: once it is out, so are they
+                    try:
+                        hook(c, record)
+                    except Exception:
+                        rt.counters["window_hook_errors_total"] += 1
+                        log.exception("window hook %r failed", hook)
                 await metrics_out.send(key=c.series.encode(), value=orjson.dumps(record))
-                rt.latest.add(record)
             rt.counters["windows_closed_total"] += 1
         return records
 

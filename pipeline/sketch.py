@@ -12,7 +12,8 @@ Buckets live in a dict: a window of one series sees few distinct buckets.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
@@ -83,6 +84,20 @@ class QuantileSketch:
                 value = 2 * gamma**k / (gamma + 1)
                 return min(max(value, self.min), self.max)
         return self.max
+
+    def bucket_counts(self, bounds: Sequence[float]) -> list[int]:
+        """Counts per histogram bucket: ``out[i]`` holds the values in ``(bounds[i-1],
+        bounds[i]]`` and ``out[-1]`` those above the last bound (``bounds`` ascending). Each
+        sketch bucket goes where its representative value (the one :meth:`quantile` reports)
+        falls, so only values within the relative accuracy of a bound can land one bucket
+        off, the same way on every worker. Zeros land in the first bucket."""
+        out = [0] * (len(bounds) + 1)
+        out[0] = self.zeros
+        gamma = math.exp(self._log_gamma)
+        for k, c in self.buckets.items():
+            value = min(max(2 * gamma**k / (gamma + 1), self.min), self.max)
+            out[bisect_left(bounds, value)] += c
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         # Sorted keys and their counts as two flat lists: built and read back at C speed

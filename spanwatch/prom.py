@@ -1,18 +1,29 @@
-"""Prometheus exposition on the worker: the latest closed window of every series, plus
-the worker's own counters. Names follow Prometheus conventions (base units, ``_total``,
-``_ratio``); per-user and per-trace labels never appear here (cardinality).
+"""Prometheus exposition on the worker: counters and histograms fed by closed windows, the
+latest closed window of every series as gauges, and the worker's own counters. Names follow
+Prometheus conventions (base units, ``_total``, ``_ratio``); per-user and per-trace labels
+never appear here, and series labels are the windows' own, bounded as they are
+(``metrics.max_series``). Reference: docs/SCHEMAS.md (Prometheus).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections import Counter, OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from pipeline.ingest import IngestStats
+from pipeline.partials import ClosedWindow
+from pipeline.signals import MAX_ERROR_TYPES, SignalAggregate
+from pipeline.windows import WindowSpec
 
 _DISTS = {
     "ttft_s": ("spanwatch_llm_ttft_seconds", "Time to first token"),
@@ -24,6 +35,138 @@ _DISTS = {
 
 _QUANTILES = (("p50", "0.5"), ("p90", "0.9"), ("p95", "0.95"), ("p99", "0.99"))
 
+# Bucket bounds in seconds suited to LLM latencies: the OpenTelemetry GenAI semantic
+# conventions' advisory boundaries for gen_ai.client.operation.duration,
+# gen_ai.server.time_to_first_token and gen_ai.server.time_per_output_token. Queue time adds
+# 1 and 5 ms below the duration buckets (an idle model server queues for microseconds).
+DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+TTFT_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+QUEUE_BUCKETS = (0.001, 0.005, *DURATION_BUCKETS)
+HISTOGRAMS: dict[str, tuple[str, str, tuple[float, ...]]] = {
+    "latency_s": (
+        "spanwatch_llm_request_duration_seconds",
+        "End-to-end span duration",
+        DURATION_BUCKETS,
+    ),
+    "ttft_s": ("spanwatch_llm_time_to_first_token_seconds", "Time to first token", TTFT_BUCKETS),
+    "tpot_s": (
+        "spanwatch_llm_time_per_output_token_seconds",
+        "Time per output token after the first",
+        TPOT_BUCKETS,
+    ),
+    "queue_s": ("spanwatch_llm_queue_duration_seconds", "Model-server queue time", QUEUE_BUCKETS),
+}
+
+
+def counting_spec(specs: Sequence[WindowSpec]) -> WindowSpec:
+    """The window shape whose closed windows feed the counters and histograms: the smallest
+    one. Only its windows that start on a multiple of its size count, so each span is
+    counted once even when the shape hops (``1m/30s``: every other window)."""
+    return min(specs, key=lambda s: (s.size_ns, s.step_ns))
+
+
+@dataclass
+class _SeriesTotals:
+    requests: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    tokens: Counter[str] = field(default_factory=Counter)  # direction -> tokens
+    buckets: dict[str, list[int]] = field(default_factory=dict)  # window value -> counts
+    sums_ns: dict[str, int] = field(default_factory=dict)  # exact whatever the order
+
+
+class WindowTotals:
+    """Request, error and token counters and latency histograms per series, fed by closed
+    windows (:meth:`on_window_closed`). A window is closed once, by its series' owner, from
+    partials merged exactly once, so the sums over all workers equal what one worker would
+    count, and ``rate()``/``histogram_quantile()`` work across workers and over any range.
+    Late spans (counted in ``late_spans``, never merged) are not counted here either.
+    Bounded: the series are the windows' own; past ``max_series`` the oldest is dropped (its
+    counters restart if it comes back, which ``rate()`` reads as a counter reset)."""
+
+    def __init__(self, spec: WindowSpec, max_series: int = 50_000) -> None:
+        self.spec = spec
+        self.max_series = max_series
+        self.series: OrderedDict[tuple[tuple[str, str], ...], _SeriesTotals] = OrderedDict()
+
+    def on_window_closed(self, closed: ClosedWindow, record: dict[str, Any]) -> None:
+        agg = closed.aggregate
+        if (
+            closed.spec != self.spec
+            or closed.start_ns % self.spec.size_ns
+            or not isinstance(agg, SignalAggregate)
+        ):
+            return
+        key = tuple(sorted(record["series"].items()))
+        t = self.series.get(key)
+        if t is None:
+            t = self.series[key] = _SeriesTotals()
+            while len(self.series) > self.max_series:
+                self.series.popitem(last=False)
+        self.series.move_to_end(key)
+        t.requests += agg.count
+        for etype, n in agg.errors.items():
+            if etype not in t.errors and len(t.errors) >= MAX_ERROR_TYPES:
+                etype = "_other"
+            t.errors[etype] += n
+        t.tokens["input"] += agg.input_tokens
+        t.tokens["output"] += agg.output_tokens
+        agg.flush()
+        for name, (_, _, bounds) in HISTOGRAMS.items():
+            sk = agg.sketches.get(name)
+            if sk is None or not sk.count:
+                continue
+            counts = sk.bucket_counts(bounds)
+            have = t.buckets.get(name)
+            if have is not None:
+                counts = [a + b for a, b in zip(have, counts, strict=True)]
+            t.buckets[name] = counts
+            t.sums_ns[name] = t.sums_ns.get(name, 0) + agg.sums_ns.get(name, 0)
+
+    def families(self) -> Iterator[Metric]:
+        if not self.series:
+            return
+        names = [k for k, _ in next(iter(self.series))]
+        requests = CounterMetricFamily(
+            "spanwatch_llm_requests", "LLM-layer spans (calls) in closed windows", labels=names
+        )
+        errors = CounterMetricFamily(
+            "spanwatch_llm_errors",
+            "Spans with error status in closed windows",
+            labels=[*names, "error_type"],
+        )
+        tokens = CounterMetricFamily(
+            "spanwatch_llm_request_tokens",
+            "Input and output tokens of the calls in closed windows",
+            labels=[*names, "direction"],
+        )
+        hists = {
+            name: HistogramMetricFamily(metric, doc, labels=names)
+            for name, (metric, doc, _) in HISTOGRAMS.items()
+        }
+        for key, t in self.series.items():
+            labels = [v for _, v in key]
+            requests.add_metric(labels, t.requests)
+            for etype, n in sorted(t.errors.items()):
+                errors.add_metric([*labels, etype], n)
+            for direction in ("input", "output"):
+                tokens.add_metric([*labels, direction], t.tokens[direction])
+            for name, counts in t.buckets.items():
+                bounds = HISTOGRAMS[name][2]
+                cumulative, running = [], 0
+                for le, c in zip((*map(str, bounds), "+Inf"), counts, strict=True):
+                    running += c
+                    cumulative.append((le, running))
+                hists[name].add_metric(labels, cumulative, t.sums_ns[name] / 1e9)
+        yield requests
+        yield errors
+        yield tokens
+        yield from hists.values()
+
 
 class LatestWindows:
     """The newest closed window per (series, window shape); bounded, oldest evicted."""
@@ -31,6 +174,9 @@ class LatestWindows:
     def __init__(self, max_entries: int = 50_000) -> None:
         self.max_entries = max_entries
         self.records: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+
+    def on_window_closed(self, closed: ClosedWindow, record: dict[str, Any]) -> None:
+        self.add(record)
 
     def add(self, record: dict[str, Any]) -> None:
         key = (repr(sorted(record["series"].items())), record["window"]["name"])
@@ -78,6 +224,7 @@ class SpanwatchCollector(Collector):
         alerting: Any = None,
         health: Any = None,
         stitch_runtime: Any = None,
+        totals: WindowTotals | None = None,
     ) -> None:
         """``runtime``: the window agents' MetricsRuntime (counters and token totals);
         ``stitch``: the stitch agent's counters; ``safety``: the SafetyRuntime."""
@@ -86,6 +233,7 @@ class SpanwatchCollector(Collector):
         self.alerting = alerting  # AlertingRuntime
         self.health = health  # pipeline.health.HealthTracker
         self.stitch_runtime = stitch_runtime  # agents.stitch.StitchRuntime
+        self.totals = totals
         self.stitch = stitch if stitch is not None else {}  # an empty Counter is falsy
 
     def _health(self) -> Iterator[Metric]:
@@ -127,6 +275,8 @@ class SpanwatchCollector(Collector):
                     for q, label in _QUANTILES:
                         f.add_metric([*labels, label], dist[q])
         yield from fams.values()
+        if self.totals is not None:
+            yield from self.totals.families()
         s = self.stats
         yield CounterMetricFamily(
             "spanwatch_ingest_messages", "Kafka messages ingested", value=s.messages

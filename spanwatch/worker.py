@@ -18,7 +18,7 @@ from pipeline.windows import parse_duration_ns
 from spanwatch.broker import create_topics
 from spanwatch.httpserver import serve
 from spanwatch.kafka import check_reachable, confluent_config
-from spanwatch.prom import LatestWindows, SpanwatchCollector
+from spanwatch.prom import LatestWindows, SpanwatchCollector, WindowTotals, counting_spec
 
 log = logging.getLogger("spanwatch.worker")
 
@@ -104,7 +104,10 @@ def run_worker(settings: Settings) -> None:
     tracker = health.register(app, parse_duration_ns(settings.worker.stall_after) / 1e9)
     port = settings.metrics.prometheus_port
     if port:
-        latest = runtime.latest if runtime else LatestWindows()
+        latest = LatestWindows()
+        totals = WindowTotals(counting_spec(settings.metrics.window_settings().specs))
+        if runtime is not None:
+            runtime.on_window_closed += [latest.on_window_closed, totals.on_window_closed]
         REGISTRY.register(
             SpanwatchCollector(
                 latest,
@@ -116,6 +119,7 @@ def run_worker(settings: Settings) -> None:
                 alerting_rt,
                 tracker,
                 stitch_rt,
+                totals,
             )
         )
         serve(port, settings.metrics.prometheus_bind, tracker)
