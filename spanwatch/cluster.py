@@ -136,21 +136,25 @@ class WorkerProc:
         or when the worker does not answer."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
-            ) as resp:
-                text = resp.read().decode()
-        except OSError:
-            return 0.0
         total = 0.0
-        for fam in text_string_to_metric_families(text):
+        for fam in text_string_to_metric_families(self.scrape()):
             for sample in fam.samples:
                 if sample.name == name and all(
                     sample.labels.get(k) == v for k, v in labels.items()
                 ):
                     total += sample.value
         return total
+
+    def scrape(self) -> str:
+        """The worker's ``/metrics`` page (Prometheus text format); empty when it does not
+        answer."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
+            ) as resp:
+                return str(resp.read().decode())
+        except OSError:
+            return ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

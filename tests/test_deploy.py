@@ -124,3 +124,57 @@ def test_prometheus_scrapes_every_worker_on_its_metrics_port() -> None:
     port = load_settings(ROOT / "deploy" / "spanwatch.yaml").metrics.prometheus_port
     (sd,) = job["dns_sd_configs"]
     assert sd["names"] == ["spanwatch"] and sd["port"] == port and job["metrics_path"] == "/metrics"
+
+
+def dashboard_queries() -> list[str]:
+    """Every PromQL expression of the shipped Grafana dashboard."""
+    import json
+
+    dash = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "spanwatch.json").read_text())
+    return [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+
+
+def alert_rule_queries() -> list[str]:
+    """Every expression of the shipped Prometheus alert rule examples."""
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus-alerts.yml").read_text())
+    return [r["expr"] for g in rules["groups"] for r in g["rules"]]
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    services = _compose()["services"]
+    graf = services["grafana"]
+    assert graf["image"].startswith("grafana/grafana:")
+    assert graf["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in graf["volumes"])
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    (ds,) = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yaml").read_text()
+    )["datasources"]
+    prom_port = services["prometheus"]["ports"][0].split(":")[-1]
+    assert ds["type"] == "prometheus" and ds["url"] == f"http://prometheus:{prom_port}"
+    (provider,) = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/spanwatch.yaml").read_text()
+    )["providers"]
+    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    home = graf["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == provider["options"]["path"] + "/spanwatch.json"
+    assert len(dashboard_queries()) >= 15
+
+
+def test_prometheus_loads_the_alert_rule_examples() -> None:
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    mounts = dict(
+        v.rsplit(":", 1)[0].split(":", 1) for v in _compose()["services"]["prometheus"]["volumes"]
+    )
+    assert mounts["./deploy/prometheus-alerts.yml"] in prom["rule_files"]
+    assert alert_rule_queries()
+
+
+def test_promql_names_are_read_as_prometheus_would() -> None:
+    from tests.support.promql import metric_names
+
+    expr = (
+        'histogram_quantile(0.95, sum by (le, model) (rate(a_bucket{x="y(z)"}[5m]))) '
+        "/ on (model) group_left sum without (le) (b_total) > bool 3 and c"
+    )
+    assert metric_names(expr) == {"a_bucket", "b_total", "c"}

@@ -64,7 +64,8 @@ def _wait_until_split(procs: list[WorkerProc], timeout: float = 60.0) -> None:
 
 def _run(
     tmp: Path, msgs: list[tuple[int, bytes]], config: Path, workers: int, expected: int
-) -> list[bytes]:
+) -> tuple[list[bytes], list[str]]:
+    """The distinct window records, and each worker's ``/metrics`` once they are all out."""
     topics = TopicSettings().all_topics()
     tmp.mkdir(parents=True)
     with EmbeddedBroker(topics=topics, partitions=4, log_path=tmp / "tansu.log") as b:
@@ -90,11 +91,13 @@ def _run(
                 lambda ms: len({m.value() for m in ms}) >= expected,
                 timeout=120,
             )
+            scrapes = [w.scrape() for w in procs]
         finally:
             for w in procs:
                 w.stop()
     # at-least-once: a window re-emitted after a redelivery is the same record
-    return sorted({orjson.dumps(orjson.loads(m.value()), option=orjson.OPT_SORT_KEYS) for m in got})
+    records = {orjson.dumps(orjson.loads(m.value()), option=orjson.OPT_SORT_KEYS) for m in got}
+    return sorted(records), scrapes
 
 
 def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path) -> None:
@@ -103,9 +106,50 @@ def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path) -> N
     msgs = _input()
     expected = _offline(msgs, config)
     assert len(expected) > 50
-    one = _run(tmp_path / "one", msgs, config, 1, len(expected))
-    two = _run(tmp_path / "two", msgs, config, 2, len(expected))
+    one, one_scrapes = _run(tmp_path / "one", msgs, config, 1, len(expected))
+    two, two_scrapes = _run(tmp_path / "two", msgs, config, 2, len(expected))
     assert one == expected
     assert two == expected
     sample: dict[str, Any] = orjson.loads(expected[0])
     assert {"series", "window", "count", "ttft_s", "latency_s", "error_rate"} <= set(sample)
+
+    # Prometheus: counters and histograms summed over the workers are the same for one
+    # worker and two, and equal what the closed 10 s windows counted
+    totals = _prom_totals(one_scrapes)
+    assert totals == _prom_totals(two_scrapes)
+    windows = [orjson.loads(r) for r in expected]
+    tens = [w for w in windows if w["window"]["name"] == "10s"]
+    assert totals[("spanwatch_llm_requests_total", ())] == sum(w["count"] for w in tens)
+    assert totals[("spanwatch_llm_errors_total", ())] == sum(w["errors"] for w in tens)
+    assert totals[("spanwatch_llm_request_tokens_total", ("output",))] == sum(
+        w["output_tokens"] for w in tens
+    )
+    ttft_calls = sum(w["ttft_s"]["count"] for w in tens if w["ttft_s"])
+    assert totals[("spanwatch_llm_time_to_first_token_seconds_count", ())] == ttft_calls
+    assert totals[("spanwatch_llm_time_to_first_token_seconds_bucket", ("+Inf",))] == ttft_calls
+    # the dashboard and the alert examples only name metrics a worker exports
+    from tests.support.promql import exported_names, metric_names
+    from tests.test_deploy import alert_rule_queries, dashboard_queries
+
+    exported = set().union(*(exported_names(text) for text in one_scrapes + two_scrapes))
+    for expr in dashboard_queries() + alert_rule_queries():
+        assert metric_names(expr) <= exported, (expr, metric_names(expr) - exported)
+
+
+def _prom_totals(scrapes: list[str]) -> dict[tuple[str, tuple[str, ...]], float]:
+    """Samples of the window-fed counters and histograms summed over workers and series,
+    keyed by (sample name, (direction or le,))."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[tuple[str, tuple[str, ...]], float] = {}
+    for text in scrapes:
+        for fam in text_string_to_metric_families(text):
+            if fam.type not in ("counter", "histogram") or not fam.name.startswith("spanwatch_llm"):
+                continue
+            for s in fam.samples:
+                if s.name.endswith("_created"):
+                    continue
+                extra = tuple(s.labels[k] for k in ("direction", "le") if k in s.labels)
+                out[(s.name, extra)] = out.get((s.name, extra), 0.0) + s.value
+    # sums of seconds and costs, added per worker in another order: equal to 1 ns / 1e-9
+    return {k: round(v, 9) for k, v in out.items()}
