@@ -84,11 +84,26 @@ def public_accuracy(root: str | None, print_: Callable[[str], None] = print) -> 
             LexiconScanner(builtin=False, lexicons=[{"terms": terms, "category": "public"}]),
         ]
     )
-    stats = _count(engine, samples, terms)
     print_(
         f"\naccuracy on {len(samples):,} public samples; benign = prompts and answers "
         "labelled benign; near-miss = the secret scanners' own false-positive test cases"
     )
+    _table(_count(engine, samples, terms), print_)
+    print_(
+        "\nthe same samples as instrumentations send them: a gen_ai.input.messages JSON "
+        'string written by json.dumps([{"role": "user", "content": text}]) (non-ASCII escaped)'
+    )
+    _table(_count(engine, samples, terms, wrap=_as_message_list), print_)
+    return len(samples)
+
+
+def _as_message_list(text: str) -> str:
+    import json
+
+    return json.dumps([{"role": "user", "content": text}])
+
+
+def _table(stats: dict[tuple[str, str], list[int]], print_: Callable[[str], None]) -> None:
     print_("| kind | split | positives | recall | precision | benign flagged | near-miss flagged |")
     print_("|---|---|---|---|---|---|---|")
     for kind in KINDS:
@@ -100,13 +115,13 @@ def public_accuracy(root: str | None, print_: Callable[[str], None] = print) -> 
                 f"| {kind} | {split} | {pos} | {tp / max(pos, 1):.3f} | {prec:.3f} | "
                 f"{fp / max(neg, 1):.2%} ({fp}/{neg}) | {near} |"
             )
-    return len(samples)
 
 
 def _count(
     engine: SafetyEngine,
     samples: list[Any],
     terms: list[str],
+    wrap: Callable[[str], str] | None = None,
 ) -> dict[tuple[str, str], list[int]]:
     """``(kind, split) -> [true positives, positives, benign flagged, benign, near-misses
     flagged, near-misses]``. A benign text that literally contains a lexicon term is not
@@ -115,7 +130,7 @@ def _count(
         (k, s): [0] * 6 for k in KINDS for s in ("dev", "test")
     }
     for s in samples:
-        found = {f.kind for f in engine.scan(s.text)}
+        found = {f.kind for f in engine.scan(wrap(s.text) if wrap else s.text)}
         if s.kind in KINDS:
             row = stats[(s.kind, s.split)]
             row[1] += 1

@@ -2,7 +2,7 @@
 
 Normalization records *where* content is (:class:`~pipeline.spans.ContentRef`); this reads it
 from the decoded span while it is still in memory. Message lists stored as JSON strings are
-scanned as they are: a JSON wrapper around a phone number does not hide the phone number.
+scanned as the text they hold (:mod:`pipeline.safety.messages`, applied by the engine).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.safety.finding import Finding, masked_excerpt
+from pipeline.safety.messages import readable_text
 from pipeline.safety.registry import Scanner, build_scanner
 
 DEFAULT_SCANNERS: tuple[dict[str, Any], ...] = (
@@ -81,8 +82,11 @@ class SafetyEngine:
         return cls([build_scanner(s) for s in specs], max_chars=max_chars)
 
     def scan(self, text: str) -> list[Finding]:
-        """Findings of every scanner, ordered by position, excerpts masked in context."""
+        """Findings of every scanner, ordered by position, excerpts masked in context. A JSON
+        message list is scanned as the text it holds (:func:`readable_text`), and positions
+        are offsets in that text."""
         self.stats.texts += 1
+        text = readable_text(text, max_chars=4 * self.max_chars)
         if len(text) > self.max_chars:
             self.stats.truncated += 1
             text = text[: self.max_chars]
