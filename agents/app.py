@@ -13,6 +13,7 @@ import faust
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
+from agents.consumer import NoLossTransport
 from pipeline.config import KafkaSettings, Settings
 
 
@@ -77,13 +78,11 @@ class KeepBuffersOnResume(FlowControlEvent):
 
     faust clears every stream buffer twice in a rebalance: when partitions are revoked (right:
     those events may belong to another worker now) and again when the flow resumes after
-    recovery. The second clear loses data. By then the stream partitions have been resumed and
-    the fetcher has been delivering their records while the recovery seeks them to their
-    committed offsets; the clear drops those buffered records, and when the partition has no
-    committed offset yet (or the fetcher re-read it before the clear) the consumer's position
-    is already past them, so they are never fetched again: the worker sits idle with
-    uncommitted input behind it (the "takeover stall"). Worse, once new records arrive faust
-    treats the skipped offsets as a gap and can commit past them.
+    recovery. The second clear loses data: recovery resumes the stream partitions and seeks
+    them to their committed offsets before it, so what the fetcher delivers between that seek
+    and the clear is dropped while the consumer's position is already past it, and nothing
+    fetches it again (one cause of the "takeover stall"; :mod:`agents.consumer` removes the
+    others).
 
     Everything buffered at resume time was fetched after the revocation's clear, for
     partitions this worker owns, so keeping it is safe: it is processed in order, and what the
@@ -97,7 +96,11 @@ class KeepBuffersOnResume(FlowControlEvent):
 
 
 class SpanwatchApp(faust.App):
-    """The faust app with :class:`KeepBuffersOnResume` as its flow control."""
+    """The faust app with :class:`KeepBuffersOnResume` as its flow control and a consumer
+    that never loses a fetched record (:mod:`agents.consumer`)."""
+
+    def _new_transport(self) -> Any:
+        return NoLossTransport(self.conf.broker_consumer, self)
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:

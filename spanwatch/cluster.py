@@ -37,6 +37,7 @@ class WorkerProc:
     extra: tuple[str, ...] = ()
     metrics_port: int = field(default_factory=free_port)
     config: Path | None = None
+    module: str = "spanwatch.cli"  # what ``python -m`` runs (tests wrap the CLI to inject faults)
     proc: Popen[bytes] | None = None
 
     @property
@@ -64,6 +65,7 @@ class WorkerProc:
             "--metrics-port",
             str(self.metrics_port),
             *self.extra,
+            module=self.module,
         )
         self.proc = spawn(cmd, log_path=self.log_path)
         return self

@@ -74,6 +74,7 @@ def stop_all(grace: float = 3.0) -> int:
     return len(left)
 
 
-def spanwatch_cmd(*args: str) -> list[str]:
-    """The command line that runs ``spanwatch ARGS`` with this interpreter."""
-    return [sys.executable, "-m", "spanwatch.cli", *args]
+def spanwatch_cmd(*args: str, module: str = "spanwatch.cli") -> list[str]:
+    """The command line that runs ``spanwatch ARGS`` with this interpreter (``module``: a
+    wrapper of the CLI)."""
+    return [sys.executable, "-m", module, *args]

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from pipeline.config import TopicSettings
 from pipeline.ingest import ingest_message
 from pipeline.tokens import counted_calls
 from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, consume_until
+from spanwatch.cluster import WorkerProc, consume_until, wait_until
 from spanwatch.traffic import TrafficGenerator
 
 pytestmark = pytest.mark.broker
@@ -65,9 +65,30 @@ def _produce(bootstrap: str, msgs: list[bytes], first: int) -> None:
     assert p.flush(30) == 0
 
 
-def test_exact_totals_after_sigkill_and_takeover(tmp_path: Path) -> None:
+def _changelog_records(bootstrap: str) -> int:
+    """Records in the ``series`` table's changelog (every partition)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "t-watermarks"})
+    try:
+        return sum(
+            c.get_watermark_offsets(TopicPartition("spanwatch-series-changelog", p), timeout=5)[1]
+            for p in range(4)
+        )
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("restore", ["plain", "slow"])
+def test_exact_totals_after_sigkill_and_takeover(
+    tmp_path: Path, restore: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``slow``: the successor's table restore ends slowly (tests/support/slow_restore.py)
+    and the second half of the input arrives meanwhile: the window in which faust dropped
+    every fetched stream record (agents/consumer.py). The killed worker first wrote table
+    state, so that there is a restore to slow down."""
     config = tmp_path / "sw.yaml"
     config.write_text(CONFIG)
+    mark = tmp_path / "restore-ending"
+    monkeypatch.setenv("SPANWATCH_TEST_RESTORE_MARK", str(mark))
     msgs = _input(48)
     truth = _truth(msgs)
     with EmbeddedBroker(
@@ -79,13 +100,26 @@ def test_exact_totals_after_sigkill_and_takeover(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while _ingested(first) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
+        if restore == "slow":
+            assert wait_until(lambda: _changelog_records(b.bootstrap) > 0, 60)
         assert first.proc is not None  # killed mid-stream: some input processed, some not
         os.killpg(first.proc.pid, signal.SIGKILL)
         first.proc.wait()
-        _produce(b.bootstrap, msgs[24:], 24)
-        second = WorkerProc(b.bootstrap, tmp_path / "b", app_id="spanwatch", config=config)
+        if restore == "plain":
+            _produce(b.bootstrap, msgs[24:], 24)
+        second = WorkerProc(
+            b.bootstrap,
+            tmp_path / "b",
+            app_id="spanwatch",
+            config=config,
+            module="tests.support.slow_restore" if restore == "slow" else "spanwatch.cli",
+        )
         try:
-            second.start(wait_ready=90)
+            second.launch()
+            if restore == "slow":  # the rest of the input arrives while the restore ends
+                assert wait_until(mark.exists, 90), "the successor never restored its tables"
+                _produce(b.bootstrap, msgs[24:], 24)
+            second.wait_ready(90)
             got = consume_until(
                 b.bootstrap, ["spanwatch.tokens"], lambda ms: _sums(ms) == truth, timeout=150
             )
