@@ -16,17 +16,27 @@ input behind it; docs/ARCHITECTURE.md "Known problems"):
    ``seek_to_committed`` leaves alone a partition without a committed offset (or with 0),
    so there the position stays past the dropped records and nothing fetches them again.
 
-:class:`NoLossConsumer` fetches for a snapshot of the active set (nothing when it is empty),
-and :func:`seek_to_committed` puts every stream partition without a committed offset at the
-position the reset policy gives a new consumer. What faust still drops at a pause (records of
-a batch that arrive after a revocation began) is fetched again after the seek that ends the
-rebalance. Stages are idempotent per source offset, so a record delivered twice is applied
-once.
+And one way it delivers them out of order: when a rebalance restored tables, the fetcher runs
+while recovery resumes the stream partitions and before it seeks them, so records from the
+old position (past what the revocation cleared) reach the agents first and the records
+between the committed offset and that position come after them. Stateful stages skip what
+is at or below the last source offset they applied, so the later, lower ones would be lost.
+
+:class:`NoLossConsumer` fetches for a snapshot of the active set (nothing when it is empty)
+and never for a stream partition assigned but not yet sought; :func:`seek_to_committed` puts
+every stream partition without a committed offset at the position the reset policy gives a
+new consumer. After each rebalance a partition is read again in order from its committed
+offset. Stages are idempotent per source offset, so a record delivered twice is applied once.
+
+The consumer also holds back commits where a stage asks it to (:meth:`NoLossConsumer.
+limit_commits`): a stage that keeps its state in memory and writes it to its table now and
+then lets faust commit only what that table already holds, so a successor re-reads the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Set
+import asyncio
+from collections.abc import Collection, Iterable, Mapping, Set
 from typing import Any
 
 import aiokafka
@@ -77,18 +87,72 @@ class NoLossConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class NoLossConsumer(faust_aiokafka.Consumer):
-    """faust's aiokafka consumer fetching for a snapshot of its active partitions."""
+    """faust's aiokafka consumer that loses and reorders nothing (module docs)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._awaiting_seek: set[Any] = set()  # stream partitions assigned, not sought yet
+        # partition -> highest offset a stage allows to commit (None: nothing yet)
+        self.commit_limits: dict[Any, int | None] = {}
+        self._broker_committed: dict[Any, int] = {}  # as read at the last seek, or sent since
 
     def _new_consumer_thread(self) -> NoLossConsumerThread:
         return NoLossConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def on_partitions_assigned(self, assigned: Set[Any], generation_id: int = 0) -> None:
+        self._awaiting_seek = {tp for tp in assigned if not self._is_changelog_tp(tp)}
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    async def on_partitions_revoked(self, revoked: Set[Any]) -> None:
+        await super().on_partitions_revoked(revoked)  # commits what may be, under the limits
+        for tp in revoked:
+            self.commit_limits.pop(tp, None)
+            self._broker_committed.pop(tp, None)
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        committed = await super().seek_to_committed()
+        self._broker_committed = {tp: o for tp, o in committed.items() if o is not None}
+        return committed
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        self._awaiting_seek.clear()  # read in order from here
+
     async def _getmany(self, active_partitions: Set[Any] | None, timeout: float) -> Any:
         if active_partitions is None:  # a client-only app reads every partition
             return await super()._getmany(None, timeout)
-        wanted = set(active_partitions)
+        wanted = set(active_partitions) - self._awaiting_seek
         if not wanted:  # aiokafka would read an empty set as "every partition"
+            await asyncio.sleep(min(timeout, 0.1))
             return {}
         return await super()._getmany(wanted, timeout)
+
+    def limit_commits(self, partitions: Iterable[Any]) -> None:
+        """Commit nothing of these partitions until :meth:`allow_commit` says how far."""
+        for tp in partitions:
+            self.commit_limits.setdefault(tp, None)
+
+    def allow_commit(self, tp: Any, offset: int) -> None:
+        """Offsets below ``offset`` of ``tp`` may be committed (its stage saved their effect)."""
+        self.commit_limits[tp] = offset
+
+    async def _commit(self, offsets: Mapping[Any, int]) -> bool:
+        allowed = {}
+        for tp, offset in offsets.items():
+            if tp in self.commit_limits:
+                limit = self.commit_limits[tp]
+                if limit is None:
+                    continue
+                offset = min(offset, limit)
+                if offset <= self._broker_committed.get(tp, -1):
+                    continue  # never move a commit back, nor repeat it
+            allowed[tp] = offset
+        if not allowed:
+            return True
+        done = bool(await super()._commit(allowed))
+        if done:
+            self._broker_committed.update(allowed)
+        return done
 
 
 class NoLossTransport(faust_aiokafka.Transport):

@@ -1,6 +1,7 @@
-"""The faust consumer never loses a fetched record (agents/consumer.py): it fetches for a
-snapshot of its active partitions, and a rebalance's seek puts every stream partition without
-a committed offset where a new consumer would start. The takeover through a running worker is
+"""The faust consumer never loses or reorders a fetched record (agents/consumer.py): it
+fetches for a snapshot of its active partitions and never for a partition not sought since its
+assignment, a rebalance's seek puts every stream partition without a committed offset where a
+new consumer would start, and commits stay within what a stage allows. The takeover through a running worker is
 tested in tests/test_tokens_kafka.py (``slow`` restore)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
 
 from agents.app import create_app
 from agents.consumer import NoLossConsumer, NoLossTransport, seek_to_committed
@@ -20,46 +22,78 @@ from spanwatch.cluster import produce
 
 
 class _Thread:
-    """Stands in for faust's consumer thread: records what it was asked for, and empties the
-    live set while the fetch waits, as faust's recovery does."""
+    """Stands in for faust's consumer thread: records fetches and commits, and empties the
+    live set of active partitions while a fetch waits, as faust's recovery does."""
 
-    def __init__(self, live: set[str]) -> None:
+    def __init__(self, live: set[TP]) -> None:
         self.live = live
         self.asked: list[Any] = []
+        self.commits: list[dict[TP, int]] = []
 
-    async def getmany(self, active: Any, timeout: float) -> dict[str, list[int]]:
+    async def getmany(self, active: Any, timeout: float) -> dict[TP, list[int]]:
         self.asked.append(active)
         self.live.clear()
         await asyncio.sleep(0)
         return {tp: [1] for tp in active}
 
+    async def commit(self, offsets: dict[TP, int]) -> bool:
+        self.commits.append(dict(offsets))
+        return True
 
-def _consumer(live: set[str]) -> tuple[NoLossConsumer, _Thread]:
-    consumer = object.__new__(NoLossConsumer)  # only _getmany is exercised
+
+SRC0, SRC1, PARTIALS = TP("otlp_spans", 0), TP("otlp_spans", 1), TP("spanwatch.partials", 0)
+
+
+def _consumer(live: set[TP]) -> tuple[NoLossConsumer, _Thread]:
+    consumer = create_app(Settings()).consumer
+    assert isinstance(consumer, NoLossConsumer)
     thread = _Thread(live)
     consumer._thread = thread  # type: ignore[assignment]
     return consumer, thread
 
 
 def test_fetches_for_a_snapshot_of_the_active_partitions() -> None:
-    live = {"otlp_spans/0", "otlp_spans/1"}
+    live = {SRC0, SRC1}
     consumer, thread = _consumer(live)
     got = asyncio.run(consumer._getmany(live, 1.0))
-    assert thread.asked == [{"otlp_spans/0", "otlp_spans/1"}]
+    assert thread.asked == [{SRC0, SRC1}]
     assert thread.asked[0] is not live  # emptying the live set changed nothing it asked for
-    assert got == {"otlp_spans/0": [1], "otlp_spans/1": [1]}
+    assert got == {SRC0: [1], SRC1: [1]}
 
 
 def test_fetches_nothing_when_no_partition_is_active() -> None:
     consumer, thread = _consumer(set())
-    assert asyncio.run(consumer._getmany(set(), 1.0)) == {}
+    assert asyncio.run(consumer._getmany(set(), 0.01)) == {}
     assert thread.asked == []  # aiokafka would have read an empty set as every partition
+
+
+def test_a_partition_assigned_but_not_sought_yet_is_not_fetched() -> None:
+    consumer, thread = _consumer({SRC0, SRC1})
+    consumer._awaiting_seek = {SRC1}  # what on_partitions_assigned leaves until the seek
+    asyncio.run(consumer._getmany({SRC0, SRC1}, 1.0))
+    assert thread.asked == [{SRC0}]
+
+
+def test_commits_stay_within_what_a_stage_allows() -> None:
+    consumer, thread = _consumer(set())
+
+    async def scenario() -> None:
+        consumer.limit_commits([PARTIALS])
+        await consumer._commit({SRC0: 10, PARTIALS: 40})  # nothing of PARTIALS saved yet
+        consumer.allow_commit(PARTIALS, 25)
+        await consumer._commit({SRC0: 12, PARTIALS: 41})  # clamped to what was saved
+        await consumer._commit({PARTIALS: 44})  # the limit has not moved: nothing to send
+        consumer.allow_commit(PARTIALS, 30)
+        await consumer._commit({PARTIALS: 29})
+
+    asyncio.run(scenario())
+    assert thread.commits == [{SRC0: 10}, {SRC0: 12, PARTIALS: 25}, {PARTIALS: 29}]
 
 
 def test_the_worker_app_uses_the_no_loss_consumer() -> None:
     app = create_app(Settings())
     assert isinstance(app.transport, NoLossTransport)
-    assert app.transport.Consumer is NoLossConsumer
+    assert isinstance(app.consumer, NoLossConsumer)
 
 
 @pytest.mark.broker
