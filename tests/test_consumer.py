@@ -1,8 +1,8 @@
 """The faust consumer never loses or reorders a fetched record (agents/consumer.py): it
 fetches for a snapshot of its active partitions and never for a partition not sought since its
 assignment, a rebalance's seek puts every stream partition without a committed offset where a
-new consumer would start, and commits stay within what a stage allows. The takeover through a running worker is
-tested in tests/test_tokens_kafka.py (``slow`` restore)."""
+new consumer would start, and commits stay within what a stage allows. The takeover through a
+running worker is tested in tests/test_tokens_kafka.py (``slow`` restore)."""
 
 from __future__ import annotations
 
