@@ -8,7 +8,9 @@ model, service, user, session; traces for black holes only) share one mechanism:
   plus watermark heartbeats of every assigned source partition, sent to every partition.
 * table ``series`` (changelog ``<app_id>-series-changelog``): a
   :class:`~pipeline.partials.SeriesState` per id, and ``__wm__:<partition>`` watermarks;
-  co-partitioned with ``spanwatch.partials``.
+  co-partitioned with ``spanwatch.partials``; the merge (:class:`~pipeline.merge.MergeStage`)
+  works in memory and saves what changed every ``metrics.state_flush_interval``, and the
+  partials offsets commit only up to what is saved.
 * ``spanwatch.metrics``: closed golden-signal windows; ``spanwatch.tokens``: closed token
   windows, black-hole events and per-partition top consumers (JSON).
 """
@@ -25,25 +27,21 @@ from typing import Any
 import faust
 import orjson
 
+from agents.consumer import NoLossConsumer
 from agents.control import broadcast, dispatch
 from agents.ingest import SpanSink
-from agents.tables import VERSION, next_version, versioned_table
+from agents.tables import versioned_table
 from pipeline.config import Settings
 from pipeline.deadletter import SourceRef
 from pipeline.ingest import IngestResult
-from pipeline.partials import (
-    ClosedWindow,
-    Partial,
-    PreAggregator,
-    SeriesState,
-    Watermarks,
-    bundles,
-)
+from pipeline.merge import MergeStage
+from pipeline.partials import ClosedWindow, Partial, PreAggregator, bundles
 from pipeline.signals import SeriesKeyer
 from pipeline.tokens import TokenCounts, top_consumers
 from pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.windows")
+MERGE_COUNTERS = ("partials_duplicate_total", "activity_overflow_total", "activity_expired_total")
 
 
 @dataclass
@@ -106,13 +104,16 @@ def register(
             trees=ms.trace_trees(time.time_ns),
         )
     )
-    budgets = {"trace": ts.trace_budgets.budgets(), "session": ts.session_budgets.budgets()}
-    idle_ns = parse_duration_ns(ts.activity_idle_timeout)
-    lateness = wsettings.allowed_lateness_ns
-    min_step = min(s.step_ns for s in wsettings.specs)
+    stage = MergeStage(
+        table,
+        lateness_ns=wsettings.allowed_lateness_ns,
+        min_step_ns=min(s.step_ns for s in wsettings.specs),
+        idle_ns=parse_duration_ns(ts.activity_idle_timeout),
+        budgets={"trace": ts.trace_budgets.budgets(), "session": ts.session_budgets.budgets()},
+        max_tracked=ts.max_tracked,
+        flush_interval_s=parse_duration_ns(ms.state_flush_interval) / 1e9,
+    )
     smallest = min(wsettings.specs, key=lambda s: (s.size_ns, s.step_ns)).name
-    last_close: dict[int, int] = {}
-    tracked: set[str] = set()
 
     async def sink(where: SourceRef, result: IngestResult) -> None:
         # One bundle per owner partition. faust acks (and later commits) the source message
@@ -227,82 +228,71 @@ def register(
         for ccy, nanos in record["cost_nanos"].items():
             rt.cost_totals[(ent["kind"], ent["id"], ccy)] += nanos
 
-    async def close_partition(part: int, low: int, version: int) -> None:
-        token_records: list[dict[str, Any]] = []
-        for sid, raw in list(table.items()):
-            if not isinstance(raw, dict) or raw.get("partition") != part:
-                continue
-            state = SeriesState.from_dict(raw)
-            closed = state.close(sid, low, lateness)
-            if closed:
-                token_records += await emit(closed)  # at-least-once: emit, then record
-            act = state.activity
-            if act is not None and not state.windows and act.last_ns < low - idle_ns:
-                del table[sid]  # a quiet trace or session is forgotten
-                tracked.discard(sid)
-                rt.counters["activity_expired_total"] += 1
-            elif closed:
-                table[sid] = {
-                    **state.to_dict(),
-                    "partition": part,
-                    VERSION: next_version(raw, version),
-                }
+    async def close(part: int, closed: list[ClosedWindow]) -> None:
+        token_records = await emit(closed)  # at-least-once: a replay re-emits the same windows
         for top in top_consumers(token_records, ts.top_n):
             top["partition"] = part
             await tokens_out.send(key=b"top", value=orjson.dumps(top))
 
-    async def apply_partial(part: int, partial: Partial, version: int) -> None:
-        raw = table.get(partial.series)
-        state = SeriesState.from_dict(raw) if raw else SeriesState(kind=partial.kind)
-        if not state.apply(partial):
-            rt.counters["partials_duplicate_total"] += 1
-            return
-        if partial.calls:
-            entity = labels(partial.series)
-            if partial.series not in tracked and len(tracked) >= ts.max_tracked:
-                rt.counters["activity_overflow_total"] += 1
-            else:
-                tracked.add(partial.series)
-                for event in state.apply_calls(partial.calls, budgets[entity["kind"]]):
-                    rt.counters["black_holes_total"] += 1
-                    log.warning(
-                        "token black hole: %s %s crossed %s (%s > %s)",
-                        entity["kind"],
-                        entity["id"],
-                        event["budget"],
-                        event["value"],
-                        event["limit"],
-                    )
-                    await tokens_out.send(
-                        key=partial.series.encode(),
-                        value=orjson.dumps({"type": "black_hole", "entity": entity, **event}),
-                    )
-        table[partial.series] = {
-            **state.to_dict(),
-            "partition": part,
-            VERSION: next_version(raw, version),
-        }
+    async def black_holes(events: list[tuple[str, dict[str, Any]]]) -> None:
+        for sid, event in events:
+            entity = labels(sid)
+            rt.counters["black_holes_total"] += 1
+            log.warning(
+                "token black hole: %s %s crossed %s (%s > %s)",
+                entity["kind"],
+                entity["id"],
+                event["budget"],
+                event["value"],
+                event["limit"],
+            )
+            await tokens_out.send(
+                key=sid.encode(),
+                value=orjson.dumps({"type": "black_hole", "entity": entity, **event}),
+            )
 
-    async def apply_watermark(part: int, d: dict[str, Any], version: int) -> None:
-        key = f"__wm__:{part}"
-        marks = Watermarks(dict(table.get(key) or {}), int(table.get(f"{key}:n") or 0))
-        marks.update(int(d["src"]), int(d["wm"]), int(d["n_src"]))
-        table[key] = marks.marks
-        table[f"{key}:n"] = marks.sources
-        low = marks.low()
-        if low and low // min_step > last_close.get(part, 0) // min_step:
-            last_close[part] = low
-            await close_partition(part, low, version)
+    def flush(m: Any) -> None:
+        """Save what changed in the message's partition, then let its offset commit."""
+        for key, value in stage.flush(m.partition, m.offset):
+            if value is None:
+                if key in table:
+                    del table[key]
+            else:
+                table[key] = value
+        consumer().allow_commit(m.tp, m.offset + 1)
 
     async def handle(m: Any, d: dict[str, Any]) -> None:
-        part, version = m.partition, m.offset
-        if d.get("type") == "wm":
-            await apply_watermark(part, d, version)
-        elif d.get("type") == "bundle":
-            for pd in d["partials"]:
-                await apply_partial(part, Partial.from_dict(pd), version)
+        part = m.partition
+        kind = d.get("type")
+        if kind == "wm":
+            closed = stage.apply_watermark(part, int(d["src"]), int(d["wm"]), int(d["n_src"]))
+            if closed:
+                await close(part, closed)
+        elif kind == "bundle":
+            await black_holes(stage.apply_bundle(part, map(Partial.from_dict, d["partials"])))
         else:
-            await apply_partial(part, Partial.from_dict(d), version)
+            await black_holes(stage.apply_bundle(part, [Partial.from_dict(d)]))
+        if stage.flush_due(part):
+            flush(m)
+        rt.counters.update(
+            {k: stage.counters[k] for k in MERGE_COUNTERS}
+            | {"series_held": sum(stage.held(p) for p in stage.partitions)}
+        )
+
+    def consumer() -> NoLossConsumer:
+        c = app.consumer
+        if not isinstance(c, NoLossConsumer):  # the merge's crash safety needs its limits
+            raise TypeError(f"the merge needs agents.consumer.NoLossConsumer, not {type(c)}")
+        return c
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types it as sync
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        stage.reset()  # what was not saved is applied again from the partials topic
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types it as sync
+    async def on_merge_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        stage.reset()  # the table may hold a newer state than memory (a thawed zombie)
+        consumer().limit_commits(tp for tp in assigned if tp.topic == topics.partials)
 
     def merge_error() -> None:
         rt.counters["merge_errors_total"] += 1

@@ -7,12 +7,10 @@ its producer's buffer, and those it makes before it learns it lost the partition
 changelog *after* the new owner's writes. The next owner to recover the partition (often the
 thawed worker itself, which gets its partition back) would take those stale states.
 
-Each value written by the agents that use this table carries ``"v"``: the offset, in the
-input topic co-partitioned with the table, of the event that produced it, and never less than
-the value's previous version (:func:`next_version`). Every owner reads that input in offset
-order, so a higher ``v`` is a later decision; a record whose ``v`` is lower than the one
-already restored for its key is a stale write and is skipped. Values
-without ``"v"`` and deletions (tombstones) replay as faust replays them.
+Each value written by the agents that use this table carries a version (``pipeline.versions``:
+the input offset whose processing wrote it); a record whose version is lower than the one
+already restored for its key is a stale write and is skipped. Values without a version and
+deletions (tombstones) replay as faust replays them.
 """
 
 from __future__ import annotations
@@ -23,24 +21,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-VERSION = "v"
-
-
-def version_of(value: Any) -> int | None:
-    """The version a table value carries, or None."""
-    if isinstance(value, dict):
-        v = value.get(VERSION)
-        if isinstance(v, int):
-            return v
-    return None
-
-
-def next_version(previous: Any, offset: int) -> int:
-    """The version of a value written at input ``offset`` over ``previous``: never below the
-    previous one, so a new owner replaying input its predecessor had already applied (offsets
-    below the restored version) writes versions that do not read as stale."""
-    v = version_of(previous)
-    return offset if v is None else max(v, offset)
+from pipeline.versions import version_of
 
 
 def newest_events(

@@ -271,6 +271,9 @@ class MetricsSettings(_Model):
     dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
     max_series: int = Field(10_000, ge=1)  # per worker; beyond it spans go to an overflow series
     heartbeat_interval_s: float = Field(1.0, gt=0)
+    # the merge keeps series state in memory and saves what changed to its table this often;
+    # a successor re-applies the partials of at most this much time (docs/ARCHITECTURE.md)
+    state_flush_interval: Duration = "1s"
     # a trace split over messages is joined (agent depth, self time) while its parts come
     # within trace_wait of each other; at most max_trace_spans spans are held per worker
     trace_wait: Duration = "10m"

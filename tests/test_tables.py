@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agents.tables import newest_events, next_version, version_of
+from agents.tables import newest_events
+from pipeline.versions import next_version, version_of
 
 
 @dataclass
@@ -67,6 +68,6 @@ def test_version_of_reads_only_integer_versions_of_dicts() -> None:
 
 def test_next_version_never_goes_below_the_restored_one() -> None:
     # a new owner replaying offsets its predecessor applied keeps the restored version
-    assert next_version({"v": 40}, 12) == 40
-    assert next_version({"v": 40}, 41) == 41
-    assert next_version(None, 7) == 7 and next_version({"n": 1}, 7) == 7
+    assert next_version(40, 12) == 40
+    assert next_version(40, 41) == 41
+    assert next_version(None, 7) == 7 and next_version(version_of({"n": 1}), 7) == 7

@@ -28,6 +28,7 @@ metrics:
   windows: ["10s"]
   allowed_lateness: 10m      # the input is an hour old and out of order: none of it is late
   idle_timeout: 5s
+  state_flush_interval: 100ms  # table state saved soon: a successor has something to restore
 tokens:
   activity_idle_timeout: 1h
 worker:

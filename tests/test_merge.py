@@ -1,0 +1,199 @@
+"""The merge stage (pipeline/merge.py): state in memory, saved now and then, and exact after a
+crash: a successor that loads what was saved and applies the partials log again from any
+point at or before the last save closes the same windows as a run without a crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline.blackhole import Budgets
+from pipeline.config import Settings
+from pipeline.ingest import ingest_message
+from pipeline.merge import MergeStage
+from pipeline.partials import ClosedWindow, Partial, PreAggregator, close_offline
+from pipeline.signals import SeriesKeyer
+from spanwatch.traffic import TrafficGenerator
+
+NS = 10**9
+END = 2**62  # a watermark past every window
+Event = tuple[str, Any]  # ("bundle", [Partial]) or ("wm", source partition)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _log(messages: int = 24, seed: int = 3) -> tuple[list[Event], list[Partial]]:
+    """A partials log as one partials partition receives it: a bundle per source message
+    (two source partitions, golden signals and tokens, trace and session calls), then the
+    final watermark of each source partition."""
+    settings = Settings()
+    ms = settings.metrics
+    pre = PreAggregator(
+        ms.window_settings(),
+        SeriesKeyer(ms.dimensions, ms.max_series),
+        lambda: 0,
+        settings.tokens.price_table(),
+    )
+    gen = TrafficGenerator(seed=seed, runaway_every=5)
+    batches = gen.batches(40, 1_700_000_000 * NS, spread_ns=30 * NS)
+    events: list[Event] = []
+    partials: list[Partial] = []
+    for i in range(messages):
+        spans = ingest_message(next(batches).traces_data().SerializeToString()).spans
+        made = pre.add_message(i % 2, i // 2, spans)
+        events.append(("bundle", made))
+        partials += made
+    events += [("wm", 0), ("wm", 1)]
+    return events, partials
+
+
+def _stage(store: dict[Any, Any], clock: Clock | None = None, **kw: Any) -> MergeStage:
+    budgets = Budgets(max_llm_calls=3)
+    return MergeStage(
+        store,
+        lateness_ns=0,
+        min_step_ns=10 * NS,
+        idle_ns=3600 * NS,
+        budgets={"trace": budgets, "session": budgets},
+        clock=clock or Clock(),
+        **kw,
+    )
+
+
+def _save(store: dict[Any, Any], writes: list[tuple[Any, Any]]) -> None:
+    """Apply a flush as the table would: through JSON, tombstones delete."""
+    for key, value in writes:
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = orjson.loads(orjson.dumps(value))
+
+
+def _run(
+    stage: MergeStage, events: list[Event], start: int, stop: int, save_every: int = 0
+) -> tuple[list[ClosedWindow], list[tuple[str, dict[str, Any]]], int | None]:
+    """Apply events[start:stop] (their index is the partials offset); save every
+    ``save_every`` events. Returns closed windows, black-hole events, last saved offset."""
+    closed: list[ClosedWindow] = []
+    holes: list[tuple[str, dict[str, Any]]] = []
+    saved = None
+    for offset in range(start, stop):
+        kind, body = events[offset]
+        if kind == "bundle":
+            holes += stage.apply_bundle(0, body)
+        else:
+            closed += stage.apply_watermark(0, body, END, 2)
+        if save_every and (offset + 1) % save_every == 0:
+            _save(stage.store, stage.flush(0, offset))
+            saved = offset
+    return closed, holes, saved
+
+
+def _records(closed: list[ClosedWindow]) -> list[Any]:
+    return sorted(
+        (c.series, c.spec.name, c.start_ns, repr(c.aggregate.result(1.0))) for c in closed
+    )
+
+
+def test_windows_equal_the_offline_merge() -> None:
+    events, partials = _log()
+    closed, holes, _ = _run(_stage({}), events, 0, len(events), save_every=5)
+    assert closed and _records(closed) == _records(close_offline(partials))
+    assert holes  # the runaway agents' traces crossed max_llm_calls
+
+
+@pytest.mark.parametrize("crash_after", [6, 13, 20])
+@pytest.mark.parametrize("behind", [0, 3])
+def test_a_successor_replaying_from_the_last_save_closes_the_same_windows(
+    crash_after: int, behind: int
+) -> None:
+    events, partials = _log()
+    store: dict[Any, Any] = {}
+    # the first owner applies events 0..crash_after, saving every 4; what it applied after
+    # its last save is lost with it
+    _, holes_before, saved = _run(_stage(store), events, 0, crash_after + 1, save_every=4)
+    assert saved is not None and saved < crash_after
+    # the successor loads the saved states and re-reads the log from the committed offset:
+    # the one after the last save, or ``behind`` events earlier (a commit not yet sent)
+    successor = _stage(store)
+    closed, holes_after, _ = _run(successor, events, saved + 1 - behind, len(events))
+    assert _records(closed) == _records(close_offline(partials))
+    assert successor.counters["partials_duplicate_total"] > 0 or behind == 0
+    # every budget fires once per entity, before or after the crash (at least once)
+    fired = {(sid, e["budget"]) for sid, e in holes_before + holes_after}
+    _, reference, _ = _run(_stage({}), events, 0, len(events))
+    assert fired == {(sid, e["budget"]) for sid, e in reference}
+
+
+def test_a_save_writes_what_changed_with_its_offset_as_version() -> None:
+    events, _ = _log(messages=4)
+    store: dict[Any, Any] = {}
+    stage = _stage(store)
+    stage.apply_bundle(0, events[0][1])
+    first = stage.flush(0, 0)
+    assert first and all(v["v"] == 0 and v["partition"] == 0 for _, v in first)
+    assert stage.flush(0, 1) == []  # nothing changed since
+    stage.apply_bundle(0, events[1][1])
+    second = dict(stage.flush(0, 1))
+    touched = {p.series for p in events[1][1]}
+    assert set(second) == touched and all(v["v"] == 1 for v in second.values())
+
+
+def test_redelivered_partials_are_skipped_and_counted() -> None:
+    events, _ = _log(messages=2)
+    stage = _stage({})
+    stage.apply_bundle(0, events[0][1])
+    stage.apply_bundle(0, events[0][1])
+    assert stage.counters["partials_duplicate_total"] == len(events[0][1])
+
+
+def test_quiet_traces_and_sessions_are_forgotten_and_deleted_from_the_store() -> None:
+    events, _ = _log(messages=6)
+    store: dict[Any, Any] = {}
+    stage = _stage(store)
+    _run(stage, events, 0, 6, save_every=6)
+    active = {k for k, v in store.items() if isinstance(v, dict) and "activity" in v}
+    assert any('"trace"' in k for k in active) and any('"session"' in k for k in active)
+    stage.idle_ns = 0  # every one is quiet once the final watermark closed its windows
+    _run(stage, events, len(events) - 2, len(events))
+    writes = stage.flush(0, len(events))
+    assert {k for k, v in writes if v is None} == active
+    assert stage.counters["activity_expired_total"] == len(active)
+    _save(store, writes)
+    assert not active & set(store)
+
+
+def test_a_reset_loads_the_partition_again_from_the_store() -> None:
+    events, _ = _log(messages=4)
+    store: dict[Any, Any] = {}
+    stage = _stage(store)
+    _run(stage, events, 0, 2, save_every=2)
+    stage.apply_bundle(0, events[2][1])  # applied, not saved
+    held = stage.held(0)
+    stage.reset()
+    assert stage.held(0) == 0
+    stage.partition(0)
+    assert stage.held(0) < held or not events[2][1]
+    stage.apply_bundle(0, events[2][1])  # re-applied from the log, not skipped
+    assert stage.counters["partials_duplicate_total"] == 0
+
+
+def test_a_save_is_due_every_flush_interval() -> None:
+    clock = Clock()
+    stage = _stage({}, clock, flush_interval_s=1.0)
+    assert not stage.flush_due(0)  # nothing loaded, nothing to save
+    stage.partition(0)
+    clock.t = 0.5
+    assert not stage.flush_due(0)
+    clock.t = 1.0
+    assert stage.flush_due(0)
+    stage.flush(0, 9)
+    assert not stage.flush_due(0)
