@@ -24,7 +24,7 @@ from pipeline.blackhole import Activity, Budgets, Call
 from pipeline.pricing import PriceTable
 from pipeline.signals import SeriesKeyer, SignalAggregate, self_times
 from pipeline.spans import Layer, LlmSpan
-from pipeline.tokens import TokenCounts, counted_calls, counted_tools, entity_ids
+from pipeline.tokens import CallTokens, TokenCounts, counted_calls, counted_tools, entity_ids
 from pipeline.tracetree import TraceTrees
 from pipeline.windows import NS, PartitionClock, WindowSettings, WindowSpec, has_backlog
 
@@ -32,10 +32,6 @@ from pipeline.windows import NS, PartitionClock, WindowSettings, WindowSpec, has
 def series_id(key: Sequence[str]) -> str:
     """Stable string id of a series key (the Kafka key and the table key)."""
     return orjson.dumps(list(key)).decode()
-
-
-def window_id(spec: WindowSpec, start_ns: int) -> str:
-    return f"{spec.name}@{start_ns}"
 
 
 AGGREGATES: dict[str, Any] = {"signals": SignalAggregate, "tokens": TokenCounts}
@@ -118,10 +114,42 @@ class PreAggregator:
     processed: dict[int, int] = field(default_factory=dict)  # last offset handled, per partition
     late_spans: int = 0
     untimed_spans: int = 0
+    # per span, per window shape: the name, size and step, and ids already made (hot path)
+    _shapes: list[tuple[str, int, int]] = field(default_factory=list, repr=False)
+    _wids: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
+    _sids: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.trees is None:
             self.trees = TraceTrees(self.wall_ns)
+        self._shapes = [(s.name, s.size_ns, s.step_ns) for s in self.settings.specs]
+
+    def _windows(self, clock: PartitionClock, end_ns: int) -> list[tuple[str, bool]]:
+        """(window id, late) of every window a span ending at ``end_ns`` falls into; a late
+        span goes to the open window at the watermark instead (counted, never merged)."""
+        out = []
+        wids = self._wids
+        if len(wids) > 100_000:  # ids of windows long closed
+            wids.clear()
+        for name, size, step in self._shapes:
+            last = end_ns - end_ns % step
+            for start in range(last - size + step, last + 1, step):
+                late = clock.is_late(start + size)
+                if late:
+                    wm = clock.watermark_ns
+                    start = wm - wm % step
+                wid = wids.get((name, start))
+                if wid is None:
+                    wid = wids[(name, start)] = f"{name}@{start}"
+                out.append((wid, late))
+        return out
+
+    def _series_id(self, span: LlmSpan) -> str:
+        key = self.keyer.key(span)
+        sid = self._sids.get(key)
+        if sid is None:
+            sid = self._sids[key] = series_id(key)
+        return sid
 
     def clock(self, partition: int) -> PartitionClock:
         c = self.clocks.get(partition)
@@ -156,20 +184,16 @@ class PreAggregator:
             if end <= 0:
                 self.untimed_spans += 1
                 continue
-            sid = series_id(self.keyer.key(span))
+            sid = self._series_id(span)
             partial = out.get(sid)
             if partial is None:
                 partial = out[sid] = Partial(sid, partition, offset, {})
-            for spec in self.settings.specs:
-                for start in spec.starts(end):
-                    if clock.is_late(start + spec.size_ns):
-                        self.late_spans += 1
-                        # counted in the open window at the watermark, never merged into its own
-                        wm_start = spec.starts(clock.watermark_ns)[-1]
-                        agg = _agg(partial, window_id(spec, wm_start))
-                        agg.late += 1
-                        continue
-                    _agg(partial, window_id(spec, start)).add(span, own)
+            for wid, late in self._windows(clock, end):
+                if late:
+                    self.late_spans += 1
+                    _agg(partial, wid).late += 1
+                else:
+                    _agg(partial, wid).add(span, own)
         partials = list(out.values())
         if self.prices is not None:
             partials += self._token_partials(clock, partition, offset, spans, depths)
@@ -223,15 +247,15 @@ class PreAggregator:
         for span in counted_calls(spans):
             if span.end_ns <= 0:
                 continue
+            windows = self._windows(clock, span.end_ns)
+            tokens = CallTokens.of(span, self.prices)
             for kind, entity in entity_ids(span):
                 p = partial(kind, entity)
-                for spec in self.settings.specs:
-                    for start in spec.starts(span.end_ns):
-                        if clock.is_late(start + spec.size_ns):
-                            wm_start = spec.starts(clock.watermark_ns)[-1]
-                            _tok(p, window_id(spec, wm_start)).late += 1
-                        else:
-                            _tok(p, window_id(spec, start)).add(span, self.prices)
+                for wid, late in windows:
+                    if late:
+                        _tok(p, wid).late += 1
+                    else:
+                        _tok(p, wid).add_call(tokens)
             call = Call(
                 span.end_ns,
                 "llm",

@@ -10,7 +10,6 @@ and N workers give identical windows.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,7 +98,7 @@ class SignalAggregate:
     """Aggregate of one series in one window. ``add`` spans, ``merge`` partials, ``result``."""
 
     count: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
+    errors: dict[str, int] = field(default_factory=dict)  # by type (a dict: made per window)
     streamed: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -128,7 +127,7 @@ class SignalAggregate:
             etype = span.error_type or "_OTHER"
             if etype not in self.errors and len(self.errors) >= MAX_ERROR_TYPES:
                 etype = "_other"
-            self.errors[etype] += 1
+            self.errors[etype] = self.errors.get(etype, 0) + 1
             if self.error_trace is None or span.trace_id < self.error_trace:
                 self.error_trace = span.trace_id
         if span.duration_s is not None:
@@ -157,7 +156,7 @@ class SignalAggregate:
         self.count += other.count
         for etype, n in other.errors.items():
             key = etype if etype in self.errors or len(self.errors) < MAX_ERROR_TYPES else "_other"
-            self.errors[key] += n
+            self.errors[key] = self.errors.get(key, 0) + n
         self.streamed += other.streamed
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
@@ -198,7 +197,7 @@ class SignalAggregate:
     def from_dict(cls, d: dict[str, Any]) -> SignalAggregate:
         return cls(
             count=d["count"],
-            errors=Counter(d["errors"]),
+            errors=dict(d["errors"]),
             streamed=d["streamed"],
             input_tokens=d["input_tokens"],
             output_tokens=d["output_tokens"],

@@ -12,7 +12,6 @@ All totals are integers (cost in nano-units per currency), so windows merge exac
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +51,36 @@ def counted_calls(spans: Sequence[LlmSpan]) -> list[LlmSpan]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class CallTokens:
+    """The tokens and cost of one counted call, worked out once."""
+
+    input: int
+    output: int
+    cache_read: int
+    cache_creation: int
+    reasoning: int
+    model: str
+    currency: str | None  # None: no price for the model
+    cost_nanos: int
+
+    @classmethod
+    def of(cls, span: LlmSpan, prices: PriceTable) -> CallTokens:
+        inp, out = span.input_tokens or 0, span.output_tokens or 0
+        cr, cc = span.cache_read_tokens or 0, span.cache_creation_tokens or 0
+        price = prices.lookup(span.model)
+        return cls(
+            inp,
+            out,
+            cr,
+            cc,
+            span.reasoning_tokens or 0,
+            span.model or "",
+            None if price is None else price.currency,
+            0 if price is None else price.cost_nanos(inp, out, cr, cc),
+        )
+
+
 @dataclass
 class TokenCounts:
     """Token totals of one entity in one window (all exact integers)."""
@@ -62,47 +91,52 @@ class TokenCounts:
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
-    cost_nanos: Counter[str] = field(default_factory=Counter)  # currency -> nano-units
+    # plain dicts, not Counters: one of these is made per entity and window of every message
+    cost_nanos: dict[str, int] = field(default_factory=dict)  # currency -> nano-units
     unpriced_requests: int = 0
     unpriced_tokens: int = 0
-    unpriced_models: Counter[str] = field(default_factory=Counter)
+    unpriced_models: dict[str, int] = field(default_factory=dict)
     late: int = 0
 
     def add(self, span: LlmSpan, prices: PriceTable) -> None:
-        inp, out = span.input_tokens or 0, span.output_tokens or 0
-        cr, cc = span.cache_read_tokens or 0, span.cache_creation_tokens or 0
+        self.add_call(CallTokens.of(span, prices))
+
+    def add_call(self, call: CallTokens) -> None:
+        """Count one call (its tokens and price worked out once, for every window and entity
+        it is counted in)."""
         self.requests += 1
-        self.input_tokens += inp
-        self.output_tokens += out
-        self.cache_read_tokens += cr
-        self.cache_creation_tokens += cc
-        self.reasoning_tokens += span.reasoning_tokens or 0
-        price = prices.lookup(span.model)
-        if price is None:
+        self.input_tokens += call.input
+        self.output_tokens += call.output
+        self.cache_read_tokens += call.cache_read
+        self.cache_creation_tokens += call.cache_creation
+        self.reasoning_tokens += call.reasoning
+        if call.currency is None:
             self.unpriced_requests += 1
-            self.unpriced_tokens += inp + out
-            if len(self.unpriced_models) < 20 or span.model in self.unpriced_models:
-                self.unpriced_models[span.model or ""] += 1
+            self.unpriced_tokens += call.input + call.output
+            models = self.unpriced_models
+            if len(models) < 20 or call.model in models:
+                models[call.model] = models.get(call.model, 0) + 1
         else:
-            self.cost_nanos[price.currency] += price.cost_nanos(inp, out, cr, cc)
+            cost = self.cost_nanos
+            cost[call.currency] = cost.get(call.currency, 0) + call.cost_nanos
 
     def merge(self, other: TokenCounts) -> None:
-        for name in (
-            "requests",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
-            "reasoning_tokens",
-            "unpriced_requests",
-            "unpriced_tokens",
-            "late",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.cost_nanos.update(other.cost_nanos)
+        self.requests += other.requests
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_creation_tokens += other.cache_creation_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.unpriced_requests += other.unpriced_requests
+        self.unpriced_tokens += other.unpriced_tokens
+        self.late += other.late
+        cost = self.cost_nanos
+        for ccy, n in other.cost_nanos.items():
+            cost[ccy] = cost.get(ccy, 0) + n
+        models = self.unpriced_models
         for model, n in other.unpriced_models.items():
-            if len(self.unpriced_models) < 20 or model in self.unpriced_models:
-                self.unpriced_models[model] += n
+            if len(models) < 20 or model in models:
+                models[model] = models.get(model, 0) + n
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,10 +162,10 @@ class TokenCounts:
             d["cache_read_tokens"],
             d["cache_creation_tokens"],
             d["reasoning_tokens"],
-            Counter(d["cost_nanos"]),
+            dict(d["cost_nanos"]),
             d["unpriced_requests"],
             d["unpriced_tokens"],
-            Counter(d["unpriced_models"]),
+            dict(d["unpriced_models"]),
             d.get("late", 0),
         )
 

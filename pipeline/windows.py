@@ -44,6 +44,15 @@ class WindowSpec:
     @classmethod
     def parse(cls, text: str) -> WindowSpec:
         """``"1m"`` (tumbling) or ``"5m/1m"`` (hopping: size/step)."""
+        spec = _PARSED.get(text)
+        if spec is None:
+            spec = cls._parse(text)
+            if len(_PARSED) < 1000:  # names come from the config: a handful
+                _PARSED[text] = spec
+        return spec
+
+    @classmethod
+    def _parse(cls, text: str) -> WindowSpec:
         size, _, step = text.partition("/")
         size_ns = parse_duration_ns(size)
         step_ns = parse_duration_ns(step) if step else size_ns
@@ -69,6 +78,7 @@ class WindowSpec:
 
 
 _NAMES: dict[WindowSpec, str] = {}  # window names are used per span: computed once
+_PARSED: dict[str, WindowSpec] = {}  # and parsed once per name
 
 
 def has_backlog(end: int | None, committed: int | None, processed: int | None) -> bool:
