@@ -335,17 +335,7 @@ def _token_sums(records: set[bytes]) -> dict[tuple[str, str], int]:
     return sums
 
 
-# Known problem (docs/ARCHITECTURE.md): after a worker is frozen beyond its session and thawed,
-# a window now and then closes before the last partials of a moved partition arrive (they are
-# then counted late in the next window). Lost merged state, the other failure, is fixed.
-SIGSTOP_OPEN = pytest.mark.xfail(
-    reason="a window may close early after SIGSTOP/SIGCONT (open)", strict=False
-)
-
-
-@pytest.mark.parametrize(
-    "fault", [pytest.param(f, marks=SIGSTOP_OPEN) if f == "sigstop" else f for f in FAULTS]
-)
+@pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("run", range(REPEAT), ids=lambda i: f"run{i}")
 def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run: int) -> None:
     with (
