@@ -232,7 +232,7 @@ class SpanwatchCollector(Collector):
         self.anomaly = anomaly  # AnomalyStage
         self.alerting = alerting  # AlertingRuntime
         self.health = health  # pipeline.health.HealthTracker
-        self.stitch_runtime = stitch_runtime  # agents.stitch.StitchRuntime
+        self.stitch_runtime = stitch_runtime  # pipeline.stitch.StitchStage
         self.totals = totals
         self.stitch = stitch if stitch is not None else {}  # an empty Counter is falsy
 
