@@ -110,8 +110,9 @@ class RuleEvaluator:
                 )
                 continue
             assert rule.signal is not None
-            extract, unit = table[rule.signal]
-            value = extract(rec)
+            watched = table[rule.signal]
+            unit = watched.unit
+            value = watched.extract(rec)
             if value is None:
                 continue
             out.append(

@@ -1,79 +1,15 @@
-"""The values a threshold or absence rule can watch, by the window record they come from.
-
-Golden-signal windows (``spanwatch.metrics``): ``<ttft|tpot|latency|queue>_<p50|p90|p95|p99|
-mean|min|max>`` in seconds, ``error_rate``, ``errors``, ``requests``, ``request_rate``,
-``streaming_share``, ``input_tokens``, ``output_tokens``, ``input_tokens_per_s``,
-``output_tokens_per_s``. Token windows (``spanwatch.tokens``, rules with ``entity:``):
-``tokens_per_min``, ``total_tokens``, ``input_tokens``, ``output_tokens``, ``cost``,
-``cost_per_min``, ``requests``, ``unpriced_requests``.
-"""
+"""What a threshold or absence rule watches and what an alert names: the values of closed
+windows (the catalog in :mod:`pipeline.values`, shared with anomaly detection: golden-signal
+windows for rules without ``entity:``, token windows for rules with it), the top contributors
+and an example trace of a window."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-Extract = Callable[[dict[str, Any]], float | None]
+from pipeline.values import METRICS, TOKENS, Extract, WindowValue
 
-
-def _field(name: str) -> Extract:
-    def get(rec: dict[str, Any]) -> float | None:
-        v = rec.get(name)
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-    return get
-
-
-def _dist(name: str, stat: str) -> Extract:
-    def get(rec: dict[str, Any]) -> float | None:
-        d = rec.get(f"{name}_s")
-        v = d.get(stat) if isinstance(d, dict) else None
-        return float(v) if isinstance(v, (int, float)) else None
-
-    return get
-
-
-def _cost(rec: dict[str, Any]) -> float | None:
-    cost = rec.get("cost")
-    return float(sum(cost.values())) if isinstance(cost, dict) and cost else None
-
-
-def _per_min(extract: Extract) -> Extract:
-    def get(rec: dict[str, Any]) -> float | None:
-        v, size = extract(rec), rec.get("window", {}).get("size_s")
-        return v / size * 60 if v is not None and size else None
-
-    return get
-
-
-METRICS: dict[str, tuple[Extract, str]] = {
-    f"{d}_{s}": (_dist(d, s), "s")
-    for d in ("ttft", "tpot", "latency", "queue")
-    for s in ("p50", "p90", "p95", "p99", "mean", "min", "max")
-}
-METRICS.update(
-    {
-        "error_rate": (_field("error_rate"), "ratio"),
-        "errors": (_field("errors"), ""),
-        "requests": (_field("count"), ""),
-        "request_rate": (_field("rate_per_s"), "/s"),
-        "streaming_share": (_field("streaming_share"), "ratio"),
-        "input_tokens": (_field("input_tokens"), "tokens"),
-        "output_tokens": (_field("output_tokens"), "tokens"),
-        "input_tokens_per_s": (_field("input_tokens_per_s"), "tokens/s"),
-        "output_tokens_per_s": (_field("output_tokens_per_s"), "tokens/s"),
-    }
-)
-TOKENS: dict[str, tuple[Extract, str]] = {
-    "tokens_per_min": (_per_min(_field("total_tokens")), "tokens/min"),
-    "total_tokens": (_field("total_tokens"), "tokens"),
-    "input_tokens": (_field("input_tokens"), "tokens"),
-    "output_tokens": (_field("output_tokens"), "tokens"),
-    "cost": (_cost, ""),
-    "cost_per_min": (_per_min(_cost), "/min"),
-    "requests": (_field("requests"), ""),
-    "unpriced_requests": (_field("unpriced_requests"), ""),
-}
+__all__ = ["METRICS", "TOKENS", "Extract", "WindowValue", "example_trace", "top_contributors"]
 
 
 def top_contributors(rec: dict[str, Any], n: int = 3) -> list[dict[str, Any]]:

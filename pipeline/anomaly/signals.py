@@ -13,57 +13,35 @@ scores calibrated on each series' own tail) everywhere but the error rate:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
+from pipeline.values import METRICS, TOKENS, WindowValue
 
-def _p95(name: str) -> Callable[[dict[str, Any]], float | None]:
+Signal = WindowValue  # a watched value of the catalog
+
+
+def _judged_from(count: int, value: WindowValue) -> WindowValue:
+    """``value`` only for windows of at least ``count`` requests: a rate of too few calls is
+    not something to judge."""
+
     def get(rec: dict[str, Any]) -> float | None:
-        dist = rec.get(name)
-        return dist.get("p95") if isinstance(dist, dict) else None
+        return value.extract(rec) if rec.get("count", 0) >= count else None
 
-    return get
-
-
-def _error_rate(rec: dict[str, Any]) -> float | None:
-    return rec.get("error_rate") if rec.get("count", 0) >= 5 else None  # too few to judge
-
-
-def _per_min(field: str) -> Callable[[dict[str, Any]], float | None]:
-    def get(rec: dict[str, Any]) -> float | None:
-        size = rec["window"]["size_s"]
-        v = rec.get(field)
-        return v / size * 60 if isinstance(v, (int, float)) and size else None
-
-    return get
-
-
-def _cost_per_min(rec: dict[str, Any]) -> float | None:
-    cost = rec.get("cost") or {}
-    size = rec["window"]["size_s"]
-    return sum(cost.values()) / size * 60 if cost and size else None  # one currency per model
-
-
-@dataclass(frozen=True)
-class Signal:
-    name: str
-    source: str  # "metrics" (golden-signal windows) or "tokens" (token windows)
-    unit: str
-    extract: Callable[[dict[str, Any]], float | None]
+    return replace(value, extract=get)
 
 
 SIGNALS: dict[str, Signal] = {
     s.name: s
     for s in (
-        Signal("ttft_p95", "metrics", "s", _p95("ttft_s")),
-        Signal("tpot_p95", "metrics", "s", _p95("tpot_s")),
-        Signal("latency_p95", "metrics", "s", _p95("latency_s")),
-        Signal("queue_p95", "metrics", "s", _p95("queue_s")),
-        Signal("error_rate", "metrics", "ratio", _error_rate),
-        Signal("request_rate", "metrics", "1/s", lambda r: r.get("rate_per_s")),
-        Signal("tokens_per_min", "tokens", "tokens/min", _per_min("total_tokens")),
-        Signal("cost_per_min", "tokens", "currency/min", _cost_per_min),
+        METRICS["ttft_p95"],
+        METRICS["tpot_p95"],
+        METRICS["latency_p95"],
+        METRICS["queue_p95"],
+        _judged_from(5, METRICS["error_rate"]),
+        METRICS["request_rate"],
+        TOKENS["tokens_per_min"],
+        TOKENS["cost_per_min"],
     )
 }
 
