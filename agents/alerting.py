@@ -25,14 +25,14 @@ from typing import Any
 import faust
 import orjson
 
-from agents.control import dispatch
-from pipeline.alerting.evaluate import RuleEvaluator, Sample
-from pipeline.alerting.loader import RuleSet
-from pipeline.alerting.manager import AlertManager, Pending
-from pipeline.alerting.notify import Delivery, deliver
-from pipeline.alerting.silences import Silence
-from pipeline.config import Settings
-from pipeline.windows import parse_duration_ns
+from spanwatch.agents.control import dispatch
+from spanwatch.pipeline.alerting.evaluate import RuleEvaluator, Sample
+from spanwatch.pipeline.alerting.loader import RuleSet
+from spanwatch.pipeline.alerting.manager import AlertManager, Pending
+from spanwatch.pipeline.alerting.notify import Delivery, deliver
+from spanwatch.pipeline.alerting.silences import Silence
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.alerting")
 

@@ -16,10 +16,10 @@ from typing import Any
 import faust
 import orjson
 
-from agents.control import dispatch
-from pipeline.anomaly.base import AnomalyScorer
-from pipeline.anomaly.stream import AnomalyStage, dump_state, load_state
-from pipeline.config import Settings
+from spanwatch.agents.control import dispatch
+from spanwatch.pipeline.anomaly.base import AnomalyScorer
+from spanwatch.pipeline.anomaly.stream import AnomalyStage, dump_state, load_state
+from spanwatch.pipeline.config import Settings
 
 log = logging.getLogger("spanwatch.anomaly")
 

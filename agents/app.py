@@ -13,8 +13,8 @@ import faust
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
-from agents.consumer import NoLossTransport
-from pipeline.config import KafkaSettings, Settings
+from spanwatch.agents.consumer import NoLossTransport
+from spanwatch.pipeline.config import KafkaSettings, Settings
 
 
 def faust_broker_url(bootstrap: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import faust
 import orjson
 
-from pipeline.deadletter import SourceRef
+from spanwatch.pipeline.deadletter import SourceRef
 
 Handler = Callable[[Any, Any], Awaitable[None]]  # (faust message, decoded JSON value)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import faust
 
-from pipeline.config import Settings
-from pipeline.deadletter import DeadLetter, SourceRef
-from pipeline.ingest import (
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
+from spanwatch.pipeline.ingest import (
     IngestOptions,
     IngestResult,
     IngestStats,

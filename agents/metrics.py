@@ -27,18 +27,18 @@ from typing import Any
 import faust
 import orjson
 
-from agents.consumer import NoLossConsumer
-from agents.control import broadcast, dispatch
-from agents.ingest import SpanSink
-from agents.tables import versioned_table
-from pipeline.config import Settings
-from pipeline.deadletter import SourceRef
-from pipeline.ingest import IngestResult
-from pipeline.merge import MergeStage
-from pipeline.partials import ClosedWindow, Partial, PreAggregator, bundles
-from pipeline.signals import SeriesKeyer
-from pipeline.tokens import TokenCounts, top_consumers
-from pipeline.windows import parse_duration_ns
+from spanwatch.agents.consumer import NoLossConsumer
+from spanwatch.agents.control import broadcast, dispatch
+from spanwatch.agents.ingest import SpanSink
+from spanwatch.agents.tables import versioned_table
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.deadletter import SourceRef
+from spanwatch.pipeline.ingest import IngestResult
+from spanwatch.pipeline.merge import MergeStage
+from spanwatch.pipeline.partials import ClosedWindow, Partial, PreAggregator, bundles
+from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.tokens import TokenCounts, top_consumers
+from spanwatch.pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.windows")
 MERGE_COUNTERS = ("partials_duplicate_total", "activity_overflow_total", "activity_expired_total")
@@ -50,7 +50,7 @@ class MetricsRuntime:
 
     preagg: PreAggregator
     # called with every closed golden-signal window and its record, as it is sent
-    # (Prometheus: spanwatch.prom.LatestWindows and WindowTotals); a failing hook is counted
+    # (Prometheus: spanwatch.runtime.prom.LatestWindows and WindowTotals); a failing hook is counted
     on_window_closed: list[Callable[[ClosedWindow, dict[str, Any]], None]] = field(
         default_factory=list
     )

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 import faust
 import orjson
 
-from agents.ingest import SpanSink
-from pipeline.chunks import Payload
-from pipeline.config import Settings
-from pipeline.deadletter import SourceRef
-from pipeline.ingest import IngestResult
-from pipeline.safety.engine import ContentItem, SafetyEngine
-from pipeline.safety.judge import (
+from spanwatch.agents.ingest import SpanSink
+from spanwatch.pipeline.chunks import Payload
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.deadletter import SourceRef
+from spanwatch.pipeline.ingest import IngestResult
+from spanwatch.pipeline.safety.engine import ContentItem, SafetyEngine
+from spanwatch.pipeline.safety.judge import (
     CircuitBreaker,
     Evaluation,
     JudgeClient,

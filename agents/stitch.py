@@ -22,14 +22,14 @@ from typing import Any
 import faust
 import orjson
 
-from agents.control import broadcast, dispatch
-from agents.ingest import SpanSink
-from pipeline.chunks import Payload, Piece
-from pipeline.config import Settings
-from pipeline.deadletter import SourceRef
-from pipeline.ingest import IngestResult
-from pipeline.stitch import StitchStage
-from pipeline.windows import parse_duration_ns
+from spanwatch.agents.control import broadcast, dispatch
+from spanwatch.agents.ingest import SpanSink
+from spanwatch.pipeline.chunks import Payload, Piece
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.deadletter import SourceRef
+from spanwatch.pipeline.ingest import IngestResult
+from spanwatch.pipeline.stitch import StitchStage
+from spanwatch.pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.stitch")
 

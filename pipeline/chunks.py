@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.otlp import SpanView
+from spanwatch.pipeline.otlp import SpanView
 
 EVENT = "gen_ai.content.chunk"
 A_PAYLOAD = "gen_ai.content.payload_id"

@@ -29,22 +29,22 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.anomaly.base import AnomalyScorer
-from pipeline.anomaly.signals import DEFAULT_DETECTORS, SIGNALS
-from pipeline.anomaly.stream import AnomalyStage
-from pipeline.blackhole import Budgets
-from pipeline.errors import ConfigError
-from pipeline.normalize import NormalizeOptions
-from pipeline.otlp import Encoding
-from pipeline.pricing import DEFAULT_PRICES, PriceTable
-from pipeline.safety.engine import DEFAULT_SCANNERS, SafetyEngine
-from pipeline.safety.judge import JudgeSettings
-from pipeline.safety.registry import build_scanner
-from pipeline.signals import ALLOWED_DIMENSIONS, DEFAULT_DIMENSIONS
-from pipeline.spans import Layer
-from pipeline.tracetree import TraceTrees
-from pipeline.windows import WindowSettings, WindowSpec, parse_duration_ns
-from rules import DEFAULT_RULES_DIR
+from spanwatch.pipeline.anomaly.base import AnomalyScorer
+from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTORS, SIGNALS
+from spanwatch.pipeline.anomaly.stream import AnomalyStage
+from spanwatch.pipeline.blackhole import Budgets
+from spanwatch.pipeline.errors import ConfigError
+from spanwatch.pipeline.normalize import NormalizeOptions
+from spanwatch.pipeline.otlp import Encoding
+from spanwatch.pipeline.pricing import DEFAULT_PRICES, PriceTable
+from spanwatch.pipeline.safety.engine import DEFAULT_SCANNERS, SafetyEngine
+from spanwatch.pipeline.safety.judge import JudgeSettings
+from spanwatch.pipeline.safety.registry import build_scanner
+from spanwatch.pipeline.signals import ALLOWED_DIMENSIONS, DEFAULT_DIMENSIONS
+from spanwatch.pipeline.spans import Layer
+from spanwatch.pipeline.tracetree import TraceTrees
+from spanwatch.pipeline.windows import WindowSettings, WindowSpec, parse_duration_ns
+from spanwatch.rules import DEFAULT_RULES_DIR
 
 
 @dataclass(frozen=True)

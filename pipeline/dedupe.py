@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from pipeline.spans import LlmSpan
-from pipeline.tokens import LLM_OPERATIONS
+from spanwatch.pipeline.spans import LlmSpan
+from spanwatch.pipeline.tokens import LLM_OPERATIONS
 
 FRAMEWORKS = (
     "langchain",

@@ -17,16 +17,16 @@ import orjson
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
-from pipeline.chunks import EVENT as CHUNK_EVENT
-from pipeline.chunks import Piece, extract_pieces
-from pipeline.deadletter import DeadLetter, SourceRef
-from pipeline.dedupe import mark_duplicates
-from pipeline.errors import DecodeError
-from pipeline.normalize import NormalizeOptions, normalize
-from pipeline.otlp import DecodedBatch, Encoding, RejectedSpan, SpanView, decode
-from pipeline.safety.content import inline_content
-from pipeline.safety.engine import ContentItem
-from pipeline.spans import LlmSpan
+from spanwatch.pipeline.chunks import EVENT as CHUNK_EVENT
+from spanwatch.pipeline.chunks import Piece, extract_pieces
+from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
+from spanwatch.pipeline.dedupe import mark_duplicates
+from spanwatch.pipeline.errors import DecodeError
+from spanwatch.pipeline.normalize import NormalizeOptions, normalize
+from spanwatch.pipeline.otlp import DecodedBatch, Encoding, RejectedSpan, SpanView, decode
+from spanwatch.pipeline.safety.content import inline_content
+from spanwatch.pipeline.safety.engine import ContentItem
+from spanwatch.pipeline.spans import LlmSpan
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEADLETTER_SNIPPET_BYTES = 64 * 1024  # what an oversized message keeps in its dead letter

@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 
-from pipeline.blackhole import Budgets
-from pipeline.partials import ClosedWindow, Partial, SeriesState, Watermarks
-from pipeline.versions import VERSION, next_version, version_of
+from spanwatch.pipeline.blackhole import Budgets
+from spanwatch.pipeline.partials import ClosedWindow, Partial, SeriesState, Watermarks
+from spanwatch.pipeline.versions import VERSION, next_version, version_of
 
 
 def _wm_key(part: int) -> str:

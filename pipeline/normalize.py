@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pipeline import conventions as cv
-from pipeline.otlp import SPAN_KIND_NAMES, SpanView
-from pipeline.spans import ContentRef, Layer, LlmSpan
+from spanwatch.pipeline import conventions as cv
+from spanwatch.pipeline.otlp import SPAN_KIND_NAMES, SpanView
+from spanwatch.pipeline.spans import ContentRef, Layer, LlmSpan
 
 _N = TypeVar("_N", int, float)
 MAX_TOKENS = 10**10  # a count above this is not a real token count

@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from pipeline.errors import DecodeError
+from spanwatch.pipeline.errors import DecodeError
 
 
 class Encoding(StrEnum):

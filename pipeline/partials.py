@@ -20,13 +20,19 @@ from typing import Any
 
 import orjson
 
-from pipeline.blackhole import Activity, Budgets, Call
-from pipeline.pricing import PriceTable
-from pipeline.signals import SeriesKeyer, SignalAggregate, self_times
-from pipeline.spans import Layer, LlmSpan
-from pipeline.tokens import CallTokens, TokenCounts, counted_calls, counted_tools, entity_ids
-from pipeline.tracetree import TraceTrees
-from pipeline.windows import NS, PartitionClock, WindowSettings, WindowSpec, has_backlog
+from spanwatch.pipeline.blackhole import Activity, Budgets, Call
+from spanwatch.pipeline.pricing import PriceTable
+from spanwatch.pipeline.signals import SeriesKeyer, SignalAggregate, self_times
+from spanwatch.pipeline.spans import Layer, LlmSpan
+from spanwatch.pipeline.tokens import (
+    CallTokens,
+    TokenCounts,
+    counted_calls,
+    counted_tools,
+    entity_ids,
+)
+from spanwatch.pipeline.tracetree import TraceTrees
+from spanwatch.pipeline.windows import NS, PartitionClock, WindowSettings, WindowSpec, has_backlog
 
 
 def series_id(key: Sequence[str]) -> str:

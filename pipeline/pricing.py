@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError
+from spanwatch.pipeline.errors import ConfigError
 
 CURRENCIES = frozenset(
     {"USD", "CNY", "EUR", "GBP", "JPY", "HKD", "SGD", "KRW", "INR", "CAD", "AUD", "CHF"}

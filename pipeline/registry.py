@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from pipeline.errors import ConfigError
+from spanwatch.pipeline.errors import ConfigError
 
 T = TypeVar("T")
 C = TypeVar("C", bound=type)

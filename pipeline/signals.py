@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.sketch import QuantileSketch
-from pipeline.spans import Layer, LlmSpan
+from spanwatch.pipeline.sketch import QuantileSketch
+from spanwatch.pipeline.spans import Layer, LlmSpan
 
 DISTRIBUTIONS = ("ttft_s", "tpot_s", "latency_s", "queue_s")
 QUANTILES = (0.5, 0.9, 0.95, 0.99)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.chunks import Payload, PayloadState, Piece, assemble
+from spanwatch.pipeline.chunks import Payload, PayloadState, Piece, assemble
 
 
 @dataclass

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.pricing import NANOS_PER_UNIT, PriceTable
-from pipeline.spans import Layer, LlmSpan
+from spanwatch.pipeline.pricing import NANOS_PER_UNIT, PriceTable
+from spanwatch.pipeline.spans import Layer, LlmSpan
 
 LLM_OPERATIONS = frozenset(
     {"chat", "text_completion", "embeddings", "generate_content", "inference"}

@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pipeline.spans import Layer, LlmSpan
+from spanwatch.pipeline.spans import Layer, LlmSpan
 
 MAX_HOPS = 64  # a parent chain longer than this (or a cycle) stops propagating
 

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Settings, load_settings
-from pipeline.errors import SpanwatchError
 from spanwatch import __version__
+from spanwatch.pipeline.config import Settings, load_settings
+from spanwatch.pipeline.errors import SpanwatchError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -30,15 +30,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from spanwatch.worker import run_worker
+    from spanwatch.runtime.worker import run_worker
 
     run_worker(_settings(args))
     return 0
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from spanwatch.broker import EmbeddedBroker
-    from spanwatch.proc import wait_for_signal
+    from spanwatch.devtools.broker import EmbeddedBroker
+    from spanwatch.devtools.proc import wait_for_signal
 
     settings = _settings(args)
     topics = settings.topics
@@ -60,7 +60,7 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    from spanwatch.capture import capture
+    from spanwatch.commands.capture import capture
 
     n = capture(
         _settings(args),
@@ -74,7 +74,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
 
 def _cmd_normalize(args: argparse.Namespace) -> int:
-    from spanwatch.offline import mapping_markdown, normalize_files
+    from spanwatch.commands.normalize import mapping_markdown, normalize_files
 
     if args.mapping:
         sys.stdout.write(mapping_markdown())
@@ -86,13 +86,13 @@ def _cmd_normalize(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from spanwatch.demo import run_demo
+    from spanwatch.devtools.demo import run_demo
 
     return run_demo(duration=args.duration, port=args.port, rate=args.rate, seed=args.seed)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from spanwatch.bench import run_bench
+    from spanwatch.devtools.bench import run_bench
 
     return run_bench(
         args.what,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.proc import stop_all
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.proc import stop_all
 
 TESTDATA = Path(__file__).parent / "testdata"
 TOPICS = ["otlp_spans", "spanwatch.spans", "spanwatch.deadletter"]

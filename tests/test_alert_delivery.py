@@ -10,9 +10,9 @@ import pytest
 from apprise.plugins.dingtalk import NotifyDingTalk
 from apprise.plugins.slack import NotifySlack
 
-from pipeline.alerting.notify import classify, deliver, format_message, resolve_url
-from pipeline.alerting.routing import Receiver
-from spanwatch.webhook import Webhook
+from spanwatch.devtools.webhook import Webhook
+from spanwatch.pipeline.alerting.notify import classify, deliver, format_message, resolve_url
+from spanwatch.pipeline.alerting.routing import Receiver
 
 ALERTS = [
     {

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.alerting.evaluate import RuleEvaluator, Sample
-from pipeline.alerting.loader import RuleSet, load_rules
-from pipeline.alerting.manager import AlertManager
-from pipeline.alerting.silences import Silence
-from pipeline.retry import backoff_s
+from spanwatch.pipeline.alerting.evaluate import RuleEvaluator, Sample
+from spanwatch.pipeline.alerting.loader import RuleSet, load_rules
+from spanwatch.pipeline.alerting.manager import AlertManager
+from spanwatch.pipeline.alerting.silences import Silence
+from spanwatch.pipeline.retry import backoff_s
 
 RULES = """
 groups:

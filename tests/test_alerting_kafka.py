@@ -14,10 +14,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from pipeline.config import TopicSettings
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, consume_until, produce, wait_until
-from spanwatch.webhook import Webhook
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.cluster import WorkerProc, consume_until, produce, wait_until
+from spanwatch.devtools.webhook import Webhook
+from spanwatch.pipeline.config import TopicSettings
 from tests.support.otel import ToMessages
 
 pytestmark = pytest.mark.broker

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.anomaly.base import AnomalyScorer, build_detector, registered, z_to_score
-from pipeline.anomaly.signals import DEFAULT_DETECTORS, SIGNALS
-from pipeline.anomaly.stream import AnomalyStage, dump_state, load_state
-from pipeline.config import load_settings
-from pipeline.errors import ConfigError
 from spanwatch.commands.anomaly import backtest
+from spanwatch.pipeline.anomaly.base import AnomalyScorer, build_detector, registered, z_to_score
+from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTORS, SIGNALS
+from spanwatch.pipeline.anomaly.stream import AnomalyStage, dump_state, load_state
+from spanwatch.pipeline.config import load_settings
+from spanwatch.pipeline.errors import ConfigError
 
 NAMES = sorted(registered())
 

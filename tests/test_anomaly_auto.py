@@ -8,13 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.anomaly.auto import AutoDetector
-from pipeline.anomaly.base import AnomalyScorer
-from pipeline.anomaly.tail import TailCalibrator, probability_to_score, score_to_probability
-from pipeline.errors import SpanwatchError
-from spanwatch import anomaly_public as ap
-from spanwatch import public_series as ps
-from spanwatch import window_score as ws
+from spanwatch.devtools import anomaly_public as ap
+from spanwatch.devtools import public_series as ps
+from spanwatch.devtools import window_score as ws
+from spanwatch.pipeline.anomaly.auto import AutoDetector
+from spanwatch.pipeline.anomaly.base import AnomalyScorer
+from spanwatch.pipeline.anomaly.tail import (
+    TailCalibrator,
+    probability_to_score,
+    score_to_probability,
+)
+from spanwatch.pipeline.errors import SpanwatchError
 
 DAY, STEP = 86_400.0, 300.0  # five-minute points
 T0 = 1_700_006_400.0  # a midnight (UTC)

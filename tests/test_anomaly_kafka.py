@@ -10,11 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.anomaly.signals import DEFAULT_DETECTORS
-from pipeline.config import TopicSettings
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, consume_until, produce
 from spanwatch.commands.anomaly import backtest
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.cluster import WorkerProc, consume_until, produce
+from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTORS
+from spanwatch.pipeline.config import TopicSettings
 
 pytestmark = pytest.mark.broker
 CONFIG = """

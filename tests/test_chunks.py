@@ -13,10 +13,17 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pipeline.chunks import Payload, PayloadState, Piece, assemble, make_pieces, split_utf8
-from pipeline.ingest import ingest_message
-from pipeline.otlp import decode
 from spanwatch.otel.chunking import CHUNKED, ChunkingSpanExporter
+from spanwatch.pipeline.chunks import (
+    Payload,
+    PayloadState,
+    Piece,
+    assemble,
+    make_pieces,
+    split_utf8,
+)
+from spanwatch.pipeline.ingest import ingest_message
+from spanwatch.pipeline.otlp import decode
 
 TEXT = "模型输出 streams 🚀 " * 3000 + "end"
 

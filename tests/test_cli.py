@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.traffic import TrafficGenerator
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.traffic import TrafficGenerator
 from tests.support.cluster import produce
 
 CLI = [sys.executable, "-m", "spanwatch.cli"]
@@ -120,7 +120,7 @@ def _one_error_line(out: subprocess.CompletedProcess[str], *needles: str) -> Non
 
 
 def test_an_unreachable_broker_is_one_line() -> None:
-    from spanwatch.broker import free_port
+    from spanwatch.devtools.broker import free_port
 
     out = subprocess.run(
         [*CLI, "worker", "--broker", f"127.0.0.1:{free_port()}"],
@@ -173,9 +173,9 @@ def test_silence_before_any_worker_is_one_line_and_creates_no_topic() -> None:
 def test_broker_command_creates_every_topic_with_its_partition_count(tmp_path: Path) -> None:
     from confluent_kafka.admin import AdminClient
 
-    from pipeline.config import TopicSettings
-    from spanwatch.broker import free_port
-    from spanwatch.proc import spanwatch_cmd, spawn, stop
+    from spanwatch.devtools.broker import free_port
+    from spanwatch.devtools.proc import spanwatch_cmd, spawn, stop
+    from spanwatch.pipeline.config import TopicSettings
 
     port = free_port()
     proc = spawn(spanwatch_cmd("broker", "--port", str(port)), log_path=tmp_path / "b.log")

@@ -14,11 +14,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
-from agents.app import create_app
-from agents.consumer import NoLossConsumer, NoLossTransport, seek_to_committed
-from pipeline.config import Settings
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import produce
+from spanwatch.agents.app import create_app
+from spanwatch.agents.consumer import NoLossConsumer, NoLossTransport, seek_to_committed
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.cluster import produce
+from spanwatch.pipeline.config import Settings
 
 
 class _Thread:

@@ -8,9 +8,9 @@ import json
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from pipeline.deadletter import SourceRef
-from pipeline.ingest import IngestOptions, ingest_message
-from pipeline.otlp import Encoding, decode, detect_encoding
+from spanwatch.pipeline.deadletter import SourceRef
+from spanwatch.pipeline.ingest import IngestOptions, ingest_message
+from spanwatch.pipeline.otlp import Encoding, decode, detect_encoding
 from tests.builders import span, traces
 from tests.support.otlp_json import otlp_json, per_span_messages, rotel_json
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from pipeline.dedupe import mark_duplicates
-from pipeline.ingest import IngestOptions, ingest_message
-from pipeline.normalize import NormalizeOptions
-from pipeline.spans import Layer, LlmSpan
-from pipeline.tokens import counted_calls
+from spanwatch.pipeline.dedupe import mark_duplicates
+from spanwatch.pipeline.ingest import IngestOptions, ingest_message
+from spanwatch.pipeline.normalize import NormalizeOptions
+from spanwatch.pipeline.spans import Layer, LlmSpan
+from spanwatch.pipeline.tokens import counted_calls
 from tests.builders import T0, span, traces
 
 MS = 1_000_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from spanwatch.demo import Summary, alert_line
+from spanwatch.devtools.demo import Summary, alert_line
 
 
 def _alert(status: str, value: float, at: float, fp: str = "f1") -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import load_settings
+from spanwatch.pipeline.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from spanwatch.broker import EmbeddedBroker
+from spanwatch.devtools.broker import EmbeddedBroker
 from tests.support.cluster import RotelProc, WorkerProc, consume_until, span_records
 from tests.support.make_golden import CONTENT_ENV
 from tests.test_golden import check_against_truth

@@ -33,14 +33,14 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from pipeline.config import TopicSettings, load_settings
-from pipeline.ingest import ingest_message
-from pipeline.signals import SeriesKeyer
-from pipeline.tokens import counted_calls
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, consume_until, wait_until
-from spanwatch.traffic import TrafficGenerator
-from spanwatch.webhook import Webhook
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.cluster import WorkerProc, consume_until, wait_until
+from spanwatch.devtools.traffic import TrafficGenerator
+from spanwatch.devtools.webhook import Webhook
+from spanwatch.pipeline.config import TopicSettings, load_settings
+from spanwatch.pipeline.ingest import ingest_message
+from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.tokens import counted_calls
 from tests.support.offline import offline_windows
 
 pytestmark = pytest.mark.broker

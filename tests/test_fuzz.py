@@ -7,8 +7,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest import ingest_message
-from spanwatch.traffic import TrafficGenerator
+from spanwatch.devtools.traffic import TrafficGenerator
+from spanwatch.pipeline.ingest import ingest_message
 from tests.support.otlp_json import otlp_json
 
 _gen = TrafficGenerator(seed=3)

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from pipeline.ingest import ingest_message
-from pipeline.spans import LlmSpan
-from pipeline.tokens import counted_calls
-from spanwatch.offline import mapping_markdown
+from spanwatch.commands.normalize import mapping_markdown
+from spanwatch.pipeline.ingest import ingest_message
+from spanwatch.pipeline.spans import LlmSpan
+from spanwatch.pipeline.tokens import counted_calls
 from tests.support.make_golden import CASES, CONTENT_ENV, expected_lines
 from tests.support.otlp_json import otlp_json
 

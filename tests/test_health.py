@@ -9,10 +9,10 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pipeline.health import HealthTracker, PartitionState
-from spanwatch.broker import free_port
-from spanwatch.httpserver import serve
-from spanwatch.prom import _health_families
+from spanwatch.devtools.broker import free_port
+from spanwatch.pipeline.health import HealthTracker, PartitionState
+from spanwatch.runtime.httpserver import serve
+from spanwatch.runtime.prom import _health_families
 
 STAGES = {
     "spanwatch.ingest": frozenset({"otlp_spans"}),

@@ -16,10 +16,10 @@ from cryptography.x509.oid import NameOID
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from agents.app import create_app
-from pipeline.config import KafkaSettings, Settings
-from pipeline.errors import ConfigError
-from spanwatch.kafka import confluent_config, settings_config
+from spanwatch.agents.app import create_app
+from spanwatch.pipeline.config import KafkaSettings, Settings
+from spanwatch.pipeline.errors import ConfigError
+from spanwatch.runtime.kafka import confluent_config, settings_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +153,7 @@ def test_plaintext_stays_plaintext(tmp_path: Path) -> None:
 def test_inconsistent_security_settings_are_refused(
     tmp_path: Path, kafka: dict[str, str], message: str
 ) -> None:
-    from pipeline.config import load_settings
+    from spanwatch.pipeline.config import load_settings
 
     cfg = tmp_path / "sw.yaml"
     cfg.write_text("kafka:\n" + "".join(f"  {k}: {v}\n" for k, v in kafka.items()))
@@ -162,14 +162,14 @@ def test_inconsistent_security_settings_are_refused(
 
 
 def test_every_kafka_client_is_built_from_the_deployment_settings() -> None:
-    """A confluent-kafka client built anywhere but through spanwatch.kafka (or for the
+    """A confluent-kafka client built anywhere but through spanwatch.runtime.kafka (or for the
     embedded development broker, which only listens on loopback) would miss TLS and SASL."""
     dev_broker_only = {
-        "spanwatch/broker.py",
-        "spanwatch/cluster.py",
-        "spanwatch/demo.py",
-        "spanwatch/bench.py",
-        "spanwatch/bench_alerts.py",
+        "spanwatch/devtools/broker.py",
+        "spanwatch/devtools/cluster.py",
+        "spanwatch/devtools/demo.py",
+        "spanwatch/devtools/bench.py",
+        "spanwatch/devtools/bench_alerts.py",
     }
     ctor = re.compile(r"\b(Producer|Consumer|AdminClient)\((?!\))")
     offenders = []
@@ -177,7 +177,7 @@ def test_every_kafka_client_is_built_from_the_deployment_settings() -> None:
         [*ROOT.glob("spanwatch/**/*.py"), *ROOT.glob("agents/*.py"), *ROOT.glob("pipeline/**/*.py")]
     ):
         rel = path.relative_to(ROOT).as_posix()
-        if rel in dev_broker_only or rel == "spanwatch/kafka.py":
+        if rel in dev_broker_only or rel == "spanwatch/runtime/kafka.py":
             continue
         lines = path.read_text().splitlines()
         for n, line in enumerate(lines, 1):

@@ -9,13 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.blackhole import Budgets
-from pipeline.config import Settings
-from pipeline.ingest import ingest_message
-from pipeline.merge import MergeStage
-from pipeline.partials import ClosedWindow, Partial, PreAggregator, close_offline
-from pipeline.signals import SeriesKeyer
-from spanwatch.traffic import TrafficGenerator
+from spanwatch.devtools.traffic import TrafficGenerator
+from spanwatch.pipeline.blackhole import Budgets
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.ingest import ingest_message
+from spanwatch.pipeline.merge import MergeStage
+from spanwatch.pipeline.partials import ClosedWindow, Partial, PreAggregator, close_offline
+from spanwatch.pipeline.signals import SeriesKeyer
 
 NS = 10**9
 END = 2**62  # a watermark past every window

@@ -11,11 +11,11 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from pipeline.config import TopicSettings, load_settings
-from pipeline.signals import SeriesKeyer
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, consume_until
-from spanwatch.traffic import TrafficGenerator
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.cluster import WorkerProc, consume_until
+from spanwatch.devtools.traffic import TrafficGenerator
+from spanwatch.pipeline.config import TopicSettings, load_settings
+from spanwatch.pipeline.signals import SeriesKeyer
 from tests.support.offline import offline_windows
 
 pytestmark = pytest.mark.broker

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from pipeline.ingest import IngestStats
-from pipeline.partials import ClosedWindow
-from pipeline.signals import SignalAggregate
-from pipeline.spans import Layer, LlmSpan
-from pipeline.windows import WindowSpec
-from spanwatch.prom import LatestWindows, SpanwatchCollector
+from spanwatch.pipeline.ingest import IngestStats
+from spanwatch.pipeline.partials import ClosedWindow
+from spanwatch.pipeline.signals import SignalAggregate
+from spanwatch.pipeline.spans import Layer, LlmSpan
+from spanwatch.pipeline.windows import WindowSpec
+from spanwatch.runtime.prom import LatestWindows, SpanwatchCollector
 
 
 def _record(end_offset_s: int, ttft: float) -> dict[str, object]:
@@ -80,7 +80,7 @@ def test_latest_windows_is_bounded() -> None:
 
 
 def test_sketch_bucket_counts_put_each_value_under_its_bound() -> None:
-    from pipeline.sketch import QuantileSketch
+    from spanwatch.pipeline.sketch import QuantileSketch
 
     sk = QuantileSketch()
     sk.add_many([0.0, 0.05, 0.3, 0.3, 0.9, 7.0, 100.0])
@@ -115,7 +115,7 @@ def _closed(start_s: int, spec: str, durations: list[float], model: str = "m") -
 
 
 def test_window_totals_count_each_span_once_as_counters_and_histograms() -> None:
-    from spanwatch.prom import WindowTotals, counting_spec
+    from spanwatch.runtime.prom import WindowTotals, counting_spec
 
     spec = counting_spec([WindowSpec.parse("1m/30s"), WindowSpec.parse("5m")])
     assert spec == WindowSpec.parse("1m/30s")
@@ -159,7 +159,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_window_totals_are_bounded() -> None:
-    from spanwatch.prom import WindowTotals
+    from spanwatch.runtime.prom import WindowTotals
 
     totals = WindowTotals(WindowSpec.parse("10s"), max_series=2)
     for model in ("a", "b", "c"):

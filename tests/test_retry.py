@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.alerting.notify import classify
-from pipeline.retry import backoff_s, retryable_status
-from pipeline.safety.judge import JudgeClient, JudgeError, JudgeSettings
+from spanwatch.pipeline.alerting.notify import classify
+from spanwatch.pipeline.retry import backoff_s, retryable_status
+from spanwatch.pipeline.safety.judge import JudgeClient, JudgeError, JudgeSettings
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rules import DEFAULT_RULES_DIR
+from spanwatch.rules import DEFAULT_RULES_DIR
 
 CLI = [sys.executable, "-m", "spanwatch.cli"]
 CASES = Path(__file__).parent / "testdata" / "rules"

@@ -13,9 +13,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.alerting.loader import RuleError, load_rules
-from pipeline.errors import SpanwatchError
-from rules import DEFAULT_RULES_DIR
+from spanwatch.pipeline.alerting.loader import RuleError, load_rules
+from spanwatch.pipeline.errors import SpanwatchError
+from spanwatch.rules import DEFAULT_RULES_DIR
 
 CASES = Path(__file__).parent / "testdata"
 BAD = sorted((CASES / "rules").glob("*.bad.yaml"))

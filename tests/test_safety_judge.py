@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from pipeline.safety.engine import ContentItem
-from pipeline.safety.judge import (
+from spanwatch.pipeline.safety.engine import ContentItem
+from spanwatch.pipeline.safety.judge import (
     CircuitBreaker,
     Evaluation,
     JudgeClient,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pipeline.chunks import Piece
-from pipeline.stitch import StitchStage
+from spanwatch.pipeline.chunks import Piece
+from spanwatch.pipeline.stitch import StitchStage
 
 NS = 10**9
 

@@ -15,10 +15,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from pipeline.config import TopicSettings
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, consume_until, produce
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.cluster import WorkerProc, consume_until, produce
 from spanwatch.otel.chunking import ChunkingSpanExporter
+from spanwatch.pipeline.config import TopicSettings
 from tests.support.otel import ToMessages
 
 pytestmark = pytest.mark.broker

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agents.tables import newest_events
-from pipeline.versions import next_version, version_of
+from spanwatch.agents.tables import newest_events
+from spanwatch.pipeline.versions import next_version, version_of
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.safety.textview import view
+from spanwatch.pipeline.safety.textview import view
 
 
 def test_folds_and_maps_back() -> None:

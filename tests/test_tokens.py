@@ -8,21 +8,21 @@ from typing import Any
 
 import pytest
 
-from pipeline.blackhole import Activity, Budgets, Call
-from pipeline.config import TokensSettings
-from pipeline.errors import ConfigError
-from pipeline.partials import PreAggregator, SeriesState, close_offline
-from pipeline.pricing import DEFAULT_PRICES, PriceTable
-from pipeline.signals import SeriesKeyer
-from pipeline.spans import Layer, LlmSpan
-from pipeline.tokens import (
+from spanwatch.pipeline.blackhole import Activity, Budgets, Call
+from spanwatch.pipeline.config import TokensSettings
+from spanwatch.pipeline.errors import ConfigError
+from spanwatch.pipeline.partials import PreAggregator, SeriesState, close_offline
+from spanwatch.pipeline.pricing import DEFAULT_PRICES, PriceTable
+from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.spans import Layer, LlmSpan
+from spanwatch.pipeline.tokens import (
     TokenCounts,
     counted_calls,
     counted_tools,
     merge_top,
     top_consumers,
 )
-from pipeline.windows import NS, WindowSettings, WindowSpec
+from spanwatch.pipeline.windows import NS, WindowSettings, WindowSpec
 
 T0 = 1_700_000_000 * NS
 PRICES = PriceTable.parse(

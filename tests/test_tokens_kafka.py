@@ -13,12 +13,12 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from pipeline.config import TopicSettings
-from pipeline.ingest import ingest_message
-from pipeline.tokens import counted_calls
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, consume_until, wait_until
-from spanwatch.traffic import TrafficGenerator
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.cluster import WorkerProc, consume_until, wait_until
+from spanwatch.devtools.traffic import TrafficGenerator
+from spanwatch.pipeline.config import TopicSettings
+from spanwatch.pipeline.ingest import ingest_message
+from spanwatch.pipeline.tokens import counted_calls
 
 pytestmark = pytest.mark.broker
 NS = 10**9

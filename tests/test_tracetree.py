@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.blackhole import Budgets
-from pipeline.partials import PreAggregator, SeriesState
-from pipeline.signals import SeriesKeyer, self_times
-from pipeline.spans import Layer, LlmSpan
-from pipeline.tracetree import TraceShape, TraceTrees
-from pipeline.windows import NS, WindowSettings, WindowSpec
+from spanwatch.pipeline.blackhole import Budgets
+from spanwatch.pipeline.partials import PreAggregator, SeriesState
+from spanwatch.pipeline.signals import SeriesKeyer, self_times
+from spanwatch.pipeline.spans import Layer, LlmSpan
+from spanwatch.pipeline.tracetree import TraceShape, TraceTrees
+from spanwatch.pipeline.windows import NS, WindowSettings, WindowSpec
 from tests.test_tokens import PRICES
 
 T0 = 1_700_000_000 * NS

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.traffic import TrafficGenerator
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.traffic import TrafficGenerator
 from tests.builders import span, traces
 from tests.support.cluster import WorkerProc, consume_until, produce, span_records
 from tests.support.otlp_json import otlp_json, per_span_messages

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.alerting.routing import DOC_KEYS, AlertingConfig, parse_config
-from pipeline.alerting.rules import Problems, Rule, parse_groups
-from pipeline.alerting.yamlpos import Located, YamlError, load_with_positions
-from pipeline.errors import ConfigError
+from spanwatch.pipeline.alerting.routing import DOC_KEYS, AlertingConfig, parse_config
+from spanwatch.pipeline.alerting.rules import Problems, Rule, parse_groups
+from spanwatch.pipeline.alerting.yamlpos import Located, YamlError, load_with_positions
+from spanwatch.pipeline.errors import ConfigError
 
 
 class RuleError(ConfigError):

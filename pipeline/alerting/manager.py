@@ -17,14 +17,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.alerting import templates
-from pipeline.alerting.evaluate import Sample
-from pipeline.alerting.lifecycle import DEFAULT_STALE_S, Alert
-from pipeline.alerting.loader import RuleSet
-from pipeline.alerting.matchers import all_match
-from pipeline.alerting.rules import EVENT_KINDS, Rule
-from pipeline.alerting.silences import Silence
-from pipeline.retry import backoff_s
+from spanwatch.pipeline.alerting import templates
+from spanwatch.pipeline.alerting.evaluate import Sample
+from spanwatch.pipeline.alerting.lifecycle import DEFAULT_STALE_S, Alert
+from spanwatch.pipeline.alerting.loader import RuleSet
+from spanwatch.pipeline.alerting.matchers import all_match
+from spanwatch.pipeline.alerting.rules import EVENT_KINDS, Rule
+from spanwatch.pipeline.alerting.silences import Silence
+from spanwatch.pipeline.retry import backoff_s
 
 
 @dataclass
@@ -84,7 +84,7 @@ class AlertManager:
         self.dirty: set[str] = set()
         self.counters: Counter[str] = Counter()
         if formatter is None:
-            from pipeline.alerting.notify import format_message
+            from spanwatch.pipeline.alerting.notify import format_message
 
             formatter = format_message
         self.format = formatter

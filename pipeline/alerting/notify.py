@@ -17,10 +17,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.alerting.routing import Receiver
-from pipeline.config import expand_env
-from pipeline.errors import ConfigError
-from pipeline.retry import retryable_status
+from spanwatch.pipeline.alerting.routing import Receiver
+from spanwatch.pipeline.config import expand_env
+from spanwatch.pipeline.errors import ConfigError
+from spanwatch.pipeline.retry import retryable_status
 
 MAX_LISTED = 10
 

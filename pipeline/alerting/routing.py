@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.alerting import templates
-from pipeline.alerting.matchers import Matcher, all_match, parse_duration_s
-from pipeline.alerting.rules import Problems, _suggest
-from pipeline.alerting.yamlpos import Located, Path_
-from pipeline.config import expand_env
-from pipeline.errors import ConfigError
+from spanwatch.pipeline.alerting import templates
+from spanwatch.pipeline.alerting.matchers import Matcher, all_match, parse_duration_s
+from spanwatch.pipeline.alerting.rules import Problems, _suggest
+from spanwatch.pipeline.alerting.yamlpos import Located, Path_
+from spanwatch.pipeline.config import expand_env
+from spanwatch.pipeline.errors import ConfigError
 
 FORMATS = ("auto", "slack", "dingtalk", "markdown", "text")
 ROUTE_KEYS = {

@@ -17,11 +17,11 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.alerting import signals as sig
-from pipeline.alerting import templates
-from pipeline.alerting.matchers import Matcher, parse_duration_s, parse_matchers
-from pipeline.alerting.yamlpos import Located, Path_
-from pipeline.anomaly.signals import SIGNALS as ANOMALY_SIGNALS
+from spanwatch.pipeline.alerting import signals as sig
+from spanwatch.pipeline.alerting import templates
+from spanwatch.pipeline.alerting.matchers import Matcher, parse_duration_s, parse_matchers
+from spanwatch.pipeline.alerting.yamlpos import Located, Path_
+from spanwatch.pipeline.anomaly.signals import SIGNALS as ANOMALY_SIGNALS
 
 KINDS = ("threshold", "anomaly", "finding", "black_hole", "absent")
 OPS = (">", ">=", "<", "<=", "==", "!=")

@@ -35,11 +35,11 @@ from typing import Any
 
 import yaml
 
-from pipeline.alerting.evaluate import RuleEvaluator
-from pipeline.alerting.loader import load_rules
-from pipeline.alerting.manager import AlertManager
-from pipeline.alerting.matchers import parse_duration_s
-from pipeline.errors import ConfigError
+from spanwatch.pipeline.alerting.evaluate import RuleEvaluator
+from spanwatch.pipeline.alerting.loader import load_rules
+from spanwatch.pipeline.alerting.manager import AlertManager
+from spanwatch.pipeline.alerting.matchers import parse_duration_s
+from spanwatch.pipeline.errors import ConfigError
 
 _FIELDS = {
     "error_rate": "error_rate",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.values import METRICS, TOKENS, Extract, WindowValue
+from spanwatch.pipeline.values import METRICS, TOKENS, Extract, WindowValue
 
 __all__ = ["METRICS", "TOKENS", "Extract", "WindowValue", "example_trace", "top_contributors"]
 

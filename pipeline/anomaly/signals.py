@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from pipeline.values import METRICS, TOKENS, WindowValue
+from spanwatch.pipeline.values import METRICS, TOKENS, WindowValue
 
 Signal = WindowValue  # a watched value of the catalog
 

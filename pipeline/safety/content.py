@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline.otlp import SpanView
-from pipeline.safety.engine import ContentItem
-from pipeline.spans import LlmSpan
+from spanwatch.pipeline.otlp import SpanView
+from spanwatch.pipeline.safety.engine import ContentItem
+from spanwatch.pipeline.spans import LlmSpan
 
 
 def _as_text(value: Any) -> str | None:

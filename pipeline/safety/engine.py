@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.safety.finding import Finding, masked_excerpt
-from pipeline.safety.messages import readable_text
-from pipeline.safety.registry import Scanner, build_scanner
+from spanwatch.pipeline.safety.finding import Finding, masked_excerpt
+from spanwatch.pipeline.safety.messages import readable_text
+from spanwatch.pipeline.safety.registry import Scanner, build_scanner
 
 DEFAULT_SCANNERS: tuple[dict[str, Any], ...] = (
     {"type": "pii"},

@@ -16,10 +16,10 @@ import unicodedata
 
 import ahocorasick
 
-from pipeline.safety.finding import Finding, Severity, mask_value
-from pipeline.safety.intents import CUE_PATTERNS, PATTERNS
-from pipeline.safety.registry import Scanner, register
-from pipeline.safety.textview import view
+from spanwatch.pipeline.safety.finding import Finding, Severity, mask_value
+from spanwatch.pipeline.safety.intents import CUE_PATTERNS, PATTERNS
+from spanwatch.pipeline.safety.registry import Scanner, register
+from spanwatch.pipeline.safety.textview import view
 
 _CONFUSABLE_SCRIPTS = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
 _WEIGHT = {

@@ -25,9 +25,9 @@ from typing import Any
 
 import aiohttp
 
-from pipeline.errors import SpanwatchError
-from pipeline.retry import backoff_s, retryable_status
-from pipeline.safety.engine import ContentItem
+from spanwatch.pipeline.errors import SpanwatchError
+from spanwatch.pipeline.retry import backoff_s, retryable_status
+from spanwatch.pipeline.safety.engine import ContentItem
 
 log = logging.getLogger("spanwatch.judge")
 

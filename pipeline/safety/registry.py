@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pipeline.registry import Registry
-from pipeline.safety.finding import Finding
+from spanwatch.pipeline.registry import Registry
+from spanwatch.pipeline.safety.finding import Finding
 
 
 class Scanner:
@@ -31,7 +31,7 @@ class Scanner:
 
 def _load_builtins() -> None:
     # imported for their @register side effect
-    from pipeline.safety import injection, lexicon, pii, secrets  # noqa: F401
+    from spanwatch.pipeline.safety import injection, lexicon, pii, secrets  # noqa: F401
 
 
 SCANNERS: Registry[Scanner] = Registry("scanner type", _load_builtins)

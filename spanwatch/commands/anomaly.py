@@ -20,9 +20,9 @@ from typing import Any, TextIO, cast
 
 import yaml
 
-from pipeline.anomaly.base import AnomalyScorer, registered
-from pipeline.anomaly.signals import DEFAULT_DETECTOR, DEFAULT_DETECTORS
-from pipeline.errors import ConfigError, SpanwatchError
+from spanwatch.pipeline.anomaly.base import AnomalyScorer, registered
+from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTOR, DEFAULT_DETECTORS
+from spanwatch.pipeline.errors import ConfigError, SpanwatchError
 
 
 def parse_time(raw: str, line: int) -> float:

@@ -17,13 +17,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipeline.alerting.loader import RuleError, load_rules
-from pipeline.alerting.matchers import parse_duration_s
-from pipeline.alerting.routing import unusable_receivers
-from pipeline.alerting.ruletest import run_file
-from pipeline.alerting.silences import Silence
-from pipeline.config import Settings
-from pipeline.errors import SpanwatchError
+from spanwatch.pipeline.alerting.loader import RuleError, load_rules
+from spanwatch.pipeline.alerting.matchers import parse_duration_s
+from spanwatch.pipeline.alerting.routing import unusable_receivers
+from spanwatch.pipeline.alerting.ruletest import run_file
+from spanwatch.pipeline.alerting.silences import Silence
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.errors import SpanwatchError
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -70,13 +70,13 @@ def cmd_test(args: argparse.Namespace) -> int:
 def _producer(settings: Settings) -> Any:
     from confluent_kafka import Producer
 
-    from spanwatch.kafka import settings_config
+    from spanwatch.runtime.kafka import settings_config
 
     return Producer(settings_config(settings, "producer"))
 
 
 def _send(settings: Settings, msg: dict[str, Any]) -> None:
-    from spanwatch.kafka import require_topic
+    from spanwatch.runtime.kafka import require_topic
 
     require_topic(settings, settings.topics.alerting, partitions=1)
     p = _producer(settings)
@@ -89,7 +89,7 @@ def read_silences(settings: Settings, timeout: float = 10.0) -> dict[str, dict[s
     """The latest value per silence id on ``spanwatch.silences`` (a tombstone deletes)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    from spanwatch.kafka import require_topic, settings_config
+    from spanwatch.runtime.kafka import require_topic, settings_config
 
     require_topic(settings, settings.topics.silences, partitions=1)
     c = Consumer(

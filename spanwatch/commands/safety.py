@@ -17,9 +17,9 @@ from typing import Any, TextIO
 
 import orjson
 
-from pipeline.errors import SpanwatchError
-from pipeline.safety.engine import ContentItem, SafetyEngine
-from pipeline.safety.finding import Severity
+from spanwatch.pipeline.errors import SpanwatchError
+from spanwatch.pipeline.safety.engine import ContentItem, SafetyEngine
+from spanwatch.pipeline.safety.finding import Severity
 
 
 def items(stream: TextIO, default_role: str) -> Iterator[tuple[ContentItem, int, Any]]:

@@ -1,5 +1,5 @@
 """Real processes for integration tests; the collector (Rotel) lives here, the rest in
-:mod:`spanwatch.cluster`."""
+:mod:`spanwatch.devtools.cluster`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 
-from spanwatch.broker import free_port
-from spanwatch.cluster import WorkerProc, consume_until, produce, span_records
-from spanwatch.proc import spawn, stop
+from spanwatch.devtools.broker import free_port
+from spanwatch.devtools.cluster import WorkerProc, consume_until, produce, span_records
+from spanwatch.devtools.proc import spawn, stop
 
 __all__ = ["RotelProc", "WorkerProc", "consume_until", "produce", "span_records"]
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.ingest import ingest_message
+from spanwatch.pipeline.ingest import ingest_message
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "tests" / "testdata"
@@ -67,9 +67,9 @@ WINDOWS_CONFIG = {"windows": ("10s", "1m/30s"), "allowed_lateness": "2s"}
 
 def windows_expected(inputs: list[tuple[int, bytes]]) -> str:
     """Closed golden-signal and token windows of (partition, message) inputs, as JSON lines."""
-    from pipeline.config import MetricsSettings, TokensSettings
-    from pipeline.partials import PreAggregator, close_offline
-    from pipeline.signals import SeriesKeyer
+    from spanwatch.pipeline.config import MetricsSettings, TokensSettings
+    from spanwatch.pipeline.partials import PreAggregator, close_offline
+    from spanwatch.pipeline.signals import SeriesKeyer
 
     ms = MetricsSettings(**WINDOWS_CONFIG)  # type: ignore[arg-type]
     keyer = SeriesKeyer(ms.dimensions)
@@ -96,7 +96,7 @@ def windows_inputs() -> list[tuple[int, bytes]]:
 
 def record_windows_case() -> None:
     """A fixed capture: the demo's generator with a fixed seed and fixed event times."""
-    from spanwatch.traffic import TrafficGenerator
+    from spanwatch.devtools.traffic import TrafficGenerator
 
     WINDOWS_CASE.mkdir(parents=True, exist_ok=True)
     gen = TrafficGenerator(seed=101, runaway_every=4)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline.config import load_settings
-from pipeline.ingest import ingest_message
-from pipeline.partials import ClosedWindow, PreAggregator, close_offline
-from pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.config import load_settings
+from spanwatch.pipeline.ingest import ingest_message
+from spanwatch.pipeline.partials import ClosedWindow, PreAggregator, close_offline
+from spanwatch.pipeline.signals import SeriesKeyer
 
 
 def offline_windows(

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from pipeline import conventions as cv
-from pipeline.config import Settings
-from pipeline.deadletter import SourceRef
-from pipeline.ingest import IngestOptions, ingest_message
-from pipeline.normalize import NormalizeOptions
+from spanwatch.pipeline import conventions as cv
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.deadletter import SourceRef
+from spanwatch.pipeline.ingest import IngestOptions, ingest_message
+from spanwatch.pipeline.normalize import NormalizeOptions
 
 
 def normalize_files(

@@ -2,7 +2,7 @@
 
 Each detector runs online over every series with exactly the worker's code
 (:class:`~pipeline.anomaly.base.AnomalyScorer`, no look-ahead); a multi-sensor case alarms
-when any sensor does (the highest score). The score is :mod:`spanwatch.window_score` at two
+when any sensor does (the highest score). The score is :mod:`spanwatch.devtools.window_score` at two
 thresholds: the detector's own (what the worker uses, 0.9 by default) and the best single
 threshold over the whole set, as NAB reports it (a detector whose scores carry information
 but sit at the wrong height still shows it there).
@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.anomaly.base import AnomalyScorer
-from spanwatch import window_score as ws
-from spanwatch.public_series import Case
+from spanwatch.devtools import window_score as ws
+from spanwatch.devtools.public_series import Case
+from spanwatch.pipeline.anomaly.base import AnomalyScorer
 
 THRESHOLDS = tuple(
     sorted(
@@ -136,8 +136,8 @@ def table(outcomes: Sequence[Outcome], print_: Callable[[str], None] = print) ->
 def candidates() -> list[Candidate]:
     """``auto`` (the default for a series of unknown kind), every other detector at its
     defaults (``proportion`` is for error ratios only), and the baseline."""
-    from pipeline.anomaly.base import registered
-    from pipeline.anomaly.signals import DEFAULT_DETECTOR
+    from spanwatch.pipeline.anomaly.base import registered
+    from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTOR
 
     default = DEFAULT_DETECTOR["detector"]
     out = [scorer_candidate(f"{default} (default)", dict(DEFAULT_DETECTOR))]
@@ -161,8 +161,8 @@ def bench_public(root: str | None, print_: Callable[[str], None] = print) -> int
     """Window scores per public set; returns how many sets were found."""
     from pathlib import Path
 
-    from pipeline.errors import SpanwatchError
-    from spanwatch.public_series import SOURCES, load
+    from spanwatch.devtools.public_series import SOURCES, load
+    from spanwatch.pipeline.errors import SpanwatchError
 
     found = 0
     for name in SOURCES:

@@ -8,17 +8,16 @@ import faust
 from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY
 
-from agents import alerting, anomaly, health, ingest, metrics, safety, stitch
-from agents.app import create_app
-from pipeline.alerting.loader import RuleSet, load_rules
-from pipeline.alerting.routing import unusable_receivers
-from pipeline.config import Settings
-from pipeline.errors import BrokerError, ConfigError
-from pipeline.windows import parse_duration_ns
-from spanwatch.broker import create_topics
-from spanwatch.httpserver import serve
-from spanwatch.kafka import check_reachable, confluent_config
-from spanwatch.prom import LatestWindows, SpanwatchCollector, WindowTotals, counting_spec
+from spanwatch.agents import alerting, anomaly, health, ingest, metrics, safety, stitch
+from spanwatch.agents.app import create_app
+from spanwatch.pipeline.alerting.loader import RuleSet, load_rules
+from spanwatch.pipeline.alerting.routing import unusable_receivers
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.errors import BrokerError, ConfigError
+from spanwatch.pipeline.windows import parse_duration_ns
+from spanwatch.runtime.httpserver import serve
+from spanwatch.runtime.kafka import check_reachable, confluent_config, create_topics
+from spanwatch.runtime.prom import LatestWindows, SpanwatchCollector, WindowTotals, counting_spec
 
 log = logging.getLogger("spanwatch.worker")
 

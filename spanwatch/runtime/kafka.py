@@ -11,13 +11,14 @@ broker is one clear error, not a screenful of ``Connection refused``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
-from pipeline.config import KafkaSettings, Settings
-from pipeline.errors import BrokerError
+from spanwatch.pipeline.config import KafkaSettings, Settings
+from spanwatch.pipeline.errors import BrokerError
 
 log = logging.getLogger("spanwatch.kafka")
 
@@ -93,3 +94,29 @@ def require_topic(
         raise BrokerError(
             f"topic {name!r} has {len(topic.partitions)} partitions; it must have {partitions}"
         )
+
+
+def create_topics(
+    conf: str | dict[str, Any],
+    topics: Iterable[str],
+    partitions: int,
+    replication_factor: int = 1,
+    timeout: float = 10.0,
+) -> None:
+    """Create topics that do not exist yet; existing ones are left alone. ``conf``: a
+    bootstrap address or a full confluent-kafka configuration (TLS, SASL)."""
+    admin = AdminClient({"bootstrap.servers": conf} if isinstance(conf, str) else conf)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    new = [
+        NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
+        for t in dict.fromkeys(topics)
+        if t not in existing
+    ]
+    if not new:
+        return
+    for name, fut in admin.create_topics(new, request_timeout=timeout).items():
+        try:
+            fut.result(timeout=timeout)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise BrokerError(f"cannot create topic {name!r}: {exc}") from exc

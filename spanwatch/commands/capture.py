@@ -14,10 +14,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
 
-from pipeline.config import Settings
-from pipeline.errors import BrokerError
-from pipeline.otlp import Encoding, detect_encoding
-from spanwatch.kafka import settings_config
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.errors import BrokerError
+from spanwatch.pipeline.otlp import Encoding, detect_encoding
+from spanwatch.runtime.kafka import settings_config
 
 
 def _headers(raw: Any) -> dict[str, bytes]:

@@ -1,7 +1,7 @@
 """Evaluation harness for the anomaly detectors on generated incidents typical of LLM
 serving, one point per minute, scored with exactly the agent's code
 (:class:`~pipeline.anomaly.base.AnomalyScorer`). These are the project's own scenarios; the
-judge of detection quality is the public labelled data of :mod:`spanwatch.anomaly_public`.
+judge of detection quality is the public labelled data of :mod:`spanwatch.devtools.anomaly_public`.
 
 Scenarios (7 simulated days each, no incident on day 1 so every detector has warmed up):
 
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.anomaly.base import AnomalyScorer
+from spanwatch.pipeline.anomaly.base import AnomalyScorer
 
 MIN = 60.0
 DAY = 86_400.0
@@ -183,7 +183,7 @@ def throughput(spec: dict[str, Any], n: int = 20_000, seed: int = 3) -> float:
 
 
 def run(print_: Callable[[str], None] = print, seed: int = 7, days: int = 7) -> list[Result]:
-    from pipeline.anomaly.signals import DEFAULT_DETECTORS
+    from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTORS
 
     results = []
     print_("| scenario | detector | precision | recall | median delay (min) | false alarms/day |")
@@ -206,10 +206,10 @@ def run(print_: Callable[[str], None] = print, seed: int = 7, days: int = 7) -> 
 
 def bench_anomaly(seeds: tuple[int, ...] = (7, 8), data: str | None = None) -> int:
     """``spanwatch bench anomaly``: scores per second per detector; window scores on the
-    public labelled sets found under ``data`` (:mod:`spanwatch.anomaly_public`); then the
+    public labelled sets found under ``data`` (:mod:`spanwatch.devtools.anomaly_public`); then the
     generated LLM scenarios for two seeds (seed 8 checks what was chosen on seed 7)."""
-    from pipeline.anomaly.base import registered
-    from spanwatch.anomaly_public import bench_public
+    from spanwatch.devtools.anomaly_public import bench_public
+    from spanwatch.pipeline.anomaly.base import registered
 
     print("scores per second (score + learn, one series, 20,000 points):")
     for name in sorted(registered()):

@@ -29,11 +29,11 @@ import numpy as np
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from pipeline.config import BROKER_PROFILES, TopicSettings
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc
-from spanwatch.traffic import TrafficGenerator, kvs
-from spanwatch.webhook import Webhook
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.cluster import WorkerProc
+from spanwatch.devtools.traffic import TrafficGenerator, kvs
+from spanwatch.devtools.webhook import Webhook
+from spanwatch.pipeline.config import BROKER_PROFILES, TopicSettings
 
 TANSU = BROKER_PROFILES["tansu"]
 RULES = """

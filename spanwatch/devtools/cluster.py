@@ -19,10 +19,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from pipeline.config import BROKER_PROFILES
-from pipeline.spans import LlmSpan
-from spanwatch.broker import free_port
-from spanwatch.proc import spanwatch_cmd, spawn, stop
+from spanwatch.devtools.broker import free_port
+from spanwatch.devtools.proc import spanwatch_cmd, spawn, stop
+from spanwatch.pipeline.config import BROKER_PROFILES
+from spanwatch.pipeline.spans import LlmSpan
 
 TANSU = BROKER_PROFILES["tansu"]
 

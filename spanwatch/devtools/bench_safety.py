@@ -3,9 +3,10 @@
 * Speed: MB/s of UTF-8 text per core (CPU time of this process) for each scanner alone and
   for all of them together, on mixed Chinese/English text, with the built-in lexicon plus a
   generated 10,000-term lexicon.
-* Accuracy, on public material nobody here wrote (:mod:`spanwatch.safety_public`): per kind,
-  recall on its positives, precision, and the share of benign texts that get a finding of
-  that kind, on the dev and the test halves (patterns were written looking at dev only).
+* Accuracy, on public material nobody here wrote (:mod:`spanwatch.devtools.safety_public`):
+  per kind, recall on its positives, precision, and the share of benign texts that get a
+  finding of that kind, on the dev and the test halves (patterns were written looking at dev
+  only).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.safety.engine import SafetyEngine
-from pipeline.safety.lexicon import LexiconScanner
-from pipeline.safety.registry import Scanner, build_scanner
-from spanwatch.safety_corpus import corpus, lexicon_terms
+from spanwatch.devtools.safety_corpus import corpus, lexicon_terms
+from spanwatch.pipeline.safety.engine import SafetyEngine
+from spanwatch.pipeline.safety.lexicon import LexiconScanner
+from spanwatch.pipeline.safety.registry import Scanner, build_scanner
 
 
 def _rate(scanners: list[Scanner], texts: list[str]) -> float:
@@ -65,7 +66,7 @@ def public_accuracy(root: str | None, print_: Callable[[str], None] = print) -> 
     """Recall, precision and benign false-positive rate per kind; returns the samples read."""
     from pathlib import Path
 
-    from spanwatch.safety_public import corpus, lexicon_terms
+    from spanwatch.devtools.safety_public import corpus, lexicon_terms
 
     base = Path(root) if root else None
     samples, missing = corpus(base)
@@ -73,7 +74,7 @@ def public_accuracy(root: str | None, print_: Callable[[str], None] = print) -> 
         print_("public sources not found (clone them, see docs/SAFETY.md): " + ", ".join(missing))
     if not samples:
         return 0
-    from spanwatch.public_series import DEFAULT_ROOT
+    from spanwatch.devtools.public_series import DEFAULT_ROOT
 
     terms = lexicon_terms(base or DEFAULT_ROOT)
     engine = SafetyEngine(
