@@ -1,5 +1,8 @@
 """spanwatch configuration: one pydantic model, defaults in one place, secrets as ``SecretStr``.
 
+Each stage owns its section (its defaults and validation live next to its code); this module
+holds the deployment's own sections (Kafka, topics, worker) and composes them all.
+
 Loaded from an optional YAML file (``--config``) and overridden by command-line flags. Unknown
 keys are errors (``extra="forbid"``), and ``repr()`` never shows a secret.
 
@@ -10,41 +13,46 @@ Kafka and carries none of them.
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
-from spanwatch.pipeline.anomaly.base import AnomalyScorer
-from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTORS, SIGNALS
-from spanwatch.pipeline.anomaly.stream import AnomalyStage
-from spanwatch.pipeline.blackhole import Budgets
+from spanwatch.pipeline.alerting.settings import AlertingSettings
+from spanwatch.pipeline.anomaly.settings import AnomalySettings
+from spanwatch.pipeline.blackhole import BudgetSettings
 from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.normalize import NormalizeOptions
-from spanwatch.pipeline.otlp import Encoding
-from spanwatch.pipeline.pricing import DEFAULT_PRICES, PriceTable
-from spanwatch.pipeline.safety.engine import DEFAULT_SCANNERS, SafetyEngine
-from spanwatch.pipeline.safety.judge import JudgeSettings
-from spanwatch.pipeline.safety.registry import build_scanner
-from spanwatch.pipeline.signals import ALLOWED_DIMENSIONS, DEFAULT_DIMENSIONS
-from spanwatch.pipeline.spans import Layer
-from spanwatch.pipeline.tracetree import TraceTrees
-from spanwatch.pipeline.windows import WindowSettings, WindowSpec, parse_duration_ns
-from spanwatch.rules import DEFAULT_RULES_DIR
+from spanwatch.pipeline.ingest import IngestSettings
+from spanwatch.pipeline.normalize import NormalizeSettings
+from spanwatch.pipeline.partials import MetricsSettings
+from spanwatch.pipeline.safety.settings import JudgeConfig, SafetySettings
+from spanwatch.pipeline.settings import Duration, SettingsModel, expand_env
+from spanwatch.pipeline.stitch import StitchSettings
+from spanwatch.pipeline.tokens import TokensSettings
+
+__all__ = [  # each stage's section, composed here; the names stay importable from here
+    "BROKER_PROFILES",
+    "AlertingSettings",
+    "AnomalySettings",
+    "BrokerProfile",
+    "BudgetSettings",
+    "Duration",
+    "IngestSettings",
+    "JudgeConfig",
+    "KafkaSettings",
+    "MetricsSettings",
+    "NormalizeSettings",
+    "SafetySettings",
+    "Settings",
+    "StitchSettings",
+    "TokensSettings",
+    "TopicSettings",
+    "WorkerSettings",
+    "expand_env",
+    "load_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -90,37 +98,7 @@ BROKER_PROFILES: dict[str, BrokerProfile] = {
 }
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def expand_env(value: str) -> str:
-    """``${NAME}`` -> the environment variable; an unset variable is a :class:`ConfigError`.
-
-    Used for secrets (webhook URLs, API keys) so they live in the environment, not in files.
-    """
-
-    def sub(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name not in os.environ:
-            raise ConfigError(f"environment variable {name} is not set")
-        return os.environ[name]
-
-    return _ENV_REF.sub(sub, value)
-
-
-def _check_duration(v: str) -> str:
-    parse_duration_ns(v)  # ValueError: "bad duration '5x': use a positive number with ..."
-    return v
-
-
-Duration = Annotated[str, AfterValidator(_check_duration)]  # "500ms", "10s", "5m", "1h"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KafkaSettings(_Model):
+class KafkaSettings(SettingsModel):
     bootstrap_servers: str = "localhost:9092"
     profile: Literal["kafka", "tansu"] = "kafka"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -200,7 +178,7 @@ class KafkaSettings(_Model):
         return self
 
 
-class TopicSettings(_Model):
+class TopicSettings(SettingsModel):
     source: str = "otlp_spans"  # the collector's Kafka exporter default
     spans: str = "spanwatch.spans"  # normalized records; "" disables
     deadletter: str = "spanwatch.deadletter"
@@ -241,230 +219,7 @@ class TopicSettings(_Model):
         ]
 
 
-class IngestSettings(_Model):
-    encoding: Encoding = Encoding.AUTO
-    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
-
-
-class NormalizeSettings(_Model):
-    layer_overrides: dict[str, Layer] = Field(default_factory=dict)
-    keep_non_llm: bool = False
-    max_duration_s: float = Field(6 * 3600.0, gt=0)
-    dedupe_instrumentations: bool = True  # pipeline.dedupe: one count per LLM call
-
-    def options(self) -> NormalizeOptions:
-        return NormalizeOptions(
-            layer_overrides=tuple(self.layer_overrides.items()),
-            keep_non_llm=self.keep_non_llm,
-            max_duration_s=self.max_duration_s,
-            dedupe_instrumentations=self.dedupe_instrumentations,
-        )
-
-
-class MetricsSettings(_Model):
-    """Golden-signal windows (see docs/ARCHITECTURE.md, "Golden signals")."""
-
-    enabled: bool = True
-    windows: tuple[str, ...] = ("10s", "1m", "5m")  # "SIZE" tumbling or "SIZE/STEP" hopping
-    allowed_lateness: Duration = "5s"
-    idle_timeout: Duration = "30s"  # an idle partition's watermark follows the wall clock
-    dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
-    max_series: int = Field(10_000, ge=1)  # per worker; beyond it spans go to an overflow series
-    heartbeat_interval_s: float = Field(1.0, gt=0)
-    # the merge keeps series state in memory and saves what changed to its table this often;
-    # a successor re-applies the partials of at most this much time (docs/ARCHITECTURE.md)
-    state_flush_interval: Duration = "1s"
-    # a trace split over messages is joined (agent depth, self time) while its parts come
-    # within trace_wait of each other; at most max_trace_spans spans are held per worker
-    trace_wait: Duration = "10m"
-    max_trace_spans: int = Field(200_000, ge=0)
-    prometheus_port: int = Field(9464, ge=0, le=65535)  # 0 disables /metrics
-    prometheus_bind: str = "0.0.0.0"
-
-    @field_validator("windows")
-    @classmethod
-    def _windows(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v:
-            raise ValueError("at least one window")
-        for w in v:
-            WindowSpec.parse(w)
-        if len(set(v)) != len(v):
-            raise ValueError("duplicate window")
-        return v
-
-    @field_validator("dimensions")
-    @classmethod
-    def _dimensions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [d for d in v if d not in ALLOWED_DIMENSIONS]
-        if bad:
-            raise ValueError(f"unknown dimensions {bad}; allowed: {list(ALLOWED_DIMENSIONS)}")
-        return v
-
-    def trace_trees(self, wall_ns: Callable[[], int]) -> TraceTrees:
-        return TraceTrees(wall_ns, parse_duration_ns(self.trace_wait), self.max_trace_spans)
-
-    def window_settings(self) -> WindowSettings:
-        return WindowSettings(
-            specs=tuple(WindowSpec.parse(w) for w in self.windows),
-            allowed_lateness_ns=parse_duration_ns(self.allowed_lateness),
-            idle_timeout_ns=parse_duration_ns(self.idle_timeout),
-        )
-
-
-class BudgetSettings(_Model):
-    """Black-hole budgets of one entity kind (``null`` disables a budget)."""
-
-    max_llm_calls: int | None = Field(50, ge=1)
-    max_tool_calls: int | None = Field(100, ge=1)
-    max_tokens: int | None = Field(500_000, ge=1)
-    max_tokens_per_minute: int | None = Field(200_000, ge=1)
-    max_agent_depth: int | None = Field(8, ge=1)
-    max_repeated_tool_calls: int | None = Field(5, ge=1)
-    max_same_tool_calls: int | None = Field(10, ge=1)
-    repeat_window: Duration = "5m"
-
-    def budgets(self) -> Budgets:
-        d = self.model_dump()
-        d["repeat_window_ns"] = parse_duration_ns(d.pop("repeat_window"))
-        return Budgets(**d)
-
-
-class TokensSettings(_Model):
-    """Token accounting, cost and black holes (windows as in ``metrics``)."""
-
-    enabled: bool = True
-    prices: Path = DEFAULT_PRICES
-    trace_budgets: BudgetSettings = BudgetSettings()
-    session_budgets: BudgetSettings = BudgetSettings(
-        max_llm_calls=500,
-        max_tool_calls=1000,
-        max_tokens=5_000_000,
-        max_tokens_per_minute=300_000,
-        max_agent_depth=None,
-        max_repeated_tool_calls=None,
-        max_same_tool_calls=30,
-    )
-    activity_idle_timeout: Duration = "30m"  # traces/sessions quiet this long are forgotten
-    max_tracked: int = Field(100_000, ge=1)  # traces + sessions per worker; beyond: overflow
-    top_n: int = Field(10, ge=1, le=1000)
-
-    def price_table(self) -> PriceTable:
-        return PriceTable.load(self.prices)
-
-
-class StitchSettings(_Model):
-    """Reassembly of chunked payloads (docs/CHUNKING.md)."""
-
-    enabled: bool = True
-    timeout: Duration = "2m"  # an incomplete payload is emitted as partial after this
-    max_bytes: int = Field(256 * 1024 * 1024, ge=1024)  # per worker, incomplete payloads
-    forward_content: bool = False  # put the text in spanwatch.payloads (privacy: off)
-    max_content_bytes: int = Field(900_000, ge=1)  # broker limits: longer text is cut
-    tick_interval_s: float = Field(1.0, gt=0)
-
-
-class JudgeConfig(_Model):
-    """An OpenAI-compatible chat endpoint that labels sampled texts (off the hot path)."""
-
-    url: str  # base URL ending in /v1; /chat/completions is appended
-    model: str
-    api_key: SecretStr | None = None  # "${ENV_VAR}" is read from the environment
-    name: str = "policy"  # gen_ai.evaluation.name
-    labels: tuple[str, ...] = ("pass", "violation")
-    flag_labels: tuple[str, ...] = ("violation",)  # these labels become findings
-    severity: Literal["low", "medium", "high", "critical"] = "high"
-    prompt: str | None = None  # system prompt; {name} and {labels} are filled in
-    roles: tuple[str, ...] = ("output",)
-    sample_rate: float = Field(0.1, ge=0, le=1)
-    timeout_s: float = Field(10.0, gt=0)
-    retries: int = Field(2, ge=0, le=10)
-    backoff_s: float = Field(0.5, ge=0)
-    max_concurrency: int = Field(4, ge=1, le=256)
-    queue_size: int = Field(1000, ge=1)
-    max_chars: int = Field(8000, ge=1)
-    failure_threshold: int = Field(5, ge=1)
-    reset_after_s: float = Field(30.0, gt=0)
-
-    def judge_settings(self) -> JudgeSettings:
-        key = self.api_key.get_secret_value() if self.api_key is not None else None
-        d = self.model_dump(
-            exclude={"api_key", "severity", "roles", "failure_threshold", "reset_after_s", "prompt"}
-        )
-        if self.prompt:
-            d["prompt"] = self.prompt
-        return JudgeSettings(**d, api_key=expand_env(key) if key else None)
-
-
-class SafetySettings(_Model):
-    """Content-safety checks on prompts and completions (README "Content safety")."""
-
-    enabled: bool = True
-    scanners: tuple[dict[str, Any], ...] = DEFAULT_SCANNERS
-    roles: tuple[str, ...] = ("input", "output", "system", "tool")
-    max_chars: int = Field(1_000_000, ge=1)  # longer texts are scanned up to here (counted)
-    judge: JudgeConfig | None = None
-
-    @field_validator("scanners")
-    @classmethod
-    def _scanners(cls, v: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-        for spec in v:
-            try:
-                build_scanner(spec)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return v
-
-    def engine(self) -> SafetyEngine:
-        return SafetyEngine.from_config(self.scanners, max_chars=self.max_chars)
-
-
-class AnomalySettings(_Model):
-    """Online anomaly detection on closed windows (docs/ANOMALY.md)."""
-
-    enabled: bool = True
-    window: str | None = None  # window shape scored; default "1m" if configured, else first
-    signals: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_DETECTORS.items()}
-    )
-    entity_kinds: tuple[Literal["model", "service", "user", "session"], ...] = (
-        "model",
-        "service",
-    )  # token windows scored (users/sessions: many series)
-    max_series: int = Field(20_000, ge=1)  # (series, signal) detectors per worker
-    emit_scores: bool = True  # every score to spanwatch.anomalies (not only start/end)
-
-    @field_validator("signals")
-    @classmethod
-    def _signals(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        unknown = sorted(set(v) - set(SIGNALS))
-        if unknown:
-            raise ValueError(f"unknown signals {unknown}; known: {sorted(SIGNALS)}")
-        for name, spec in v.items():
-            try:
-                AnomalyScorer.from_spec(spec)
-            except ConfigError as exc:
-                raise ValueError(f"{name}: {exc}") from None
-        return v
-
-    def stage(self, windows: tuple[str, ...] = ("1m",)) -> AnomalyStage:
-        """``windows``: ``metrics.windows``, to pick the default window."""
-        window = self.window or ("1m" if "1m" in windows else windows[0])
-        return AnomalyStage(dict(self.signals), window, tuple(self.entity_kinds), self.emit_scores)
-
-
-class AlertingSettings(_Model):
-    """Alert rules and notifications (docs/ALERTING.md)."""
-
-    enabled: bool = True
-    rules: tuple[Path, ...] = (DEFAULT_RULES_DIR,)  # files or directories of YAML rules
-    tick_interval_s: float = Field(1.0, gt=0)  # how often for/keep_firing_for/groups advance
-    stale_after: Duration = "5m"  # a series silent this long stops holding a threshold alert
-    max_alerts: int = Field(10_000, ge=1)
-    max_attempts: int = Field(12, ge=1)  # delivery attempts before a notification is dropped
-    delivery_timeout_s: float = Field(30.0, gt=0)
-
-
-class WorkerSettings(_Model):
+class WorkerSettings(SettingsModel):
     app_id: str = "spanwatch"
     data_dir: Path = Path("/tmp/spanwatch-data")
     loglevel: Literal["debug", "info", "warning", "error"] = "info"
@@ -474,7 +229,7 @@ class WorkerSettings(_Model):
     stall_after: Duration = "60s"
 
 
-class Settings(_Model):
+class Settings(SettingsModel):
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()
     ingest: IngestSettings = IngestSettings()

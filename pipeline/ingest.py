@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
+from pydantic import Field
 
 from spanwatch.pipeline.chunks import EVENT as CHUNK_EVENT
 from spanwatch.pipeline.chunks import Piece, extract_pieces
@@ -26,6 +27,7 @@ from spanwatch.pipeline.normalize import NormalizeOptions, normalize
 from spanwatch.pipeline.otlp import DecodedBatch, Encoding, RejectedSpan, SpanView, decode
 from spanwatch.pipeline.safety.content import inline_content
 from spanwatch.pipeline.safety.engine import ContentItem
+from spanwatch.pipeline.settings import SettingsModel
 from spanwatch.pipeline.spans import LlmSpan
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -199,3 +201,8 @@ def records_to_messages(spans: list[LlmSpan], max_records: int = 200) -> list[by
 
 
 _DEFAULT = IngestOptions()
+
+
+class IngestSettings(SettingsModel):
+    encoding: Encoding = Encoding.AUTO
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)

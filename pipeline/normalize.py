@@ -16,8 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pydantic import Field
+
 from spanwatch.pipeline import conventions as cv
 from spanwatch.pipeline.otlp import SPAN_KIND_NAMES, SpanView
+from spanwatch.pipeline.settings import SettingsModel
 from spanwatch.pipeline.spans import ContentRef, Layer, LlmSpan
 
 _N = TypeVar("_N", int, float)
@@ -531,3 +534,18 @@ def _check_token_subsets(found: dict[str, Any], issues: _Issues) -> None:
 
 
 _DEFAULT = NormalizeOptions()
+
+
+class NormalizeSettings(SettingsModel):
+    layer_overrides: dict[str, Layer] = Field(default_factory=dict)
+    keep_non_llm: bool = False
+    max_duration_s: float = Field(6 * 3600.0, gt=0)
+    dedupe_instrumentations: bool = True  # pipeline.dedupe: one count per LLM call
+
+    def options(self) -> NormalizeOptions:
+        return NormalizeOptions(
+            layer_overrides=tuple(self.layer_overrides.items()),
+            keep_non_llm=self.keep_non_llm,
+            max_duration_s=self.max_duration_s,
+            dedupe_instrumentations=self.dedupe_instrumentations,
+        )

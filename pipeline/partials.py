@@ -19,10 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import Field, field_validator
 
 from spanwatch.pipeline.blackhole import Activity, Budgets, Call
 from spanwatch.pipeline.pricing import PriceTable
-from spanwatch.pipeline.signals import SeriesKeyer, SignalAggregate, self_times
+from spanwatch.pipeline.settings import Duration, SettingsModel
+from spanwatch.pipeline.signals import (
+    ALLOWED_DIMENSIONS,
+    DEFAULT_DIMENSIONS,
+    SeriesKeyer,
+    SignalAggregate,
+    self_times,
+)
 from spanwatch.pipeline.spans import Layer, LlmSpan
 from spanwatch.pipeline.tokens import (
     CallTokens,
@@ -32,7 +40,14 @@ from spanwatch.pipeline.tokens import (
     entity_ids,
 )
 from spanwatch.pipeline.tracetree import TraceTrees
-from spanwatch.pipeline.windows import NS, PartitionClock, WindowSettings, WindowSpec, has_backlog
+from spanwatch.pipeline.windows import (
+    NS,
+    PartitionClock,
+    WindowSettings,
+    WindowSpec,
+    has_backlog,
+    parse_duration_ns,
+)
 
 
 def series_id(key: Sequence[str]) -> str:
@@ -473,3 +488,53 @@ def close_offline(partials: Sequence[Partial], lateness_ns: int = 0) -> list[Clo
     for sid in sorted(states):
         out.extend(states[sid].close(sid, 2**62, lateness_ns))
     return out
+
+
+class MetricsSettings(SettingsModel):
+    """Golden-signal windows (see docs/ARCHITECTURE.md, "Golden signals")."""
+
+    enabled: bool = True
+    windows: tuple[str, ...] = ("10s", "1m", "5m")  # "SIZE" tumbling or "SIZE/STEP" hopping
+    allowed_lateness: Duration = "5s"
+    idle_timeout: Duration = "30s"  # an idle partition's watermark follows the wall clock
+    dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
+    max_series: int = Field(10_000, ge=1)  # per worker; beyond it spans go to an overflow series
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+    # the merge keeps series state in memory and saves what changed to its table this often;
+    # a successor re-applies the partials of at most this much time (docs/ARCHITECTURE.md)
+    state_flush_interval: Duration = "1s"
+    # a trace split over messages is joined (agent depth, self time) while its parts come
+    # within trace_wait of each other; at most max_trace_spans spans are held per worker
+    trace_wait: Duration = "10m"
+    max_trace_spans: int = Field(200_000, ge=0)
+    prometheus_port: int = Field(9464, ge=0, le=65535)  # 0 disables /metrics
+    prometheus_bind: str = "0.0.0.0"
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one window")
+        for w in v:
+            WindowSpec.parse(w)
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate window")
+        return v
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimensions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [d for d in v if d not in ALLOWED_DIMENSIONS]
+        if bad:
+            raise ValueError(f"unknown dimensions {bad}; allowed: {list(ALLOWED_DIMENSIONS)}")
+        return v
+
+    def trace_trees(self, wall_ns: Callable[[], int]) -> TraceTrees:
+        return TraceTrees(wall_ns, parse_duration_ns(self.trace_wait), self.max_trace_spans)
+
+    def window_settings(self) -> WindowSettings:
+        return WindowSettings(
+            specs=tuple(WindowSpec.parse(w) for w in self.windows),
+            allowed_lateness_ns=parse_duration_ns(self.allowed_lateness),
+            idle_timeout_ns=parse_duration_ns(self.idle_timeout),
+        )

@@ -23,7 +23,10 @@ from collections.abc import Callable, Collection, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from spanwatch.pipeline.chunks import Payload, PayloadState, Piece, assemble
+from spanwatch.pipeline.settings import Duration, SettingsModel
 
 
 @dataclass
@@ -147,3 +150,14 @@ class StitchStage:
         old = self.held.pop(pid, None)
         if old is not None:
             self.bytes_held -= old[0]
+
+
+class StitchSettings(SettingsModel):
+    """Reassembly of chunked payloads (docs/CHUNKING.md)."""
+
+    enabled: bool = True
+    timeout: Duration = "2m"  # an incomplete payload is emitted as partial after this
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024)  # per worker, incomplete payloads
+    forward_content: bool = False  # put the text in spanwatch.payloads (privacy: off)
+    max_content_bytes: int = Field(900_000, ge=1)  # broker limits: longer text is cut
+    tick_interval_s: float = Field(1.0, gt=0)

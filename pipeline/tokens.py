@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from spanwatch.pipeline.pricing import NANOS_PER_UNIT, PriceTable
+from pydantic import Field
+
+from spanwatch.pipeline.blackhole import BudgetSettings
+from spanwatch.pipeline.pricing import DEFAULT_PRICES, NANOS_PER_UNIT, PriceTable
+from spanwatch.pipeline.settings import Duration, SettingsModel
 from spanwatch.pipeline.spans import Layer, LlmSpan
 
 LLM_OPERATIONS = frozenset(
@@ -244,3 +249,26 @@ def top_consumers(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, A
 def merge_top(lists: Sequence[list[dict[str, Any]]], n: int, key: str) -> list[dict[str, Any]]:
     """Global top ``n`` from per-partition top lists (disjoint entities)."""
     return sorted((e for lst in lists for e in lst), key=lambda e: (-e[key], e["id"]))[:n]
+
+
+class TokensSettings(SettingsModel):
+    """Token accounting, cost and black holes (windows as in ``metrics``)."""
+
+    enabled: bool = True
+    prices: Path = DEFAULT_PRICES
+    trace_budgets: BudgetSettings = BudgetSettings()
+    session_budgets: BudgetSettings = BudgetSettings(
+        max_llm_calls=500,
+        max_tool_calls=1000,
+        max_tokens=5_000_000,
+        max_tokens_per_minute=300_000,
+        max_agent_depth=None,
+        max_repeated_tool_calls=None,
+        max_same_tool_calls=30,
+    )
+    activity_idle_timeout: Duration = "30m"  # traces/sessions quiet this long are forgotten
+    max_tracked: int = Field(100_000, ge=1)  # traces + sessions per worker; beyond: overflow
+    top_n: int = Field(10, ge=1, le=1000)
+
+    def price_table(self) -> PriceTable:
+        return PriceTable.load(self.prices)

@@ -72,3 +72,14 @@ def test_each_audience_imports_only_what_is_below_it() -> None:
         if mod.startswith(banned)
     ]
     assert not bad, bad
+
+
+def test_stages_never_import_the_composed_configuration() -> None:
+    """Each stage owns its configuration section; only the composition (pipeline/config.py)
+    and the agents, runtime and command line read the whole ``Settings``."""
+    bad = [
+        file
+        for file, mods in _imports("pipeline").items()
+        if "spanwatch.pipeline.config" in mods and not file.endswith("pipeline/config.py")
+    ]
+    assert not bad, bad

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from spanwatch.pipeline.alerting.routing import Receiver
-from spanwatch.pipeline.config import expand_env
 from spanwatch.pipeline.errors import ConfigError
 from spanwatch.pipeline.retry import retryable_status
+from spanwatch.pipeline.settings import expand_env
 
 MAX_LISTED = 10
 

@@ -14,8 +14,8 @@ from spanwatch.pipeline.alerting import templates
 from spanwatch.pipeline.alerting.matchers import Matcher, all_match, parse_duration_s
 from spanwatch.pipeline.alerting.rules import Problems, _suggest
 from spanwatch.pipeline.alerting.yamlpos import Located, Path_
-from spanwatch.pipeline.config import expand_env
 from spanwatch.pipeline.errors import ConfigError
+from spanwatch.pipeline.settings import expand_env
 
 FORMATS = ("auto", "slack", "dingtalk", "markdown", "text")
 ROUTE_KEYS = {
