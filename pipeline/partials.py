@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from pydantic import Field, field_validator
 
+from spanwatch.pipeline.aggregate import WindowAggregate
 from spanwatch.pipeline.blackhole import Activity, Budgets, Call
 from spanwatch.pipeline.pricing import PriceTable
 from spanwatch.pipeline.settings import Duration, SettingsModel
@@ -55,7 +56,7 @@ def series_id(key: Sequence[str]) -> str:
     return orjson.dumps(list(key)).decode()
 
 
-AGGREGATES: dict[str, Any] = {"signals": SignalAggregate, "tokens": TokenCounts}
+AGGREGATES: dict[str, type[WindowAggregate]] = {"signals": SignalAggregate, "tokens": TokenCounts}
 
 
 @dataclass
