@@ -34,10 +34,9 @@ from spanwatch.agents.tables import versioned_table
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.deadletter import SourceRef
 from spanwatch.pipeline.ingest import IngestResult
-from spanwatch.pipeline.merge import MergeStage
+from spanwatch.pipeline.merge import MergeStage, WindowOutput
 from spanwatch.pipeline.partials import ClosedWindow, Partial, PreAggregator, bundles
 from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.tokens import TokenCounts, top_consumers
 from spanwatch.pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.windows")
@@ -113,7 +112,13 @@ def register(
         max_tracked=ts.max_tracked,
         flush_interval_s=parse_duration_ns(ms.state_flush_interval) / 1e9,
     )
-    smallest = min(wsettings.specs, key=lambda s: (s.size_ns, s.step_ns)).name
+    out = WindowOutput(
+        keyer,
+        smallest=min(wsettings.specs, key=lambda s: (s.size_ns, s.step_ns)).name,
+        top_n=ts.top_n,
+        token_totals=rt.token_totals,
+        cost_totals=rt.cost_totals,
+    )
 
     async def sink(where: SourceRef, result: IngestResult) -> None:
         # One bundle per owner partition. faust acks (and later commits) the source message
@@ -187,21 +192,13 @@ def register(
             ends[tp.partition] = (end, committed.get(tp))
         return rt.preagg.backlog(ends)
 
-    def labels(sid: str) -> dict[str, str]:
-        key = orjson.loads(sid)
-        if key and key[0] == "@tokens":
-            return {"kind": key[1], "id": key[2]}
-        return keyer.labels(key)
-
-    async def emit(closed: list[ClosedWindow]) -> list[dict[str, Any]]:
-        records = []
+    async def close(part: int, closed: list[ClosedWindow]) -> None:
+        token_records = []  # at-least-once: a replay re-emits the same windows
         for c in closed:
-            record = c.to_record(labels(c.series))
-            if isinstance(c.aggregate, TokenCounts):
+            topic, record = out.record(c)
+            if topic == "tokens":
                 await tokens_out.send(key=c.series.encode(), value=orjson.dumps(record))
-                if c.spec.name == smallest:
-                    count_totals(record)
-                records.append(record)
+                token_records.append(record)
             else:
                 for hook in rt.on_window_closed:  # before the send: once it is out, so are they
                     try:
@@ -211,45 +208,22 @@ def register(
                         log.exception("window hook %r failed", hook)
                 await metrics_out.send(key=c.series.encode(), value=orjson.dumps(record))
             rt.counters["windows_closed_total"] += 1
-        return records
-
-    def count_totals(record: dict[str, Any]) -> None:
-        ent = record["entity"]
-        if ent["kind"] not in ("model", "service"):
-            return
-        for kind in (
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
-            "reasoning_tokens",
-        ):
-            rt.token_totals[(ent["kind"], ent["id"], kind.removesuffix("_tokens"))] += record[kind]
-        for ccy, nanos in record["cost_nanos"].items():
-            rt.cost_totals[(ent["kind"], ent["id"], ccy)] += nanos
-
-    async def close(part: int, closed: list[ClosedWindow]) -> None:
-        token_records = await emit(closed)  # at-least-once: a replay re-emits the same windows
-        for top in top_consumers(token_records, ts.top_n):
-            top["partition"] = part
+        for top in out.top(part, token_records):
             await tokens_out.send(key=b"top", value=orjson.dumps(top))
 
     async def black_holes(events: list[tuple[str, dict[str, Any]]]) -> None:
         for sid, event in events:
-            entity = labels(sid)
+            record = out.black_hole(sid, event)
             rt.counters["black_holes_total"] += 1
             log.warning(
                 "token black hole: %s %s crossed %s (%s > %s)",
-                entity["kind"],
-                entity["id"],
+                record["entity"]["kind"],
+                record["entity"]["id"],
                 event["budget"],
                 event["value"],
                 event["limit"],
             )
-            await tokens_out.send(
-                key=sid.encode(),
-                value=orjson.dumps({"type": "black_hole", "entity": entity, **event}),
-            )
+            await tokens_out.send(key=sid.encode(), value=orjson.dumps(record))
 
     def flush(m: Any) -> None:
         """Save what changed in the message's partition, then let its offset commit."""

@@ -26,6 +26,8 @@ import orjson
 
 from spanwatch.pipeline.blackhole import Budgets
 from spanwatch.pipeline.partials import ClosedWindow, Partial, SeriesState, Watermarks
+from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.tokens import TokenCounts, top_consumers
 from spanwatch.pipeline.versions import VERSION, next_version, version_of
 
 
@@ -173,3 +175,50 @@ class MergeStage:
         """Series and entities of the partition held in memory."""
         ps = self.partitions.get(part)
         return 0 if ps is None else len(ps.states)
+
+
+@dataclass
+class WindowOutput:
+    """Closed windows and black-hole events as the records the merge sends: labels read back
+    from series and entity ids, per-partition top consumers, and token and cost totals per
+    model and service (counted once per call: from the smallest window shape only)."""
+
+    keyer: SeriesKeyer
+    smallest: str  # name of the smallest window shape
+    top_n: int = 10
+    token_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    cost_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def labels(self, sid: str) -> dict[str, str]:
+        key = orjson.loads(sid)
+        if key and key[0] == "@tokens":
+            return {"kind": key[1], "id": key[2]}
+        return self.keyer.labels(key)
+
+    def record(self, closed: ClosedWindow) -> tuple[str, dict[str, Any]]:
+        """(``"tokens"`` or ``"metrics"``, the window record)."""
+        record = closed.to_record(self.labels(closed.series))
+        if not isinstance(closed.aggregate, TokenCounts):
+            return "metrics", record
+        if closed.spec.name == self.smallest:
+            self._count(record)
+        return "tokens", record
+
+    def top(self, part: int, token_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The partition's top consumers among the token windows it just closed."""
+        return [{**top, "partition": part} for top in top_consumers(token_records, self.top_n)]
+
+    def black_hole(self, sid: str, event: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "black_hole", "entity": self.labels(sid), **event}
+
+    def _count(self, record: dict[str, Any]) -> None:
+        ent = record["entity"]
+        if ent["kind"] not in ("model", "service"):
+            return  # never per user or session: Prometheus label cardinality
+        for kind in TOKEN_KINDS:
+            self.token_totals[(ent["kind"], ent["id"], kind)] += record[f"{kind}_tokens"]
+        for ccy, nanos in record["cost_nanos"].items():
+            self.cost_totals[(ent["kind"], ent["id"], ccy)] += nanos
+
+
+TOKEN_KINDS = ("input", "output", "cache_read", "cache_creation", "reasoning")

@@ -13,7 +13,7 @@ from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.blackhole import Budgets
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.merge import MergeStage
+from spanwatch.pipeline.merge import MergeStage, WindowOutput
 from spanwatch.pipeline.partials import ClosedWindow, Partial, PreAggregator, close_offline
 from spanwatch.pipeline.signals import SeriesKeyer
 
@@ -197,3 +197,30 @@ def test_a_save_is_due_every_flush_interval() -> None:
     assert stage.flush_due(0)
     stage.flush(0, 9)
     assert not stage.flush_due(0)
+
+
+def test_window_output_labels_records_and_counts_totals_once() -> None:
+    events, partials = _log(messages=6)
+    settings = Settings()
+    out = WindowOutput(SeriesKeyer(settings.metrics.dimensions), smallest="10s", top_n=3)
+    records = [out.record(c) for c in close_offline(partials)]
+    metrics = [r for t, r in records if t == "metrics"]
+    tokens = [r for t, r in records if t == "tokens"]
+    assert metrics and set(metrics[0]["series"]) == set(settings.metrics.dimensions)
+    assert {r["entity"]["kind"] for r in tokens} == {"model", "service", "user", "session"}
+    # totals per model from the 10 s windows only: each call once, never per user
+    per_model: dict[str, int] = {}
+    for r in tokens:
+        if r["entity"]["kind"] == "model" and r["window"]["name"] == "10s":
+            per_model[r["entity"]["id"]] = per_model.get(r["entity"]["id"], 0) + r["input_tokens"]
+    counted = {m: n for (k, m, t), n in out.token_totals.items() if k == "model" and t == "input"}
+    assert per_model and counted == per_model
+    assert not [k for k in out.token_totals if k[0] in ("user", "session")]
+    tops = out.top(2, tokens)
+    assert tops and all(t["partition"] == 2 and t["type"] == "top" for t in tops)
+    hole = out.black_hole('["@tokens","trace","abc"]', {"budget": "max_llm_calls"})
+    assert hole == {
+        "type": "black_hole",
+        "entity": {"kind": "trace", "id": "abc"},
+        "budget": "max_llm_calls",
+    }
