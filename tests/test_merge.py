@@ -200,7 +200,7 @@ def test_a_save_is_due_every_flush_interval() -> None:
 
 
 def test_window_output_labels_records_and_counts_totals_once() -> None:
-    events, partials = _log(messages=6)
+    _, partials = _log(messages=6)
     settings = Settings()
     out = WindowOutput(SeriesKeyer(settings.metrics.dimensions), smallest="10s", top_n=3)
     records = [out.record(c) for c in close_offline(partials)]
