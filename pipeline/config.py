@@ -49,6 +49,7 @@ __all__ = [  # each stage's section, composed here; the names stay importable fr
     "StitchSettings",
     "TokensSettings",
     "TopicSettings",
+    "UiSettings",
     "WorkerSettings",
     "expand_env",
     "load_settings",
@@ -229,6 +230,17 @@ class WorkerSettings(SettingsModel):
     stall_after: Duration = "60s"
 
 
+class UiSettings(SettingsModel):
+    """The live web view (``spanwatch ui``, or served by a worker when enabled)."""
+
+    enabled: bool = False  # a worker serves the page too
+    port: int = Field(8080, ge=1, le=65535)
+    bind: str = "0.0.0.0"
+    lookback: int = Field(2000, ge=0)  # records per output partition read back at start
+    # a link for trace ids, e.g. "http://jaeger:16686/trace/{trace_id}" (None: ids only)
+    trace_url: str | None = None
+
+
 class Settings(SettingsModel):
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()
@@ -241,6 +253,7 @@ class Settings(SettingsModel):
     anomaly: AnomalySettings = AnomalySettings()
     alerting: AlertingSettings = AlertingSettings()
     worker: WorkerSettings = WorkerSettings()
+    ui: UiSettings = UiSettings()
 
     @model_validator(mode="after")
     def _anomaly_window(self) -> Settings:

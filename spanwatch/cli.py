@@ -88,7 +88,27 @@ def _cmd_normalize(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from spanwatch.devtools.demo import run_demo
 
-    return run_demo(duration=args.duration, port=args.port, rate=args.rate, seed=args.seed)
+    return run_demo(
+        duration=args.duration, port=args.port, rate=args.rate, seed=args.seed, ui_port=args.ui_port
+    )
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from spanwatch.devtools.proc import wait_for_signal
+    from spanwatch.runtime.kafka import check_reachable
+    from spanwatch.runtime.ui import UiServer, UiThread
+
+    settings = _settings(args)
+    check_reachable(settings.kafka)  # one clear line when no broker answers
+    host = args.bind or settings.ui.bind
+    port = args.port or settings.ui.port
+    ui = UiThread(UiServer(settings, host, port)).start()
+    print(f"spanwatch ui: http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+    try:
+        wait_for_signal()
+    finally:
+        ui.stop()
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -158,7 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
     d.add_argument("--rate", type=float, default=20.0, help="traces per second")
     d.add_argument("--seed", type=int, default=7)
+    d.add_argument(
+        "--ui-port", type=int, default=0, help="port of the web view (default: a free one)"
+    )
     d.set_defaults(func=_cmd_demo)
+
+    u = sub.add_parser("ui", help="the live web view of the output topics")
+    kafka_opts(u)
+    u.add_argument("--port", type=int, help="HTTP port (default ui.port, 8080)")
+    u.add_argument("--bind", help="address to listen on (default ui.bind)")
+    u.set_defaults(func=_cmd_ui)
 
     from spanwatch.commands import anomaly, health, rules, safety
 

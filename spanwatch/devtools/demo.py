@@ -12,12 +12,14 @@ is stopped on exit.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import tempfile
 import threading
 import time
 import uuid
+import webbrowser
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,7 +259,9 @@ def _merge(a: Any, b: Any) -> Any:
     return a
 
 
-def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: int = 7) -> int:
+def run_demo(
+    *, duration: float = 0, port: int = 0, rate: float = 20.0, seed: int = 7, ui_port: int = 0
+) -> int:
     topics = TopicSettings()
     workdir = Path(tempfile.mkdtemp(prefix="spanwatch-demo-"))
     print(
@@ -273,7 +277,13 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
         log_path=workdir / "tansu.log",
     ) as broker:
         config = workdir / "spanwatch.yaml"
-        config.write_text(f"alerting: {{rules: [{json.dumps(str(DEMO_RULES))}]}}\n")
+        ui_port = ui_port or free_port()
+        config.write_text(
+            f"alerting: {{rules: [{json.dumps(str(DEMO_RULES))}]}}\n"
+            f"ui: {{enabled: true, port: {ui_port}, bind: 127.0.0.1}}\n"
+        )
+        ui_url = f"http://127.0.0.1:{ui_port}/"
+        print(f"web view: {ui_url} (served by the worker once it is up)", flush=True)
         worker = spawn(
             spanwatch_cmd(
                 "--config",
@@ -319,6 +329,8 @@ def run_demo(*, duration: float = 0, port: int = 0, rate: float = 20.0, seed: in
         )
         start = time.monotonic()
         producer.start()
+        if sys.stdout.isatty() and not os.environ.get("SPANWATCH_NO_BROWSER"):
+            webbrowser.open(ui_url)  # a person at a terminal: open the page
         last_render = 0.0
         try:
             while not stop_flag.is_set():

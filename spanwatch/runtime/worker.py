@@ -18,6 +18,7 @@ from spanwatch.pipeline.windows import parse_duration_ns
 from spanwatch.runtime.httpserver import serve
 from spanwatch.runtime.kafka import check_reachable, confluent_config, create_topics
 from spanwatch.runtime.prom import LatestWindows, SpanwatchCollector, WindowTotals, counting_spec
+from spanwatch.runtime.ui import UiServer, UiThread
 
 log = logging.getLogger("spanwatch.worker")
 
@@ -127,6 +128,9 @@ def run_worker(settings: Settings) -> None:
             settings.metrics.prometheus_bind,
             port,
         )
+    if settings.ui.enabled:  # the web view, in its own thread and event loop
+        UiThread(UiServer(settings, settings.ui.bind, settings.ui.port)).start()
+        log.info("web view on http://%s:%d/", settings.ui.bind, settings.ui.port)
     log.info(
         "spanwatch worker: profile %s, source %s, broker %s",
         settings.kafka.profile,

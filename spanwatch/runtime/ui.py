@@ -1,0 +1,239 @@
+"""The live web view: ``spanwatch ui``, or a worker with ``ui.enabled``.
+
+A reader thread follows spanwatch's output topics (closed windows, token windows and black
+holes, findings, anomalies, alerts, silences) with its own throw-away consumer group, starting
+``ui.lookback`` records before the end of each partition, and feeds
+:class:`~spanwatch.pipeline.dashboard.Dashboard`. An aiohttp server (in its own thread and
+event loop, so a busy worker loop never delays it) serves the page, its vendored scripts,
+``/api/snapshot`` (JSON) and ``/api/events`` (server-sent events: a snapshot whenever the
+picture changed, at most every ``push_interval_s``). Nothing is loaded from outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.dashboard import Dashboard
+from spanwatch.runtime.kafka import settings_config
+
+log = logging.getLogger("spanwatch.ui")
+STATIC = Path(__file__).resolve().parent.parent / "data" / "ui"
+
+
+def output_topics(settings: Settings) -> dict[str, str]:
+    """Topic name -> the kind of record it carries (what :meth:`Dashboard.add` reads)."""
+    t = settings.topics
+    return {
+        t.metrics: "metrics",
+        t.tokens: "tokens",
+        t.findings: "findings",
+        t.anomalies: "anomalies",
+        t.alerts: "alerts",
+        t.silences: "silences",
+    }
+
+
+@dataclass
+class TopicReader:
+    """Follows the output topics into a dashboard (thread; :meth:`stop` ends it)."""
+
+    settings: Settings
+    dashboard: Dashboard
+    lock: threading.Lock
+    lookback: int = 2000  # records per partition read back at start
+    records: int = 0
+    bad_records: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> TopicReader:
+        self._thread = threading.Thread(target=self._run, name="spanwatch-ui-reader", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        kinds = output_topics(self.settings)
+        consumer = Consumer(
+            {
+                **settings_config(self.settings, "consumer"),
+                "group.id": f"spanwatch-ui-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        try:
+            self._assign(consumer, list(kinds))
+            while not self._stop.is_set():
+                for msg in consumer.consume(500, timeout=0.2):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            log.warning("ui reader: %s", err)
+                        continue
+                    self._add(kinds[str(msg.topic())], msg.key(), msg.value())
+        except Exception:
+            log.exception("ui reader stopped")
+        finally:
+            consumer.close()
+
+    def _assign(self, consumer: Consumer, topics: list[str]) -> None:
+        """Every partition of the topics that exist, ``lookback`` records before its end."""
+        while not self._stop.is_set():
+            meta = consumer.list_topics(timeout=10)
+            found = [t for t in topics if t in meta.topics and not meta.topics[t].error]
+            if found:
+                break
+            self._stop.wait(1.0)  # the worker has not created its topics yet
+        else:
+            return
+        parts = []
+        for topic in found:
+            for p in meta.topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                parts.append(TopicPartition(topic, p, max(low, high - self.lookback)))
+        consumer.assign(parts)
+
+    def _add(self, kind: str, key: bytes | None, value: bytes | None) -> None:
+        try:
+            rec = orjson.loads(value) if value is not None else None
+        except orjson.JSONDecodeError:
+            self.bad_records += 1
+            return
+        with self.lock:
+            self.dashboard.add(kind, key.decode(errors="replace") if key else None, rec)
+            self.records += 1
+
+
+@dataclass
+class UiServer:
+    """The page and its API over one dashboard (see the module)."""
+
+    settings: Settings
+    host: str = "127.0.0.1"
+    port: int = 8080
+    push_interval_s: float = 1.0
+    dashboard: Dashboard = field(default_factory=Dashboard)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    reader: TopicReader | None = None
+    _runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self._index)
+        app.router.add_get("/api/snapshot", self._snapshot)
+        app.router.add_get("/api/events", self._events)
+        app.router.add_get("/healthz", self._health)
+        app.router.add_static("/static/", STATIC, show_index=False)
+        return app
+
+    async def start(self) -> None:
+        self.reader = TopicReader(
+            self.settings, self.dashboard, self.lock, self.settings.ui.lookback
+        ).start()
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        log.info("web view on http://%s:%d/", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self.reader is not None:
+            self.reader.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            snap = self.dashboard.snapshot()
+        snap["reader"] = {
+            "records": self.reader.records if self.reader else 0,
+            "bad_records": self.reader.bad_records if self.reader else 0,
+            "trace_url": self.settings.ui.trace_url,
+        }
+        return snap
+
+    async def _index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "records": self.reader.records if self.reader else 0})
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(self.snapshot()), content_type="application/json")
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        sent = -1
+        try:
+            while True:
+                with self.lock:
+                    version = self.dashboard.version
+                if version != sent:
+                    data = orjson.dumps(self.snapshot()).decode()
+                    await resp.write(f"data: {data}\n\n".encode())
+                    sent = version
+                else:
+                    await resp.write(b": keep-alive\n\n")
+                await asyncio.sleep(self.push_interval_s)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+
+class UiThread:
+    """A :class:`UiServer` in its own thread and event loop (inside a worker or the demo)."""
+
+    def __init__(self, server: UiServer) -> None:
+        self.server = server
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="spanwatch-ui", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> UiThread:
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise RuntimeError("the web view did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self.server.start())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        self._loop.run_forever()
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop)
+        try:
+            fut.result(10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
