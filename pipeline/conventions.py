@@ -306,3 +306,60 @@ LLM_PREFIXES = (
     "tool.name",
     "litellm.",
 )
+
+# --------------------------------------------------------------------------- dependencies
+# Client spans of Redis, databases, vector databases, HTTP, RPC and messaging calls (no LLM
+# attribute) become layer "dependency" records. Each part of the dependency's identity reads the
+# first source present (current semantic-convention names before the older ones).
+DEP_DB = "OTel database"
+DEP_HTTP = "OTel HTTP"
+DEP_RPC = "OTel RPC"
+DEP_MSG = "OTel messaging"
+DEP_OLD = "OTel (before 1.26)"
+
+DEPENDENCY_SYSTEMS: tuple[Source, ...] = (
+    S("db.system.name", DEP_DB, note="postgresql, redis, mongodb, ..., lower-cased"),
+    S("db.system", DEP_OLD, note="also OpenLLMetry's vector databases: chroma, qdrant, ..."),
+    S("vector_db.vendor", OLLM, note="old OpenLLMetry vector databases"),
+    S("rpc.system", DEP_RPC, note="grpc, connect_rpc, dubbo, ..."),
+    S("messaging.system", DEP_MSG, note="kafka, rabbitmq, ..."),
+    S("http.request.method", DEP_HTTP, note='client spans only; system "http"'),
+    S("http.method", DEP_OLD, note='client spans only; system "http"'),
+)
+# host of the dependency; ``url.full`` / ``http.url`` give it when no address attribute does
+DEPENDENCY_ADDRESS: tuple[Source, ...] = (
+    S("server.address", OTEL),
+    S("net.peer.name", DEP_OLD),
+    S("http.host", DEP_OLD),
+    S("net.sock.peer.addr", DEP_OLD),
+    S("url.full", DEP_HTTP, note="its host and port"),
+    S("http.url", DEP_OLD, note="its host and port"),
+)
+DEPENDENCY_PORT: tuple[Source, ...] = (S("server.port", OTEL), S("net.peer.port", DEP_OLD))
+# what inside the dependency: database, RPC service or messaging destination
+DEPENDENCY_NAMESPACE: tuple[Source, ...] = (
+    S("db.namespace", DEP_DB),
+    S("db.name", DEP_OLD),
+    S("db.redis.database_index", DEP_OLD, note="Redis database number"),
+    S("rpc.service", DEP_RPC),
+    S("messaging.destination.name", DEP_MSG),
+    S("messaging.destination", DEP_OLD),
+    S("db.vector.table_name", OLLM, note="vector database table"),
+)
+# the record's operation (low cardinality by the conventions: never the statement)
+DEPENDENCY_OPERATION: tuple[Source, ...] = (
+    S("db.operation.name", DEP_DB),
+    S("db.operation", DEP_OLD, note="also OpenLLMetry's vector databases"),
+    S("rpc.method", DEP_RPC),
+    S("messaging.operation.type", DEP_MSG),
+    S("messaging.operation", DEP_OLD),
+    S("http.request.method", DEP_HTTP),
+    S("http.method", DEP_OLD),
+)
+# without an operation attribute: the statement's first keyword (SELECT, GET), never its text
+DEPENDENCY_STATEMENT: tuple[Source, ...] = (
+    S("db.query.text", DEP_DB, note="first keyword only"),
+    S("db.statement", DEP_OLD, note="first keyword only"),
+)
+DEPENDENCY_SPAN_KINDS = frozenset({3, 4})  # CLIENT, PRODUCER
+HTTP_SYSTEM_KEYS = frozenset({"http.request.method", "http.method"})

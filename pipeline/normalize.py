@@ -12,9 +12,11 @@ import fnmatch
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
@@ -34,8 +36,10 @@ class NormalizeOptions:
 
     # (service.name glob, layer) pairs, checked first in order (e.g. ("*-gw", Layer.GATEWAY))
     layer_overrides: tuple[tuple[str, Layer], ...] = ()
-    # keep spans with no LLM attributes (HTTP, DB, ...) as layer "other"
+    # keep spans with no LLM attributes (and no dependency call) as layer "other"
     keep_non_llm: bool = False
+    # client calls to Redis, databases, vector databases, HTTP, RPC, messaging: layer "dependency"
+    dependencies: bool = True
     # a span longer than this is "absurd": its duration is dropped and the span flagged
     max_duration_s: float = 6 * 3600.0
     # a framework span repeating a client span's call is marked and not counted again
@@ -403,7 +407,14 @@ def _error_type(view: SpanView, et: str | None) -> str | None:
             t = ev.attrs.get("exception.type")
             if isinstance(t, str) and t:
                 return t
+    for key in _STATUS_CODE_KEYS:  # what error.type holds for HTTP and gRPC by the conventions
+        code = view.attrs.get(key)
+        if isinstance(code, int) and not isinstance(code, bool) and code > 0:
+            return str(code)
     return "_OTHER"
+
+
+_STATUS_CODE_KEYS = ("http.response.status_code", "http.status_code", "rpc.grpc.status_code")
 
 
 def _args_hash(args: Any) -> str | None:
@@ -429,7 +440,16 @@ def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan |
         issues.append("missing:service.name")
         service = "unknown_service"
     operation = _operation(found.pop("operation", None), marker)
-    layer = derive_layer(view, service, operation, marker, opts)
+    dep = (
+        dependency_of(view)
+        if opts.dependencies and not operation and not found.keys() & _LLM_FIELDS
+        else None
+    )
+    if dep is not None:
+        layer = Layer.DEPENDENCY
+        found["dependency"], operation = dep
+    else:
+        layer = derive_layer(view, service, operation, marker, opts)
     if layer is Layer.OTHER and not opts.keep_non_llm:
         return None
     if not operation:
@@ -497,6 +517,74 @@ def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan |
 
 
 _STATUS = ("unset", "ok", "error")
+# fields that make a span an LLM call (or tool or agent step), never a dependency call
+_LLM_FIELDS = frozenset(
+    {"provider", "request_model", "response_model", "input_tokens", "output_tokens", "tool_name"}
+)
+MAX_DEPENDENCY_CHARS = 128
+
+
+def _first(attrs: Mapping[str, Any], sources: tuple[cv.Source, ...]) -> tuple[str, Any] | None:
+    """(key, value) of the first source present with a non-empty scalar value."""
+    for src in sources:
+        v = attrs.get(src.key)
+        if isinstance(v, bool) or v is None or v == "":
+            continue
+        if isinstance(v, str | int | float):
+            return src.key, v
+    return None
+
+
+def _url_host(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return f"{host}:{port}" if port else host
+
+
+def dependency_of(view: SpanView) -> tuple[str, str] | None:
+    """``(dependency, operation)`` of a client call to a dependency, else None.
+
+    The dependency is ``"<system> <address>[/<namespace>]"`` (``"redis cache:6379/0"``,
+    ``"postgresql db:5432/orders"``, ``"qdrant qdrant:6333"``, ``"http api.example.com"``),
+    read from the current semantic-convention names first, then the older ones
+    (:data:`pipeline.conventions.DEPENDENCY_SYSTEMS` and the tables after it). Only client
+    and producer spans call a dependency; an HTTP or RPC server span is the callee's.
+    """
+    if view.kind not in cv.DEPENDENCY_SPAN_KINDS:
+        return None
+    attrs = view.attrs
+    system = _first(attrs, cv.DEPENDENCY_SYSTEMS)
+    if system is None:
+        return None
+    key, value = system
+    name = "http" if key in cv.HTTP_SYSTEM_KEYS else str(value).strip().lower()
+    address: str | None = None
+    host = _first(attrs, cv.DEPENDENCY_ADDRESS)
+    if host is not None:
+        hkey, hval = host
+        address = _url_host(str(hval)) if hkey in ("url.full", "http.url") else str(hval)
+        port = _first(attrs, cv.DEPENDENCY_PORT)
+        if address and port is not None and hkey not in ("url.full", "http.url"):
+            address = f"{address}:{port[1]}"
+    ns = _first(attrs, cv.DEPENDENCY_NAMESPACE)
+    target = address or ""
+    if ns is not None:
+        target = f"{target}/{ns[1]}" if target else str(ns[1])
+    dependency = f"{name} {target}" if target else name
+    op = _first(attrs, cv.DEPENDENCY_OPERATION)
+    operation = str(op[1]).strip()[:64] if op is not None else ""
+    if not operation and (stmt := _first(attrs, cv.DEPENDENCY_STATEMENT)) is not None:
+        word = _KEYWORD.match(str(stmt[1]))
+        operation = word.group(1).upper() if word else ""
+    return dependency[:MAX_DEPENDENCY_CHARS], operation or "call"
+
+
+_KEYWORD = re.compile(r"\s*([A-Za-z][A-Za-z_]{0,23})\b")
 
 
 def _traceloop_entity(attrs: Mapping[str, Any]) -> str | None:
@@ -539,6 +627,7 @@ _DEFAULT = NormalizeOptions()
 class NormalizeSettings(SettingsModel):
     layer_overrides: dict[str, Layer] = Field(default_factory=dict)
     keep_non_llm: bool = False
+    dependencies: bool = True  # client calls to Redis, databases, HTTP, RPC: layer "dependency"
     max_duration_s: float = Field(6 * 3600.0, gt=0)
     dedupe_instrumentations: bool = True  # pipeline.dedupe: one count per LLM call
 
@@ -546,6 +635,7 @@ class NormalizeSettings(SettingsModel):
         return NormalizeOptions(
             layer_overrides=tuple(self.layer_overrides.items()),
             keep_non_llm=self.keep_non_llm,
+            dependencies=self.dependencies,
             max_duration_s=self.max_duration_s,
             dedupe_instrumentations=self.dedupe_instrumentations,
         )

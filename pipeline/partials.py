@@ -28,12 +28,15 @@ from spanwatch.pipeline.settings import Duration, SettingsModel
 from spanwatch.pipeline.signals import (
     ALLOWED_DIMENSIONS,
     DEFAULT_DIMENSIONS,
+    WAITING_LAYERS,
     SeriesKeyer,
     SignalAggregate,
+    is_timeout,
     self_times,
 )
 from spanwatch.pipeline.spans import Layer, LlmSpan
 from spanwatch.pipeline.tokens import (
+    LLM_OPERATIONS,
     CallTokens,
     TokenCounts,
     counted_calls,
@@ -210,12 +213,18 @@ class PreAggregator:
             partial = out.get(sid)
             if partial is None:
                 partial = out[sid] = Partial(sid, partition, offset, {})
+            hung = (
+                span.layer in WAITING_LAYERS
+                and span.operation not in LLM_OPERATIONS  # a call that failed is an error
+                and is_timeout(span)
+                and self.trees.answered(partition, span.trace_id, span.span_id) is False
+            )
             for wid, late in self._windows(clock, end):
                 if late:
                     self.late_spans += 1
                     _agg(partial, wid).late += 1
                 else:
-                    _agg(partial, wid).add(span, own)
+                    _agg(partial, wid).add(span, own, hung)
         partials = list(out.values())
         if self.prices is not None:
             partials += self._token_partials(clock, partition, offset, spans, depths)

@@ -22,8 +22,20 @@ QUANTILES = (0.5, 0.9, 0.95, 0.99)
 MAX_ERROR_TYPES = 20  # distinct error types kept per series window; the rest are "_other"
 OVERFLOW = "__overflow__"
 # self-time parts, in the order reported
-PARTS = ("gateway", "app", "agent", "tool", "queue", "prefill", "decode", "model-server", "other")
-DEFAULT_DIMENSIONS = ("service", "layer", "operation", "model")
+PARTS = (
+    "gateway",
+    "app",
+    "agent",
+    "tool",
+    "dependency",
+    "queue",
+    "prefill",
+    "decode",
+    "model-server",
+    "other",
+)
+# "dependency" is empty except on layer "dependency" series (the called Redis, database, ...)
+DEFAULT_DIMENSIONS = ("service", "layer", "operation", "model", "dependency")
 ALLOWED_DIMENSIONS = (
     *DEFAULT_DIMENSIONS,
     "provider",
@@ -33,6 +45,23 @@ ALLOWED_DIMENSIONS = (
     "instrumentation",
     "status",
 )
+
+
+TIMEOUT_WORDS = ("timeout", "timedout", "timed out", "deadline")
+TIMEOUT_CODES = frozenset({"504", "408"})  # HTTP gateway timeout, request timeout
+
+
+def is_timeout(span: LlmSpan) -> bool:
+    """A span that ended in a timeout: its error type says so (``TimeoutError``,
+    ``ReadTimeout``, ``deadline_exceeded``, ``upstream request timeout``) or is HTTP 504/408."""
+    if span.status != "error" or not span.error_type:
+        return False
+    et = span.error_type.lower()
+    return et in TIMEOUT_CODES or any(w in et for w in TIMEOUT_WORDS)
+
+
+# layers whose spans wait for a model's answer (a timeout there with no call below: no response)
+WAITING_LAYERS = frozenset({Layer.GATEWAY, Layer.APP, Layer.AGENT})
 
 
 def _ns(seconds: float | None) -> int | None:
@@ -102,6 +131,14 @@ class SignalAggregate:
     streamed: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    # prefix / KV cache: cached input tokens, and the input tokens of the calls that report
+    # their cache use (the ratio's denominator: a call that says nothing is not a miss)
+    cache_read_tokens: int = 0
+    cache_input_tokens: int = 0
+    # streamed calls that ended with no first token and no output (hung or cut-off streams)
+    no_first_token: int = 0
+    # spans that timed out with no LLM call below them (pipeline.tracetree: "answered")
+    no_response: int = 0
     late: int = 0
     sums_ns: dict[str, int] = field(default_factory=dict)
     sketches: dict[str, QuantileSketch] = field(default_factory=dict)
@@ -121,8 +158,9 @@ class SignalAggregate:
             sk.add_many(values)
         self.pending.clear()
 
-    def add(self, span: LlmSpan, self_time: dict[str, int]) -> None:
+    def add(self, span: LlmSpan, self_time: dict[str, int], no_response: bool = False) -> None:
         self.count += 1
+        self.no_response += no_response
         if span.status == "error":
             etype = span.error_type or "_OTHER"
             if etype not in self.errors and len(self.errors) >= MAX_ERROR_TYPES:
@@ -139,6 +177,11 @@ class SignalAggregate:
         if span.duplicate_of is None:  # the client span of the same call counts its tokens
             self.input_tokens += span.input_tokens or 0
             self.output_tokens += span.output_tokens or 0
+            if span.cache_read_tokens is not None and span.input_tokens:
+                self.cache_read_tokens += span.cache_read_tokens
+                self.cache_input_tokens += span.input_tokens
+        if span.streaming and span.ttft_s is None and not span.output_tokens:
+            self.no_first_token += 1
         for name, v in span_values(span).items():
             if v is not None:
                 self.sums_ns[name] = self.sums_ns.get(name, 0) + v
@@ -160,6 +203,10 @@ class SignalAggregate:
         self.streamed += other.streamed
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_input_tokens += other.cache_input_tokens
+        self.no_first_token += other.no_first_token
+        self.no_response += other.no_response
         self.late += other.late
         for name, v in other.sums_ns.items():
             self.sums_ns[name] = self.sums_ns.get(name, 0) + v
@@ -185,6 +232,10 @@ class SignalAggregate:
             "streamed": self.streamed,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_input_tokens": self.cache_input_tokens,
+            "no_first_token": self.no_first_token,
+            "no_response": self.no_response,
             "late": self.late,
             "sums_ns": self.sums_ns,
             "sketches": {k: v.to_dict() for k, v in self.sketches.items()},
@@ -201,6 +252,10 @@ class SignalAggregate:
             streamed=d["streamed"],
             input_tokens=d["input_tokens"],
             output_tokens=d["output_tokens"],
+            cache_read_tokens=d.get("cache_read_tokens", 0),  # states saved before they existed
+            cache_input_tokens=d.get("cache_input_tokens", 0),
+            no_first_token=d.get("no_first_token", 0),
+            no_response=d.get("no_response", 0),
             late=d.get("late", 0),
             sums_ns=dict(d["sums_ns"]),
             sketches={k: QuantileSketch.from_dict(v) for k, v in d["sketches"].items()},
@@ -225,6 +280,14 @@ class SignalAggregate:
             "output_tokens": self.output_tokens,
             "input_tokens_per_s": self.input_tokens / size_s,
             "output_tokens_per_s": self.output_tokens / size_s,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_hit_ratio": (
+                self.cache_read_tokens / self.cache_input_tokens
+                if self.cache_input_tokens
+                else None
+            ),
+            "no_first_token": self.no_first_token,
+            "no_response": self.no_response,
             "late_spans": self.late,
             "exemplars": {
                 "slowest_trace_id": self.slowest[1] if self.slowest else None,

@@ -22,6 +22,7 @@ class Layer(StrEnum):
     AGENT = "agent"
     TOOL = "tool"
     MODEL_SERVER = "model-server"
+    DEPENDENCY = "dependency"  # a client call to Redis, a database, HTTP/RPC or messaging
     OTHER = "other"
 
 
@@ -88,6 +89,8 @@ class LlmSpan:
     instrumentation: str = ""  # instrumentation scope name
     issues: tuple[str, ...] = ()
     duplicate_of: str | None = None  # a client span reporting the same call (pipeline.dedupe)
+    # layer "dependency": "<system> <address>[/<namespace>]", e.g. "redis cache:6379/0"
+    dependency: str | None = None
 
     @property
     def model(self) -> str | None:

@@ -17,6 +17,9 @@ From it, in any arrival order:
   root-to-leaf path. A span's height is pushed up to its known ancestors when it arrives,
   and a parent arriving later picks up its children's best height, so the result does not
   depend on how the trace was split or in what order the parts came;
+- **answered** spans: those with an LLM call (chat, inference, ...) below them, seen so far.
+  A gateway or app span that timed out with no LLM call below it is a request that got no
+  response (the model call hung, or never started), counted by the windows as ``no_response``;
 - **self time** of a span = its duration minus the durations of its children seen so far
   (same message or earlier ones). A child arriving after its parent cannot shrink the
   parent's self time any more (it has been counted); with children-first export this is rare.
@@ -35,6 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from spanwatch.pipeline.spans import Layer, LlmSpan
+from spanwatch.pipeline.tokens import LLM_OPERATIONS
 
 MAX_HOPS = 64  # a parent chain longer than this (or a cycle) stops propagating
 
@@ -48,6 +52,7 @@ class TraceShape:
     height: dict[str, int] = field(default_factory=dict)  # span id -> agent height
     below: dict[str, int] = field(default_factory=dict)  # span id -> best child height
     child_ns: dict[str, int] = field(default_factory=dict)  # unseen parent -> children ns
+    answered: set[str] = field(default_factory=set)  # span ids with an LLM call below them
     depth: int = 0
     seen_ns: int = 0
 
@@ -62,6 +67,8 @@ class TraceShape:
         is_agent = span.layer is Layer.AGENT
         if is_agent:
             self.agent.add(sid)
+        if sid in self.answered or span.operation in LLM_OPERATIONS:
+            self._answer_up(sid)
         h = self.height[sid] = int(is_agent) + self.below.get(sid, 0)
         self.depth = max(self.depth, h)
         cur = sid
@@ -74,6 +81,18 @@ class TraceShape:
                 break
             h = self.height[p] = int(p in self.agent) + h
             self.depth = max(self.depth, h)
+            cur = p
+
+    def _answer_up(self, sid: str) -> None:
+        """Mark the ancestors of ``sid`` answered, up to an unseen or an answered one."""
+        cur = sid
+        for _ in range(MAX_HOPS):
+            p = self.parent.get(cur, "")
+            if not p or p in self.answered:
+                return
+            self.answered.add(p)
+            if p not in self.parent:
+                return  # an unseen parent carries it on when it arrives
             cur = p
 
     def add_child_time(self, span: LlmSpan) -> None:
@@ -142,6 +161,14 @@ class TraceTrees:
             depths[t] = sh.depth
         self._trim()
         return children, depths
+
+    def answered(self, partition: int, trace_id: str, span_id: str) -> bool | None:
+        """Whether an LLM call has been seen below the span (joined by :meth:`join`); None
+        when the span joined no structure (its trace over the caps, or forgotten)."""
+        sh = self.traces.get((partition, trace_id))
+        if sh is None or span_id not in sh.parent:
+            return None
+        return span_id in sh.answered
 
     def forget(self, keep: Iterable[int]) -> None:
         """Drop the shapes of source partitions no longer assigned."""

@@ -4,7 +4,10 @@ alert rules, so both read a value by the same name, from the same field, in the 
 Golden-signal windows (``spanwatch.metrics``, :data:`METRICS`): ``<ttft|tpot|latency|queue>_
 <p50|p90|p95|p99|mean|min|max>`` in seconds, ``error_rate``, ``errors``, ``requests``,
 ``request_rate``, ``streaming_share``, ``input_tokens``, ``output_tokens``,
-``input_tokens_per_s``, ``output_tokens_per_s``. Token windows (``spanwatch.tokens``,
+``input_tokens_per_s``, ``output_tokens_per_s``, ``cache_hit_ratio`` (cached input tokens
+per input token of the calls that report cache use), ``no_first_token`` (streamed calls
+that ended with no first token and no output), ``no_response`` (gateway, app and agent
+spans that timed out with no LLM call below them). Token windows (``spanwatch.tokens``,
 :data:`TOKENS`): ``tokens_per_min``, ``total_tokens``, ``input_tokens``, ``output_tokens``,
 ``cost``, ``cost_per_min``, ``requests``, ``unpriced_requests``.
 """
@@ -79,6 +82,9 @@ METRICS: dict[str, WindowValue] = _catalog(
         "output_tokens": (_field("output_tokens"), "tokens"),
         "input_tokens_per_s": (_field("input_tokens_per_s"), "tokens/s"),
         "output_tokens_per_s": (_field("output_tokens_per_s"), "tokens/s"),
+        "cache_hit_ratio": (_field("cache_hit_ratio"), "ratio"),
+        "no_first_token": (_field("no_first_token"), ""),
+        "no_response": (_field("no_response"), ""),
     },
 )
 TOKENS: dict[str, WindowValue] = _catalog(

@@ -28,7 +28,7 @@ def test_demo_runs_and_stops_everything_it_started() -> None:
     records = int(re.search(r"records (\d+)", last).group(1))  # type: ignore[union-attr]
     assert records > 100
     by_layer = re.search(r"records by layer: (.*)", last).group(1)  # type: ignore[union-attr]
-    for layer in ("gateway", "agent", "app", "tool", "model-server"):
+    for layer in ("gateway", "agent", "app", "tool", "model-server", "dependency"):
         assert f"{layer} " in by_layer
     windows = int(re.search(r"closed windows (\d+)", last).group(1))  # type: ignore[union-attr]
     assert windows > 0
@@ -39,8 +39,11 @@ def test_demo_runs_and_stops_everything_it_started() -> None:
     assert re.search(r"chunked payloads stitched: \d+ complete", last)
     alerts = re.search(r"alerts firing now: .*; fired: (.*); resolved: (.*)", last)
     assert alerts is not None
-    assert alerts.group(1).split(", ") == ["PiiInCompletion", "RunawayAgent", "SlowModel"]
+    fired = ["NoResponse", "PiiInCompletion", "RunawayAgent", "SlowModel", "SlowVectorSearch"]
+    assert alerts.group(1).split(", ") == fired
     assert "SlowModel" in alerts.group(2)  # the model server recovered: the alert resolved
+    assert "SlowVectorSearch" in alerts.group(2)  # so did the vector database
+    assert "NoResponse" in alerts.group(2)  # and the hung model calls stopped
     assert re.search(
         r"PiiInCompletion: pii/cn_(mobile|id) .*in a completion of .*\*{6}", out.stdout
     )

@@ -30,7 +30,7 @@ NS = 10**9
 
 def _input() -> list[tuple[int, bytes]]:
     """(partition, value) messages: spans ending over ~2 minutes, 10 minutes ago."""
-    gen = TrafficGenerator(seed=21, runaway_every=0)
+    gen = TrafficGenerator(seed=21, runaway_every=0, dependencies=True)
     base = (time.time_ns() // (60 * NS) - 10) * 60 * NS
     out = []
     for i in range(24):
@@ -119,6 +119,14 @@ def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path) -> N
     assert totals == _prom_totals(two_scrapes)
     windows = [orjson.loads(r) for r in expected]
     tens = [w for w in windows if w["window"]["name"] == "10s"]
+    deps = [w for w in tens if w["series"]["layer"] == "dependency"]
+    tens = [w for w in tens if w["series"]["layer"] != "dependency"]
+    assert deps and tens  # Redis and vector-database calls are series of their own
+    assert totals[("spanwatch_dependency_requests_total", ())] == sum(w["count"] for w in deps)
+    assert totals[("spanwatch_dependency_errors_total", ())] == sum(w["errors"] for w in deps)
+    assert totals[("spanwatch_dependency_request_duration_seconds_count", ())] == sum(
+        w["latency_s"]["count"] for w in deps if w["latency_s"]
+    )
     assert totals[("spanwatch_llm_requests_total", ())] == sum(w["count"] for w in tens)
     assert totals[("spanwatch_llm_errors_total", ())] == sum(w["errors"] for w in tens)
     assert totals[("spanwatch_llm_request_tokens_total", ("output",))] == sum(
@@ -144,7 +152,9 @@ def _prom_totals(scrapes: list[str]) -> dict[tuple[str, tuple[str, ...]], float]
     out: dict[tuple[str, tuple[str, ...]], float] = {}
     for text in scrapes:
         for fam in text_string_to_metric_families(text):
-            if fam.type not in ("counter", "histogram") or not fam.name.startswith("spanwatch_llm"):
+            if fam.type not in ("counter", "histogram") or not fam.name.startswith(
+                ("spanwatch_llm", "spanwatch_dependency")
+            ):
                 continue
             for s in fam.samples:
                 if s.name.endswith("_created"):

@@ -152,6 +152,31 @@ def test_sketch_merge_is_associative_commutative_and_matches_one_pass(
             id="one value",
         ),
         pytest.param(
+            [
+                rec(input_tokens=1000, cache_read_tokens=800),
+                rec(input_tokens=1000, cache_read_tokens=0),
+                rec(input_tokens=5000),  # says nothing of its cache: not a miss
+            ],
+            {"cache_read_tokens": 800, "cache_hit_ratio": 0.4, "input_tokens": 7000},
+            id="prefix cache hit ratio",
+        ),
+        pytest.param(
+            [rec(input_tokens=10)],
+            {"cache_read_tokens": 0, "cache_hit_ratio": None},
+            id="no cache reported",
+        ),
+        pytest.param(
+            [
+                rec(streaming=True, ttft_s=None, output_tokens=None, status="error"),
+                rec(streaming=True, ttft_s=None, output_tokens=0),
+                rec(streaming=True, ttft_s=None, output_tokens=40),  # no TTFT reported, output
+                rec(streaming=True, ttft_s=0.3, output_tokens=40),
+                rec(streaming=False, ttft_s=None, output_tokens=None),
+            ],
+            {"no_first_token": 2, "count": 5},
+            id="streams whose first token never came",
+        ),
+        pytest.param(
             [rec(duration_s=None, ttft_s=None)],
             {"count": 1, "latency_s": None, "ttft_s": None},
             id="missing fields",
@@ -279,7 +304,7 @@ def test_late_spans_are_counted_not_merged() -> None:
 def test_series_cap_sends_the_rest_to_overflow() -> None:
     keyer = SeriesKeyer(max_series=2)
     keys = [keyer.key(rec(service=f"s{i}")) for i in range(4)]
-    assert keys[2] == keys[3] == (OVERFLOW,) * 4 and keyer.overflowed == 2
+    assert keys[2] == keys[3] == (OVERFLOW,) * len(keyer.dimensions) and keyer.overflowed == 2
     with pytest.raises(ValueError):
         SeriesKeyer(dimensions=("user_id",))
 

@@ -161,3 +161,70 @@ def test_max_agent_depth_fires_however_many_messages_carry_the_trace(split: int)
     assert [e["budget"] for e in events] == ["max_agent_depth"] and events[0]["value"] > 3
     if split == 7:  # one span per message: per message, no depth beyond 1 is visible
         assert black_holes(messages, joined=False) == (1, [])
+
+
+# ------------------------------------------------------------------------- no response
+
+
+def _hung_trace(answered: bool) -> list[LlmSpan]:
+    """gateway -> agent -> (chat client -> model server); the gateway times out (504).
+    Without ``answered`` the LLM spans never arrive: the model call hung."""
+    gw = span("g", layer=Layer.GATEWAY, operation="invoke_agent", status="error", error_type="504")
+    ag = agent("a", "g", status="error", error_type="TimeoutError")
+    calls = [
+        span("c", "a", operation="chat"),
+        span("m", "c", layer=Layer.MODEL_SERVER, operation="inference"),
+    ]
+    return [*calls, ag, gw] if answered else [ag, gw]
+
+
+def _no_response(messages: list[list[LlmSpan]]) -> int:
+    pre = PreAggregator(
+        WindowSettings((WindowSpec.parse("1m"),), 0, 10**12), SeriesKeyer(), lambda: T0
+    )
+    partials = [p for i, msg in enumerate(messages) for p in pre.add_message(0, i, msg)]
+    return sum(agg.no_response for p in partials for agg in p.windows.values())
+
+
+@pytest.mark.parametrize("split", [1, 2, 4], ids=lambda n: f"{n} messages")
+def test_a_timeout_with_no_llm_call_below_is_no_response(split: int) -> None:
+    hung = _hung_trace(answered=False)
+    msgs = [hung[i::split] for i in range(split) if hung[i::split]]
+    assert _no_response(msgs) == 2  # the agent and the gateway waited for nothing
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))), ids=str)
+def test_a_timeout_with_an_answer_below_is_not_no_response(order: tuple[int, ...]) -> None:
+    """Whatever order the parts come in, children before the parent: the LLM call is seen."""
+    spans = _hung_trace(answered=True)
+    calls, waiting = spans[:2], spans[2:]
+    # the LLM spans end first, so they come in the first message or with their parents
+    msgs = [[calls[i] for i in order if i < 2], [waiting[i - 2] for i in order if i >= 2]]
+    assert _no_response([m for m in msgs if m]) == 0
+
+
+def test_an_ordinary_error_or_a_timeout_on_a_model_server_is_not_no_response() -> None:
+    msgs = [
+        [span("x", layer=Layer.GATEWAY, status="error", error_type="500")],
+        [span("y", layer=Layer.MODEL_SERVER, status="error", error_type="timeout")],
+        [span("z", layer=Layer.APP, status="ok")],
+    ]
+    assert _no_response(msgs) == 0
+
+
+def test_an_llm_call_that_times_out_is_an_error_of_the_call_not_no_response() -> None:
+    """The call's span is there (a cloud API has no server span below it): the model call
+    is not missing, it failed; the error rate counts it."""
+    chat = span("c", operation="chat", status="error", error_type="openai.APITimeoutError")
+    assert _no_response([[chat]]) == 0
+    workflow = span("w", status="error", error_type="ReadTimeout")  # waited for nothing
+    assert _no_response([[chat], [workflow]]) == 1
+
+
+def test_answered_marks_survive_a_parent_seen_before_its_grandparent() -> None:
+    sh = TraceShape()
+    for s in (span("c", "a", operation="chat"), agent("a", "g")):
+        sh.add(s)
+    assert sh.answered == {"a", "g"}  # g is not seen yet: it carries on when it arrives
+    sh.add(span("g", "root"))
+    assert "root" in sh.answered

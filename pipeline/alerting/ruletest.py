@@ -51,6 +51,9 @@ _FIELDS = {
     "output_tokens": "output_tokens",
     "input_tokens_per_s": "input_tokens_per_s",
     "output_tokens_per_s": "output_tokens_per_s",
+    "cache_hit_ratio": "cache_hit_ratio",
+    "no_first_token": "no_first_token",
+    "no_response": "no_response",
     "total_tokens": "total_tokens",
     "unpriced_requests": "unpriced_requests",
 }

@@ -83,6 +83,26 @@ def mapping_markdown() -> str:
         "| `<content attribute>_ref` (LoongSuite) | external reference |",
         f"| event `{cv.CHUNK_EVENT}` (`{cv.CHUNK_PAYLOAD_ID}`) | chunked payload |",
     ]
+    lines += [
+        "",
+        "## Dependency calls (layer `dependency`)",
+        "",
+        "A client or producer span with no LLM attribute that names a database, vector",
+        "database, RPC or messaging system, or an HTTP method, is a call to a dependency: its",
+        'record has layer `dependency`, `dependency` = `"<system> <address>[/<what>]"` and the',
+        "operation below (`call` when none is given). For each part the first source wins.",
+        "",
+        "| part | source attribute | convention | note |",
+        "|---|---|---|---|",
+    ]
+    for part, sources in (
+        ("system", cv.DEPENDENCY_SYSTEMS),
+        ("address", cv.DEPENDENCY_ADDRESS),
+        ("port", cv.DEPENDENCY_PORT),
+        ("what", cv.DEPENDENCY_NAMESPACE),
+        ("operation", cv.DEPENDENCY_OPERATION + cv.DEPENDENCY_STATEMENT),
+    ):
+        lines += [f"| {part} | `{s.key}` | {s.convention} | {s.note} |" for s in sources]
     lines += ["", "## First-token events (TTFT when no attribute gives it)", ""]
     lines += [f"- `{name}`" for name in sorted(cv.FIRST_TOKEN_EVENTS)]
     lines += [

@@ -3,10 +3,11 @@
 Starts Tansu on loopback, a ``spanwatch worker`` child process (tansu profile), and a traffic
 generator that writes multi-layer LLM traces as OTLP protobuf into ``otlp_spans`` (with an
 occasional corrupt message, to show the dead-letter path; a model server that slows down for
-ten seconds, runaway agents, completions leaking personal data). The worker runs the demo alert
-rules (``spanwatch/data/demo-rules``, console receiver). The demo reads the worker's output
-topics and prints a compact summary every few seconds, alerts included. Everything it started
-is stopped on exit.
+ten seconds, then a vector database, then model calls that hang; runaway agents, completions
+leaking personal data; Redis and vector-database calls as dependency spans). The worker runs
+the demo alert rules (``spanwatch/data/demo-rules``, console receiver). The demo reads the
+worker's output topics and prints a compact summary every few seconds, alerts included.
+Everything it started is stopped on exit.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Summary:
     windows: int = 0
     deadletters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     alerts: list[dict[str, Any]] = field(default_factory=list)  # state changes, in order
+    # latest 10s window per (calling service, dependency)
+    dependencies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def add_records(self, value: bytes) -> None:
         for d in json.loads(value)["spans"]:
@@ -76,7 +79,12 @@ class Summary:
         rec = json.loads(value)
         self.windows += 1
         s = rec["series"]
-        if rec["window"]["name"] == "10s" and s.get("model"):
+        if rec["window"]["name"] == "10s" and s.get("layer") == "dependency":
+            dkey = (s.get("service", ""), s.get("dependency", ""))
+            have = self.dependencies.get(dkey)
+            if have is None or have["window"]["end_ns"] <= rec["window"]["end_ns"]:
+                self.dependencies[dkey] = rec
+        elif rec["window"]["name"] == "10s" and s.get("model"):
             key = (s.get("layer", ""), s.get("service", ""), s["model"])
             old = self.signals.get(key)
             if old is None or old["window"]["end_ns"] <= rec["window"]["end_ns"]:
@@ -120,6 +128,15 @@ class Summary:
                 f"{_q(r, 'ttft_s', 'p95'):>7}{_q(r, 'tpot_s', 'p50'):>9}"
                 f"{_q(r, 'latency_s', 'p95'):>8}{_q(r, 'queue_s', 'p95'):>10}"
                 f"{r['output_tokens_per_s']:>10.0f}  {_shares(r)}"
+            )
+        if self.dependencies:
+            lines.append(
+                "dependencies (latest closed 10s window): "
+                + "  ".join(
+                    f"{svc} -> {dep}: {r['rate_per_s']:.1f}/s err {r['error_rate'] * 100:.1f}% "
+                    f"p95 {_q(r, 'latency_s', 'p95')}"
+                    for (svc, dep), r in sorted(self.dependencies.items())
+                )
             )
         if self.token_windows:
             lines.append(
@@ -165,10 +182,15 @@ class Summary:
             f"alerts firing now: {', '.join(firing) or 'none'}; fired: {', '.join(fired)}; "
             f"resolved: {', '.join(resolved) or 'none'}"
         ]
-        # each alert once, in its latest state: what fires now, then the last few resolved
+        # each alert once, in its latest state: what fires now, then the latest resolved one
+        # of each alert name
         now = [a for a in latest.values() if a["status"] == "firing"]
-        done = [a for a in latest.values() if a["status"] == "resolved"]
-        for a in sorted(now, key=lambda a: a["at"])[-4:] + sorted(done, key=lambda a: a["at"])[-2:]:
+        done: dict[str, dict[str, Any]] = {}
+        for a in sorted(latest.values(), key=lambda a: a["at"]):
+            if a["status"] == "resolved":
+                done[a["alertname"]] = a
+        resolved_last = sorted(done.values(), key=lambda a: a["at"])[-6:]
+        for a in sorted(now, key=lambda a: a["at"])[-4:] + resolved_last:
             out.append(alert_line(a)[:200])
         return out
 
@@ -221,6 +243,8 @@ def _shares(rec: dict[str, Any]) -> str:
 
 SLOW_MODEL = "qwen2.5-72b-instruct"
 SLOW_FROM_S, SLOW_TO_S = 3.0, 12.0  # the model server queues for a while: an alert fires
+SLOW_SEARCH_FROM_S, SLOW_SEARCH_TO_S = 15.0, 24.0  # then the vector database slows down
+HANG_FROM_S, HANG_TO_S = 26.0, 32.0  # then some model calls hang: the gateway times out
 
 
 def _produce_loop(
@@ -232,13 +256,16 @@ def _produce_loop(
     counter: list[int],
 ) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, **TANSU.producer})
-    gen = TrafficGenerator(seed, chunk_every=40, pii_every=25)
+    gen = TrafficGenerator(seed, chunk_every=40, pii_every=25, dependencies=True)
     tick = 0.5
     n = 0
     start = time.monotonic()
     while not stop_flag.wait(tick):
         slow = SLOW_FROM_S <= time.monotonic() - start < SLOW_TO_S
         gen.slow_model, gen.slow_factor = (SLOW_MODEL, 150.0) if slow else (None, 1.0)
+        slow_search = SLOW_SEARCH_FROM_S <= time.monotonic() - start < SLOW_SEARCH_TO_S
+        gen.slow_dependency = 30.0 if slow_search else 1.0
+        gen.hang_every = 40 if HANG_FROM_S <= time.monotonic() - start < HANG_TO_S else 0
         spans = None
         for _ in range(max(1, round(rate * tick))):
             batch = next(gen.batches(1, time.time_ns()))

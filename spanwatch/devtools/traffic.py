@@ -115,8 +115,20 @@ class TrafficGenerator:
         slow_factor: float = 1.0,
         chunk_every: int = 0,
         pii_every: int = 0,
+        dependencies: bool = False,
+        slow_dependency: float = 1.0,
+        hang_every: int = 0,
     ) -> None:
         self.rng = random.Random(seed)
+        # dependency calls (a Redis lookup per run, a vector search per search_docs tool call)
+        # draw from their own generator, so switching them on leaves every trace's other spans
+        # as they were
+        self.dependencies = dependencies
+        self.slow_dependency = slow_dependency  # factor on the vector database's latency
+        self.dep_rng = random.Random(seed ^ 0x5EED)
+        # every Nth trace: the model call hangs, the gateway times out after 30 s (504) and
+        # no LLM span ever comes
+        self.hang_every = hang_every
         self.error_rate = error_rate
         self.runaway_every = runaway_every
         self.slow_model = slow_model
@@ -139,10 +151,11 @@ class TrafficGenerator:
         end: int,
         attrs: dict[str, Any],
         error: str | None = None,
+        span_id: bytes | None = None,
     ) -> Span:
         sp = Span(
             trace_id=trace_id,
-            span_id=self._id(8),
+            span_id=span_id or self._id(8),
             parent_span_id=parent,
             name=name,
             kind=kind,
@@ -166,6 +179,9 @@ class TrafficGenerator:
         runaway = self.runaway_every > 0 and self.traces % self.runaway_every == 0
         steps = 24 if runaway else rng.randint(1, 4)
         model = rng.choice(MODELS)
+        if self.hang_every > 0 and self.traces % self.hang_every == 0:
+            self._emit_hang(out, trace_id, end_ns, app, convention, user, session)
+            return
         # Lay out the agent's steps back to back, then wrap them.
         cursor = 0
         children: list[tuple[str, Any]] = []
@@ -208,6 +224,8 @@ class TrafficGenerator:
             trace_id, gw.span_id, app, convention, agent_start, agent_start + total, user, session
         )
         out.add(app, _scope(convention), agent)
+        if self.dependencies:
+            self._emit_cache_lookup(out, trace_id, agent.span_id, app, agent_start)
         for kind, payload in children:
             if kind == "llm":
                 offset, call = payload
@@ -486,11 +504,16 @@ class TrafficGenerator:
                 "gen_ai.tool.call.id": f"call_{self._id(4).hex()}",
                 "gen_ai.tool.call.arguments": arg_text,
             }
+        search = self.dependencies and tool == "search_docs"
+        took = self._search_ns() if search else 0
+        dur = max(dur, took + 300_000)  # the tool waits for its vector search
         sp = self._span(
             trace_id, parent, f"execute_tool {tool}", INTERNAL, start, start + dur, attrs
         )
         out.add(app, _scope(convention), sp)
         self.truth["tool_calls"] += 1
+        if search:
+            self._emit_vector_search(out, trace_id, sp.span_id, app, start, took)
         if tool == "fetch_url":  # served by an MCP server
             mcp = self._span(
                 trace_id,
@@ -506,6 +529,82 @@ class TrafficGenerator:
                 },
             )
             out.add("mcp-web-tools", "mcp.server", mcp)
+
+    def _emit_hang(
+        self,
+        out: Spans,
+        trace_id: bytes,
+        end_ns: int,
+        app: str,
+        convention: str,
+        user: str,
+        session: str,
+    ) -> None:
+        """A request whose model call never returned: the agent and the gateway time out."""
+        t0 = end_ns - 30 * 10**9
+        gw_attrs = {
+            "http.route": "/v1/agents/run",
+            "http.request.method": "POST",
+            "http.response.status_code": 504,
+            "server.address": "ai.example.internal",
+            "gen_ai.operation.name": "invoke_agent",
+            "user.id": user,
+        }
+        gw = self._span(trace_id, b"", "POST /v1/agents/run", SERVER, t0, end_ns, gw_attrs, "504")
+        out.add("ai-gateway", "envoy.ai_gateway", gw)
+        agent = self._agent_span(
+            trace_id, gw.span_id, app, convention, t0 + 2_000_000, end_ns - 1_000_000, user, session
+        )
+        agent.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message="timed out"))
+        agent.attributes.append(
+            KeyValue(key="error.type", value=AnyValue(string_value="TimeoutError"))
+        )
+        out.add(app, _scope(convention), agent)
+        self.truth["traces"] += 1
+        self.truth["hung_traces"] += 1
+
+    def _emit_cache_lookup(
+        self, out: Spans, trace_id: bytes, parent: bytes, app: str, start: int
+    ) -> None:
+        """A Redis GET (old semantic-convention names, as redis-py's instrumentation sends)."""
+        dur = int(self.dep_rng.lognormvariate(-6.9, 0.5) * 1e9)  # ~1 ms
+        attrs = {
+            "db.system": "redis",
+            "db.statement": "GET ?",
+            "db.redis.database_index": 0,
+            "net.peer.name": "cache",
+            "net.peer.port": 6379,
+        }
+        sid = self.dep_rng.getrandbits(64).to_bytes(8, "big")
+        sp = self._span(trace_id, parent, "GET", CLIENT, start, start + dur, attrs, None, sid)
+        out.add(app, "opentelemetry.instrumentation.redis", sp)
+        self.truth["dependency_calls"] += 1
+
+    def _search_ns(self) -> int:
+        """How long a vector search takes (~20 ms, times ``slow_dependency``)."""
+        return max(int(self.dep_rng.lognormvariate(-3.9, 0.4) * self.slow_dependency * 1e9), 1)
+
+    def _emit_vector_search(
+        self, out: Spans, trace_id: bytes, parent: bytes, app: str, start: int, took: int
+    ) -> None:
+        """A vector search inside the tool call (OpenLLMetry's Qdrant shape)."""
+        rng = self.dep_rng
+        failed = rng.random() < self.error_rate
+        attrs = {
+            "db.system": "qdrant",
+            "db.operation": "search",
+            "db.vector.query.top_k": 5,
+            "server.address": "qdrant",
+            "server.port": 6333,
+        }
+        begin = start + 100_000
+        error = "TimeoutError" if failed else None
+        sid = rng.getrandbits(64).to_bytes(8, "big")
+        end = begin + took
+        sp = self._span(trace_id, parent, "qdrant.search", CLIENT, begin, end, attrs, error, sid)
+        out.add(app, "opentelemetry.instrumentation.qdrant", sp)
+        self.truth["dependency_calls"] += 1
+        self.truth["dependency_errors"] += int(failed)
 
     def batches(self, spans_per_batch: int, end_ns: int, spread_ns: int = 0) -> Iterator[Spans]:
         """Endless batches of about ``spans_per_batch`` spans (whole traces)."""

@@ -47,6 +47,12 @@ TTFT_BUCKETS = (
 )  # fmt: skip
 TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 QUEUE_BUCKETS = (0.001, 0.005, *DURATION_BUCKETS)
+# Dependency calls (Redis, databases, HTTP, RPC): the conventions' advisory boundaries for
+# http.client.request.duration, with 1 and 2.5 ms below them for cache hits.
+DEPENDENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+DEPENDENCY = "dependency"  # the layer, and the label naming the called dependency
 HISTOGRAMS: dict[str, tuple[str, str, tuple[float, ...]]] = {
     "latency_s": (
         "spanwatch_llm_request_duration_seconds",
@@ -75,6 +81,9 @@ class _SeriesTotals:
     requests: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     tokens: Counter[str] = field(default_factory=Counter)  # direction -> tokens
+    cache: Counter[str] = field(default_factory=Counter)  # "read", "input" -> tokens
+    no_first_token: int = 0
+    no_response: int = 0
     buckets: dict[str, list[int]] = field(default_factory=dict)  # window value -> counts
     sums_ns: dict[str, int] = field(default_factory=dict)  # exact whatever the order
 
@@ -115,8 +124,14 @@ class WindowTotals:
             t.errors[etype] += n
         t.tokens["input"] += agg.input_tokens
         t.tokens["output"] += agg.output_tokens
+        t.cache["read"] += agg.cache_read_tokens
+        t.cache["input"] += agg.cache_input_tokens
+        t.no_first_token += agg.no_first_token
+        t.no_response += agg.no_response
         agg.flush()
-        for name, (_, _, bounds) in HISTOGRAMS.items():
+        dep = record["series"].get("layer") == DEPENDENCY
+        for name in HISTOGRAMS:
+            bounds = _bounds(name, dep)
             sk = agg.sketches.get(name)
             if sk is None or not sk.count:
                 continue
@@ -128,9 +143,56 @@ class WindowTotals:
             t.sums_ns[name] = t.sums_ns.get(name, 0) + agg.sums_ns.get(name, 0)
 
     def families(self) -> Iterator[Metric]:
-        if not self.series:
+        """LLM-layer series as ``spanwatch_llm_*`` and dependency calls as
+        ``spanwatch_dependency_*``, each without the label that is always empty for it."""
+        llm = [(k, t) for k, t in self.series.items() if dict(k).get("layer") != DEPENDENCY]
+        deps = [(k, t) for k, t in self.series.items() if dict(k).get("layer") == DEPENDENCY]
+        yield from self._llm_families([(_drop(k, DEPENDENCY), t) for k, t in llm])
+        yield from self._dependency_families([(_drop(k, "model"), t) for k, t in deps])
+
+    @staticmethod
+    def _dependency_families(
+        series: list[tuple[tuple[tuple[str, str], ...], _SeriesTotals]],
+    ) -> Iterator[Metric]:
+        if not series:
             return
-        names = [k for k, _ in next(iter(self.series))]
+        names = [k for k, _ in series[0][0]]
+        requests = CounterMetricFamily(
+            "spanwatch_dependency_requests",
+            "Client calls to dependencies (Redis, databases, HTTP, RPC) in closed windows",
+            labels=names,
+        )
+        errors = CounterMetricFamily(
+            "spanwatch_dependency_errors",
+            "Dependency calls with error status in closed windows",
+            labels=[*names, "error_type"],
+        )
+        duration = HistogramMetricFamily(
+            "spanwatch_dependency_request_duration_seconds",
+            "Duration of dependency calls",
+            labels=names,
+        )
+        for key, t in series:
+            labels = [v for _, v in key]
+            requests.add_metric(labels, t.requests)
+            for etype, n in sorted(t.errors.items()):
+                errors.add_metric([*labels, etype], n)
+            counts = t.buckets.get("latency_s")
+            if counts is not None:
+                duration.add_metric(
+                    labels, _cumulative(DEPENDENCY_BUCKETS, counts), t.sums_ns["latency_s"] / 1e9
+                )
+        yield requests
+        yield errors
+        yield duration
+
+    @staticmethod
+    def _llm_families(
+        series: list[tuple[tuple[tuple[str, str], ...], _SeriesTotals]],
+    ) -> Iterator[Metric]:
+        if not series:
+            return
+        names = [k for k, _ in series[0][0]]
         requests = CounterMetricFamily(
             "spanwatch_llm_requests", "LLM-layer spans (calls) in closed windows", labels=names
         )
@@ -144,28 +206,68 @@ class WindowTotals:
             "Input and output tokens of the calls in closed windows",
             labels=[*names, "direction"],
         )
+        cache_read = CounterMetricFamily(
+            "spanwatch_llm_cache_read_tokens",
+            "Input tokens served from the prefix / KV cache (calls that report cache use)",
+            labels=names,
+        )
+        cache_input = CounterMetricFamily(
+            "spanwatch_llm_cache_reported_input_tokens",
+            "Input tokens of the calls that report their cache use (hit ratio denominator)",
+            labels=names,
+        )
+        no_first = CounterMetricFamily(
+            "spanwatch_llm_streams_without_first_token",
+            "Streamed calls that ended with no first token and no output",
+            labels=names,
+        )
+        no_response = CounterMetricFamily(
+            "spanwatch_llm_no_response",
+            "Gateway, app and agent spans that timed out with no LLM call below them",
+            labels=names,
+        )
         hists = {
             name: HistogramMetricFamily(metric, doc, labels=names)
             for name, (metric, doc, _) in HISTOGRAMS.items()
         }
-        for key, t in self.series.items():
+        for key, t in series:
             labels = [v for _, v in key]
             requests.add_metric(labels, t.requests)
+            cache_read.add_metric(labels, t.cache["read"])
+            cache_input.add_metric(labels, t.cache["input"])
+            no_first.add_metric(labels, t.no_first_token)
+            no_response.add_metric(labels, t.no_response)
             for etype, n in sorted(t.errors.items()):
                 errors.add_metric([*labels, etype], n)
             for direction in ("input", "output"):
                 tokens.add_metric([*labels, direction], t.tokens[direction])
             for name, counts in t.buckets.items():
-                bounds = HISTOGRAMS[name][2]
-                cumulative, running = [], 0
-                for le, c in zip((*map(str, bounds), "+Inf"), counts, strict=True):
-                    running += c
-                    cumulative.append((le, running))
+                cumulative = _cumulative(HISTOGRAMS[name][2], counts)
                 hists[name].add_metric(labels, cumulative, t.sums_ns[name] / 1e9)
         yield requests
         yield errors
         yield tokens
+        yield cache_read
+        yield cache_input
+        yield no_first
+        yield no_response
         yield from hists.values()
+
+
+def _bounds(name: str, dependency: bool) -> tuple[float, ...]:
+    return DEPENDENCY_BUCKETS if dependency and name == "latency_s" else HISTOGRAMS[name][2]
+
+
+def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, int]]:
+    out, running = [], 0
+    for le, c in zip((*map(str, bounds), "+Inf"), counts, strict=True):
+        running += c
+        out.append((le, running))
+    return out
+
+
+def _drop(key: tuple[tuple[str, str], ...], label: str) -> tuple[tuple[str, str], ...]:
+    return tuple(kv for kv in key if kv[0] != label)
 
 
 class LatestWindows:

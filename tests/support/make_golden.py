@@ -2,6 +2,7 @@
 
     python -m tests.support.make_golden          # all cases
     python -m tests.support.make_golden --check  # only recompute expected.jsonl from input.pb
+    python -m tests.support.make_golden --dependencies VENV_PYTHON  # the dependency cases
 
 Each case directory holds ``input.pb`` (an ExportTraceServiceRequest the OpenTelemetry SDK's
 OTLP encoder produced from a real instrumentation calling the fake OpenAI server),
@@ -30,6 +31,9 @@ CASES = {
     "openllmetry_stream": "openllmetry",
     "langchain_openai_v2": "langchain+openai-v2",
 }
+# dependency calls (HTTP, SQLite, Redis) through their own instrumentation, in a separate
+# virtual environment with tests/support/dependency_app.py's REQUIREMENTS installed
+DEPENDENCY_CASES = {"dependencies_old": "old", "dependencies_new": "new"}
 CONTENT_ENV = {
     "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
@@ -107,10 +111,33 @@ def record_windows_case() -> None:
         path.write_bytes(batch.traces_data().SerializeToString())
 
 
+def record_dependencies(python: str) -> None:
+    for case, semconv in DEPENDENCY_CASES.items():
+        d = TESTDATA / case
+        d.mkdir(parents=True, exist_ok=True)
+        app = str(ROOT / "tests/support/dependency_app.py")
+        out, truth = str(d / "input.pb"), str(d / "truth.json")
+        cmd = [python, app, "--semconv", semconv, "--out", out, "--truth", truth]
+        subprocess.run(cmd, check=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true", help="keep input.pb, recompute expected")
+    ap.add_argument(
+        "--dependencies",
+        metavar="PYTHON",
+        help="record the dependency cases with this interpreter (its environment has "
+        "tests/support/dependency_app.py's REQUIREMENTS)",
+    )
     args = ap.parse_args()
+    if args.dependencies:
+        record_dependencies(args.dependencies)
+    for case in DEPENDENCY_CASES:
+        d = TESTDATA / case
+        (d / "expected.jsonl").write_text(expected_lines((d / "input.pb").read_bytes()))
+    if args.dependencies:
+        return 0
     for case, instrumentation in CASES.items():
         if not args.check:
             record(case, instrumentation)
