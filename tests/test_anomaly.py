@@ -199,6 +199,12 @@ def test_stage_overflow_and_missing() -> None:
         "k", metrics_record(0, None), store.get, lambda k, s: store.__setitem__(k, s) or True
     )
     assert out == [] and stage.stats.skipped_missing == 1
+    assert store == {}  # a series that never had the value keeps no state for it
+    put = lambda k, s: store.__setitem__(k, s) or True  # noqa: E731
+    stage.process("k", metrics_record(1, 0.5), store.get, put)
+    stage.process("k", metrics_record(2, None), store.get, put)  # a gap in a known series
+    assert list(store) == ["ttft_p95|k"] and store["ttft_p95|k"].last_t is not None
+    assert stage.stats.skipped_missing == 2
 
 
 def test_every_signal_extracts_from_real_shapes() -> None:
@@ -214,8 +220,10 @@ def test_every_signal_extracts_from_real_shapes() -> None:
     assert SIGNALS["tokens_per_min"].extract(tok) == 6000
     assert SIGNALS["cost_per_min"].extract(tok) == pytest.approx(0.3)
     assert SIGNALS["queue_p95"].extract(rec) is None
+    assert SIGNALS["cache_hit_ratio"].extract(rec) is None  # no call reported its cache
     stage = load_settings().anomaly.stage()
     assert {s.name for s, _, _ in stage.points(rec)} == {
+        "cache_hit_ratio",
         "ttft_p95",
         "tpot_p95",
         "latency_p95",
@@ -223,6 +231,12 @@ def test_every_signal_extracts_from_real_shapes() -> None:
         "error_rate",
         "request_rate",
     }
+    cached = {**rec, "cache_hit_ratio": 0.42}
+    assert ("cache_hit_ratio", 0.42) in {(s.name, v) for s, v, _ in stage.points(cached)}
+    assert (
+        dict((s.name, v) for s, v, _ in stage.points({**cached, "count": 4}))["cache_hit_ratio"]
+        is None
+    )
     assert {s.name for s, _, _ in stage.points(tok)} == {"tokens_per_min", "cost_per_min"}
     tok["entity"]["kind"] = "user"
     assert stage.points(tok) == []  # users are not scored by default (cardinality)

@@ -8,7 +8,9 @@ scores calibrated on each series' own tail) everywhere but the error rate:
   and a doubling is always big (``big_change: 1``), however often it happens;
 * error rate is a proportion: binomial-floored EW baseline, upward only;
 * request rate: both ways (a drop to zero is an outage);
-* token and cost rates: upward (a runaway agent); x3 is big.
+* token and cost rates: upward (a runaway agent); x3 is big;
+* prefix / KV cache hit ratio: downward (a cache that stopped hitting costs prefill time and
+  money), judged on windows of at least 5 calls.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ SIGNALS: dict[str, Signal] = {
         METRICS["queue_p95"],
         _judged_from(5, METRICS["error_rate"]),
         METRICS["request_rate"],
+        _judged_from(5, METRICS["cache_hit_ratio"]),
         TOKENS["tokens_per_min"],
         TOKENS["cost_per_min"],
     )
@@ -54,6 +57,7 @@ DEFAULT_DETECTORS: dict[str, dict[str, Any]] = {
     "queue_p95": {**_LATENCY, "min_abs_spread": 0.02},  # ~20 ms: queues are often empty
     "error_rate": {"detector": "proportion"},
     "request_rate": {"detector": "auto", "side": "both"},
+    "cache_hit_ratio": {"detector": "auto", "side": "down"},
     "tokens_per_min": _BURSTY,
     "cost_per_min": _BURSTY,
 }

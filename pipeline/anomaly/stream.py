@@ -88,6 +88,9 @@ class AnomalyStage:
             skey = f"{sig.name}|{key}"
             scorer = get(skey)
             fresh = scorer is None
+            if fresh and value is None:  # a series that never has the value keeps no state
+                self.stats.skipped_missing += 1
+                continue
             if scorer is None:
                 scorer = AnomalyScorer.from_spec(self.specs[sig.name])
             if scorer.last_t is not None and end_s <= scorer.last_t:
