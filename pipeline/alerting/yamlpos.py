@@ -35,17 +35,17 @@ class YamlError(Exception):
 
 
 def load_with_positions(text: str, file: str) -> Located:
+    out = Located(file, None)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:  # scalars are constructed here: "=" alone is a YAML error too
+            out.data = _build(node, (), out.positions)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
         raise YamlError(f"{where}: invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise YamlError(f"{file}: invalid YAML: {exc}") from None
-    out = Located(file, None)
-    if node is not None:
-        out.data = _build(node, (), out.positions)
     return out
 
 

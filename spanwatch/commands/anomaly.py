@@ -75,7 +75,11 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--param {item!r}: expected KEY=VALUE")
-        spec[key.strip()] = yaml.safe_load(value)
+        try:
+            spec[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"--param {item!r}: the value is not YAML: {why}") from None
     if args.threshold is not None:
         spec["threshold"] = args.threshold
     if args.adapt_after is not None:
