@@ -312,6 +312,9 @@ def test_score_command(tmp_path: Path) -> None:
     assert "line 2: timestamp 'yesterday'" in bad.stderr
     bad = run_cli(["anomaly", "score", "--detector", "robust", "--param", "window=1"], "")
     assert bad.returncode == 2 and "window >= 3" in bad.stderr
+    bad = run_cli(["anomaly", "score", "--param", "x=="], "timestamp,value\n1,2\n")
+    assert bad.returncode == 2 and "--param 'x==': the value is not YAML" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
 
 def test_repeated_and_backward_timestamps_are_scored_and_counted() -> None:
