@@ -140,9 +140,27 @@ _field(
     S("gen_ai.latency.time_in_queue", VLLM, "s"),
     S("gen_ai.latency.time_in_scheduler", VLLM, "s", note="older vLLM"),
 )
-_field("prefill_s", "seconds", S("gen_ai.latency.time_in_model_prefill", VLLM, "s"))
-_field("decode_s", "seconds", S("gen_ai.latency.time_in_model_decode", VLLM, "s"))
-_field("server_e2e_s", "seconds", S("gen_ai.latency.e2e", VLLM, "s"))
+_field(
+    "prefill_s",
+    "seconds",
+    S("gen_ai.latency.time_in_model_prefill", VLLM, "s", note="also SGLang"),
+)
+_field(
+    "decode_s", "seconds", S("gen_ai.latency.time_in_model_decode", VLLM, "s", note="also SGLang")
+)
+_field("server_e2e_s", "seconds", S("gen_ai.latency.e2e", VLLM, "s", note="also SGLang"))
+_field(
+    "inference_s",
+    "seconds",
+    S(
+        "gen_ai.latency.time_in_model_inference",
+        VLLM,
+        "s",
+        note="scheduled to last token; also SGLang",
+    ),
+)
+_field("forward_s", "seconds", S("gen_ai.latency.time_in_model_forward", VLLM, "s"))
+_field("execute_s", "seconds", S("gen_ai.latency.time_in_model_execute", VLLM, "s"))
 _field(
     "finish_reasons",
     "strlist",
@@ -290,10 +308,17 @@ FIRST_TOKEN_EVENTS = (
             "gen_ai.first_token",
             "first_token",
             "llm.first_token",
+            "journey.FIRST_TOKEN",  # vLLM request journey event
         }
     )
     | STREAM_CHUNK_EVENTS
 )
+# Preemptions of a request on the model server, from span events: vLLM's request journey
+# events (``journey.QUEUED`` ... ``journey.FINISHED``) carry the running count in
+# ``num_preemptions``; SGLang marks each retraction with a ``retract`` event.
+JOURNEY_EVENT_PREFIX = "journey."
+JOURNEY_PREEMPTIONS = "num_preemptions"
+RETRACT_EVENT = "retract"
 # Attribute prefixes that make a span LLM-related.
 LLM_PREFIXES = (
     "gen_ai.",

@@ -399,6 +399,20 @@ def _ttft_from_events(view: SpanView) -> float | None:
     return (min(times) - view.start_ns) / 1e9 if times else None
 
 
+def _preemptions(view: SpanView) -> int | None:
+    """Preemptions of a model-server request: the highest ``num_preemptions`` of vLLM's
+    journey events, or SGLang's ``retract`` events counted; None when neither is there."""
+    n: int | None = None
+    for ev in view.events:
+        if ev.name.startswith(cv.JOURNEY_EVENT_PREFIX):
+            v = ev.attrs.get(cv.JOURNEY_PREEMPTIONS)
+            if type(v) is int and v >= 0:
+                n = max(n or 0, v)
+        elif ev.name == cv.RETRACT_EVENT:
+            n = (n or 0) + 1
+    return n
+
+
 def _error_type(view: SpanView, et: str | None) -> str | None:
     if et:
         return str(et)
@@ -488,6 +502,9 @@ def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan |
             found["tool_name"] = _traceloop_entity(attrs)
     if view.events:
         _event_content_refs(view, content)
+        preemptions = _preemptions(view)
+        if preemptions is not None:
+            found["preemptions"] = preemptions
     chunked = attrs.get(cv.CHUNKED_PAYLOADS)
     if isinstance(chunked, list):
         for pid in chunked:

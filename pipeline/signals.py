@@ -139,6 +139,7 @@ class SignalAggregate:
     no_first_token: int = 0
     # spans that timed out with no LLM call below them (pipeline.tracetree: "answered")
     no_response: int = 0
+    preemptions: int = 0  # model server: requests preempted (vLLM) or retracted (SGLang)
     late: int = 0
     sums_ns: dict[str, int] = field(default_factory=dict)
     sketches: dict[str, QuantileSketch] = field(default_factory=dict)
@@ -182,6 +183,8 @@ class SignalAggregate:
                 self.cache_input_tokens += span.input_tokens
         if span.streaming and span.ttft_s is None and not span.output_tokens:
             self.no_first_token += 1
+        if span.preemptions:
+            self.preemptions += span.preemptions
         for name, v in span_values(span).items():
             if v is not None:
                 self.sums_ns[name] = self.sums_ns.get(name, 0) + v
@@ -207,6 +210,7 @@ class SignalAggregate:
         self.cache_input_tokens += other.cache_input_tokens
         self.no_first_token += other.no_first_token
         self.no_response += other.no_response
+        self.preemptions += other.preemptions
         self.late += other.late
         for name, v in other.sums_ns.items():
             self.sums_ns[name] = self.sums_ns.get(name, 0) + v
@@ -236,6 +240,7 @@ class SignalAggregate:
             "cache_input_tokens": self.cache_input_tokens,
             "no_first_token": self.no_first_token,
             "no_response": self.no_response,
+            "preemptions": self.preemptions,
             "late": self.late,
             "sums_ns": self.sums_ns,
             "sketches": {k: v.to_dict() for k, v in self.sketches.items()},
@@ -256,6 +261,7 @@ class SignalAggregate:
             cache_input_tokens=d.get("cache_input_tokens", 0),
             no_first_token=d.get("no_first_token", 0),
             no_response=d.get("no_response", 0),
+            preemptions=d.get("preemptions", 0),
             late=d.get("late", 0),
             sums_ns=dict(d["sums_ns"]),
             sketches={k: QuantileSketch.from_dict(v) for k, v in d["sketches"].items()},
@@ -288,6 +294,7 @@ class SignalAggregate:
             ),
             "no_first_token": self.no_first_token,
             "no_response": self.no_response,
+            "preemptions": self.preemptions,
             "late_spans": self.late,
             "exemplars": {
                 "slowest_trace_id": self.slowest[1] if self.slowest else None,

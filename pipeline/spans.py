@@ -75,6 +75,11 @@ class LlmSpan:
     queue_s: float | None = None
     prefill_s: float | None = None
     decode_s: float | None = None
+    # model server: scheduled to last token (vLLM, SGLang); engine-specific splits of it
+    inference_s: float | None = None
+    forward_s: float | None = None  # vLLM: forward passes, across workers
+    execute_s: float | None = None  # vLLM: model execute (forward, sync, sampling)
+    preemptions: int | None = None  # times the engine preempted (vLLM) or retracted (SGLang) it
     server_e2e_s: float | None = None
     finish_reasons: tuple[str, ...] = ()
     user_id: str | None = None

@@ -7,7 +7,8 @@ Golden-signal windows (``spanwatch.metrics``, :data:`METRICS`): ``<ttft|tpot|lat
 ``input_tokens_per_s``, ``output_tokens_per_s``, ``cache_hit_ratio`` (cached input tokens
 per input token of the calls that report cache use), ``no_first_token`` (streamed calls
 that ended with no first token and no output), ``no_response`` (gateway, app and agent
-spans that timed out with no LLM call below them). Token windows (``spanwatch.tokens``,
+spans that timed out with no LLM call below them), ``preemptions`` (model-server requests
+preempted by vLLM or retracted by SGLang). Token windows (``spanwatch.tokens``,
 :data:`TOKENS`): ``tokens_per_min``, ``total_tokens``, ``input_tokens``, ``output_tokens``,
 ``cost``, ``cost_per_min``, ``requests``, ``unpriced_requests``.
 """
@@ -85,6 +86,7 @@ METRICS: dict[str, WindowValue] = _catalog(
         "cache_hit_ratio": (_field("cache_hit_ratio"), "ratio"),
         "no_first_token": (_field("no_first_token"), ""),
         "no_response": (_field("no_response"), ""),
+        "preemptions": (_field("preemptions"), ""),
     },
 )
 TOKENS: dict[str, WindowValue] = _catalog(

@@ -54,6 +54,7 @@ _FIELDS = {
     "cache_hit_ratio": "cache_hit_ratio",
     "no_first_token": "no_first_token",
     "no_response": "no_response",
+    "preemptions": "preemptions",
     "total_tokens": "total_tokens",
     "unpriced_requests": "unpriced_requests",
 }

@@ -103,6 +103,14 @@ def mapping_markdown() -> str:
         ("operation", cv.DEPENDENCY_OPERATION + cv.DEPENDENCY_STATEMENT),
     ):
         lines += [f"| {part} | `{s.key}` | {s.convention} | {s.note} |" for s in sources]
+    lines += [
+        "",
+        "## Preemptions (model-server span events)",
+        "",
+        f"- `{cv.JOURNEY_EVENT_PREFIX}<TYPE>` events (vLLM request journey): the highest"
+        f" `{cv.JOURNEY_PREEMPTIONS}`",
+        f"- `{cv.RETRACT_EVENT}` events (SGLang): counted",
+    ]
     lines += ["", "## First-token events (TTFT when no attribute gives it)", ""]
     lines += [f"- `{name}`" for name in sorted(cv.FIRST_TOKEN_EVENTS)]
     lines += [

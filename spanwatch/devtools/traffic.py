@@ -444,6 +444,10 @@ class TrafficGenerator:
                 },
                 err,
             )
+            if model.name == self.slow_model and self.slow_factor > 1:
+                # a backed-up engine preempts running requests to admit waiting ones
+                ev = srv.events.add(name="journey.PREEMPTED", time_unix_nano=srv_start + 1000)
+                ev.attributes.extend(kvs({"event.type": "PREEMPTED", "num_preemptions": 1}))
             out.add(model.server, "vllm.llm_engine", srv)
 
     def _pii_text(self) -> str:

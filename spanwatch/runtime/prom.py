@@ -84,6 +84,7 @@ class _SeriesTotals:
     cache: Counter[str] = field(default_factory=Counter)  # "read", "input" -> tokens
     no_first_token: int = 0
     no_response: int = 0
+    preemptions: int = 0
     buckets: dict[str, list[int]] = field(default_factory=dict)  # window value -> counts
     sums_ns: dict[str, int] = field(default_factory=dict)  # exact whatever the order
 
@@ -128,6 +129,7 @@ class WindowTotals:
         t.cache["input"] += agg.cache_input_tokens
         t.no_first_token += agg.no_first_token
         t.no_response += agg.no_response
+        t.preemptions += agg.preemptions
         agg.flush()
         dep = record["series"].get("layer") == DEPENDENCY
         for name in HISTOGRAMS:
@@ -226,6 +228,11 @@ class WindowTotals:
             "Gateway, app and agent spans that timed out with no LLM call below them",
             labels=names,
         )
+        preempted = CounterMetricFamily(
+            "spanwatch_llm_preemptions",
+            "Model-server preemptions (vLLM) and retractions (SGLang) of requests",
+            labels=names,
+        )
         hists = {
             name: HistogramMetricFamily(metric, doc, labels=names)
             for name, (metric, doc, _) in HISTOGRAMS.items()
@@ -237,6 +244,7 @@ class WindowTotals:
             cache_input.add_metric(labels, t.cache["input"])
             no_first.add_metric(labels, t.no_first_token)
             no_response.add_metric(labels, t.no_response)
+            preempted.add_metric(labels, t.preemptions)
             for etype, n in sorted(t.errors.items()):
                 errors.add_metric([*labels, etype], n)
             for direction in ("input", "output"):
@@ -251,6 +259,7 @@ class WindowTotals:
         yield cache_input
         yield no_first
         yield no_response
+        yield preempted
         yield from hists.values()
 
 
