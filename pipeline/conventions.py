@@ -319,6 +319,12 @@ FIRST_TOKEN_EVENTS = (
 JOURNEY_EVENT_PREFIX = "journey."
 JOURNEY_PREEMPTIONS = "num_preemptions"
 RETRACT_EVENT = "retract"
+# Workflow nodes. Dify's ObservabilityLayer names a node span after the node's title and sets
+# ``node.type`` (llm, code, tool, knowledge-retrieval, if-else, http-request, ...); OpenInference's
+# LangChain instrumentation puts LangGraph's node name in the ``metadata`` JSON.
+NODE_TYPE = "node.type"
+LANGGRAPH_METADATA = "metadata"
+LANGGRAPH_NODE = "langgraph_node"
 # Attribute prefixes that make a span LLM-related.
 LLM_PREFIXES = (
     "gen_ai.",

@@ -399,6 +399,29 @@ def _ttft_from_events(view: SpanView) -> float | None:
     return (min(times) - view.start_ns) / 1e9 if times else None
 
 
+MAX_NODE_CHARS = 96
+
+
+def workflow_node(view: SpanView) -> str | None:
+    """``"<node type>: <title>"`` of a workflow node span, else None: Dify's node spans
+    (``node.type``, the span named after the node's title) and LangGraph's nodes as
+    OpenInference records them (``metadata`` JSON with ``langgraph_node``)."""
+    attrs = view.attrs
+    ntype = attrs.get(cv.NODE_TYPE)
+    if isinstance(ntype, str) and ntype:
+        return f"{ntype}: {view.name}"[:MAX_NODE_CHARS]
+    meta = attrs.get(cv.LANGGRAPH_METADATA)
+    if isinstance(meta, str) and cv.LANGGRAPH_NODE in meta:
+        try:
+            doc = json.loads(meta)
+        except ValueError:
+            return None
+        name = doc.get(cv.LANGGRAPH_NODE) if isinstance(doc, dict) else None
+        if isinstance(name, str) and name and name == view.name:  # the node's own span
+            return f"langgraph: {name}"[:MAX_NODE_CHARS]
+    return None
+
+
 def _preemptions(view: SpanView) -> int | None:
     """Preemptions of a model-server request: the highest ``num_preemptions`` of vLLM's
     journey events, or SGLang's ``retract`` events counted; None when neither is there."""
@@ -464,6 +487,11 @@ def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan |
         found["dependency"], operation = dep
     else:
         layer = derive_layer(view, service, operation, marker, opts)
+    node = workflow_node(view)
+    if node is not None:
+        found["node"] = node
+        if layer is Layer.OTHER:  # a node of an older Dify, with no GenAI attribute
+            layer, operation = Layer.APP, operation or "task"
     if layer is Layer.OTHER and not opts.keep_non_llm:
         return None
     if not operation:

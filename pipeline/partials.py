@@ -225,6 +225,8 @@ class PreAggregator:
                     _agg(partial, wid).late += 1
                 else:
                     _agg(partial, wid).add(span, own, hung)
+        if self.signals:
+            self._critical_paths(clock, partition, offset, spans, out)
         partials = list(out.values())
         if self.prices is not None:
             partials += self._token_partials(clock, partition, offset, spans, depths)
@@ -234,6 +236,33 @@ class PreAggregator:
             else:
                 clock.observe(newest)
         return partials
+
+    def _critical_paths(
+        self,
+        clock: PartitionClock,
+        partition: int,
+        offset: int,
+        spans: Sequence[LlmSpan],
+        out: dict[str, Partial],
+    ) -> None:
+        """Workflow nodes: remember each under its parent; when a parent of nodes arrives,
+        add the time of the nodes on its critical path to their series' windows (by the
+        node's end). Nodes end before their run, so they come first or with it."""
+        trees = self.trees
+        assert trees is not None
+        for span in spans:
+            if span.node is not None and span.end_ns > 0:
+                trees.add_node(partition, span, self._series_id(span))
+        for span in spans:
+            for _, start, end, sid in trees.critical_path(partition, span):
+                partial = out.get(sid)
+                if partial is None:
+                    partial = out[sid] = Partial(sid, partition, offset, {})
+                for wid, late in self._windows(clock, end):
+                    if not late:
+                        agg = _agg(partial, wid)
+                        agg.critical_ns += max(end - start, 0)
+                        agg.critical_count += 1
 
     def advance(self, partition: int) -> None:
         """Apply the watermark of messages whose partials have been sent."""

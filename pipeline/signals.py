@@ -35,7 +35,8 @@ PARTS = (
     "other",
 )
 # "dependency" is empty except on layer "dependency" series (the called Redis, database, ...)
-DEFAULT_DIMENSIONS = ("service", "layer", "operation", "model", "dependency")
+# "node" is empty except on workflow node spans (Dify nodes, LangGraph nodes)
+DEFAULT_DIMENSIONS = ("service", "layer", "operation", "model", "dependency", "node")
 ALLOWED_DIMENSIONS = (
     *DEFAULT_DIMENSIONS,
     "provider",
@@ -140,6 +141,9 @@ class SignalAggregate:
     # spans that timed out with no LLM call below them (pipeline.tracetree: "answered")
     no_response: int = 0
     preemptions: int = 0  # model server: requests preempted (vLLM) or retracted (SGLang)
+    # workflow nodes: time on their run's critical path (pipeline.tracetree), and how often
+    critical_ns: int = 0
+    critical_count: int = 0
     late: int = 0
     sums_ns: dict[str, int] = field(default_factory=dict)
     sketches: dict[str, QuantileSketch] = field(default_factory=dict)
@@ -211,6 +215,8 @@ class SignalAggregate:
         self.no_first_token += other.no_first_token
         self.no_response += other.no_response
         self.preemptions += other.preemptions
+        self.critical_ns += other.critical_ns
+        self.critical_count += other.critical_count
         self.late += other.late
         for name, v in other.sums_ns.items():
             self.sums_ns[name] = self.sums_ns.get(name, 0) + v
@@ -241,6 +247,8 @@ class SignalAggregate:
             "no_first_token": self.no_first_token,
             "no_response": self.no_response,
             "preemptions": self.preemptions,
+            "critical_ns": self.critical_ns,
+            "critical_count": self.critical_count,
             "late": self.late,
             "sums_ns": self.sums_ns,
             "sketches": {k: v.to_dict() for k, v in self.sketches.items()},
@@ -262,6 +270,8 @@ class SignalAggregate:
             no_first_token=d.get("no_first_token", 0),
             no_response=d.get("no_response", 0),
             preemptions=d.get("preemptions", 0),
+            critical_ns=d.get("critical_ns", 0),
+            critical_count=d.get("critical_count", 0),
             late=d.get("late", 0),
             sums_ns=dict(d["sums_ns"]),
             sketches={k: QuantileSketch.from_dict(v) for k, v in d["sketches"].items()},
@@ -295,6 +305,8 @@ class SignalAggregate:
             "no_first_token": self.no_first_token,
             "no_response": self.no_response,
             "preemptions": self.preemptions,
+            "critical_path_s": self.critical_ns / 1e9,
+            "critical_path_count": self.critical_count,
             "late_spans": self.late,
             "exemplars": {
                 "slowest_trace_id": self.slowest[1] if self.slowest else None,

@@ -96,6 +96,9 @@ class LlmSpan:
     duplicate_of: str | None = None  # a client span reporting the same call (pipeline.dedupe)
     # layer "dependency": "<system> <address>[/<namespace>]", e.g. "redis cache:6379/0"
     dependency: str | None = None
+    # a workflow node: "<node type>: <title>" ("llm: Answer", "code: Clean input" in Dify;
+    # "langgraph: retrieve" for a LangGraph node)
+    node: str | None = None
 
     @property
     def model(self) -> str | None:

@@ -41,6 +41,7 @@ from spanwatch.pipeline.spans import Layer, LlmSpan
 from spanwatch.pipeline.tokens import LLM_OPERATIONS
 
 MAX_HOPS = 64  # a parent chain longer than this (or a cycle) stops propagating
+CLOCK_SLACK_NS = 1_000_000  # a node ending up to 1 ms after the next one's start still leads
 
 
 @dataclass
@@ -53,6 +54,8 @@ class TraceShape:
     below: dict[str, int] = field(default_factory=dict)  # span id -> best child height
     child_ns: dict[str, int] = field(default_factory=dict)  # unseen parent -> children ns
     answered: set[str] = field(default_factory=set)  # span ids with an LLM call below them
+    # workflow nodes by parent: (span id, start ns, end ns, series id) for the critical path
+    nodes: dict[str, list[tuple[str, int, int, str]]] = field(default_factory=dict)
     depth: int = 0
     seen_ns: int = 0
 
@@ -105,7 +108,7 @@ class TraceShape:
         return self.child_ns.get(span_id, 0)
 
     def size(self) -> int:
-        return len(self.parent) + len(self.child_ns)
+        return len(self.parent) + len(self.child_ns) + sum(len(v) for v in self.nodes.values())
 
 
 @dataclass
@@ -169,6 +172,31 @@ class TraceTrees:
         if sh is None or span_id not in sh.parent:
             return None
         return span_id in sh.answered
+
+    def add_node(self, partition: int, span: LlmSpan, series: str) -> None:
+        """Remember a workflow node span under its parent (joined by :meth:`join` first)."""
+        sh = self.traces.get((partition, span.trace_id))
+        if sh is None or span.span_id not in sh.parent or not span.parent_span_id:
+            return
+        kids = sh.nodes.setdefault(span.parent_span_id, [])
+        if all(k[0] != span.span_id for k in kids):
+            kids.append((span.span_id, span.start_ns, span.end_ns, series))
+            self.spans_held += 1
+
+    def critical_path(self, partition: int, span: LlmSpan) -> list[tuple[str, int, int, str]]:
+        """The workflow nodes under ``span`` that its end waited for, last first: from the
+        end, the node that ended last, then before its start the node that ended last, and
+        so on (parallel branches: only the one that finished last counts)."""
+        sh = self.traces.get((partition, span.trace_id))
+        kids = sh.nodes.get(span.span_id) if sh is not None else None
+        if not kids:
+            return []
+        path, cursor = [], span.end_ns + CLOCK_SLACK_NS
+        for kid in sorted(kids, key=lambda k: (k[2], k[1]), reverse=True):
+            if kid[2] <= cursor:
+                path.append(kid)
+                cursor = kid[1] + CLOCK_SLACK_NS
+        return path
 
     def forget(self, keep: Iterable[int]) -> None:
         """Drop the shapes of source partitions no longer assigned."""

@@ -8,7 +8,8 @@ Golden-signal windows (``spanwatch.metrics``, :data:`METRICS`): ``<ttft|tpot|lat
 per input token of the calls that report cache use), ``no_first_token`` (streamed calls
 that ended with no first token and no output), ``no_response`` (gateway, app and agent
 spans that timed out with no LLM call below them), ``preemptions`` (model-server requests
-preempted by vLLM or retracted by SGLang). Token windows (``spanwatch.tokens``,
+preempted by vLLM or retracted by SGLang), ``critical_path_s`` (workflow nodes: time on their
+run's critical path). Token windows (``spanwatch.tokens``,
 :data:`TOKENS`): ``tokens_per_min``, ``total_tokens``, ``input_tokens``, ``output_tokens``,
 ``cost``, ``cost_per_min``, ``requests``, ``unpriced_requests``.
 """
@@ -87,6 +88,7 @@ METRICS: dict[str, WindowValue] = _catalog(
         "no_first_token": (_field("no_first_token"), ""),
         "no_response": (_field("no_response"), ""),
         "preemptions": (_field("preemptions"), ""),
+        "critical_path_s": (_field("critical_path_s"), "s"),
     },
 )
 TOKENS: dict[str, WindowValue] = _catalog(

@@ -259,6 +259,7 @@ def test_windows_per_calling_service_and_dependency() -> None:
         "operation": "GET",
         "model": "",
         "dependency": "redis cache:6379",
+        "node": "",
     }
     assert (redis["count"], redis["errors"], vec["count"], vec["errors"]) == (3, 0, 2, 1)
     assert vec["error_rate"] == 0.5 and vec["exemplars"]["error_trace_id"]

@@ -30,7 +30,7 @@ NS = 10**9
 
 def _input() -> list[tuple[int, bytes]]:
     """(partition, value) messages: spans ending over ~2 minutes, 10 minutes ago."""
-    gen = TrafficGenerator(seed=21, runaway_every=0, dependencies=True)
+    gen = TrafficGenerator(seed=21, runaway_every=0, dependencies=True, workflow_nodes=True)
     base = (time.time_ns() // (60 * NS) - 10) * 60 * NS
     out = []
     for i in range(24):

@@ -55,6 +55,7 @@ _FIELDS = {
     "no_first_token": "no_first_token",
     "no_response": "no_response",
     "preemptions": "preemptions",
+    "critical_path_s": "critical_path_s",
     "total_tokens": "total_tokens",
     "unpriced_requests": "unpriced_requests",
 }

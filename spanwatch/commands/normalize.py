@@ -105,6 +105,15 @@ def mapping_markdown() -> str:
         lines += [f"| {part} | `{s.key}` | {s.convention} | {s.note} |" for s in sources]
     lines += [
         "",
+        "## Workflow nodes (`node`)",
+        "",
+        f"- `{cv.NODE_TYPE}` (Dify's node spans, named after the node's title):"
+        ' `"<node.type>: <span name>"`',
+        f"- `{cv.LANGGRAPH_METADATA}` JSON with `{cv.LANGGRAPH_NODE}` equal to the span name"
+        ' (LangGraph through OpenInference): `"langgraph: <node>"`',
+    ]
+    lines += [
+        "",
         "## Preemptions (model-server span events)",
         "",
         f"- `{cv.JOURNEY_EVENT_PREFIX}<TYPE>` events (vLLM request journey): the highest"

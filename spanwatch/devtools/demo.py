@@ -4,10 +4,10 @@ Starts Tansu on loopback, a ``spanwatch worker`` child process (tansu profile), 
 generator that writes multi-layer LLM traces as OTLP protobuf into ``otlp_spans`` (with an
 occasional corrupt message, to show the dead-letter path; a model server that slows down for
 ten seconds, then a vector database, then model calls that hang; runaway agents, completions
-leaking personal data; Redis and vector-database calls as dependency spans). The worker runs
-the demo alert rules (``spanwatch/data/demo-rules``, console receiver). The demo reads the
-worker's output topics and prints a compact summary every few seconds, alerts included.
-Everything it started is stopped on exit.
+leaking personal data; Redis and vector-database calls as dependency spans; the Dify app's
+steps as workflow nodes). The worker runs the demo alert rules (``spanwatch/data/demo-rules``,
+console receiver). The demo reads the worker's output topics and prints a compact summary
+every few seconds, alerts included. Everything it started is stopped on exit.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ class Summary:
     alerts: list[dict[str, Any]] = field(default_factory=list)  # state changes, in order
     # latest 10s window per (calling service, dependency)
     dependencies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # latest 10s window per (service, workflow node)
+    nodes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def add_records(self, value: bytes) -> None:
         for d in json.loads(value)["spans"]:
@@ -79,7 +81,12 @@ class Summary:
         rec = json.loads(value)
         self.windows += 1
         s = rec["series"]
-        if rec["window"]["name"] == "10s" and s.get("layer") == "dependency":
+        if rec["window"]["name"] == "10s" and s.get("node"):
+            nkey = (s.get("service", ""), s["node"])
+            have = self.nodes.get(nkey)
+            if have is None or have["window"]["end_ns"] <= rec["window"]["end_ns"]:
+                self.nodes[nkey] = rec
+        elif rec["window"]["name"] == "10s" and s.get("layer") == "dependency":
             dkey = (s.get("service", ""), s.get("dependency", ""))
             have = self.dependencies.get(dkey)
             if have is None or have["window"]["end_ns"] <= rec["window"]["end_ns"]:
@@ -136,6 +143,15 @@ class Summary:
                     f"{svc} -> {dep}: {r['rate_per_s']:.1f}/s err {r['error_rate'] * 100:.1f}% "
                     f"p95 {_q(r, 'latency_s', 'p95')}"
                     for (svc, dep), r in sorted(self.dependencies.items())
+                )
+            )
+        if self.nodes:
+            lines.append(
+                "workflow nodes (latest closed 10s window): "
+                + "  ".join(
+                    f"{node}: {r['count']} runs p95 {_q(r, 'latency_s', 'p95')} "
+                    f"critical {r.get('critical_path_count', 0)}x"
+                    for (_, node), r in sorted(self.nodes.items())
                 )
             )
         if self.token_windows:
@@ -256,7 +272,9 @@ def _produce_loop(
     counter: list[int],
 ) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, **TANSU.producer})
-    gen = TrafficGenerator(seed, chunk_every=40, pii_every=25, dependencies=True)
+    gen = TrafficGenerator(
+        seed, chunk_every=40, pii_every=25, dependencies=True, workflow_nodes=True
+    )
     tick = 0.5
     n = 0
     start = time.monotonic()

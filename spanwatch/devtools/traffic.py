@@ -118,6 +118,7 @@ class TrafficGenerator:
         dependencies: bool = False,
         slow_dependency: float = 1.0,
         hang_every: int = 0,
+        workflow_nodes: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         # dependency calls (a Redis lookup per run, a vector search per search_docs tool call)
@@ -129,6 +130,9 @@ class TrafficGenerator:
         # every Nth trace: the model call hangs, the gateway times out after 30 s (504) and
         # no LLM span ever comes
         self.hang_every = hang_every
+        # the Dify app's calls and tools wrapped in workflow node spans
+        self.workflow_nodes = workflow_nodes
+        self.node_rng = random.Random(seed ^ 0x0DE5)
         self.error_rate = error_rate
         self.runaway_every = runaway_every
         self.slow_model = slow_model
@@ -226,34 +230,27 @@ class TrafficGenerator:
         out.add(app, _scope(convention), agent)
         if self.dependencies:
             self._emit_cache_lookup(out, trace_id, agent.span_id, app, agent_start)
+        nodes = self.workflow_nodes and convention == "loongsuite"  # Dify's node spans
         for kind, payload in children:
+            # node span ids come from their own generator: every other span stays the same
+            nid = self.node_rng.getrandbits(64).to_bytes(8, "big") if nodes else None
+            parent = nid or agent.span_id
             if kind == "llm":
                 offset, call = payload
+                start = agent_start + offset
                 self._emit_llm(
-                    out,
-                    trace_id,
-                    agent.span_id,
-                    app,
-                    convention,
-                    model,
-                    agent_start + offset,
-                    call,
-                    user,
-                    session,
+                    out, trace_id, parent, app, convention, model, start, call, user, session
                 )
+                end, node, error = start + int(call["e2e"] * 1e9), ("llm", "LLM"), call["error"]
             else:
                 offset, dur, tool, args = payload
-                self._emit_tool(
-                    out,
-                    trace_id,
-                    agent.span_id,
-                    app,
-                    convention,
-                    agent_start + offset,
-                    dur,
-                    tool,
-                    args,
+                start = agent_start + offset
+                end = self._emit_tool(
+                    out, trace_id, parent, app, convention, start, dur, tool, args
                 )
+                node, error = ("tool", tool), None
+            if nid is not None:
+                self._emit_node(out, trace_id, agent.span_id, nid, app, node, start, end, error)
         self.truth["traces"] += 1
         self.truth["runaway_traces"] += int(runaway)
 
@@ -493,7 +490,8 @@ class TrafficGenerator:
         dur: int,
         tool: str,
         args: dict[str, Any],
-    ) -> None:
+    ) -> int:
+        """The tool's span (and the MCP server's, the vector search); returns its end."""
         arg_text = json.dumps(args, sort_keys=True)
         if convention == "openinference":
             attrs: dict[str, Any] = {
@@ -533,6 +531,32 @@ class TrafficGenerator:
                 },
             )
             out.add("mcp-web-tools", "mcp.server", mcp)
+        return start + dur
+
+    def _emit_node(
+        self,
+        out: Spans,
+        trace_id: bytes,
+        parent: bytes,
+        span_id: bytes,
+        app: str,
+        node: tuple[str, str],
+        start: int,
+        end: int,
+        error: str | None,
+    ) -> None:
+        """A Dify workflow node span, as Dify's ObservabilityLayer writes it."""
+        ntype, title = node
+        attrs = {
+            "node.id": span_id.hex()[:13],
+            "node.execution_id": span_id.hex(),
+            "node.type": ntype,
+            "gen_ai.framework": "dify",
+            "gen_ai.span.kind": "LLM" if ntype == "llm" else "TOOL",
+        }
+        sp = self._span(trace_id, parent, title, INTERNAL, start, end, attrs, error, span_id)
+        out.add(app, "core.workflow.graph_engine.layers.observability", sp)
+        self.truth["workflow_nodes"] += 1
 
     def _emit_hang(
         self,

@@ -150,7 +150,7 @@ class WindowTotals:
         llm = [(k, t) for k, t in self.series.items() if dict(k).get("layer") != DEPENDENCY]
         deps = [(k, t) for k, t in self.series.items() if dict(k).get("layer") == DEPENDENCY]
         yield from self._llm_families([(_drop(k, DEPENDENCY), t) for k, t in llm])
-        yield from self._dependency_families([(_drop(k, "model"), t) for k, t in deps])
+        yield from self._dependency_families([(_drop(k, "model", "node"), t) for k, t in deps])
 
     @staticmethod
     def _dependency_families(
@@ -275,8 +275,8 @@ def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[st
     return out
 
 
-def _drop(key: tuple[tuple[str, str], ...], label: str) -> tuple[tuple[str, str], ...]:
-    return tuple(kv for kv in key if kv[0] != label)
+def _drop(key: tuple[tuple[str, str], ...], *labels: str) -> tuple[tuple[str, str], ...]:
+    return tuple(kv for kv in key if kv[0] not in labels)
 
 
 class LatestWindows:
