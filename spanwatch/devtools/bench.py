@@ -38,10 +38,10 @@ from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.sketch import QuantileSketch
 
 
-def _messages(
-    spans: int, batch: int, seed: int = 1, dependencies: bool = False
-) -> tuple[list[bytes], int]:
-    gen = TrafficGenerator(seed, dependencies=dependencies)
+def _messages(spans: int, batch: int, seed: int = 1, **traffic: Any) -> tuple[list[bytes], int]:
+    """About ``spans`` spans of generated traffic in messages of ``batch`` spans
+    (``traffic``: :class:`TrafficGenerator` options)."""
+    gen = TrafficGenerator(seed, **traffic)
     it = gen.batches(batch, time.time_ns(), spread_ns=60 * 10**9)
     msgs: list[bytes] = []
     total = 0
@@ -303,14 +303,18 @@ def bench_metrics(spans: int, batch: int) -> int:
         f"decode + normalize + windows (pre-agg, wire, merge): {win:>10,.0f} spans/s"
         f"  = {win / norm:.0%} of normalize alone"
     )
-    dep_msgs, dep_total = _messages(spans, batch, dependencies=True)
-    dep_win = best_rate(_windows_pass, dep_msgs, dep_total)
-    recs = [r for m in dep_msgs for r in ingest_message(m).spans]
-    share = sum(r.dependency is not None for r in recs) / max(len(recs), 1)
-    print(
-        f"the same with Redis and vector-database calls (layer dependency, ~{share:.0%} of "
-        f"spans): {dep_win:>10,.0f} spans/s = {dep_win / win:.0%} of the rate without them"
-    )
+    for what, option, field in (
+        ("Redis and vector-database calls (layer dependency)", "dependencies", "dependency"),
+        ("the Dify app's steps as workflow nodes (critical paths)", "workflow_nodes", "node"),
+    ):
+        more, more_total = _messages(spans, batch, **{option: True})
+        rate = best_rate(_windows_pass, more, more_total)
+        recs = [r for m in more for r in ingest_message(m).spans]
+        share = sum(getattr(r, field) is not None for r in recs) / max(len(recs), 1)
+        print(
+            f"the same with {what}, ~{share:.0%} of records: {rate:>10,.0f} spans/s with "
+            f"windows = {rate / win:.0%} of the rate without them"
+        )
     print(
         f"quantile relative error (worst of p50..p99.9, 200k heavy-tailed values): "
         f"{quantile_error():.3%} (bound 1%)"
