@@ -24,11 +24,13 @@ from spanwatch.pipeline.deadletter import SourceRef
 from spanwatch.pipeline.ingest import IngestResult
 from spanwatch.pipeline.safety.engine import ContentItem, SafetyEngine
 from spanwatch.pipeline.safety.judge import (
+    EXCHANGE,
     CircuitBreaker,
     Evaluation,
     JudgeClient,
     JudgeQueue,
     evaluation_record,
+    exchange_item,
 )
 
 log = logging.getLogger("spanwatch.safety")
@@ -38,7 +40,7 @@ PayloadHook = Callable[[Payload], Awaitable[None]]
 @dataclass
 class SafetyRuntime:
     engine: SafetyEngine
-    judge: JudgeQueue | None = None
+    judges: dict[str, JudgeQueue] = field(default_factory=dict)  # by evaluation name
     counters: Counter[str] = field(default_factory=Counter)
 
 
@@ -47,40 +49,40 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, PayloadHook,
     findings = app.topic(settings.topics.findings, key_serializer="raw", value_serializer="raw")
     rt = SafetyRuntime(cfg.engine())
     roles = frozenset(cfg.roles)
-    judge_cfg = cfg.judge
-    if judge_cfg is not None:
-        client = JudgeClient(
-            judge_cfg.judge_settings(),
-            breaker=CircuitBreaker(
-                failure_threshold=judge_cfg.failure_threshold, reset_after_s=judge_cfg.reset_after_s
+    judged: list[tuple[frozenset[str], JudgeQueue]] = []  # (roles it reads, its queue)
+    for judge_cfg in cfg.all_judges():
+        queue = JudgeQueue(
+            JudgeClient(
+                judge_cfg.judge_settings(),
+                breaker=CircuitBreaker(
+                    failure_threshold=judge_cfg.failure_threshold,
+                    reset_after_s=judge_cfg.reset_after_s,
+                ),
             ),
+            _emitter(rt, findings, judge_cfg.flag_labels, judge_cfg.severity),
         )
+        rt.judges[judge_cfg.name] = queue
+        judged.append((frozenset(judge_cfg.roles), queue))
+    exchanges = any(EXCHANGE in r for r, _ in judged)
 
-        async def emit(item: ContentItem, ev: Evaluation) -> None:
-            if ev.explanation:  # a judge may quote the text it judged: mask what it quotes
-                ev = Evaluation(
-                    ev.name,
-                    ev.score_value,
-                    ev.score_label,
-                    rt.engine.redact(ev.explanation),
-                    ev.response_id,
-                )
-            rec = evaluation_record(
-                item, ev, flag_labels=judge_cfg.flag_labels, severity=judge_cfg.severity
-            )
-            await findings.send(key=item.trace_id.encode(), value=orjson.dumps(rec))
-
-        rt.judge = JudgeQueue(client, emit)
-        judge_roles = frozenset(judge_cfg.roles)
+    if judged:
 
         @app.task
-        async def start_judge() -> None:
-            assert rt.judge is not None
-            rt.judge.start()
+        async def start_judges() -> None:
+            for q in rt.judges.values():
+                q.start()
+
+    def submit(item: ContentItem) -> None:
+        for judge_roles, queue in judged:
+            if item.role in judge_roles:
+                queue.submit(item)
 
     async def scan(items: Iterable[ContentItem]) -> None:
         sent = []
+        by_span: dict[tuple[str, str], list[ContentItem]] = {}
         for item in items:
+            if exchanges and item.span_id:
+                by_span.setdefault((item.trace_id, item.span_id), []).append(item)
             if item.role not in roles:
                 rt.counters["skipped_role"] += 1
                 continue
@@ -88,8 +90,10 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, PayloadHook,
                 sent.append(
                     await findings.send(key=item.trace_id.encode(), value=orjson.dumps(rec))
                 )
-            if rt.judge is not None and item.role in judge_roles:
-                rt.judge.submit(item)
+            submit(item)
+        for parts in by_span.values():  # a span's prompt and completion, together
+            if (pair := exchange_item(parts)) is not None:
+                submit(pair)
         for fut in sent:  # delivered before the source message can be committed
             await fut
 
@@ -109,3 +113,24 @@ def register(app: faust.App, settings: Settings) -> tuple[SpanSink, PayloadHook,
             )
 
     return sink, on_payload, rt
+
+
+def _emitter(
+    rt: SafetyRuntime, findings: faust.TopicT, flag_labels: tuple[str, ...], severity: str
+) -> Callable[[ContentItem, Evaluation], Awaitable[None]]:
+    """What a judge does with an evaluation: mask what its explanation quotes, then send the
+    ``spanwatch.findings`` record."""
+
+    async def emit(item: ContentItem, ev: Evaluation) -> None:
+        if ev.explanation:  # a judge may quote the text it judged: mask what it quotes
+            ev = Evaluation(
+                ev.name,
+                ev.score_value,
+                ev.score_label,
+                rt.engine.redact(ev.explanation),
+                ev.response_id,
+            )
+        rec = evaluation_record(item, ev, flag_labels=flag_labels, severity=severity)
+        await findings.send(key=item.trace_id.encode(), value=orjson.dumps(rec))
+
+    return emit

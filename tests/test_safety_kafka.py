@@ -61,9 +61,10 @@ def _messages() -> list[bytes]:
             "gen_ai.output.messages",
             "lorem ipsum " * 1500 + f" the key is {AWS_KEY} " + "dolor " * 500,
         )
-    with tracer.start_as_current_span("chat qwen-max") as sp:  # clean
+    with tracer.start_as_current_span("chat qwen-max") as sp:  # clean, prompt and answer
         sp.set_attribute("gen_ai.operation.name", "chat")
         sp.set_attribute("gen_ai.input.messages", "What is the capital of France?")
+        sp.set_attribute("gen_ai.output.messages", "Paris is the capital of France.")
     return sink.messages
 
 
@@ -123,9 +124,15 @@ class FakeJudge:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 judge.texts.append(body["messages"][1]["content"])
-                answer = json.dumps(
-                    {"label": "violation", "score": 0.9, "explanation": "repeats a phone number"}
-                )
+                if "ANSWER" in body["messages"][0]["content"]:  # the hallucination preset
+                    verdict = {"label": "unsupported", "score": 0.8, "explanation": "not in it"}
+                else:
+                    verdict = {
+                        "label": "violation",
+                        "score": 0.9,
+                        "explanation": "repeats a phone number",
+                    }
+                answer = json.dumps(verdict)
                 out = json.dumps(
                     {
                         "id": "j-1",
@@ -156,7 +163,8 @@ def test_worker_runs_the_judge_off_the_hot_path(tmp_path: Path) -> None:
     config = tmp_path / "sw.yaml"
     config.write_text(
         CONFIG + f"safety: {{judge: {{url: '{judge.url}', model: j, "
-        "sample_rate: 1.0, roles: [input, output]}}\n"
+        "sample_rate: 1.0, roles: [input, output]}, "
+        f"judges: [{{preset: hallucination, url: '{judge.url}', model: j, sample_rate: 1.0}}]}}\n"
     )
     try:
         with EmbeddedBroker(
@@ -164,19 +172,34 @@ def test_worker_runs_the_judge_off_the_hot_path(tmp_path: Path) -> None:
         ) as b:
             w = WorkerProc(b.bootstrap, tmp_path / "w", config=config).start()
             try:
-                produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in _messages()[:1]])
+                msgs = _messages()
+                produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in msgs[:1] + msgs[-1:]])
                 got = consume_until(
                     b.bootstrap,
                     ["spanwatch.findings"],
-                    lambda ms: any(orjson.loads(m.value())["type"] == "evaluation" for m in ms),
+                    lambda ms: (
+                        {
+                            orjson.loads(m.value()).get("category")
+                            for m in ms
+                            if orjson.loads(m.value())["type"] == "evaluation"
+                        }
+                        >= {"policy", "hallucination"}
+                    ),
                     timeout=90,
                 )
             finally:
                 w.stop()
     finally:
         judge.close()
-    ev = next(
-        orjson.loads(m.value()) for m in got if orjson.loads(m.value())["type"] == "evaluation"
+    evs = [orjson.loads(m.value()) for m in got if orjson.loads(m.value())["type"] == "evaluation"]
+    ev = next(e for e in evs if e["category"] == "policy")
+    hal = next(e for e in evs if e["category"] == "hallucination")
+    # one span's prompt and completion judged together, flagged, in the same record shape
+    assert hal["role"] == "exchange" and hal["flagged"] and hal["score"] == 0.8
+    assert hal["evaluation"]["gen_ai.evaluation.score.label"] == "unsupported"
+    assert (
+        "CONTEXT:\nWhat is the capital of France?\n\nANSWER:\nParis is the capital of France."
+        in judge.texts
     )
     assert ev["kind"] == "judge" and ev["flagged"] and ev["severity"] == "high"
     assert ev["evaluation"]["gen_ai.evaluation.score.label"] == "violation"

@@ -36,6 +36,69 @@ DEFAULT_PROMPT = (
     'only: {{"label": one of {labels}, "score": a number from 0 to 1 (1 = certainly the '
     'worst label), "explanation": one short sentence}}.'
 )
+_ANSWER = (
+    ' Answer with JSON only: {{"label": one of {labels}, "score": a number from 0 to 1, '
+    '"explanation": one short sentence}}.'
+)
+# The role of an item that holds a span's prompt and completion together (see exchange_item)
+EXCHANGE = "exchange"
+# Ready-made evaluations (``safety.judges: [{preset: hallucination, url: ..., model: ...}]``):
+# what each labels, which labels become findings, which texts it reads, and its prompt.
+PRESETS: dict[str, dict[str, Any]] = {
+    "hallucination": {
+        "name": "hallucination",
+        "labels": ("supported", "unsupported", "no_context"),
+        "flag_labels": ("unsupported",),
+        "roles": (EXCHANGE,),
+        "prompt": "You check an assistant's ANSWER against the CONTEXT it was given (the "
+        "prompt, with any retrieved documents). Label it unsupported when it states facts "
+        "that the context neither contains nor implies, or contradicts it; supported when "
+        "the context backs every factual claim; no_context when the context holds nothing to "
+        "check against. The score is the risk that the answer is not supported." + _ANSWER,
+    },
+    "sentiment": {
+        "name": "sentiment",
+        "labels": ("positive", "neutral", "negative"),
+        "flag_labels": (),
+        "roles": ("input",),
+        "prompt": "Label the sentiment of the user's message. The score is how negative it "
+        "is." + _ANSWER,
+    },
+    "topic": {
+        "name": "topic",
+        "flag_labels": (),
+        "roles": ("input",),
+        "prompt": "Label the topic of the user's request. Choose the closest label; the score "
+        "is how sure you are." + _ANSWER,
+    },
+}
+MAX_EXCHANGE_PART = 6000  # characters of each side of an exchange sent to the judge
+
+
+def exchange_item(items: list[ContentItem]) -> ContentItem | None:
+    """One span's prompt and completion as one item (role :data:`EXCHANGE`), for judges
+    that need both (does the answer follow from the context?); None unless both are there."""
+    context = [i for i in items if i.role in ("system", "input", "tool")]
+    answer = [i for i in items if i.role == "output"]
+    if not context or not answer:
+        return None
+    first = answer[0]
+    text = (
+        "CONTEXT:\n"
+        + "\n\n".join(i.text for i in context)[-MAX_EXCHANGE_PART:]
+        + "\n\nANSWER:\n"
+        + "\n\n".join(i.text for i in answer)[:MAX_EXCHANGE_PART]
+    )
+    return ContentItem(
+        text,
+        EXCHANGE,
+        f"{EXCHANGE}:{first.location}",
+        first.trace_id,
+        first.span_id,
+        first.service,
+        first.model,
+        first.time_ns,
+    )
 
 
 class JudgeError(SpanwatchError):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from spanwatch.pipeline.errors import ConfigError
 from spanwatch.pipeline.safety.engine import DEFAULT_SCANNERS, SafetyEngine
-from spanwatch.pipeline.safety.judge import JudgeSettings
+from spanwatch.pipeline.safety.judge import PRESETS, JudgeSettings
 from spanwatch.pipeline.safety.registry import build_scanner
 from spanwatch.pipeline.settings import SettingsModel, expand_env
 
@@ -18,6 +18,9 @@ class JudgeConfig(SettingsModel):
 
     url: str  # base URL ending in /v1; /chat/completions is appended
     model: str
+    # a ready-made evaluation (pipeline.safety.judge.PRESETS): hallucination (the answer
+    # against its context), sentiment, topic (give its labels); fields set here win
+    preset: Literal["hallucination", "sentiment", "topic"] | None = None
     api_key: SecretStr | None = None  # "${ENV_VAR}" is read from the environment
     name: str = "policy"  # gen_ai.evaluation.name
     labels: tuple[str, ...] = ("pass", "violation")
@@ -35,10 +38,29 @@ class JudgeConfig(SettingsModel):
     failure_threshold: int = Field(5, ge=1)
     reset_after_s: float = Field(30.0, gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        """A preset fills the fields the configuration does not set."""
+        if not isinstance(data, dict) or data.get("preset") not in PRESETS:
+            return data  # no preset, or an unknown one (the field reports it)
+        preset = data["preset"]
+        if preset == "topic" and "labels" not in data:
+            raise ValueError("preset topic: give the topics as labels, e.g. [billing, other]")
+        return {**PRESETS[preset], **data}
+
     def judge_settings(self) -> JudgeSettings:
         key = self.api_key.get_secret_value() if self.api_key is not None else None
         d = self.model_dump(
-            exclude={"api_key", "severity", "roles", "failure_threshold", "reset_after_s", "prompt"}
+            exclude={
+                "api_key",
+                "severity",
+                "roles",
+                "failure_threshold",
+                "reset_after_s",
+                "prompt",
+                "preset",
+            }
         )
         if self.prompt:
             d["prompt"] = self.prompt
@@ -53,6 +75,18 @@ class SafetySettings(SettingsModel):
     roles: tuple[str, ...] = ("input", "output", "system", "tool")
     max_chars: int = Field(1_000_000, ge=1)  # longer texts are scanned up to here (counted)
     judge: JudgeConfig | None = None
+    judges: tuple[JudgeConfig, ...] = ()  # more evaluations, each its own queue and calls
+
+    @model_validator(mode="after")
+    def _judge_names(self) -> SafetySettings:
+        names = [j.name for j in self.all_judges()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"judge and judges: each evaluation needs its own name, got {names}")
+        return self
+
+    def all_judges(self) -> tuple[JudgeConfig, ...]:
+        """``judge`` (if set) and ``judges``."""
+        return ((self.judge,) if self.judge is not None else ()) + self.judges
 
     @field_validator("scanners")
     @classmethod

@@ -516,10 +516,13 @@ class SpanwatchCollector(Collector):
         for reason, n in sorted(self.safety.counters.items()):
             skipped.add_metric([reason], n)
         yield skipped
-        if self.safety.judge is not None:
+        if self.safety.judges:
             judge = CounterMetricFamily(
-                "spanwatch_judge_events", "Judge model calls by outcome", labels=["outcome"]
+                "spanwatch_judge_events",
+                "Judge model calls by evaluation and outcome",
+                labels=["evaluation", "outcome"],
             )
-            for name, n in sorted(self.safety.judge.counters.items()):
-                judge.add_metric([name], n)
+            for evaluation, queue in sorted(self.safety.judges.items()):
+                for name, n in sorted(queue.counters.items()):
+                    judge.add_metric([evaluation, name], n)
             yield judge
