@@ -13,7 +13,10 @@ const CHARTS = [
   ["chart-tokens", "tokens/s", [["output_tokens_per_s", "output"], ["input_tokens_per_s", "input"]]],
 ];
 const COLORS = ["#1f5fbf", "#c62828", "#ef8f00", "#2e7d32"];
-const DIMS = ["service", "layer", "operation", "model"];
+// series dimensions (alerts are matched to series on them); "dependency" and "node" are empty
+// except on dependency calls and workflow nodes, shown together in the table's last label column
+const DIMS = ["service", "layer", "operation", "model", "dependency", "node"];
+const COLUMNS = ["service", "layer", "operation", "model"];
 
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -108,7 +111,9 @@ function renderSeries(st) {
   body.replaceChildren(...rows.map((s) => el("tr", {
     class: s.id === sw.selected ? "selected" : "", "data-series": s.id, onclick: () => select(s.id),
   },
-  ...DIMS.map((d) => el("td", { title: s.labels[d] || "" }, s.labels[d] || "")),
+  ...COLUMNS.map((d) => el("td", { title: s.labels[d] || "" }, s.labels[d] || "")),
+  el("td", { title: s.labels.dependency || s.labels.node || "" },
+    s.labels.dependency || s.labels.node || ""),
   el("td", {}, num(last(s, "request_rate"))),
   el("td", {}, num(last(s, "error_rate"), "%")),
   el("td", {}, num(last(s, "ttft_p95"), "s")),
