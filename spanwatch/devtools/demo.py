@@ -24,7 +24,7 @@ import webbrowser
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Producer
 
@@ -81,21 +81,14 @@ class Summary:
         rec = json.loads(value)
         self.windows += 1
         s = rec["series"]
-        if rec["window"]["name"] == "10s" and s.get("node"):
-            nkey = (s.get("service", ""), s["node"])
-            have = self.nodes.get(nkey)
-            if have is None or have["window"]["end_ns"] <= rec["window"]["end_ns"]:
-                self.nodes[nkey] = rec
-        elif rec["window"]["name"] == "10s" and s.get("layer") == "dependency":
-            dkey = (s.get("service", ""), s.get("dependency", ""))
-            have = self.dependencies.get(dkey)
-            if have is None or have["window"]["end_ns"] <= rec["window"]["end_ns"]:
-                self.dependencies[dkey] = rec
-        elif rec["window"]["name"] == "10s" and s.get("model"):
-            key = (s.get("layer", ""), s.get("service", ""), s["model"])
-            old = self.signals.get(key)
-            if old is None or old["window"]["end_ns"] <= rec["window"]["end_ns"]:
-                self.signals[key] = rec
+        if rec["window"]["name"] != "10s":
+            return
+        if s.get("node"):
+            _keep_latest(self.nodes, (s.get("service", ""), s["node"]), rec)
+        elif s.get("layer") == "dependency":
+            _keep_latest(self.dependencies, (s.get("service", ""), s.get("dependency", "")), rec)
+        elif s.get("model"):
+            _keep_latest(self.signals, (s.get("layer", ""), s.get("service", ""), s["model"]), rec)
 
     def add_tokens(self, value: bytes) -> None:
         rec = json.loads(value)
@@ -209,6 +202,16 @@ class Summary:
         for a in sorted(now, key=lambda a: a["at"])[-4:] + resolved_last:
             out.append(alert_line(a)[:200])
         return out
+
+
+K = TypeVar("K")
+
+
+def _keep_latest(store: dict[K, dict[str, Any]], key: K, rec: dict[str, Any]) -> None:
+    """Keep the window record of ``key`` that ends last."""
+    have = store.get(key)
+    if have is None or have["window"]["end_ns"] <= rec["window"]["end_ns"]:
+        store[key] = rec
 
 
 def _num(v: float, unit: str) -> str:

@@ -53,6 +53,34 @@ DEPENDENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
 DEPENDENCY = "dependency"  # the layer, and the label naming the called dependency
+# counters of LLM-layer series summed from a SignalAggregate field: (metric, help, field)
+SERIES_COUNTERS = (
+    (
+        "spanwatch_llm_cache_read_tokens",
+        "Input tokens served from the prefix / KV cache (calls that report cache use)",
+        "cache_read_tokens",
+    ),
+    (
+        "spanwatch_llm_cache_reported_input_tokens",
+        "Input tokens of the calls that report their cache use (hit ratio denominator)",
+        "cache_input_tokens",
+    ),
+    (
+        "spanwatch_llm_streams_without_first_token",
+        "Streamed calls that ended with no first token and no output",
+        "no_first_token",
+    ),
+    (
+        "spanwatch_llm_no_response",
+        "Gateway, app and agent spans that timed out with no LLM call below them",
+        "no_response",
+    ),
+    (
+        "spanwatch_llm_preemptions",
+        "Model-server preemptions (vLLM) and retractions (SGLang) of requests",
+        "preemptions",
+    ),
+)
 HISTOGRAMS: dict[str, tuple[str, str, tuple[float, ...]]] = {
     "latency_s": (
         "spanwatch_llm_request_duration_seconds",
@@ -81,10 +109,7 @@ class _SeriesTotals:
     requests: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     tokens: Counter[str] = field(default_factory=Counter)  # direction -> tokens
-    cache: Counter[str] = field(default_factory=Counter)  # "read", "input" -> tokens
-    no_first_token: int = 0
-    no_response: int = 0
-    preemptions: int = 0
+    counts: Counter[str] = field(default_factory=Counter)  # SERIES_COUNTERS field -> sum
     buckets: dict[str, list[int]] = field(default_factory=dict)  # window value -> counts
     sums_ns: dict[str, int] = field(default_factory=dict)  # exact whatever the order
 
@@ -125,11 +150,8 @@ class WindowTotals:
             t.errors[etype] += n
         t.tokens["input"] += agg.input_tokens
         t.tokens["output"] += agg.output_tokens
-        t.cache["read"] += agg.cache_read_tokens
-        t.cache["input"] += agg.cache_input_tokens
-        t.no_first_token += agg.no_first_token
-        t.no_response += agg.no_response
-        t.preemptions += agg.preemptions
+        for _, _, name in SERIES_COUNTERS:
+            t.counts[name] += getattr(agg, name)
         agg.flush()
         dep = record["series"].get("layer") == DEPENDENCY
         for name in HISTOGRAMS:
@@ -208,31 +230,10 @@ class WindowTotals:
             "Input and output tokens of the calls in closed windows",
             labels=[*names, "direction"],
         )
-        cache_read = CounterMetricFamily(
-            "spanwatch_llm_cache_read_tokens",
-            "Input tokens served from the prefix / KV cache (calls that report cache use)",
-            labels=names,
-        )
-        cache_input = CounterMetricFamily(
-            "spanwatch_llm_cache_reported_input_tokens",
-            "Input tokens of the calls that report their cache use (hit ratio denominator)",
-            labels=names,
-        )
-        no_first = CounterMetricFamily(
-            "spanwatch_llm_streams_without_first_token",
-            "Streamed calls that ended with no first token and no output",
-            labels=names,
-        )
-        no_response = CounterMetricFamily(
-            "spanwatch_llm_no_response",
-            "Gateway, app and agent spans that timed out with no LLM call below them",
-            labels=names,
-        )
-        preempted = CounterMetricFamily(
-            "spanwatch_llm_preemptions",
-            "Model-server preemptions (vLLM) and retractions (SGLang) of requests",
-            labels=names,
-        )
+        counted = [
+            (CounterMetricFamily(metric, doc, labels=names), name)
+            for metric, doc, name in SERIES_COUNTERS
+        ]
         hists = {
             name: HistogramMetricFamily(metric, doc, labels=names)
             for name, (metric, doc, _) in HISTOGRAMS.items()
@@ -240,11 +241,8 @@ class WindowTotals:
         for key, t in series:
             labels = [v for _, v in key]
             requests.add_metric(labels, t.requests)
-            cache_read.add_metric(labels, t.cache["read"])
-            cache_input.add_metric(labels, t.cache["input"])
-            no_first.add_metric(labels, t.no_first_token)
-            no_response.add_metric(labels, t.no_response)
-            preempted.add_metric(labels, t.preemptions)
+            for family, name in counted:
+                family.add_metric(labels, t.counts[name])
             for etype, n in sorted(t.errors.items()):
                 errors.add_metric([*labels, etype], n)
             for direction in ("input", "output"):
@@ -255,11 +253,8 @@ class WindowTotals:
         yield requests
         yield errors
         yield tokens
-        yield cache_read
-        yield cache_input
-        yield no_first
-        yield no_response
-        yield preempted
+        for family, _ in counted:
+            yield family
         yield from hists.values()
 
 
