@@ -181,33 +181,23 @@ class WindowTotals:
         if not series:
             return
         names = [k for k, _ in series[0][0]]
-        requests = CounterMetricFamily(
-            "spanwatch_dependency_requests",
-            "Client calls to dependencies (Redis, databases, HTTP, RPC) in closed windows",
-            labels=names,
-        )
-        errors = CounterMetricFamily(
-            "spanwatch_dependency_errors",
-            "Dependency calls with error status in closed windows",
-            labels=[*names, "error_type"],
-        )
         duration = HistogramMetricFamily(
             "spanwatch_dependency_request_duration_seconds",
             "Duration of dependency calls",
             labels=names,
         )
         for key, t in series:
-            labels = [v for _, v in key]
-            requests.add_metric(labels, t.requests)
-            for etype, n in sorted(t.errors.items()):
-                errors.add_metric([*labels, etype], n)
             counts = t.buckets.get("latency_s")
             if counts is not None:
-                duration.add_metric(
-                    labels, _cumulative(DEPENDENCY_BUCKETS, counts), t.sums_ns["latency_s"] / 1e9
-                )
-        yield requests
-        yield errors
+                labels = [v for _, v in key]
+                cumulative = _cumulative(DEPENDENCY_BUCKETS, counts)
+                duration.add_metric(labels, cumulative, t.sums_ns["latency_s"] / 1e9)
+        yield from _requests_and_errors(
+            "spanwatch_dependency",
+            "Client calls to dependencies (Redis, databases, HTTP, RPC)",
+            names,
+            series,
+        )
         yield duration
 
     @staticmethod
@@ -217,14 +207,6 @@ class WindowTotals:
         if not series:
             return
         names = [k for k, _ in series[0][0]]
-        requests = CounterMetricFamily(
-            "spanwatch_llm_requests", "LLM-layer spans (calls) in closed windows", labels=names
-        )
-        errors = CounterMetricFamily(
-            "spanwatch_llm_errors",
-            "Spans with error status in closed windows",
-            labels=[*names, "error_type"],
-        )
         tokens = CounterMetricFamily(
             "spanwatch_llm_request_tokens",
             "Input and output tokens of the calls in closed windows",
@@ -240,22 +222,40 @@ class WindowTotals:
         }
         for key, t in series:
             labels = [v for _, v in key]
-            requests.add_metric(labels, t.requests)
             for family, name in counted:
                 family.add_metric(labels, t.counts[name])
-            for etype, n in sorted(t.errors.items()):
-                errors.add_metric([*labels, etype], n)
             for direction in ("input", "output"):
                 tokens.add_metric([*labels, direction], t.tokens[direction])
             for name, counts in t.buckets.items():
                 cumulative = _cumulative(HISTOGRAMS[name][2], counts)
                 hists[name].add_metric(labels, cumulative, t.sums_ns[name] / 1e9)
-        yield requests
-        yield errors
+        yield from _requests_and_errors("spanwatch_llm", "LLM-layer spans (calls)", names, series)
         yield tokens
         for family, _ in counted:
             yield family
         yield from hists.values()
+
+
+def _requests_and_errors(
+    prefix: str,
+    what: str,
+    names: list[str],
+    series: list[tuple[tuple[tuple[str, str], ...], _SeriesTotals]],
+) -> Iterator[Metric]:
+    """``<prefix>_requests_total`` and ``<prefix>_errors_total{error_type}`` of ``series``."""
+    requests = CounterMetricFamily(f"{prefix}_requests", f"{what} in closed windows", labels=names)
+    errors = CounterMetricFamily(
+        f"{prefix}_errors",
+        f"{what} with error status in closed windows",
+        labels=[*names, "error_type"],
+    )
+    for key, t in series:
+        labels = [v for _, v in key]
+        requests.add_metric(labels, t.requests)
+        for etype, n in sorted(t.errors.items()):
+            errors.add_metric([*labels, etype], n)
+    yield requests
+    yield errors
 
 
 def _bounds(name: str, dependency: bool) -> tuple[float, ...]:
