@@ -31,6 +31,7 @@ class WindowValue:
     source: str  # "metrics" (golden-signal windows) or "tokens" (token windows)
     unit: str
     extract: Extract
+    field: str = ""  # the record field it is read from as is ("" when it is derived)
 
 
 def _field(name: str) -> Extract:
@@ -63,8 +64,19 @@ def _per_min(extract: Extract) -> Extract:
     return get
 
 
-def _catalog(source: str, values: dict[str, tuple[Extract, str]]) -> dict[str, WindowValue]:
-    return {name: WindowValue(name, source, unit, ex) for name, (ex, unit) in values.items()}
+def _plain(name: str, unit: str) -> tuple[Extract, str, str]:
+    """A value that is a record field as is."""
+    return _field(name), unit, name
+
+
+def _catalog(
+    source: str, values: dict[str, tuple[Extract, str] | tuple[Extract, str, str]]
+) -> dict[str, WindowValue]:
+    out = {}
+    for name, spec in values.items():
+        extract, unit, field = spec if len(spec) == 3 else (*spec, "")
+        out[name] = WindowValue(name, source, unit, extract, field)
+    return out
 
 
 METRICS: dict[str, WindowValue] = _catalog(
@@ -75,32 +87,32 @@ METRICS: dict[str, WindowValue] = _catalog(
             for d in ("ttft", "tpot", "latency", "queue")
             for s in ("p50", "p90", "p95", "p99", "mean", "min", "max")
         },
-        "error_rate": (_field("error_rate"), "ratio"),
-        "errors": (_field("errors"), ""),
-        "requests": (_field("count"), ""),
-        "request_rate": (_field("rate_per_s"), "/s"),
-        "streaming_share": (_field("streaming_share"), "ratio"),
-        "input_tokens": (_field("input_tokens"), "tokens"),
-        "output_tokens": (_field("output_tokens"), "tokens"),
-        "input_tokens_per_s": (_field("input_tokens_per_s"), "tokens/s"),
-        "output_tokens_per_s": (_field("output_tokens_per_s"), "tokens/s"),
-        "cache_hit_ratio": (_field("cache_hit_ratio"), "ratio"),
-        "no_first_token": (_field("no_first_token"), ""),
-        "no_response": (_field("no_response"), ""),
-        "preemptions": (_field("preemptions"), ""),
-        "critical_path_s": (_field("critical_path_s"), "s"),
+        "error_rate": _plain("error_rate", "ratio"),
+        "errors": _plain("errors", ""),
+        "requests": _plain("count", ""),
+        "request_rate": _plain("rate_per_s", "/s"),
+        "streaming_share": _plain("streaming_share", "ratio"),
+        "input_tokens": _plain("input_tokens", "tokens"),
+        "output_tokens": _plain("output_tokens", "tokens"),
+        "input_tokens_per_s": _plain("input_tokens_per_s", "tokens/s"),
+        "output_tokens_per_s": _plain("output_tokens_per_s", "tokens/s"),
+        "cache_hit_ratio": _plain("cache_hit_ratio", "ratio"),
+        "no_first_token": _plain("no_first_token", ""),
+        "no_response": _plain("no_response", ""),
+        "preemptions": _plain("preemptions", ""),
+        "critical_path_s": _plain("critical_path_s", "s"),
     },
 )
 TOKENS: dict[str, WindowValue] = _catalog(
     "tokens",
     {
         "tokens_per_min": (_per_min(_field("total_tokens")), "tokens/min"),
-        "total_tokens": (_field("total_tokens"), "tokens"),
-        "input_tokens": (_field("input_tokens"), "tokens"),
-        "output_tokens": (_field("output_tokens"), "tokens"),
+        "total_tokens": _plain("total_tokens", "tokens"),
+        "input_tokens": _plain("input_tokens", "tokens"),
+        "output_tokens": _plain("output_tokens", "tokens"),
         "cost": (_cost, ""),
         "cost_per_min": (_per_min(_cost), "/min"),
-        "requests": (_field("requests"), ""),
-        "unpriced_requests": (_field("unpriced_requests"), ""),
+        "requests": _plain("requests", ""),
+        "unpriced_requests": _plain("unpriced_requests", ""),
     },
 )

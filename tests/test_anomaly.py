@@ -343,3 +343,14 @@ def test_config_validates_signals() -> None:
         load_settings(None, anomaly__signals={"ttft_p99": {"detector": "robust"}})
     with pytest.raises(ConfigError, match="ttft_p95: unknown detector"):
         load_settings(None, anomaly__signals={"ttft_p95": {"detector": "magic"}})
+
+
+def test_catalog_values_read_their_own_field() -> None:
+    """A value marked as a plain record field (rule tests set it by that name) reads it."""
+    from spanwatch.pipeline.values import METRICS, TOKENS
+
+    plain = [v for v in (*METRICS.values(), *TOKENS.values()) if v.field]
+    assert {v.name for v in plain} >= {"requests", "error_rate", "no_response", "total_tokens"}
+    for v in plain:
+        assert v.extract({v.field: 3}) == 3.0, v.name
+        assert callable(v.extract) and isinstance(v.unit, str)

@@ -40,25 +40,11 @@ from spanwatch.pipeline.alerting.loader import load_rules
 from spanwatch.pipeline.alerting.manager import AlertManager
 from spanwatch.pipeline.alerting.matchers import parse_duration_s
 from spanwatch.pipeline.errors import ConfigError
+from spanwatch.pipeline.values import METRICS, TOKENS
 
-_FIELDS = {
-    "error_rate": "error_rate",
-    "errors": "errors",
-    "requests": "count",
-    "request_rate": "rate_per_s",
-    "streaming_share": "streaming_share",
-    "input_tokens": "input_tokens",
-    "output_tokens": "output_tokens",
-    "input_tokens_per_s": "input_tokens_per_s",
-    "output_tokens_per_s": "output_tokens_per_s",
-    "cache_hit_ratio": "cache_hit_ratio",
-    "no_first_token": "no_first_token",
-    "no_response": "no_response",
-    "preemptions": "preemptions",
-    "critical_path_s": "critical_path_s",
-    "total_tokens": "total_tokens",
-    "unpriced_requests": "unpriced_requests",
-}
+# signal -> the record field an input series sets: the catalog's plain values, golden-signal
+# ones first where a token value has the same name (``requests``)
+_FIELDS = {name: v.field for catalog in (TOKENS, METRICS) for name, v in catalog.items() if v.field}
 
 
 @dataclass
