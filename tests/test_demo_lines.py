@@ -45,3 +45,12 @@ def test_each_alert_is_shown_once_in_its_latest_state() -> None:
     assert len(lines) == 3 and lines[1].startswith("  FIRING   SlowModel") and "2 s" in lines[1]
     assert lines[2].startswith("  resolved SlowModel") and sum("f1" in x for x in lines) == 0
     assert sum(line.strip().startswith(("FIRING", "resolved")) for line in lines) == 2
+
+
+def test_a_resolved_alert_whose_last_value_still_breaches_says_it_went_quiet() -> None:
+    # an event rule resolves after keep_firing_for with no sample back under the threshold
+    line = alert_line(
+        {**_alert("resolved", 0.99, 2), "signal": "pii/cn_id", "threshold": 0, "unit": ""}
+    )
+    assert line.endswith(": quiet (last pii/cn_id 0.99 > 0)"), line
+    assert "<=" not in line

@@ -25,7 +25,9 @@ from spanwatch.pipeline.anomaly.signals import SIGNALS as ANOMALY_SIGNALS
 
 KINDS = ("threshold", "anomaly", "finding", "black_hole", "absent")
 OPS = (">", ">=", "<", "<=", "==", "!=")
+
 SEVERITIES = ("low", "medium", "high", "critical")
+
 FINDING_KINDS = ("pii", "secret", "injection", "unicode", "lexicon", "judge")
 BUDGETS = (
     "max_llm_calls",
@@ -50,6 +52,18 @@ DEFAULT_BY = {
     "finding": ("service", "model", "kind", "category"),
     "black_hole": ("entity_kind", "budget"),
 }
+
+
+def compare(value: float, op: str, threshold: float) -> bool:
+    """Whether ``value op threshold`` holds (``op`` one of :data:`OPS`)."""
+    return {
+        ">": value > threshold,
+        ">=": value >= threshold,
+        "<": value < threshold,
+        "<=": value <= threshold,
+        "==": value == threshold,
+        "!=": value != threshold,
+    }[op]
 
 
 @dataclass(frozen=True)
@@ -78,15 +92,7 @@ class Rule:
     entity_kinds: tuple[str, ...] = ("trace", "session")
 
     def compare(self, value: float) -> bool:
-        t = self.threshold
-        return {
-            ">": value > t,
-            ">=": value >= t,
-            "<": value < t,
-            "<=": value <= t,
-            "==": value == t,
-            "!=": value != t,
-        }[self.op]
+        return compare(value, self.op, self.threshold)
 
     @property
     def severity(self) -> str:

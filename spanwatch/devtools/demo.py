@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, Producer
 from spanwatch.devtools.broker import EmbeddedBroker, free_port
 from spanwatch.devtools.proc import spanwatch_cmd, spawn, stop
 from spanwatch.devtools.traffic import TrafficGenerator
+from spanwatch.pipeline.alerting.rules import compare
 from spanwatch.pipeline.config import BROKER_PROFILES, TopicSettings
 from spanwatch.pipeline.spans import LlmSpan
 
@@ -239,9 +240,15 @@ def alert_line(a: dict[str, Any]) -> str:
     ):
         unit = a.get("unit") or ""
         op = a.get("op") or ">"
-        if a["status"] == "resolved":
-            op = NEGATED.get(op, op)
-        crossed = f"{a['signal']} {_num(a['value'], unit)} {op} {_num(a['threshold'], unit)}"
+        value, threshold = _num(a["value"], unit), _num(a["threshold"], unit)
+        if a["status"] != "resolved":
+            crossed = f"{a['signal']} {value} {op} {threshold}"
+        elif compare(a["value"], op, a["threshold"]):
+            # resolved without a sample back under the threshold: the events stopped or the
+            # series went quiet; the last value still breaches, so do not print it as cleared
+            crossed = f"quiet (last {a['signal']} {value} {op} {threshold})"
+        else:
+            crossed = f"{a['signal']} {value} {NEGATED.get(op, op)} {threshold}"
     if a["status"] == "resolved":
         return f"  resolved {a['alertname']} {who}: {crossed or 'cleared'}"
     summary = a["annotations"].get("summary", "")  # names the entity while it fires
