@@ -52,6 +52,7 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
     topics, cfg = settings.topics, settings.alerting
     inputs = {
         topics.metrics: "metrics",
+        topics.engine: "metrics",  # engine windows: golden-signal shaped records
         topics.tokens: "tokens",
         topics.findings: "findings",
         topics.anomalies: "anomalies",

@@ -28,6 +28,7 @@ def register(app: faust.App, settings: Settings) -> AnomalyStage:
     topics, cfg = settings.topics, settings.anomaly
     windows = app.topic(
         topics.metrics,
+        topics.engine,
         topics.tokens,
         key_type=bytes,
         value_type=bytes,

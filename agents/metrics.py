@@ -32,14 +32,23 @@ from spanwatch.agents.control import broadcast, dispatch
 from spanwatch.agents.ingest import SpanSink
 from spanwatch.agents.tables import versioned_table
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.deadletter import SourceRef
+from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
+from spanwatch.pipeline.engine import decode_metrics
+from spanwatch.pipeline.errors import DecodeError
 from spanwatch.pipeline.ingest import IngestResult
 from spanwatch.pipeline.merge import MergeStage, WindowOutput
-from spanwatch.pipeline.partials import ClosedWindow, Partial, PreAggregator, bundles
+from spanwatch.pipeline.partials import (
+    ClosedWindow,
+    Partial,
+    PreAggregator,
+    bundles,
+    engine_partials,
+)
 from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.windows")
+ENGINE_COUNTERS = ("engine_samples_total", "engine_dead_letters_total", "engine_errors_total")
 MERGE_COUNTERS = ("partials_duplicate_total", "activity_overflow_total", "activity_expired_total")
 
 
@@ -89,6 +98,7 @@ def register(
     )
     metrics_out = app.topic(topics.metrics, key_serializer="raw", value_serializer="raw")
     tokens_out = app.topic(topics.tokens, key_serializer="raw", value_serializer="raw")
+    engine_out = app.topic(topics.engine, key_serializer="raw", value_serializer="raw")
     # versioned by the spanwatch.partials offset that wrote each state (agents/tables.py)
     table = versioned_table(app, "series", default=None, partitions=topics.partitions)
     keyer = SeriesKeyer(ms.dimensions, ms.max_series)
@@ -111,6 +121,7 @@ def register(
         budgets={"trace": ts.trace_budgets.budgets(), "session": ts.session_budgets.budgets()},
         max_tracked=ts.max_tracked,
         flush_interval_s=parse_duration_ns(ms.state_flush_interval) / 1e9,
+        lateness_by_kind={"engine": parse_duration_ns(settings.engine.allowed_lateness)},
     )
     out = WindowOutput(
         keyer,
@@ -199,6 +210,8 @@ def register(
             if topic == "tokens":
                 await tokens_out.send(key=c.series.encode(), value=orjson.dumps(record))
                 token_records.append(record)
+            elif topic == "engine":
+                await engine_out.send(key=c.series.encode(), value=orjson.dumps(record))
             else:
                 for hook in rt.on_window_closed:  # before the send: once it is out, so are they
                     try:
@@ -275,4 +288,51 @@ def register(
     async def merge(stream: faust.StreamT[bytes]) -> None:
         await dispatch(stream, handle, merge_error, log, "merge")
 
+    if settings.engine.enabled and topics.metrics_source:
+        _register_engine(app, settings, partials, rt)
     return sink, rt
+
+
+def _register_engine(app: faust.App, settings: Settings, partials: Any, rt: MetricsRuntime) -> None:
+    """The collector's metrics topic -> engine gauge partials (merged with the span series'
+    partials; closed windows go to ``spanwatch.engine``)."""
+    topics = settings.topics
+    source = app.topic(
+        topics.metrics_source,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,
+    )
+    deadletter = app.topic(topics.deadletter, key_serializer="raw", value_serializer="raw")
+    specs = rt.preagg.settings.specs
+    for name in ENGINE_COUNTERS:
+        rt.counters.setdefault(name, 0)
+
+    @app.agent(source, name="spanwatch.engine")
+    async def engine(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            msg = event.message
+            where = SourceRef(msg.topic, msg.partition, msg.offset)
+            try:
+                samples = decode_metrics(event.value or b"")
+            except DecodeError as exc:
+                rt.counters["engine_dead_letters_total"] += 1
+                log.warning("dead letter %s from %s: %s", exc.reason, where, exc.detail)
+                dl = DeadLetter(exc.reason, exc.detail, event.value or b"", where, key=msg.key)
+                await deadletter.send(key=dl.key, value=dl.value, headers=dl.headers())
+                continue
+            made = engine_partials(msg.partition, msg.offset, samples, specs)
+            try:
+                sent = [
+                    await partials.send(key=b"bundle", value=value, partition=part)
+                    for part, value in bundles(made, topics.partitions).items()
+                ]
+                for fut in sent:  # delivered before the source message can be committed
+                    await fut
+            except Exception:
+                rt.counters["engine_errors_total"] += 1
+                log.exception("engine partials of %s not sent", where)
+                continue
+            rt.counters["engine_samples_total"] += len(samples)

@@ -23,6 +23,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from spanwatch.pipeline.alerting.settings import AlertingSettings
 from spanwatch.pipeline.anomaly.settings import AnomalySettings
 from spanwatch.pipeline.blackhole import BudgetSettings
+from spanwatch.pipeline.engine import EngineSettings
 from spanwatch.pipeline.errors import ConfigError
 from spanwatch.pipeline.ingest import IngestSettings
 from spanwatch.pipeline.normalize import NormalizeSettings
@@ -181,11 +182,14 @@ class KafkaSettings(SettingsModel):
 
 class TopicSettings(SettingsModel):
     source: str = "otlp_spans"  # the collector's Kafka exporter default
+    # the exporter's metrics topic: vLLM / SGLang gauges (pipeline/engine.py); "" disables
+    metrics_source: str = "otlp_metrics"
     spans: str = "spanwatch.spans"  # normalized records; "" disables
     deadletter: str = "spanwatch.deadletter"
     partials: str = "spanwatch.partials"  # internal: partial windows keyed by series
     metrics: str = "spanwatch.metrics"  # closed golden-signal windows
     tokens: str = "spanwatch.tokens"  # token windows, black-hole events, top consumers
+    engine: str = "spanwatch.engine"  # closed inference-engine gauge windows
     pieces: str = "spanwatch.pieces"  # internal: chunked-payload pieces keyed by payload id
     payloads: str = "spanwatch.payloads"  # reassembled payloads ("" disables output)
     findings: str = "spanwatch.findings"  # content-safety findings and judge evaluations
@@ -205,11 +209,13 @@ class TopicSettings(SettingsModel):
             t
             for t in (
                 self.source,
+                self.metrics_source,
                 self.spans,
                 self.deadletter,
                 self.partials,
                 self.metrics,
                 self.tokens,
+                self.engine,
                 self.pieces,
                 self.payloads,
                 self.findings,
@@ -248,6 +254,7 @@ class Settings(SettingsModel):
     normalize: NormalizeSettings = NormalizeSettings()
     metrics: MetricsSettings = MetricsSettings()
     tokens: TokensSettings = TokensSettings()
+    engine: EngineSettings = EngineSettings()
     stitch: StitchSettings = StitchSettings()
     safety: SafetySettings = SafetySettings()
     anomaly: AnomalySettings = AnomalySettings()

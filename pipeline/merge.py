@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from spanwatch.pipeline.blackhole import Budgets
+from spanwatch.pipeline.engine import EngineAggregate
 from spanwatch.pipeline.partials import ClosedWindow, Partial, SeriesState, Watermarks
 from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.tokens import TokenCounts, top_consumers
@@ -60,6 +61,9 @@ class MergeStage:
     budgets: Mapping[str, Budgets]  # entity kind -> black-hole budgets
     max_tracked: int = 100_000  # traces and sessions with black-hole activity, per worker
     flush_interval_s: float = 1.0
+    # series kinds whose windows wait longer than ``lateness_ns`` (engine gauges: scraped and
+    # exported in batches)
+    lateness_by_kind: Mapping[str, int] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
     partitions: dict[int, PartitionState] = field(default_factory=dict)
     tracked: set[str] = field(default_factory=set)
@@ -131,7 +135,7 @@ class MergeStage:
         ps.last_close = low
         closed: list[ClosedWindow] = []
         for sid, state in list(ps.states.items()):
-            done = state.close(sid, low, self.lateness_ns)
+            done = state.close(sid, low, self.lateness_by_kind.get(state.kind, self.lateness_ns))
             if done:
                 closed += done
                 ps.dirty.add(sid)
@@ -193,11 +197,15 @@ class WindowOutput:
         key = orjson.loads(sid)
         if key and key[0] == "@tokens":
             return {"kind": key[1], "id": key[2]}
+        if key and key[0] == "@engine":
+            return {"layer": "engine", "service": key[1], "model": key[2]}
         return self.keyer.labels(key)
 
     def record(self, closed: ClosedWindow) -> tuple[str, dict[str, Any]]:
-        """(``"tokens"`` or ``"metrics"``, the window record)."""
+        """(``"tokens"``, ``"engine"`` or ``"metrics"``, the window record)."""
         record = closed.to_record(self.labels(closed.series))
+        if isinstance(closed.aggregate, EngineAggregate):
+            return "engine", record
         if not isinstance(closed.aggregate, TokenCounts):
             return "metrics", record
         if closed.spec.name == self.smallest:

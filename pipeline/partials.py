@@ -23,6 +23,7 @@ from pydantic import Field, field_validator
 
 from spanwatch.pipeline.aggregate import WindowAggregate
 from spanwatch.pipeline.blackhole import Activity, Budgets, Call
+from spanwatch.pipeline.engine import EngineAggregate, EngineSample, engine_series_id, window_ids
 from spanwatch.pipeline.pricing import PriceTable
 from spanwatch.pipeline.settings import Duration, SettingsModel
 from spanwatch.pipeline.signals import (
@@ -59,15 +60,20 @@ def series_id(key: Sequence[str]) -> str:
     return orjson.dumps(list(key)).decode()
 
 
-AGGREGATES: dict[str, type[WindowAggregate]] = {"signals": SignalAggregate, "tokens": TokenCounts}
+AGGREGATES: dict[str, type[WindowAggregate]] = {
+    "signals": SignalAggregate,
+    "tokens": TokenCounts,
+    "engine": EngineAggregate,
+}
 
 
 @dataclass
 class Partial:
     """What one source message contributed to one series (or token entity), per window.
 
-    ``kind`` is ``signals`` (golden signals) or ``tokens`` (token accounting; ``calls`` then
-    carries compact call records for black-hole detection of traces and sessions).
+    ``kind`` is ``signals`` (golden signals), ``tokens`` (token accounting; ``calls`` then
+    carries compact call records for black-hole detection of traces and sessions) or
+    ``engine`` (inference-engine gauges, :mod:`pipeline.engine`).
     """
 
     series: str
@@ -118,6 +124,26 @@ def bundles(partials: Sequence[Partial], partitions: int) -> dict[int, bytes]:
     for p in partials:
         groups.setdefault(owner_partition(p.series, partitions), []).append(p.to_dict())
     return {part: orjson.dumps({"type": "bundle", "partials": ps}) for part, ps in groups.items()}
+
+
+def engine_partials(
+    partition: int, offset: int, samples: Sequence[EngineSample], specs: Sequence[WindowSpec]
+) -> list[Partial]:
+    """Partials of one metrics message: one per engine series, tagged with the metrics
+    partition and offset (idempotent like span partials). Lateness is judged by the owner:
+    a reading for a window it already closed is counted late there."""
+    out: dict[str, Partial] = {}
+    for s in samples:
+        sid = engine_series_id(s.service, s.model)
+        partial = out.get(sid)
+        if partial is None:
+            partial = out[sid] = Partial(sid, partition, offset, {}, "engine")
+        for wid in window_ids(specs, s.t_ns):
+            agg = partial.windows.get(wid)
+            if agg is None:
+                agg = partial.windows[wid] = EngineAggregate()
+            agg.add(s)
+    return list(out.values())
 
 
 def token_entity_id(kind: str, entity: str) -> str:

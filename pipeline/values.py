@@ -9,7 +9,9 @@ per input token of the calls that report cache use), ``no_first_token`` (streame
 that ended with no first token and no output), ``no_response`` (gateway, app and agent
 spans that timed out with no LLM call below them), ``preemptions`` (model-server requests
 preempted by vLLM or retracted by SGLang), ``critical_path_s`` (workflow nodes: time on their
-run's critical path). Token windows (``spanwatch.tokens``,
+run's critical path); from the engine windows (``spanwatch.engine``, read by the same rules):
+``requests_running_<mean|max>``, ``requests_waiting_<mean|max>``, ``kv_cache_usage_<mean|max>``
+(vLLM / SGLang gauges, :mod:`pipeline.engine`). Token windows (``spanwatch.tokens``,
 :data:`TOKENS`): ``tokens_per_min``, ``total_tokens``, ``input_tokens``, ``output_tokens``,
 ``cost``, ``cost_per_min``, ``requests``, ``unpriced_requests``.
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from spanwatch.pipeline.engine import ENGINE_GAUGES
 
 Extract = Callable[[dict[str, Any]], float | None]
 
@@ -101,6 +105,12 @@ METRICS: dict[str, WindowValue] = _catalog(
         "no_response": _plain("no_response", ""),
         "preemptions": _plain("preemptions", ""),
         "critical_path_s": _plain("critical_path_s", "s"),
+        # inference-engine gauges (spanwatch.engine windows, read like golden-signal ones)
+        **{
+            f"{g}_{stat}": _plain(f"{g}_{stat}", "ratio" if g == "kv_cache_usage" else "")
+            for g in ENGINE_GAUGES
+            for stat in ("mean", "max")
+        },
     },
 )
 TOKENS: dict[str, WindowValue] = _catalog(

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from spanwatch.pipeline.aggregate import Mergeable
+from spanwatch.pipeline.engine import ENGINE_GAUGES, EngineAggregate, EngineSample
 from spanwatch.pipeline.pricing import DEFAULT_PRICES, PriceTable
 from spanwatch.pipeline.signals import SignalAggregate
 from spanwatch.pipeline.sketch import QuantileSketch
@@ -72,10 +73,21 @@ def _tokens(rng: random.Random) -> TokenCounts:
     return t
 
 
+def _engine(rng: random.Random) -> EngineAggregate:
+    e = EngineAggregate()
+    for _ in range(rng.randrange(0, 20)):
+        gauge = rng.choice(ENGINE_GAUGES)
+        value = rng.random() if gauge == "kv_cache_usage" else float(rng.randrange(64))
+        e.add(EngineSample("vllm", "qwen", gauge, 1_700_000_000 * NS, value))
+    e.late = rng.randrange(3)
+    return e
+
+
 MAKERS: dict[str, tuple[Callable[[random.Random], Any], type[Mergeable]]] = {
     "sketch": (_sketch, QuantileSketch),
     "signals": (_signals, SignalAggregate),
     "tokens": (_tokens, TokenCounts),
+    "engine": (_engine, EngineAggregate),
 }
 
 

@@ -230,7 +230,13 @@ def test_every_signal_extracts_from_real_shapes() -> None:
         "queue_p95",
         "error_rate",
         "request_rate",
+        "requests_waiting_max",
+        "kv_cache_usage_max",
     }
+    # an engine window (spanwatch.engine) is read the same way; span values are absent there
+    engine = {"series": {"layer": "engine"}, "window": rec["window"], "requests_waiting_max": 7.0}
+    values = {s.name: v for s, v, _ in stage.points(engine)}
+    assert values["requests_waiting_max"] == 7.0 and values["ttft_p95"] is None
     cached = {**rec, "cache_hit_ratio": 0.42}
     assert ("cache_hit_ratio", 0.42) in {(s.name, v) for s, v, _ in stage.points(cached)}
     assert (

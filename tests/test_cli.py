@@ -37,11 +37,25 @@ def test_demo_runs_and_stops_everything_it_started() -> None:
     assert "llama-3.1-8b-instruct: in" in last and "unpriced" in last
     assert re.search(r"token black holes: \d+; latest: (trace|session) ", last)
     assert re.search(r"chunked payloads stitched: \d+ complete", last)
+    # engine gauges from the metrics topic, after the backlog: short queue, KV cache not full
+    assert re.search(
+        r"inference engines .*vllm-qwen qwen2\.5-72b-instruct: waiting max [0-3] running max "
+        r"\d+ KV cache max \d+%",
+        last,
+    )
     alerts = re.search(r"alerts firing now: .*; fired: (.*); resolved: (.*)", last)
     assert alerts is not None
-    fired = ["NoResponse", "PiiInCompletion", "RunawayAgent", "SlowModel", "SlowVectorSearch"]
+    fired = [
+        "EngineQueueBackedUp",
+        "NoResponse",
+        "PiiInCompletion",
+        "RunawayAgent",
+        "SlowModel",
+        "SlowVectorSearch",
+    ]
     assert alerts.group(1).split(", ") == fired
     assert "SlowModel" in alerts.group(2)  # the model server recovered: the alert resolved
+    assert "EngineQueueBackedUp" in alerts.group(2)  # and its engine's queue drained
     assert "SlowVectorSearch" in alerts.group(2)  # so did the vector database
     assert "NoResponse" in alerts.group(2)  # and the hung model calls stopped
     assert re.search(

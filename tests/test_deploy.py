@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from spanwatch.pipeline.config import load_settings
+from spanwatch.pipeline.config import TopicSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +35,11 @@ def test_collector_config_uses_the_kafka_exporter_as_spanwatch_expects() -> None
     pipeline = cfg["service"]["pipelines"]["traces"]
     assert pipeline["exporters"] == ["kafka"] and "otlp" in pipeline["receivers"]
     assert set(pipeline["processors"]) <= set(cfg["processors"])
+    # engine gauges: scraped, then out to the metrics topic spanwatch reads
+    assert kafka["metrics"] == {"topic": "otlp_metrics", "encoding": "otlp_proto"}
+    metrics = cfg["service"]["pipelines"]["metrics"]
+    assert metrics["exporters"] == ["kafka"] and metrics["receivers"] == ["prometheus"]
+    assert TopicSettings().metrics_source == "otlp_metrics"
 
 
 def test_worker_config_loads_with_the_kafka_profile() -> None:

@@ -43,6 +43,8 @@ SIGNALS: dict[str, Signal] = {
         _judged_from(5, METRICS["error_rate"]),
         METRICS["request_rate"],
         _judged_from(5, METRICS["cache_hit_ratio"]),
+        METRICS["requests_waiting_max"],  # engine windows
+        METRICS["kv_cache_usage_max"],
         TOKENS["tokens_per_min"],
         TOKENS["cost_per_min"],
     )
@@ -58,6 +60,9 @@ DEFAULT_DETECTORS: dict[str, dict[str, Any]] = {
     "error_rate": {"detector": "proportion"},
     "request_rate": {"detector": "auto", "side": "both"},
     "cache_hit_ratio": {"detector": "auto", "side": "down"},
+    # an engine's queue and KV cache: a waiting request or two, a few % of cache, is noise
+    "requests_waiting_max": {"detector": "auto", "side": "up", "min_abs_spread": 2.0},
+    "kv_cache_usage_max": {"detector": "auto", "side": "up", "min_abs_spread": 0.05},
     "tokens_per_min": _BURSTY,
     "cost_per_min": _BURSTY,
 }

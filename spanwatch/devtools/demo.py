@@ -66,6 +66,8 @@ class Summary:
     dependencies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     # latest 10s window per (service, workflow node)
     nodes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # latest 10s engine-gauge window per (engine service, model)
+    engines: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def add_records(self, value: bytes) -> None:
         for d in json.loads(value)["spans"]:
@@ -90,6 +92,13 @@ class Summary:
             _keep_latest(self.dependencies, (s.get("service", ""), s.get("dependency", "")), rec)
         elif s.get("model"):
             _keep_latest(self.signals, (s.get("layer", ""), s.get("service", ""), s["model"]), rec)
+
+    def add_engine(self, value: bytes) -> None:
+        rec = json.loads(value)
+        self.windows += 1
+        if rec["window"]["name"] == "10s":
+            s = rec["series"]
+            _keep_latest(self.engines, (s.get("service", ""), s.get("model", "")), rec)
 
     def add_tokens(self, value: bytes) -> None:
         rec = json.loads(value)
@@ -137,6 +146,16 @@ class Summary:
                     f"{svc} -> {dep}: {r['rate_per_s']:.1f}/s err {r['error_rate'] * 100:.1f}% "
                     f"p95 {_q(r, 'latency_s', 'p95')}"
                     for (svc, dep), r in sorted(self.dependencies.items())
+                )
+            )
+        if self.engines:
+            lines.append(
+                "inference engines (latest closed 10s window): "
+                + "  ".join(
+                    f"{svc} {model}: waiting max {r.get('requests_waiting_max', 0):.0f} "
+                    f"running max {r.get('requests_running_max', 0):.0f} "
+                    f"KV cache max {r.get('kv_cache_usage_max', 0):.0%}"
+                    for (svc, model), r in sorted(self.engines.items())
                 )
             )
         if self.nodes:
@@ -280,6 +299,7 @@ def _produce_loop(
     seed: int,
     stop_flag: threading.Event,
     counter: list[int],
+    metrics_topic: str = "",
 ) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, **TANSU.producer})
     gen = TrafficGenerator(
@@ -301,6 +321,9 @@ def _produce_loop(
         assert spans is not None
         producer.produce(topic, spans.traces_data().SerializeToString())
         n += 1
+        if metrics_topic and n % 4 == 0:  # the collector scrapes the engines every 2 s
+            scrape = gen.engine_scrape(time.time_ns(), SLOW_MODEL if slow else None)
+            producer.produce(metrics_topic, scrape.SerializeToString())
         if n % 40 == 0:  # now and then, something a broken exporter might send
             producer.produce(topic, b"\x0a\xff\xff\xff\x0f not protobuf")
         producer.poll(0)
@@ -336,6 +359,8 @@ def run_demo(
         config.write_text(
             f"alerting: {{rules: [{json.dumps(str(DEMO_RULES))}]}}\n"
             f"ui: {{enabled: true, port: {ui_port}, bind: 127.0.0.1}}\n"
+            # the demo's scrapes reach Kafka at once: their windows need not wait a minute
+            "engine: {allowed_lateness: 5s}\n"
         )
         ui_url = f"http://127.0.0.1:{ui_port}/"
         print(f"web view: {ui_url} (served by the worker once it is up)", flush=True)
@@ -361,7 +386,15 @@ def run_demo(
         producer = threading.Thread(
             target=_produce_loop,
             daemon=True,
-            args=(broker.bootstrap, topics.source, rate, seed, stop_flag, counter),
+            args=(
+                broker.bootstrap,
+                topics.source,
+                rate,
+                seed,
+                stop_flag,
+                counter,
+                topics.metrics_source,
+            ),
         )
         summary = Summary()
         consumer = Consumer(
@@ -377,6 +410,7 @@ def run_demo(
                 topics.spans,
                 topics.deadletter,
                 topics.metrics,
+                topics.engine,
                 topics.tokens,
                 topics.payloads,
                 topics.alerts,
@@ -404,6 +438,8 @@ def run_demo(
                         summary.add_records(msg.value() or b"{}")
                     elif msg.topic() == topics.metrics:
                         summary.add_window(msg.value() or b"{}")
+                    elif msg.topic() == topics.engine:
+                        summary.add_engine(msg.value() or b"{}")
                     elif msg.topic() == topics.tokens:
                         summary.add_tokens(msg.value() or b"{}")
                     elif msg.topic() == topics.alerts:

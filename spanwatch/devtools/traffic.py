@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
 from spanwatch.pipeline import chunks
@@ -121,6 +122,7 @@ class TrafficGenerator:
         workflow_nodes: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
+        self.engine_rng = random.Random(seed + 1)  # engine scrapes never shift the spans
         # dependency calls (a Redis lookup per run, a vector search per search_docs tool call)
         # draw from their own generator, so switching them on leaves every trace's other spans
         # as they were
@@ -633,6 +635,43 @@ class TrafficGenerator:
         out.add(app, "opentelemetry.instrumentation.qdrant", sp)
         self.truth["dependency_calls"] += 1
         self.truth["dependency_errors"] += int(failed)
+
+    def engine_scrape(self, t_ns: int, backed_up: str | None = None) -> MetricsData:
+        """One scrape of every self-hosted model's engine, as a collector's prometheus
+        receiver exports it: resource ``service.name`` = the scrape job (the engine's service),
+        vLLM or SGLang gauge names, ``model_name`` labels. The ``backed_up`` model's engine
+        has a long queue and a nearly full KV cache."""
+        rng = self.engine_rng
+        data = MetricsData()
+        for m in MODELS:
+            if not m.server:
+                continue
+            hot = m.name == backed_up
+            prefix, names = (
+                ("sglang:", ("num_running_reqs", "num_queue_reqs", "token_usage"))
+                if m.server.startswith("sglang")
+                else (
+                    "vllm:",
+                    ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc"),
+                )
+            )
+            values = (
+                float(rng.randint(48, 64) if hot else rng.randint(8, 40)),
+                float(rng.randint(15, 40) if hot else rng.randint(0, 3)),
+                rng.uniform(0.96, 0.995) if hot else rng.uniform(0.3, 0.7),
+            )
+            rm = data.resource_metrics.add()
+            rm.resource.attributes.extend(
+                kvs({"service.name": m.server, "service.instance.id": f"{m.server}:8000"})
+            )
+            scope = rm.scope_metrics.add()
+            for name, value in zip(names, values, strict=True):
+                metric = scope.metrics.add()
+                metric.name = prefix + name
+                point = metric.gauge.data_points.add()
+                point.time_unix_nano, point.as_double = t_ns, value
+                point.attributes.extend(kvs({"model_name": m.name}))
+        return data
 
     def batches(self, spans_per_batch: int, end_ns: int, spread_ns: int = 0) -> Iterator[Spans]:
         """Endless batches of about ``spans_per_batch`` spans (whole traces)."""
