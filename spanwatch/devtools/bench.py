@@ -315,6 +315,12 @@ def bench_metrics(spans: int, batch: int) -> int:
             f"the same with {what}, ~{share:.0%} of records: {rate:>10,.0f} spans/s with "
             f"windows = {rate / win:.0%} of the rate without them"
         )
+    scrapes, samples = _engine_scrapes(2000)
+    rate = best_rate(_engine_pass, scrapes, samples)
+    print(
+        f"engine gauges (vLLM / SGLang scrapes from the metrics topic: decode, windows, wire, "
+        f"merge): {rate:>10,.0f} samples/s ({len(scrapes)} scrapes of {samples // len(scrapes)})"
+    )
     print(
         f"quantile relative error (worst of p50..p99.9, 200k heavy-tailed values): "
         f"{quantile_error():.3%} (bound 1%)"
@@ -331,6 +337,34 @@ def bench_metrics(spans: int, batch: int) -> int:
         f"({held:,} held here; the default cap of {cap:,} is {per_span * cap / 2**20:.0f} MiB)"
     )
     return 0
+
+
+def _engine_scrapes(n: int) -> tuple[list[bytes], int]:
+    """``n`` scrapes of the generator's engines, 2 s apart, serialized as the collector writes
+    them; and how many gauge samples they hold."""
+    from spanwatch.pipeline.engine import decode_metrics
+
+    gen, t0 = TrafficGenerator(3), time.time_ns()
+    scrapes = [
+        gen.engine_scrape(
+            t0 + i * 2 * 10**9, "qwen2.5-72b-instruct" if i % 50 < 5 else None
+        ).SerializeToString()
+        for i in range(n)
+    ]
+    return scrapes, sum(len(decode_metrics(s)) for s in scrapes)
+
+
+def _engine_pass(scrapes: list[bytes]) -> None:
+    """decode + engine partials + serialize + merge at the owner (as ``_windows_pass``)."""
+    from spanwatch.pipeline.engine import decode_metrics
+    from spanwatch.pipeline.partials import engine_partials
+
+    specs = MetricsSettings().window_settings().specs
+    states: dict[str, SeriesState] = {}
+    for off, m in enumerate(scrapes):
+        for p in engine_partials(0, off, decode_metrics(m), specs):
+            wire = Partial.from_dict(orjson.loads(p.to_bytes()))
+            states.setdefault(wire.series, SeriesState(kind="engine")).apply(wire)
 
 
 def trace_join_memory(msgs: list[bytes]) -> tuple[int, float]:
