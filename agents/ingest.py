@@ -36,26 +36,42 @@ def headers_dict(raw: Any) -> dict[str, bytes]:
     return {str(k): (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
 
 
-def register(app: faust.App, settings: Settings, sinks: Sequence[SpanSink] = ()) -> IngestStats:
-    """Declare the ingest topics and agent on ``app``; returns the live counters.
-
-    ``sinks`` receive every message's records in-process (golden signals, ...).
-    """
-    topics = settings.topics
-    source = app.topic(
-        topics.source,
+def source_topic(app: faust.App, name: str) -> faust.TopicT:
+    """A topic the collector writes: raw bytes in, tombstones (empty values) allowed."""
+    return app.topic(
+        name,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
         allow_empty=True,
     )
+
+
+def dead_letter_sender(app: faust.App, name: str) -> Callable[[DeadLetter], Awaitable[None]]:
+    """Logs a dead letter (reason and where, never its bytes) and sends it to topic ``name``."""
+    topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+
+    async def send(dl: DeadLetter) -> None:
+        log.warning("dead letter %s from %s: %s", dl.reason, dl.source, dl.detail)
+        await topic.send(key=dl.key, value=dl.value, headers=dl.headers())
+
+    return send
+
+
+def register(app: faust.App, settings: Settings, sinks: Sequence[SpanSink] = ()) -> IngestStats:
+    """Declare the ingest topics and agent on ``app``; returns the live counters.
+
+    ``sinks`` receive every message's records in-process (golden signals, ...).
+    """
+    topics = settings.topics
+    source = source_topic(app, topics.source)
     spans_out = (
         app.topic(topics.spans, key_serializer="raw", value_serializer="raw")
         if topics.spans
         else None
     )
-    deadletter = app.topic(topics.deadletter, key_serializer="raw", value_serializer="raw")
+    send_dead_letter = dead_letter_sender(app, topics.deadletter)
     options = IngestOptions(
         encoding=settings.ingest.encoding,
         max_message_bytes=settings.ingest.max_message_bytes,
@@ -63,10 +79,6 @@ def register(app: faust.App, settings: Settings, sinks: Sequence[SpanSink] = ())
         collect_content=settings.safety.enabled,
     )
     stats = IngestStats()
-
-    async def send_dead_letter(dl: DeadLetter) -> None:
-        log.warning("dead letter %s from %s: %s", dl.reason, dl.source, dl.detail)
-        await deadletter.send(key=dl.key, value=dl.value, headers=dl.headers())
 
     @app.agent(source, name="spanwatch.ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ import orjson
 
 from spanwatch.agents.consumer import NoLossConsumer
 from spanwatch.agents.control import broadcast, dispatch
-from spanwatch.agents.ingest import SpanSink
+from spanwatch.agents.ingest import SpanSink, dead_letter_sender, source_topic
 from spanwatch.agents.tables import versioned_table
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
@@ -131,6 +131,15 @@ def register(
         cost_totals=rt.cost_totals,
     )
 
+    async def send_partials(made: list[Partial]) -> None:
+        """One bundle per owner partition; returns once the broker has every one."""
+        sent = [
+            await partials.send(key=b"bundle", value=value, partition=part)
+            for part, value in bundles(made, topics.partitions).items()
+        ]
+        for fut in sent:
+            await fut
+
     async def sink(where: SourceRef, result: IngestResult) -> None:
         # One bundle per owner partition. faust acks (and later commits) the source message
         # when this returns, so wait until the broker has every bundle; and move the
@@ -139,12 +148,7 @@ def register(
             made = rt.preagg.add_message(
                 where.partition, where.offset, result.spans, defer_watermark=True
             )
-            sent = [
-                await partials.send(key=b"bundle", value=value, partition=part)
-                for part, value in bundles(made, topics.partitions).items()
-            ]
-            for fut in sent:
-                await fut
+            await send_partials(made)
             rt.counters["partials_sent_total"] += len(made)
             rt.preagg.advance(where.partition)
         finally:  # handled, even if it failed (counted by the caller): no backlog left here
@@ -289,23 +293,21 @@ def register(
         await dispatch(stream, handle, merge_error, log, "merge")
 
     if settings.engine.enabled and topics.metrics_source:
-        _register_engine(app, settings, partials, rt)
+        _register_engine(app, settings, send_partials, rt)
     return sink, rt
 
 
-def _register_engine(app: faust.App, settings: Settings, partials: Any, rt: MetricsRuntime) -> None:
+def _register_engine(
+    app: faust.App,
+    settings: Settings,
+    send_partials: Callable[[list[Partial]], Awaitable[None]],
+    rt: MetricsRuntime,
+) -> None:
     """The collector's metrics topic -> engine gauge partials (merged with the span series'
     partials; closed windows go to ``spanwatch.engine``)."""
     topics = settings.topics
-    source = app.topic(
-        topics.metrics_source,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        allow_empty=True,
-    )
-    deadletter = app.topic(topics.deadletter, key_serializer="raw", value_serializer="raw")
+    source = source_topic(app, topics.metrics_source)
+    send_dead_letter = dead_letter_sender(app, topics.deadletter)
     specs = rt.preagg.settings.specs
     for name in ENGINE_COUNTERS:
         rt.counters.setdefault(name, 0)
@@ -317,20 +319,18 @@ def _register_engine(app: faust.App, settings: Settings, partials: Any, rt: Metr
             where = SourceRef(msg.topic, msg.partition, msg.offset)
             try:
                 samples = decode_metrics(event.value or b"")
-            except DecodeError as exc:
+            except Exception as exc:  # an escaped exception would stop the agent for good
+                reason, detail = (
+                    (exc.reason, exc.detail)
+                    if isinstance(exc, DecodeError)
+                    else ("agent_error", f"{type(exc).__name__}: {exc}"[:300])
+                )
                 rt.counters["engine_dead_letters_total"] += 1
-                log.warning("dead letter %s from %s: %s", exc.reason, where, exc.detail)
-                dl = DeadLetter(exc.reason, exc.detail, event.value or b"", where, key=msg.key)
-                await deadletter.send(key=dl.key, value=dl.value, headers=dl.headers())
+                value = event.value or b""
+                await send_dead_letter(DeadLetter(reason, detail, value, where, key=msg.key))
                 continue
-            made = engine_partials(msg.partition, msg.offset, samples, specs)
             try:
-                sent = [
-                    await partials.send(key=b"bundle", value=value, partition=part)
-                    for part, value in bundles(made, topics.partitions).items()
-                ]
-                for fut in sent:  # delivered before the source message can be committed
-                    await fut
+                await send_partials(engine_partials(msg.partition, msg.offset, samples, specs))
             except Exception:
                 rt.counters["engine_errors_total"] += 1
                 log.exception("engine partials of %s not sent", where)
