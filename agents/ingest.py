@@ -76,7 +76,8 @@ def register(app: faust.App, settings: Settings, sinks: Sequence[SpanSink] = ())
         encoding=settings.ingest.encoding,
         max_message_bytes=settings.ingest.max_message_bytes,
         normalize=settings.normalize.options(),
-        collect_content=settings.safety.enabled,
+        # prompt text for the safety checks and for prompt clusters (read while in memory)
+        collect_content=settings.safety.enabled or settings.clusters.enabled,
     )
     stats = IngestStats()
 

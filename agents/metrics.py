@@ -42,10 +42,11 @@ from spanwatch.pipeline.partials import (
     Partial,
     PreAggregator,
     bundles,
+    cluster_partials,
     engine_partials,
 )
 from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.windows import parse_duration_ns
+from spanwatch.pipeline.windows import WindowSpec, parse_duration_ns
 
 log = logging.getLogger("spanwatch.windows")
 ENGINE_COUNTERS = ("engine_samples_total", "engine_dead_letters_total", "engine_errors_total")
@@ -99,6 +100,9 @@ def register(
     metrics_out = app.topic(topics.metrics, key_serializer="raw", value_serializer="raw")
     tokens_out = app.topic(topics.tokens, key_serializer="raw", value_serializer="raw")
     engine_out = app.topic(topics.engine, key_serializer="raw", value_serializer="raw")
+    clusters_out = app.topic(topics.clusters, key_serializer="raw", value_serializer="raw")
+    cs = settings.clusters
+    cluster_spec = WindowSpec.parse(cs.window)
     # versioned by the spanwatch.partials offset that wrote each state (agents/tables.py)
     table = versioned_table(app, "series", default=None, partitions=topics.partitions)
     keyer = SeriesKeyer(ms.dimensions, ms.max_series)
@@ -122,6 +126,7 @@ def register(
         max_tracked=ts.max_tracked,
         flush_interval_s=parse_duration_ns(ms.state_flush_interval) / 1e9,
         lateness_by_kind={"engine": parse_duration_ns(settings.engine.allowed_lateness)},
+        clusters=cs,
     )
     out = WindowOutput(
         keyer,
@@ -148,6 +153,17 @@ def register(
             made = rt.preagg.add_message(
                 where.partition, where.offset, result.spans, defer_watermark=True
             )
+            if cs.enabled and result.contents:
+                prompts = [(c.span_id, c.text) for c in result.contents if c.role == "input"]
+                made += cluster_partials(
+                    where.partition,
+                    where.offset,
+                    result.spans,
+                    prompts,
+                    cluster_spec,
+                    cs.sample_rate,
+                    cs.max_samples,
+                )
             await send_partials(made)
             rt.counters["partials_sent_total"] += len(made)
             rt.preagg.advance(where.partition)
@@ -216,6 +232,8 @@ def register(
                 token_records.append(record)
             elif topic == "engine":
                 await engine_out.send(key=c.series.encode(), value=orjson.dumps(record))
+            elif topic == "clusters":
+                await clusters_out.send(key=c.series.encode(), value=orjson.dumps(record))
             else:
                 for hook in rt.on_window_closed:  # before the send: once it is out, so are they
                     try:

@@ -23,6 +23,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from spanwatch.pipeline.alerting.settings import AlertingSettings
 from spanwatch.pipeline.anomaly.settings import AnomalySettings
 from spanwatch.pipeline.blackhole import BudgetSettings
+from spanwatch.pipeline.clusters import ClusterSettings
 from spanwatch.pipeline.engine import EngineSettings
 from spanwatch.pipeline.errors import ConfigError
 from spanwatch.pipeline.ingest import IngestSettings
@@ -190,6 +191,7 @@ class TopicSettings(SettingsModel):
     metrics: str = "spanwatch.metrics"  # closed golden-signal windows
     tokens: str = "spanwatch.tokens"  # token windows, black-hole events, top consumers
     engine: str = "spanwatch.engine"  # closed inference-engine gauge windows
+    clusters: str = "spanwatch.clusters"  # closed prompt-cluster windows per application
     pieces: str = "spanwatch.pieces"  # internal: chunked-payload pieces keyed by payload id
     payloads: str = "spanwatch.payloads"  # reassembled payloads ("" disables output)
     findings: str = "spanwatch.findings"  # content-safety findings and judge evaluations
@@ -216,6 +218,7 @@ class TopicSettings(SettingsModel):
                 self.metrics,
                 self.tokens,
                 self.engine,
+                self.clusters,
                 self.pieces,
                 self.payloads,
                 self.findings,
@@ -255,6 +258,7 @@ class Settings(SettingsModel):
     metrics: MetricsSettings = MetricsSettings()
     tokens: TokensSettings = TokensSettings()
     engine: EngineSettings = EngineSettings()
+    clusters: ClusterSettings = ClusterSettings()
     stitch: StitchSettings = StitchSettings()
     safety: SafetySettings = SafetySettings()
     anomaly: AnomalySettings = AnomalySettings()

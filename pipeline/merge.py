@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from spanwatch.pipeline.blackhole import Budgets
+from spanwatch.pipeline.clusters import ClusterModel, ClusterSamples, ClusterSettings
 from spanwatch.pipeline.engine import EngineAggregate
 from spanwatch.pipeline.partials import ClosedWindow, Partial, SeriesState, Watermarks
 from spanwatch.pipeline.signals import SeriesKeyer
@@ -64,6 +65,7 @@ class MergeStage:
     # series kinds whose windows wait longer than ``lateness_ns`` (engine gauges: scraped and
     # exported in batches)
     lateness_by_kind: Mapping[str, int] = field(default_factory=dict)
+    clusters: ClusterSettings = field(default_factory=ClusterSettings)
     clock: Callable[[], float] = time.monotonic
     partitions: dict[int, PartitionState] = field(default_factory=dict)
     tracked: set[str] = field(default_factory=set)
@@ -136,6 +138,8 @@ class MergeStage:
         closed: list[ClosedWindow] = []
         for sid, state in list(ps.states.items()):
             done = state.close(sid, low, self.lateness_by_kind.get(state.kind, self.lateness_ns))
+            if done and state.kind == "clusters":
+                self._cluster(state, done)
             if done:
                 closed += done
                 ps.dirty.add(sid)
@@ -147,6 +151,16 @@ class MergeStage:
                 self.tracked.discard(sid)
                 self.counters["activity_expired_total"] += 1
         return closed
+
+    def _cluster(self, state: SeriesState, done: list[ClosedWindow]) -> None:
+        """Run the application's clustering over each closed window, oldest first (the same
+        order at every owner: ``SeriesState.close`` sorts them)."""
+        if state.model is None:
+            state.model = ClusterModel()
+        for c in done:
+            c.extra = state.model.update(
+                c.start_ns, c.spec.size_ns, c.aggregate.ordered(), self.clusters
+            )
 
     def flush_due(self, part: int) -> bool:
         ps = self.partitions.get(part)
@@ -199,13 +213,17 @@ class WindowOutput:
             return {"kind": key[1], "id": key[2]}
         if key and key[0] == "@engine":
             return {"layer": "engine", "service": key[1], "model": key[2]}
+        if key and key[0] == "@clusters":
+            return {"layer": "clusters", "service": key[1]}
         return self.keyer.labels(key)
 
     def record(self, closed: ClosedWindow) -> tuple[str, dict[str, Any]]:
-        """(``"tokens"``, ``"engine"`` or ``"metrics"``, the window record)."""
+        """(``"tokens"``, ``"engine"``, ``"clusters"`` or ``"metrics"``, the window record)."""
         record = closed.to_record(self.labels(closed.series))
         if isinstance(closed.aggregate, EngineAggregate):
             return "engine", record
+        if isinstance(closed.aggregate, ClusterSamples):
+            return "clusters", record
         if not isinstance(closed.aggregate, TokenCounts):
             return "metrics", record
         if closed.spec.name == self.smallest:

@@ -23,8 +23,16 @@ from pydantic import Field, field_validator
 
 from spanwatch.pipeline.aggregate import WindowAggregate
 from spanwatch.pipeline.blackhole import Activity, Budgets, Call
+from spanwatch.pipeline.clusters import (
+    ClusterModel,
+    ClusterSamples,
+    clusters_series_id,
+    fingerprint,
+    sample_key,
+)
 from spanwatch.pipeline.engine import EngineAggregate, EngineSample, engine_series_id, window_ids
 from spanwatch.pipeline.pricing import PriceTable
+from spanwatch.pipeline.safety.messages import user_text
 from spanwatch.pipeline.settings import Duration, SettingsModel
 from spanwatch.pipeline.signals import (
     ALLOWED_DIMENSIONS,
@@ -64,6 +72,7 @@ AGGREGATES: dict[str, type[WindowAggregate]] = {
     "signals": SignalAggregate,
     "tokens": TokenCounts,
     "engine": EngineAggregate,
+    "clusters": ClusterSamples,
 }
 
 
@@ -143,6 +152,49 @@ def engine_partials(
             if agg is None:
                 agg = partial.windows[wid] = EngineAggregate()
             agg.add(s)
+    return list(out.values())
+
+
+def prompt_text(parts: Sequence[str]) -> str:
+    """The user's question out of a call's input content (JSON message lists: the last user
+    message, so that a long system prompt does not make every call look alike)."""
+    return "\n".join(user_text(p) for p in parts)
+
+
+def cluster_partials(
+    partition: int,
+    offset: int,
+    spans: Sequence[LlmSpan],
+    prompts: Sequence[tuple[str, str]],
+    spec: WindowSpec,
+    sample_rate: float,
+    max_samples: int,
+) -> list[Partial]:
+    """Partials of one source message for prompt clusters: one per application (the calling
+    service) with the sampled prompts of its LLM calls. ``prompts``: (span id, prompt text).
+    Sampling is by span id, so every worker samples the same calls."""
+    by_id = {s.span_id: s for s in spans}
+    text: dict[str, list[str]] = {}
+    for span_id, prompt in prompts:
+        text.setdefault(span_id, []).append(prompt)
+    cut = int(sample_rate * 2**64)
+    out: dict[str, Partial] = {}
+    for span_id, parts in text.items():
+        span = by_id.get(span_id)
+        if span is None or span.duplicate_of or span.end_ns <= 0:
+            continue  # a framework span repeating a client span's call: counted once
+        key = sample_key(span_id)
+        if key >= cut:
+            continue
+        sid = clusters_series_id(span.service)
+        partial = out.get(sid)
+        if partial is None:
+            partial = out[sid] = Partial(sid, partition, offset, {}, "clusters")
+        for wid in window_ids((spec,), span.end_ns):
+            agg = partial.windows.get(wid)
+            if agg is None:
+                agg = partial.windows[wid] = ClusterSamples(max_samples)
+            agg.add(key, span.end_ns, span_id, span.trace_id, fingerprint(prompt_text(parts)))
     return list(out.values())
 
 
@@ -418,7 +470,8 @@ class ClosedWindow:
     series: str
     spec: WindowSpec
     start_ns: int
-    aggregate: Any  # SignalAggregate | TokenCounts
+    aggregate: Any  # SignalAggregate | TokenCounts | EngineAggregate | ClusterSamples
+    extra: dict[str, Any] | None = None  # fields the owner adds at close (prompt clusters)
 
     def to_record(self, labels: dict[str, str]) -> dict[str, Any]:
         """The ``spanwatch.metrics`` or ``spanwatch.tokens`` record (docs/SCHEMAS.md)."""
@@ -437,6 +490,7 @@ class ClosedWindow:
                 "step_s": self.spec.step_ns / NS,
             },
             **self.aggregate.result(size_s),
+            **(self.extra or {}),
         }
 
 
@@ -450,6 +504,7 @@ class SeriesState:
     late_after_close: int = 0
     kind: str = "signals"
     activity: Activity | None = None  # traces and sessions (token black holes)
+    model: ClusterModel | None = None  # an application's prompt clusters (kind "clusters")
 
     def apply(self, partial: Partial) -> bool:
         """Merge a partial; False when it was already applied (redelivery)."""
@@ -504,13 +559,15 @@ class SeriesState:
         }
         if self.activity is not None:
             d["activity"] = self.activity.to_dict()
+        if self.model is not None:
+            d["model"] = self.model.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SeriesState:
         kind = d.get("kind", "signals")
         agg = AGGREGATES[kind]
-        act = d.get("activity")
+        act, model = d.get("activity"), d.get("model")
         return cls(
             {k: agg.from_dict(v) for k, v in d["windows"].items()},
             dict(d["applied"]),
@@ -518,6 +575,7 @@ class SeriesState:
             int(d.get("late_after_close", 0)),
             kind,
             Activity.from_dict(act) if act else None,
+            ClusterModel.from_dict(model) if model else None,
         )
 
 

@@ -11,7 +11,9 @@ spans that timed out with no LLM call below them), ``preemptions`` (model-server
 preempted by vLLM or retracted by SGLang), ``critical_path_s`` (workflow nodes: time on their
 run's critical path); from the engine windows (``spanwatch.engine``, read by the same rules):
 ``requests_running_<mean|max>``, ``requests_waiting_<mean|max>``, ``kv_cache_usage_<mean|max>``
-(vLLM / SGLang gauges, :mod:`pipeline.engine`). Token windows (``spanwatch.tokens``,
+(vLLM / SGLang gauges, :mod:`pipeline.engine`); from the prompt-cluster windows
+(``spanwatch.clusters``): ``clusters``, ``new_clusters``, ``cluster_drift``,
+``largest_cluster_share`` (:mod:`pipeline.clusters`). Token windows (``spanwatch.tokens``,
 :data:`TOKENS`): ``tokens_per_min``, ``total_tokens``, ``input_tokens``, ``output_tokens``,
 ``cost``, ``cost_per_min``, ``requests``, ``unpriced_requests``.
 """
@@ -111,6 +113,11 @@ METRICS: dict[str, WindowValue] = _catalog(
             for g in ENGINE_GAUGES
             for stat in ("mean", "max")
         },
+        # prompt clusters per application (spanwatch.clusters windows)
+        "clusters": _plain("clusters", ""),
+        "new_clusters": _plain("new_clusters", ""),
+        "cluster_drift": _plain("cluster_drift", "ratio"),
+        "largest_cluster_share": _plain("largest_cluster_share", "ratio"),
     },
 )
 TOKENS: dict[str, WindowValue] = _catalog(

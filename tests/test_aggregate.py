@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from spanwatch.pipeline.aggregate import Mergeable
+from spanwatch.pipeline.clusters import ClusterSamples, sample_key
 from spanwatch.pipeline.engine import ENGINE_GAUGES, EngineAggregate, EngineSample
 from spanwatch.pipeline.pricing import DEFAULT_PRICES, PriceTable
 from spanwatch.pipeline.signals import SignalAggregate
@@ -83,11 +84,21 @@ def _engine(rng: random.Random) -> EngineAggregate:
     return e
 
 
+def _clusters(rng: random.Random) -> ClusterSamples:
+    c = ClusterSamples(limit=8)
+    for _ in range(rng.randrange(0, 20)):
+        span = f"{rng.getrandbits(64):016x}"
+        c.add(sample_key(span), rng.randrange(10**9), span, "t", rng.getrandbits(64))
+    c.late = rng.randrange(3)
+    return c
+
+
 MAKERS: dict[str, tuple[Callable[[random.Random], Any], type[Mergeable]]] = {
     "sketch": (_sketch, QuantileSketch),
     "signals": (_signals, SignalAggregate),
     "tokens": (_tokens, TokenCounts),
     "engine": (_engine, EngineAggregate),
+    "clusters": (_clusters, ClusterSamples),
 }
 
 

@@ -43,10 +43,15 @@ def test_demo_runs_and_stops_everything_it_started() -> None:
         r"\d+ KV cache max \d+%",
         last,
     )
+    # prompt clusters: the support agent's three kinds of request, then a fourth
+    clusters = re.search(r"prompt clusters \(latest closed window; (\d+) new so far\): (.*)", last)
+    assert clusters is not None and int(clusters.group(1)) >= 1
+    assert re.search(r"support-agent: [3-9] clusters", clusters.group(2))
     alerts = re.search(r"alerts firing now: .*; fired: (.*); resolved: (.*)", last)
     assert alerts is not None
     fired = [
         "EngineQueueBackedUp",
+        "NewPromptCluster",
         "NoResponse",
         "PiiInCompletion",
         "RunawayAgent",

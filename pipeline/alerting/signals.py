@@ -28,6 +28,9 @@ def top_contributors(rec: dict[str, Any], n: int = 3) -> list[dict[str, Any]]:
 
 
 def example_trace(rec: dict[str, Any], signal: str) -> str | None:
+    new = rec.get("new") or []  # a prompt-cluster window: a trace of the first new cluster
+    if signal == "new_clusters" and new:
+        return new[0].get("example_trace_id") or None
     ex = rec.get("exemplars") or {}
     if signal.startswith("error") and ex.get("error_trace_id"):
         return str(ex["error_trace_id"])

@@ -76,3 +76,24 @@ def _strings(node: Any, out: list[str], max_chars: int, depth: int) -> None:
     elif isinstance(node, list):
         for value in node:
             _strings(value, out, max_chars, depth)
+
+
+_USER_ROLES = frozenset({"user", "human"})
+
+
+def user_text(text: str) -> str:
+    """What the user asked: the last user message of a JSON message list (the question, not
+    the system prompt or history around it); the readable text of any other value."""
+    head = text.lstrip()[:1]
+    if head == "[":
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text
+        if isinstance(doc, list):
+            users = [m for m in doc if isinstance(m, dict) and m.get("role") in _USER_ROLES]
+            if users:
+                parts: list[str] = []
+                _strings(users[-1], parts, 4_000_000, 0)
+                return "\n".join(parts)
+    return readable_text(text)

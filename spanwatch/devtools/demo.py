@@ -68,6 +68,9 @@ class Summary:
     nodes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     # latest 10s engine-gauge window per (engine service, model)
     engines: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # latest prompt-cluster window per application, and new clusters found so far
+    clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    new_clusters: int = 0
 
     def add_records(self, value: bytes) -> None:
         for d in json.loads(value)["spans"]:
@@ -99,6 +102,12 @@ class Summary:
         if rec["window"]["name"] == "10s":
             s = rec["series"]
             _keep_latest(self.engines, (s.get("service", ""), s.get("model", "")), rec)
+
+    def add_clusters(self, value: bytes) -> None:
+        rec = json.loads(value)
+        self.windows += 1
+        _keep_latest(self.clusters, rec["series"].get("service", ""), rec)
+        self.new_clusters += rec.get("new_clusters") or 0
 
     def add_tokens(self, value: bytes) -> None:
         rec = json.loads(value)
@@ -156,6 +165,16 @@ class Summary:
                     f"running max {r.get('requests_running_max', 0):.0f} "
                     f"KV cache max {r.get('kv_cache_usage_max', 0):.0%}"
                     for (svc, model), r in sorted(self.engines.items())
+                )
+            )
+        if self.clusters:
+            lines.append(
+                f"prompt clusters (latest closed window; {self.new_clusters} new so far): "
+                + "  ".join(
+                    f"{svc}: {r['clusters']} clusters, largest "
+                    f"{r.get('largest_cluster_share') or 0:.0%}, drift "
+                    + ("-" if r.get("cluster_drift") is None else f"{r['cluster_drift']:.2f}")
+                    for svc, r in sorted(self.clusters.items())
                 )
             )
         if self.nodes:
@@ -290,6 +309,7 @@ SLOW_MODEL = "qwen2.5-72b-instruct"
 SLOW_FROM_S, SLOW_TO_S = 3.0, 12.0  # the model server queues for a while: an alert fires
 SLOW_SEARCH_FROM_S, SLOW_SEARCH_TO_S = 15.0, 24.0  # then the vector database slows down
 HANG_FROM_S, HANG_TO_S = 26.0, 32.0  # then some model calls hang: the gateway times out
+NEW_PROMPTS_FROM_S = 40.0  # then the support agent's users start asking something new
 
 
 def _produce_loop(
@@ -303,7 +323,12 @@ def _produce_loop(
 ) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, **TANSU.producer})
     gen = TrafficGenerator(
-        seed, chunk_every=40, pii_every=25, dependencies=True, workflow_nodes=True
+        seed,
+        chunk_every=40,
+        pii_every=25,
+        dependencies=True,
+        workflow_nodes=True,
+        prompts=True,
     )
     tick = 0.5
     n = 0
@@ -314,6 +339,7 @@ def _produce_loop(
         slow_search = SLOW_SEARCH_FROM_S <= time.monotonic() - start < SLOW_SEARCH_TO_S
         gen.slow_dependency = 30.0 if slow_search else 1.0
         gen.hang_every = 40 if HANG_FROM_S <= time.monotonic() - start < HANG_TO_S else 0
+        gen.new_prompts = time.monotonic() - start >= NEW_PROMPTS_FROM_S
         spans = None
         for _ in range(max(1, round(rate * tick))):
             batch = next(gen.batches(1, time.time_ns()))
@@ -361,6 +387,8 @@ def run_demo(
             f"ui: {{enabled: true, port: {ui_port}, bind: 127.0.0.1}}\n"
             # the demo's scrapes reach Kafka at once: their windows need not wait a minute
             "engine: {allowed_lateness: 5s}\n"
+            # a demo lasts a minute: prompt clusters per 10 s window, every prompt sampled
+            "clusters: {window: 10s, sample_rate: 1.0, warmup_windows: 3}\n"
         )
         ui_url = f"http://127.0.0.1:{ui_port}/"
         print(f"web view: {ui_url} (served by the worker once it is up)", flush=True)
@@ -411,6 +439,7 @@ def run_demo(
                 topics.deadletter,
                 topics.metrics,
                 topics.engine,
+                topics.clusters,
                 topics.tokens,
                 topics.payloads,
                 topics.alerts,
@@ -440,6 +469,8 @@ def run_demo(
                         summary.add_window(msg.value() or b"{}")
                     elif msg.topic() == topics.engine:
                         summary.add_engine(msg.value() or b"{}")
+                    elif msg.topic() == topics.clusters:
+                        summary.add_clusters(msg.value() or b"{}")
                     elif msg.topic() == topics.tokens:
                         summary.add_tokens(msg.value() or b"{}")
                     elif msg.topic() == topics.alerts:

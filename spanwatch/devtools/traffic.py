@@ -65,6 +65,12 @@ APPS = (  # service name, instrumentation convention
     ("dify-workflow", "loongsuite"),
 )
 TOOLS = ("search_docs", "get_order", "run_sql", "fetch_url")
+PROMPTS = (  # (template, weight): what the support agent's users ask
+    ("我要退货，订单号 {n}，请问多久能退款到原支付账户？", 3),
+    ("How do I reset the password of my account {n}? I no longer get the email.", 2),
+    ("Where is my parcel {n}? The tracking page has not changed for three days.", 2),
+)
+NEW_PROMPTS = (("帮我写一首关于秋天港口夜景的短诗，第 {n} 首，要有李白的风格。", 3),)
 
 
 @dataclass
@@ -120,8 +126,14 @@ class TrafficGenerator:
         slow_dependency: float = 1.0,
         hang_every: int = 0,
         workflow_nodes: bool = False,
+        prompts: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
+        # GenAI chat calls carry their user prompt (gen_ai.input.messages), drawn from a few
+        # templates (prompt clusters); ``new_prompts`` adds a kind of request not seen before
+        self.prompts = prompts
+        self.new_prompts = False
+        self.prompt_rng = random.Random(seed ^ 0x9A0F)
         self.engine_rng = random.Random(seed + 1)  # engine scrapes never shift the spans
         # dependency calls (a Redis lookup per run, a vector search per search_docs tool call)
         # draw from their own generator, so switching them on leaves every trace's other spans
@@ -379,6 +391,8 @@ class TrafficGenerator:
                 "user.id": user,
             }
         sp = self._span(trace_id, parent, f"chat {model.name}", CLIENT, start, end, attrs, err)
+        if self.prompts and convention == "genai":
+            sp.attributes.extend(kvs({"gen_ai.input.messages": self._prompt()}))
         if convention == "openinference" and not err:
             ev = sp.events.add(
                 name="First Token Stream Event", time_unix_nano=start + int(call["ttft"] * 1e9)
@@ -448,6 +462,15 @@ class TrafficGenerator:
                 ev = srv.events.add(name="journey.PREEMPTED", time_unix_nano=srv_start + 1000)
                 ev.attributes.extend(kvs({"event.type": "PREEMPTED", "num_preemptions": 1}))
             out.add(model.server, "vllm.llm_engine", srv)
+
+    def _prompt(self) -> str:
+        rng = self.prompt_rng
+        kinds = PROMPTS + (NEW_PROMPTS if self.new_prompts else ())
+        template = rng.choices(kinds, [w for _, w in kinds])[0][0]
+        text = template.format(n=rng.randrange(10_000, 99_999))
+        return json.dumps(
+            [{"role": "user", "parts": [{"type": "text", "content": text}]}], ensure_ascii=False
+        )
 
     def _pii_text(self) -> str:
         """A completion that repeats a customer's (synthetic, well-formed) phone and ID."""

@@ -1,0 +1,210 @@
+"""Prompt clusters per application (pipeline/clusters.py): fingerprints that group templates
+in Chinese and English, sampling and windows that do not depend on which worker or in which
+order, a new kind of prompt and a changed mix found, and state that survives a save."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import orjson
+
+from spanwatch.pipeline.blackhole import Budgets
+from spanwatch.pipeline.clusters import ClusterSettings, distance, fingerprint
+from spanwatch.pipeline.merge import MergeStage, WindowOutput
+from spanwatch.pipeline.partials import Partial, SeriesState, cluster_partials, prompt_text
+from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.spans import Layer, LlmSpan
+from spanwatch.pipeline.windows import WindowSpec
+
+NS = 10**9
+T0 = 1_700_000_040 * NS  # a multiple of 1 minute
+MINUTE = WindowSpec.parse("1m")
+TEMPLATES = {
+    "refund": "我要退货，订单号 {n}，请问多久能退款到原支付账户？",
+    "password": "How do I reset the password of my account {n}? I no longer get the email.",
+    "shipping": "Where is my parcel {n}? The tracking page has not changed for three days.",
+    "poem": "Write a short poem about the harbour at night, number {n}, in the style of Li Bai.",
+}
+
+
+def test_fingerprints_group_a_template_and_keep_others_apart() -> None:
+    fps = {k: [fingerprint(t.format(n=n)) for n in (7, 1234, 99881)] for k, t in TEMPLATES.items()}
+    for same in fps.values():
+        assert max(distance(same[0], x) for x in same) <= 4
+    kinds = sorted(fps)
+    for i, a in enumerate(kinds):
+        for b in kinds[i + 1 :]:
+            assert distance(fps[a][0], fps[b][0]) > ClusterSettings().max_distance
+    # full-width forms and extra spaces fold to the same text
+    assert fingerprint("ＨＯＷ  do I reset") == fingerprint("how do i reset")
+    assert fingerprint("") == 0
+
+
+def _span(i: int, t_ns: int, service: str = "support-agent", dup: bool = False) -> LlmSpan:
+    return LlmSpan(
+        trace_id=f"{i:032x}",
+        span_id=f"{i:016x}",
+        parent_span_id="",
+        name="chat",
+        service=service,
+        layer=Layer.APP,
+        operation="chat",
+        span_kind="client",
+        start_ns=t_ns - NS,
+        end_ns=t_ns,
+        duration_s=1.0,
+        status="ok",
+        duplicate_of="ffff" if dup else None,
+    )
+
+
+def _traffic(seed: int, minutes: int, mix: list[dict[str, float]]) -> list[tuple[LlmSpan, str]]:
+    """Calls with prompts; minute m draws templates from ``mix[m]`` (weights)."""
+    rng = random.Random(seed)
+    out = []
+    i = 0
+    for m in range(minutes):
+        kinds, weights = zip(*mix[m].items(), strict=True)
+        for _ in range(60):
+            i += 1
+            t = T0 + m * 60 * NS + rng.randrange(60 * NS)
+            kind = rng.choices(kinds, weights)[0]
+            out.append((_span(i, t), TEMPLATES[kind].format(n=rng.randrange(10**5))))
+    return out
+
+
+def _partials(calls: list[tuple[LlmSpan, str]], partition: int, per_message: int) -> list[Partial]:
+    out = []
+    for off, start in enumerate(range(0, len(calls), per_message)):
+        chunk = calls[start : start + per_message]
+        spans = [s for s, _ in chunk]
+        prompts = [(s.span_id, text) for s, text in chunk]
+        out += cluster_partials(partition, off, spans, prompts, MINUTE, 1.0, 500)
+    return out
+
+
+def _stage(cfg: ClusterSettings | None = None) -> MergeStage:
+    return MergeStage(
+        {},
+        lateness_ns=0,
+        min_step_ns=10 * NS,
+        idle_ns=3600 * NS,
+        budgets={"trace": Budgets(), "session": Budgets()},
+        clusters=cfg or ClusterSettings(min_new_size=3),
+    )
+
+
+def _records(stage: MergeStage, batches: list[list[Partial]], steps: list[int]) -> list[Any]:
+    """Apply ``batches`` (one per partials partition order), then close at each watermark."""
+    for batch in batches:
+        stage.apply_bundle(0, batch)
+    out = WindowOutput(SeriesKeyer(("service",)), smallest="1m")
+    recs = []
+    for wm in steps:
+        for c in stage.apply_watermark(0, 0, wm, 1):
+            recs.append(out.record(c))
+    return recs
+
+
+STEADY = {"refund": 3, "password": 2, "shipping": 1}
+
+
+def test_a_new_kind_of_prompt_and_a_changed_mix_are_found() -> None:
+    mix = [STEADY] * 4 + [{**STEADY, "poem": 3}]
+    calls = _traffic(1, 5, mix)
+    recs = _records(_stage(), [_partials(calls, 0, 25)], [T0 + 6 * 60 * NS])
+    assert {topic for topic, _ in recs} == {"clusters"}
+    by_minute = [r for _, r in recs]
+    assert [r["series"] for r in by_minute[:1]] == [
+        {"layer": "clusters", "service": "support-agent"}
+    ]
+    assert [r["clusters"] for r in by_minute] == [3, 3, 3, 3, 4]
+    assert [r["new_clusters"] for r in by_minute] == [0, 0, 0, 0, 1]
+    poem = {s.trace_id for s, text in calls if text.startswith("Write a short poem")}
+    assert by_minute[4]["new"][0]["example_trace_id"] in poem
+    drifts = [r["cluster_drift"] for r in by_minute]
+    assert drifts[0] is None and max(drifts[1:4]) < 0.25 and drifts[4] > 0.3
+    assert by_minute[0]["samples"] == 60 and by_minute[0]["largest_cluster_share"] > 0.3
+
+
+def test_one_worker_and_n_workers_close_the_same_clusters() -> None:
+    calls = _traffic(2, 4, [STEADY, STEADY, {**STEADY, "poem": 2}, STEADY])
+    # one source partition, big messages, closed in one step ...
+    one = _records(_stage(), [_partials(calls, 0, 60)], [T0 + 5 * 60 * NS])
+    # ... or two source partitions (every other call), small messages, their partials in
+    # the other order, the windows closed one minute at a time
+    p0 = _partials(calls[0::2], 0, 7)
+    p1 = _partials(calls[1::2], 1, 11)
+    steps = [T0 + m * 60 * NS for m in range(1, 6)]
+    many = _records(_stage(), [p1, p0], steps)
+    assert len(one) == 4 and sum(r["new_clusters"] for _, r in one) == 1
+    assert orjson.dumps([r for _, r in one]) == orjson.dumps([r for _, r in many])
+
+
+def test_sampling_is_by_span_and_duplicates_count_once() -> None:
+    calls = _traffic(3, 1, [STEADY])
+    spans = [s for s, _ in calls]
+    prompts = [(s.span_id, text) for s, text in calls]
+    a = cluster_partials(0, 0, spans, prompts, MINUTE, 0.3, 500)
+    b = cluster_partials(0, 0, spans[::-1], prompts[::-1], MINUTE, 0.3, 500)
+    samples = lambda ps: sorted(next(iter(ps[0].windows.values())).samples)  # noqa: E731
+    assert samples(a) == samples(b) and 8 < len(samples(a)) < 32  # ~30% of 60
+    dup = [_span(10**6, T0 + NS, dup=True)]
+    assert cluster_partials(0, 1, dup, [(dup[0].span_id, "hi")], MINUTE, 1.0, 500) == []
+
+
+def test_clusters_survive_a_save_and_restore() -> None:
+    calls = _traffic(4, 4, [STEADY, STEADY, STEADY, {**STEADY, "poem": 3}])
+    parts = _partials(calls, 0, 30)
+    straight = _records(_stage(), [parts], [T0 + m * 60 * NS for m in range(1, 6)])
+    # the same, but the owner's state goes through its table (JSON) after minute 2
+    stage = _stage()
+    first = _records(stage, [parts], [T0 + 60 * NS, T0 + 120 * NS])
+    saved = {k: orjson.loads(orjson.dumps(v)) for k, v in stage.flush(0, 99) if v is not None}
+    restored = _stage()
+    restored.store.update(saved)
+    rest = _records(restored, [], [T0 + m * 60 * NS for m in range(3, 6)])
+    assert len(first) == 2 and len(straight) == 4
+    assert orjson.dumps(first + rest) == orjson.dumps(straight)
+    state = SeriesState.from_dict(next(v for k, v in saved.items() if "@clusters" in k))
+    assert state.model is not None and len(state.model.clusters) == 3
+
+
+def test_a_new_kind_that_starts_with_one_prompt_is_reported_once_it_has_grown() -> None:
+    calls = _traffic(5, 4, [STEADY] * 4)
+    poem = TEMPLATES["poem"]
+    extra = [
+        (_span(10**6 + i, T0 + 2 * 60 * NS + (i + 1) * NS), poem.format(n=i)) for i in range(1)
+    ]
+    extra += [
+        (_span(10**7 + i, T0 + 3 * 60 * NS + (i + 1) * NS), poem.format(n=i)) for i in range(4)
+    ]
+    recs = [r for _, r in _records(_stage(), [_partials(calls + extra, 0, 40)], [T0 + 5 * 60 * NS])]
+    # minute 3 sees the first poem alone (not yet a kind of request); minute 4 sees four
+    assert [r["new_clusters"] for r in recs] == [0, 0, 0, 1]
+    assert recs[3]["new"][0]["members_total"] == 5
+
+
+def test_a_long_system_prompt_does_not_make_every_call_alike() -> None:
+    system = (
+        "You are ACME's support assistant. Be polite, cite the policy, never promise refunds. " * 20
+    )
+
+    def messages(question: str) -> str:  # gen_ai.input.messages as the GenAI conventions write it
+        return json.dumps(
+            [
+                {"role": "system", "parts": [{"type": "text", "content": system}]},
+                {"role": "user", "parts": [{"type": "text", "content": "hi"}]},
+                {"role": "assistant", "parts": [{"type": "text", "content": "Hello!"}]},
+                {"role": "user", "parts": [{"type": "text", "content": question}]},
+            ]
+        )
+
+    refund = [prompt_text([messages(TEMPLATES["refund"].format(n=n))]) for n in (1, 22)]
+    poem = prompt_text([messages(TEMPLATES["poem"].format(n=3))])
+    assert refund[0].startswith("我要退货") and "ACME" not in refund[0]
+    assert fingerprint(refund[0]) == fingerprint(refund[1])
+    assert distance(fingerprint(refund[0]), fingerprint(poem)) > ClusterSettings().max_distance
+    assert prompt_text(["plain text, no JSON"]) == "plain text, no JSON"
