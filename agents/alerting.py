@@ -54,6 +54,7 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
         topics.metrics: "metrics",
         topics.engine: "metrics",  # engine windows: golden-signal shaped records
         topics.clusters: "metrics",  # prompt-cluster windows: the same shape
+        topics.labels: "metrics",  # judge-label windows: the same shape
         topics.tokens: "tokens",
         topics.findings: "findings",
         topics.anomalies: "anomalies",

@@ -31,6 +31,7 @@ from spanwatch.agents.consumer import NoLossConsumer
 from spanwatch.agents.control import broadcast, dispatch
 from spanwatch.agents.ingest import SpanSink, dead_letter_sender, source_topic
 from spanwatch.agents.tables import versioned_table
+from spanwatch.pipeline.clusters import load_featurizer
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.engine import decode_metrics
@@ -44,6 +45,7 @@ from spanwatch.pipeline.partials import (
     bundles,
     cluster_partials,
     engine_partials,
+    label_partials,
 )
 from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.windows import WindowSpec, parse_duration_ns
@@ -97,12 +99,21 @@ def register(
         value_serializer="raw",
         partitions=topics.partitions,
     )
-    metrics_out = app.topic(topics.metrics, key_serializer="raw", value_serializer="raw")
-    tokens_out = app.topic(topics.tokens, key_serializer="raw", value_serializer="raw")
-    engine_out = app.topic(topics.engine, key_serializer="raw", value_serializer="raw")
-    clusters_out = app.topic(topics.clusters, key_serializer="raw", value_serializer="raw")
+    # closed windows by the kind WindowOutput.record names
+    outputs = {
+        kind: app.topic(name, key_serializer="raw", value_serializer="raw")
+        for kind, name in (
+            ("metrics", topics.metrics),
+            ("tokens", topics.tokens),
+            ("engine", topics.engine),
+            ("clusters", topics.clusters),
+            ("labels", topics.labels),
+        )
+    }
+    tokens_out = outputs["tokens"]
     cs = settings.clusters
     cluster_spec = WindowSpec.parse(cs.window)
+    featurize = load_featurizer(cs.featurizer) if cs.enabled else None
     # versioned by the spanwatch.partials offset that wrote each state (agents/tables.py)
     table = versioned_table(app, "series", default=None, partitions=topics.partitions)
     keyer = SeriesKeyer(ms.dimensions, ms.max_series)
@@ -125,7 +136,10 @@ def register(
         budgets={"trace": ts.trace_budgets.budgets(), "session": ts.session_budgets.budgets()},
         max_tracked=ts.max_tracked,
         flush_interval_s=parse_duration_ns(ms.state_flush_interval) / 1e9,
-        lateness_by_kind={"engine": parse_duration_ns(settings.engine.allowed_lateness)},
+        lateness_by_kind={
+            "engine": parse_duration_ns(settings.engine.allowed_lateness),
+            "labels": parse_duration_ns(settings.labels.allowed_lateness),
+        },
         clusters=cs,
     )
     out = WindowOutput(
@@ -153,7 +167,7 @@ def register(
             made = rt.preagg.add_message(
                 where.partition, where.offset, result.spans, defer_watermark=True
             )
-            if cs.enabled and result.contents:
+            if featurize is not None and result.contents:
                 prompts = [(c.span_id, c.text) for c in result.contents if c.role == "input"]
                 made += cluster_partials(
                     where.partition,
@@ -163,6 +177,7 @@ def register(
                     cluster_spec,
                     cs.sample_rate,
                     cs.max_samples,
+                    featurize,
                 )
             await send_partials(made)
             rt.counters["partials_sent_total"] += len(made)
@@ -227,21 +242,16 @@ def register(
         token_records = []  # at-least-once: a replay re-emits the same windows
         for c in closed:
             topic, record = out.record(c)
-            if topic == "tokens":
-                await tokens_out.send(key=c.series.encode(), value=orjson.dumps(record))
-                token_records.append(record)
-            elif topic == "engine":
-                await engine_out.send(key=c.series.encode(), value=orjson.dumps(record))
-            elif topic == "clusters":
-                await clusters_out.send(key=c.series.encode(), value=orjson.dumps(record))
-            else:
+            if topic == "metrics":
                 for hook in rt.on_window_closed:  # before the send: once it is out, so are they
                     try:
                         hook(c, record)
                     except Exception:
                         rt.counters["window_hook_errors_total"] += 1
                         log.exception("window hook %r failed", hook)
-                await metrics_out.send(key=c.series.encode(), value=orjson.dumps(record))
+            elif topic == "tokens":
+                token_records.append(record)
+            await outputs[topic].send(key=c.series.encode(), value=orjson.dumps(record))
             rt.counters["windows_closed_total"] += 1
         for top in out.top(part, token_records):
             await tokens_out.send(key=b"top", value=orjson.dumps(top))
@@ -312,7 +322,41 @@ def register(
 
     if settings.engine.enabled and topics.metrics_source:
         _register_engine(app, settings, send_partials, rt)
+    if settings.labels.enabled and topics.findings:
+        _register_labels(app, settings, send_partials, rt)
     return sink, rt
+
+
+def _register_labels(
+    app: faust.App,
+    settings: Settings,
+    send_partials: Callable[[list[Partial]], Awaitable[None]],
+    rt: MetricsRuntime,
+) -> None:
+    """Judge evaluations on ``spanwatch.findings`` -> label partials (closed windows go to
+    ``spanwatch.labels``); scanner findings and unlabelled results are skipped."""
+    findings = source_topic(app, settings.topics.findings)
+    specs = rt.preagg.settings.specs
+    rt.counters.setdefault("labels_counted_total", 0)
+    rt.counters.setdefault("labels_errors_total", 0)
+
+    @app.agent(findings, name="spanwatch.labels")
+    async def labels(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                rec = orjson.loads(event.value or b"null")
+                made = (
+                    label_partials(msg.partition, msg.offset, rec, specs)
+                    if isinstance(rec, dict)
+                    else []
+                )
+                if made:
+                    await send_partials(made)
+                    rt.counters["labels_counted_total"] += 1
+            except Exception:  # never stop the agent; the record stays on its topic
+                rt.counters["labels_errors_total"] += 1
+                log.exception("label of %s/%s not counted", msg.partition, msg.offset)
 
 
 def _register_engine(

@@ -26,16 +26,20 @@ variation distance between this window's cluster shares and the decayed mix of e
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import re
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
 from pydantic import Field
 
+from spanwatch.pipeline.errors import ConfigError
 from spanwatch.pipeline.settings import SettingsModel
 
 BITS = 64
@@ -70,6 +74,45 @@ def fingerprint(text: str) -> int:
     for v in votes:
         out = (out << 1) | int(v > 0)
     return out
+
+
+Featurizer = Callable[[str], int]
+
+
+def embedding_fingerprint(vector: Sequence[float]) -> int:
+    """64-bit SimHash of an embedding (signs of 64 fixed random hyperplanes, the same in
+    every process): close vectors differ in few bits, so an embedding model plugs into the
+    same clustering as the trigram fingerprint."""
+    v = np.asarray(vector, dtype=np.float64)
+    planes = _planes(v.shape[0])
+    out = 0
+    for bit in planes @ v > 0:
+        out = (out << 1) | int(bit)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _planes(dim: int) -> np.ndarray:
+    return np.random.default_rng(20261204).standard_normal((BITS, dim))
+
+
+def load_featurizer(spec: str) -> Featurizer:
+    """``ngram`` (:func:`fingerprint`, the default) or ``module:function``: a callable that maps
+    a prompt to a 64-bit fingerprint (for an embedding model: ``embedding_fingerprint(
+    model.embed(text))``). Raises :class:`ConfigError` with one line when it cannot be used."""
+    if spec == "ngram":
+        return fingerprint
+    module, _, attr = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr) if attr else None
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"clusters.featurizer {spec!r}: {exc}") from None
+    if not callable(fn):
+        raise ConfigError(f"clusters.featurizer {spec!r}: want 'ngram' or 'module:function'")
+    probe = fn("where is my parcel?")
+    if not isinstance(probe, int) or not 0 <= probe < 2**BITS:
+        raise ConfigError(f"clusters.featurizer {spec!r} must return a 64-bit unsigned int")
+    return cast(Featurizer, fn)
 
 
 def sample_key(span_id: str) -> int:
@@ -175,9 +218,11 @@ class ClusterModel:
         size_ns: int,
         samples: list[tuple[int, str, str, int]],
         cfg: ClusterSettings,
+        members: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """Cluster one closed window's samples (in :meth:`ClusterSamples.ordered` order);
-        returns the window's cluster fields for its record."""
+        returns the window's cluster fields for its record. ``members``, when given, gets
+        each sample's cluster id by span id (evaluations)."""
         counts: dict[int, int] = {}
         for _, span_id, trace_id, fp in samples:
             best = min(
@@ -189,6 +234,8 @@ class ClusterModel:
                 best = self._new(fp, start_ns, (trace_id, span_id))
             best.add(fp)
             best.last_start = start_ns
+            if members is not None:
+                members[span_id] = best.id
             counts[best.id] = counts.get(best.id, 0) + 1
         total = sum(counts.values())
         shares = {cid: n / total for cid, n in counts.items()} if total else {}
@@ -306,7 +353,10 @@ class ClusterSettings(SettingsModel):
     """Prompt clusters per application (docs/SCHEMAS.md ``spanwatch.clusters``)."""
 
     enabled: bool = True
-    window: str = "1m"  # one of metrics.windows
+    # "ngram" (character trigrams, no weights) or "module:function" returning a 64-bit
+    # fingerprint, e.g. a local embedding model through embedding_fingerprint()
+    featurizer: str = "ngram"
+    window: str = "1m"
     sample_rate: float = Field(0.25, gt=0, le=1)  # of LLM calls with an inline prompt
     max_samples: int = Field(500, ge=1)  # per application and window (bottom-k)
     max_distance: int = Field(12, ge=0, le=64)  # SimHash bits a member may differ in

@@ -27,6 +27,7 @@ from spanwatch.pipeline.clusters import ClusterSettings
 from spanwatch.pipeline.engine import EngineSettings
 from spanwatch.pipeline.errors import ConfigError
 from spanwatch.pipeline.ingest import IngestSettings
+from spanwatch.pipeline.labels import LabelSettings
 from spanwatch.pipeline.normalize import NormalizeSettings
 from spanwatch.pipeline.partials import MetricsSettings
 from spanwatch.pipeline.safety.settings import JudgeConfig, SafetySettings
@@ -192,6 +193,7 @@ class TopicSettings(SettingsModel):
     tokens: str = "spanwatch.tokens"  # token windows, black-hole events, top consumers
     engine: str = "spanwatch.engine"  # closed inference-engine gauge windows
     clusters: str = "spanwatch.clusters"  # closed prompt-cluster windows per application
+    labels: str = "spanwatch.labels"  # closed judge-label windows (share of each label)
     pieces: str = "spanwatch.pieces"  # internal: chunked-payload pieces keyed by payload id
     payloads: str = "spanwatch.payloads"  # reassembled payloads ("" disables output)
     findings: str = "spanwatch.findings"  # content-safety findings and judge evaluations
@@ -219,6 +221,7 @@ class TopicSettings(SettingsModel):
                 self.tokens,
                 self.engine,
                 self.clusters,
+                self.labels,
                 self.pieces,
                 self.payloads,
                 self.findings,
@@ -259,6 +262,7 @@ class Settings(SettingsModel):
     tokens: TokensSettings = TokensSettings()
     engine: EngineSettings = EngineSettings()
     clusters: ClusterSettings = ClusterSettings()
+    labels: LabelSettings = LabelSettings()
     stitch: StitchSettings = StitchSettings()
     safety: SafetySettings = SafetySettings()
     anomaly: AnomalySettings = AnomalySettings()

@@ -27,6 +27,7 @@ import orjson
 from spanwatch.pipeline.blackhole import Budgets
 from spanwatch.pipeline.clusters import ClusterModel, ClusterSamples, ClusterSettings
 from spanwatch.pipeline.engine import EngineAggregate
+from spanwatch.pipeline.labels import LabelCounts
 from spanwatch.pipeline.partials import ClosedWindow, Partial, SeriesState, Watermarks
 from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.tokens import TokenCounts, top_consumers
@@ -215,15 +216,20 @@ class WindowOutput:
             return {"layer": "engine", "service": key[1], "model": key[2]}
         if key and key[0] == "@clusters":
             return {"layer": "clusters", "service": key[1]}
+        if key and key[0] == "@labels":
+            return {"layer": "labels", "service": key[1], "evaluation": key[2]}
         return self.keyer.labels(key)
 
     def record(self, closed: ClosedWindow) -> tuple[str, dict[str, Any]]:
-        """(``"tokens"``, ``"engine"``, ``"clusters"`` or ``"metrics"``, the window record)."""
+        """(``"tokens"``, ``"engine"``, ``"clusters"``, ``"labels"`` or ``"metrics"``, the
+        window record)."""
         record = closed.to_record(self.labels(closed.series))
         if isinstance(closed.aggregate, EngineAggregate):
             return "engine", record
         if isinstance(closed.aggregate, ClusterSamples):
             return "clusters", record
+        if isinstance(closed.aggregate, LabelCounts):
+            return "labels", record
         if not isinstance(closed.aggregate, TokenCounts):
             return "metrics", record
         if closed.spec.name == self.smallest:

@@ -31,6 +31,7 @@ from spanwatch.pipeline.clusters import (
     sample_key,
 )
 from spanwatch.pipeline.engine import EngineAggregate, EngineSample, engine_series_id, window_ids
+from spanwatch.pipeline.labels import LabelCounts, evaluation_label, labels_series_id
 from spanwatch.pipeline.pricing import PriceTable
 from spanwatch.pipeline.safety.messages import user_text
 from spanwatch.pipeline.settings import Duration, SettingsModel
@@ -73,6 +74,7 @@ AGGREGATES: dict[str, type[WindowAggregate]] = {
     "tokens": TokenCounts,
     "engine": EngineAggregate,
     "clusters": ClusterSamples,
+    "labels": LabelCounts,
 }
 
 
@@ -155,6 +157,23 @@ def engine_partials(
     return list(out.values())
 
 
+def label_partials(
+    partition: int, offset: int, rec: dict[str, Any], specs: Sequence[WindowSpec]
+) -> list[Partial]:
+    """The partial of one ``spanwatch.findings`` record if it is a judge's labelled evaluation:
+    its label counted in the windows of the judged call, at the owner of (service,
+    evaluation); tagged with the findings partition and offset."""
+    found = evaluation_label(rec)
+    if found is None:
+        return []
+    service, evaluation, label, t_ns = found
+    partial = Partial(labels_series_id(service, evaluation), partition, offset, {}, "labels")
+    for wid in window_ids(specs, t_ns):
+        agg = partial.windows[wid] = LabelCounts()
+        agg.add(label)
+    return [partial]
+
+
 def prompt_text(parts: Sequence[str]) -> str:
     """The user's question out of a call's input content (JSON message lists: the last user
     message, so that a long system prompt does not make every call look alike)."""
@@ -169,6 +188,7 @@ def cluster_partials(
     spec: WindowSpec,
     sample_rate: float,
     max_samples: int,
+    featurize: Callable[[str], int] = fingerprint,
 ) -> list[Partial]:
     """Partials of one source message for prompt clusters: one per application (the calling
     service) with the sampled prompts of its LLM calls. ``prompts``: (span id, prompt text).
@@ -194,7 +214,7 @@ def cluster_partials(
             agg = partial.windows.get(wid)
             if agg is None:
                 agg = partial.windows[wid] = ClusterSamples(max_samples)
-            agg.add(key, span.end_ns, span_id, span.trace_id, fingerprint(prompt_text(parts)))
+            agg.add(key, span.end_ns, span_id, span.trace_id, featurize(prompt_text(parts)))
     return list(out.values())
 
 

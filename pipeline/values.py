@@ -13,7 +13,9 @@ run's critical path); from the engine windows (``spanwatch.engine``, read by the
 ``requests_running_<mean|max>``, ``requests_waiting_<mean|max>``, ``kv_cache_usage_<mean|max>``
 (vLLM / SGLang gauges, :mod:`pipeline.engine`); from the prompt-cluster windows
 (``spanwatch.clusters``): ``clusters``, ``new_clusters``, ``cluster_drift``,
-``largest_cluster_share`` (:mod:`pipeline.clusters`). Token windows (``spanwatch.tokens``,
+``largest_cluster_share`` (:mod:`pipeline.clusters`); from the judge-label windows
+(``spanwatch.labels``): ``judged`` and ``label_share:<label>`` for any label
+(:mod:`pipeline.labels`). Token windows (``spanwatch.tokens``,
 :data:`TOKENS`): ``tokens_per_min``, ``total_tokens``, ``input_tokens``, ``output_tokens``,
 ``cost``, ``cost_per_min``, ``requests``, ``unpriced_requests``.
 """
@@ -85,40 +87,81 @@ def _catalog(
     return out
 
 
-METRICS: dict[str, WindowValue] = _catalog(
-    "metrics",
-    {
-        **{
-            f"{d}_{s}": (_dist(d, s), "s")
-            for d in ("ttft", "tpot", "latency", "queue")
-            for s in ("p50", "p90", "p95", "p99", "mean", "min", "max")
+LABEL_SHARE = "label_share:"  # + a judge's label: that label's share of the judged calls
+MIN_JUDGED = 5  # a share of fewer judged calls says too little to alert on: no value
+
+
+def _share(label: str) -> Extract:
+    def get(rec: dict[str, Any]) -> float | None:
+        shares, judged = rec.get("label_share"), rec.get("judged")
+        if (
+            not isinstance(shares, dict)
+            or not isinstance(judged, (int, float))
+            or judged < MIN_JUDGED
+        ):
+            return None
+        return float(shares.get(label, 0.0))
+
+    return get
+
+
+class _WithLabels(dict[str, WindowValue]):
+    """The golden-signal-shaped catalog; it also answers ``label_share:<label>`` (judge-label
+    windows, ``spanwatch.labels``) for any label."""
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or _label(name) is not None
+
+    def __missing__(self, name: str) -> WindowValue:
+        label = _label(name)
+        if label is None:
+            raise KeyError(name)
+        return WindowValue(name, "metrics", "ratio", _share(label))
+
+
+def _label(name: object) -> str | None:
+    if isinstance(name, str) and name.startswith(LABEL_SHARE) and len(name) > len(LABEL_SHARE):
+        return name[len(LABEL_SHARE) :]
+    return None
+
+
+METRICS: dict[str, WindowValue] = _WithLabels(
+    _catalog(
+        "metrics",
+        {
+            **{
+                f"{d}_{s}": (_dist(d, s), "s")
+                for d in ("ttft", "tpot", "latency", "queue")
+                for s in ("p50", "p90", "p95", "p99", "mean", "min", "max")
+            },
+            "error_rate": _plain("error_rate", "ratio"),
+            "errors": _plain("errors", ""),
+            "requests": _plain("count", ""),
+            "request_rate": _plain("rate_per_s", "/s"),
+            "streaming_share": _plain("streaming_share", "ratio"),
+            "input_tokens": _plain("input_tokens", "tokens"),
+            "output_tokens": _plain("output_tokens", "tokens"),
+            "input_tokens_per_s": _plain("input_tokens_per_s", "tokens/s"),
+            "output_tokens_per_s": _plain("output_tokens_per_s", "tokens/s"),
+            "cache_hit_ratio": _plain("cache_hit_ratio", "ratio"),
+            "no_first_token": _plain("no_first_token", ""),
+            "no_response": _plain("no_response", ""),
+            "preemptions": _plain("preemptions", ""),
+            "critical_path_s": _plain("critical_path_s", "s"),
+            # inference-engine gauges (spanwatch.engine windows, read like golden-signal ones)
+            **{
+                f"{g}_{stat}": _plain(f"{g}_{stat}", "ratio" if g == "kv_cache_usage" else "")
+                for g in ENGINE_GAUGES
+                for stat in ("mean", "max")
+            },
+            # prompt clusters per application (spanwatch.clusters windows)
+            "clusters": _plain("clusters", ""),
+            "new_clusters": _plain("new_clusters", ""),
+            "cluster_drift": _plain("cluster_drift", "ratio"),
+            "largest_cluster_share": _plain("largest_cluster_share", "ratio"),
+            "judged": _plain("judged", ""),
         },
-        "error_rate": _plain("error_rate", "ratio"),
-        "errors": _plain("errors", ""),
-        "requests": _plain("count", ""),
-        "request_rate": _plain("rate_per_s", "/s"),
-        "streaming_share": _plain("streaming_share", "ratio"),
-        "input_tokens": _plain("input_tokens", "tokens"),
-        "output_tokens": _plain("output_tokens", "tokens"),
-        "input_tokens_per_s": _plain("input_tokens_per_s", "tokens/s"),
-        "output_tokens_per_s": _plain("output_tokens_per_s", "tokens/s"),
-        "cache_hit_ratio": _plain("cache_hit_ratio", "ratio"),
-        "no_first_token": _plain("no_first_token", ""),
-        "no_response": _plain("no_response", ""),
-        "preemptions": _plain("preemptions", ""),
-        "critical_path_s": _plain("critical_path_s", "s"),
-        # inference-engine gauges (spanwatch.engine windows, read like golden-signal ones)
-        **{
-            f"{g}_{stat}": _plain(f"{g}_{stat}", "ratio" if g == "kv_cache_usage" else "")
-            for g in ENGINE_GAUGES
-            for stat in ("mean", "max")
-        },
-        # prompt clusters per application (spanwatch.clusters windows)
-        "clusters": _plain("clusters", ""),
-        "new_clusters": _plain("new_clusters", ""),
-        "cluster_drift": _plain("cluster_drift", "ratio"),
-        "largest_cluster_share": _plain("largest_cluster_share", "ratio"),
-    },
+    )
 )
 TOKENS: dict[str, WindowValue] = _catalog(
     "tokens",

@@ -197,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_parser(sub)
 
     be = sub.add_parser("bench", help="benchmarks that print numbers")
-    be.add_argument("what", choices=["ingest", "metrics", "stitch", "safety", "anomaly", "alerts"])
+    be.add_argument(
+        "what", choices=["ingest", "metrics", "stitch", "safety", "anomaly", "alerts", "clusters"]
+    )
     be.add_argument("--payloads", type=int, default=10_000, help="stitch: concurrent payloads")
     be.add_argument("--cap-mb", type=int, default=512, help="stitch: byte cap, MiB")
     be.add_argument("--spans", type=int, default=100_000, help="spans to process")

@@ -15,6 +15,7 @@ import pytest
 from spanwatch.pipeline.aggregate import Mergeable
 from spanwatch.pipeline.clusters import ClusterSamples, sample_key
 from spanwatch.pipeline.engine import ENGINE_GAUGES, EngineAggregate, EngineSample
+from spanwatch.pipeline.labels import LabelCounts
 from spanwatch.pipeline.pricing import DEFAULT_PRICES, PriceTable
 from spanwatch.pipeline.signals import SignalAggregate
 from spanwatch.pipeline.sketch import QuantileSketch
@@ -93,12 +94,21 @@ def _clusters(rng: random.Random) -> ClusterSamples:
     return c
 
 
+def _labels(rng: random.Random) -> LabelCounts:
+    c = LabelCounts()
+    for _ in range(rng.randrange(0, 20)):
+        c.add(rng.choice(["positive", "negative", "neutral"]))
+    c.late = rng.randrange(3)
+    return c
+
+
 MAKERS: dict[str, tuple[Callable[[random.Random], Any], type[Mergeable]]] = {
     "sketch": (_sketch, QuantileSketch),
     "signals": (_signals, SignalAggregate),
     "tokens": (_tokens, TokenCounts),
     "engine": (_engine, EngineAggregate),
     "clusters": (_clusters, ClusterSamples),
+    "labels": (_labels, LabelCounts),
 }
 
 

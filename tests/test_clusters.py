@@ -9,9 +9,11 @@ import random
 from typing import Any
 
 import orjson
+import pytest
 
 from spanwatch.pipeline.blackhole import Budgets
-from spanwatch.pipeline.clusters import ClusterSettings, distance, fingerprint
+from spanwatch.pipeline.clusters import ClusterSettings, distance, fingerprint, load_featurizer
+from spanwatch.pipeline.errors import ConfigError
 from spanwatch.pipeline.merge import MergeStage, WindowOutput
 from spanwatch.pipeline.partials import Partial, SeriesState, cluster_partials, prompt_text
 from spanwatch.pipeline.signals import SeriesKeyer
@@ -208,3 +210,20 @@ def test_a_long_system_prompt_does_not_make_every_call_alike() -> None:
     assert fingerprint(refund[0]) == fingerprint(refund[1])
     assert distance(fingerprint(refund[0]), fingerprint(poem)) > ClusterSettings().max_distance
     assert prompt_text(["plain text, no JSON"]) == "plain text, no JSON"
+
+
+def test_an_embedding_model_plugs_in_behind_the_same_fingerprint() -> None:
+    embed = load_featurizer("tests.support.keyword_embedder:fingerprint")
+    a, b = "My card has still not arrived.", "When will the delivery of the new card come?"
+    assert distance(fingerprint(a), fingerprint(b)) > ClusterSettings().max_distance
+    assert distance(embed(a), embed(b)) <= ClusterSettings().max_distance
+    assert distance(embed(a), embed("I am locked out, the login fails")) > 12
+    assert load_featurizer("ngram") is fingerprint
+    for spec, says in (
+        ("no_such_module_x:f", "No module named"),
+        ("tests.support.keyword_embedder:nothing", "has no attribute"),
+        ("tests.support.keyword_embedder", "want 'ngram' or 'module:function'"),
+        ("tests.support.keyword_embedder:not_an_int", "64-bit unsigned int"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            load_featurizer(spec)

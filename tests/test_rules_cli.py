@@ -19,7 +19,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_check_good_and_bad() -> None:
     ok = run("rules", "check", str(DEFAULT_RULES_DIR))
-    assert ok.returncode == 0 and ok.stdout.startswith("OK: 21 rules")
+    assert ok.returncode == 0 and ok.stdout.startswith("OK: 22 rules")
     bad = run("rules", "check", str(CASES / "many.bad.yaml"), str(CASES / "routing.bad.yaml"))
     assert bad.returncode == 1
     lines = bad.stderr.splitlines()
@@ -43,7 +43,7 @@ def test_check_warns_about_unset_receiver_secrets(tmp_path: Path) -> None:
 def test_rule_unit_tests_pass_and_fail(tmp_path: Path) -> None:
     ok = run("rules", "test", str(DEFAULT_RULES_DIR / "tests" / "shipped.yaml"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.count("ok   ") == 13 and "SUCCESS" in ok.stdout
+    assert ok.stdout.count("ok   ") == 14 and "SUCCESS" in ok.stdout
     wrong = (
         (DEFAULT_RULES_DIR / "tests" / "shipped.yaml")
         .read_text()

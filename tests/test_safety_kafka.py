@@ -161,8 +161,12 @@ class FakeJudge:
 def test_worker_runs_the_judge_off_the_hot_path(tmp_path: Path) -> None:
     judge = FakeJudge()
     config = tmp_path / "sw.yaml"
+    # windows on, short, so that the judges' label windows (spanwatch.labels) close soon
+    windows = "metrics: {windows: [10s], idle_timeout: 1s, allowed_lateness: 1s}\n"
     config.write_text(
-        CONFIG + f"safety: {{judge: {{url: '{judge.url}', model: j, "
+        CONFIG.replace("metrics: {enabled: false}\n", windows)
+        + "labels: {allowed_lateness: 1s}\n"
+        + f"safety: {{judge: {{url: '{judge.url}', model: j, "
         "sample_rate: 1.0, roles: [input, output]}, "
         f"judges: [{{preset: hallucination, url: '{judge.url}', model: j, sample_rate: 1.0}}]}}\n"
     )
@@ -187,10 +191,26 @@ def test_worker_runs_the_judge_off_the_hot_path(tmp_path: Path) -> None:
                     ),
                     timeout=90,
                 )
+                # each judge's labels counted per window, at the owner of (service, judge)
+                label_windows = consume_until(
+                    b.bootstrap,
+                    ["spanwatch.labels"],
+                    lambda ms: (
+                        {orjson.loads(m.value())["series"]["evaluation"] for m in ms}
+                        >= {"policy", "hallucination"}
+                    ),
+                    timeout=90,
+                )
             finally:
                 w.stop()
     finally:
         judge.close()
+    labels = [orjson.loads(m.value()) for m in label_windows]
+    policy = next(r for r in labels if r["series"]["evaluation"] == "policy")
+    assert policy["series"] == {"layer": "labels", "service": "support-bot", "evaluation": "policy"}
+    assert policy["judged"] >= 1 and policy["label_share"] == {"violation": 1.0}
+    hal = next(r for r in labels if r["series"]["evaluation"] == "hallucination")
+    assert hal["labels"] == {"unsupported": hal["judged"]}
     evs = [orjson.loads(m.value()) for m in got if orjson.loads(m.value())["type"] == "evaluation"]
     ev = next(e for e in evs if e["category"] == "policy")
     hal = next(e for e in evs if e["category"] == "hallucination")

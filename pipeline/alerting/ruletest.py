@@ -40,7 +40,7 @@ from spanwatch.pipeline.alerting.loader import load_rules
 from spanwatch.pipeline.alerting.manager import AlertManager
 from spanwatch.pipeline.alerting.matchers import parse_duration_s
 from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.values import METRICS, TOKENS
+from spanwatch.pipeline.values import LABEL_SHARE, METRICS, MIN_JUDGED, TOKENS
 
 # signal -> the record field an input series sets: the catalog's plain values, golden-signal
 # ones first where a token value has the same name (``requests``)
@@ -63,6 +63,9 @@ def _set(rec: dict[str, Any], signal: str, value: float, size_s: float) -> None:
         rec["cost"] = {"USD": value * size_s / 60 if signal == "cost_per_min" else value}
     elif signal in _FIELDS:
         rec[_FIELDS[signal]] = value
+    elif signal.startswith(LABEL_SHARE) and signal in METRICS:
+        rec.setdefault("label_share", {})[signal[len(LABEL_SHARE) :]] = value
+        rec.setdefault("judged", MIN_JUDGED)  # unless a "judged" series says otherwise
     else:
         raise ConfigError(f"input series: unknown signal {signal!r}")
 
@@ -90,7 +93,13 @@ def run_file(path: Path) -> list[Outcome]:
     files = [path.parent / f for f in spec.get("rule_files", [])]
     ruleset = load_rules(files)  # RuleError lists problems of the rules themselves
     interval = parse_duration_s(spec.get("evaluation_interval", "1m"))
-    return [run_test(ruleset, t, interval) for t in spec["tests"]]
+    # a test may set its own evaluation_interval (the window its input series stand for)
+    return [
+        run_test(ruleset, t, parse_duration_s(t["evaluation_interval"]))
+        if "evaluation_interval" in t
+        else run_test(ruleset, t, interval)
+        for t in spec["tests"]
+    ]
 
 
 def run_test(ruleset: Any, test: dict[str, Any], interval: float) -> Outcome:

@@ -184,6 +184,10 @@ def run_bench(
         from spanwatch.devtools.anomaly_eval import bench_anomaly
 
         return bench_anomaly(data=data)
+    if what == "clusters":
+        from spanwatch.devtools.clusters_public import bench_clusters
+
+        return bench_clusters(data=data)
     if what == "safety":
         from spanwatch.devtools.bench_safety import bench_safety
 
