@@ -16,7 +16,7 @@ from spanwatch.devtools.cluster import WorkerProc, consume_until
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.config import TopicSettings, load_settings
 from spanwatch.pipeline.signals import SeriesKeyer
-from tests.support.offline import offline_windows
+from tests.support.offline import offline_clusters, offline_windows
 
 pytestmark = pytest.mark.broker
 CONFIG = """
@@ -24,13 +24,16 @@ metrics:
   windows: ["10s", "1m/30s"]
   allowed_lateness: 2s
   idle_timeout: 15s
+clusters: {window: 10s, sample_rate: 1.0}
 """
 NS = 10**9
 
 
 def _input() -> list[tuple[int, bytes]]:
     """(partition, value) messages: spans ending over ~2 minutes, 10 minutes ago."""
-    gen = TrafficGenerator(seed=21, runaway_every=0, dependencies=True, workflow_nodes=True)
+    gen = TrafficGenerator(
+        seed=21, runaway_every=0, dependencies=True, workflow_nodes=True, prompts=True
+    )
     base = (time.time_ns() // (60 * NS) - 10) * 60 * NS
     out = []
     for i in range(24):
@@ -63,9 +66,15 @@ def _wait_until_split(procs: list[WorkerProc], timeout: float = 60.0) -> None:
 
 
 def _run(
-    tmp: Path, msgs: list[tuple[int, bytes]], config: Path, workers: int, expected: int
-) -> tuple[list[bytes], list[str]]:
-    """The distinct window records, and each worker's ``/metrics`` once they are all out."""
+    tmp: Path,
+    msgs: list[tuple[int, bytes]],
+    config: Path,
+    workers: int,
+    expected: int,
+    expected_clusters: int,
+) -> tuple[list[bytes], list[bytes], list[str]]:
+    """The distinct window and prompt-cluster records, and each worker's ``/metrics`` once
+    they are all out."""
     topics = TopicSettings().all_topics()
     tmp.mkdir(parents=True)
     with EmbeddedBroker(topics=topics, partitions=4, log_path=tmp / "tansu.log") as b:
@@ -87,17 +96,30 @@ def _run(
             assert p.flush(30) == 0
             got = consume_until(
                 b.bootstrap,
-                ["spanwatch.metrics"],
-                lambda ms: len({m.value() for m in ms}) >= expected,
+                ["spanwatch.metrics", "spanwatch.clusters"],
+                lambda ms: (
+                    len({m.value() for m in ms if m.topic() == "spanwatch.metrics"}) >= expected
+                    and len({m.value() for m in ms if m.topic() == "spanwatch.clusters"})
+                    >= expected_clusters
+                ),
                 timeout=120,
             )
             scrapes = [w.scrape() for w in procs]
         finally:
             for w in procs:
                 w.stop()
+
     # at-least-once: a window re-emitted after a redelivery is the same record
-    records = {orjson.dumps(orjson.loads(m.value()), option=orjson.OPT_SORT_KEYS) for m in got}
-    return sorted(records), scrapes
+    def distinct(topic: str) -> list[bytes]:
+        return sorted(
+            {
+                orjson.dumps(orjson.loads(m.value()), option=orjson.OPT_SORT_KEYS)
+                for m in got
+                if m.topic() == topic
+            }
+        )
+
+    return distinct("spanwatch.metrics"), distinct("spanwatch.clusters"), scrapes
 
 
 def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path) -> None:
@@ -106,10 +128,22 @@ def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path) -> N
     msgs = _input()
     expected = _offline(msgs, config)
     assert len(expected) > 50
-    one, one_scrapes = _run(tmp_path / "one", msgs, config, 1, len(expected))
-    two, two_scrapes = _run(tmp_path / "two", msgs, config, 2, len(expected))
+    clusters = sorted(
+        orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in offline_clusters(msgs, config)
+    )
+    assert len(clusters) >= 10 and sum(orjson.loads(r)["samples"] for r in clusters) > 60
+    one, one_clusters, one_scrapes = _run(
+        tmp_path / "one", msgs, config, 1, len(expected), len(clusters)
+    )
+    two, two_clusters, two_scrapes = _run(
+        tmp_path / "two", msgs, config, 2, len(expected), len(clusters)
+    )
     assert one == expected
     assert two == expected
+    # prompt clusters: each application's clustering runs at one owner, in window order, on
+    # samples sorted by (time, span): one worker, two workers and the pure pipeline agree
+    assert one_clusters == clusters
+    assert two_clusters == clusters
     sample: dict[str, Any] = orjson.loads(expected[0])
     assert {"series", "window", "count", "ttft_s", "latency_s", "error_rate"} <= set(sample)
 

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from spanwatch.pipeline.config import load_settings
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.partials import ClosedWindow, PreAggregator, close_offline
+from spanwatch.pipeline.ingest import IngestOptions, ingest_message
+from spanwatch.pipeline.merge import MergeStage, WindowOutput
+from spanwatch.pipeline.partials import (
+    ClosedWindow,
+    Partial,
+    PreAggregator,
+    close_offline,
+    cluster_partials,
+)
 from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.windows import WindowSpec
 
 
 def offline_windows(
@@ -30,3 +39,31 @@ def offline_windows(
         partials += pre.add_message(part, offset, ingest_message(value).spans)
         offsets[part] = offset + 1
     return close_offline(partials)
+
+
+def offline_clusters(msgs: Iterable[tuple[int, bytes]], config: Path) -> list[dict[str, Any]]:
+    """Every prompt-cluster window record the pure pipeline closes for the same input: the
+    partials ingest makes, merged and clustered as one owner does at the end of input."""
+    settings = load_settings(config)
+    cs = settings.clusters
+    spec = WindowSpec.parse(cs.window)
+    stage = MergeStage(
+        {}, lateness_ns=0, min_step_ns=spec.step_ns, idle_ns=2**62, budgets={}, clusters=cs
+    )
+    offsets: dict[int, int] = {}
+    by_owner: dict[str, list[Partial]] = {}
+    for part, value in msgs:
+        offset = offsets.get(part, 0)
+        result = ingest_message(value, options=IngestOptions(collect_content=True))
+        prompts = [(c.span_id, c.text) for c in result.contents if c.role == "input"]
+        for p in cluster_partials(
+            part, offset, result.spans, prompts, spec, cs.sample_rate, cs.max_samples
+        ):
+            by_owner.setdefault(p.series, []).append(p)
+        offsets[part] = offset + 1
+    out = WindowOutput(SeriesKeyer(settings.metrics.dimensions), smallest=cs.window)
+    records = []
+    for i, (_, partials) in enumerate(sorted(by_owner.items())):
+        stage.apply_bundle(i, partials)
+        records += [out.record(c)[1] for c in stage.apply_watermark(i, 0, 2**62, 1)]
+    return records
