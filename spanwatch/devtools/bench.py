@@ -30,6 +30,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from spanwatch.devtools.broker import EmbeddedBroker
 from spanwatch.devtools.cluster import WorkerProc, produce
 from spanwatch.devtools.traffic import TrafficGenerator
+from spanwatch.pipeline.clusters import ClusterSettings
 from spanwatch.pipeline.config import MetricsSettings
 from spanwatch.pipeline.ingest import ingest_message
 from spanwatch.pipeline.otlp import proto_attrs
@@ -319,6 +320,15 @@ def bench_metrics(spans: int, batch: int) -> int:
             f"the same with {what}, ~{share:.0%} of records: {rate:>10,.0f} spans/s with "
             f"windows = {rate / win:.0%} of the rate without them"
         )
+    prompted, prompted_total = _messages(spans, batch, prompts=True)
+    base = best_rate(_windows_pass, prompted, prompted_total)
+    with_clusters = best_rate(_clusters_pass, prompted, prompted_total)
+    cs = ClusterSettings()
+    print(
+        f"the same with prompts on the GenAI app's calls, clustered (sample_rate "
+        f"{cs.sample_rate}; ingest with content, fingerprints, partials, merge): "
+        f"{with_clusters:>10,.0f} spans/s = {with_clusters / base:.0%} of windows alone"
+    )
     scrapes, samples = _engine_scrapes(2000)
     rate = best_rate(_engine_pass, scrapes, samples)
     print(
@@ -341,6 +351,30 @@ def bench_metrics(spans: int, batch: int) -> int:
         f"({held:,} held here; the default cap of {cap:,} is {per_span * cap / 2**20:.0f} MiB)"
     )
     return 0
+
+
+def _clusters_pass(msgs: list[bytes]) -> None:
+    """``_windows_pass`` plus prompt clusters: content read at ingest, fingerprints of the
+    sampled prompts, their partials through the wire, merged at the owner."""
+    from spanwatch.pipeline.ingest import IngestOptions
+    from spanwatch.pipeline.partials import cluster_partials
+    from spanwatch.pipeline.windows import WindowSpec
+
+    ms, cs = MetricsSettings(), ClusterSettings()
+    pre = PreAggregator(ms.window_settings(), SeriesKeyer(ms.dimensions), time.time_ns)
+    spec = WindowSpec.parse(cs.window)
+    states: dict[str, SeriesState] = {}
+    opts = IngestOptions(collect_content=True)
+    for off, m in enumerate(msgs):
+        result = ingest_message(m, options=opts)
+        prompts = [(c.span_id, c.text) for c in result.contents if c.role == "input"]
+        made = pre.add_message(0, off, result.spans)
+        made += cluster_partials(
+            0, off, result.spans, prompts, spec, cs.sample_rate, cs.max_samples
+        )
+        for p in made:
+            wire = Partial.from_dict(orjson.loads(p.to_bytes()))
+            states.setdefault(wire.series, SeriesState(kind=wire.kind)).apply(wire)
 
 
 def _engine_scrapes(n: int) -> tuple[list[bytes], int]:
