@@ -47,10 +47,13 @@ def test_demo_runs_and_stops_everything_it_started() -> None:
     clusters = re.search(r"prompt clusters \(latest closed window; (\d+) new so far\): (.*)", last)
     assert clusters is not None and int(clusters.group(1)) >= 1
     assert re.search(r"support-agent: [3-9] clusters", clusters.group(2))
+    # the stand-in judge's sentiment labels, per window: complaints came with the new kind
+    assert re.search(r"judge labels .*support-agent sentiment: \d+ judged, .*neutral", last)
     alerts = re.search(r"alerts firing now: .*; fired: (.*); resolved: (.*)", last)
     assert alerts is not None
     fired = [
         "EngineQueueBackedUp",
+        "NegativeUserSentiment",
         "NewPromptCluster",
         "NoResponse",
         "PiiInCompletion",

@@ -98,5 +98,5 @@ def test_the_shipped_rule_reads_a_label_share() -> None:
     closed = close_offline(_partials(["negative"] * 4 + ["positive"] * 4))
     _, rec = WindowOutput(SeriesKeyer(("service",)), smallest="1m").record(closed[0])
     rec["window"]["name"] = "5m"
-    (sample,) = [s for s in ev.samples("metrics", rec) if s.rule == "NegativeAnswersShare"]
+    (sample,) = [s for s in ev.samples("metrics", rec) if s.rule == "NegativeUserSentiment"]
     assert sample.breach and sample.value == 0.5

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, Producer
 
 from spanwatch.devtools.broker import EmbeddedBroker, free_port
+from spanwatch.devtools.demo_judge import DemoJudge
 from spanwatch.devtools.proc import spanwatch_cmd, spawn, stop
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.alerting.rules import compare
@@ -71,6 +72,8 @@ class Summary:
     # latest prompt-cluster window per application, and new clusters found so far
     clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
     new_clusters: int = 0
+    # latest 10s judge-label window per (service, evaluation)
+    labels: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def add_records(self, value: bytes) -> None:
         for d in json.loads(value)["spans"]:
@@ -108,6 +111,13 @@ class Summary:
         self.windows += 1
         _keep_latest(self.clusters, rec["series"].get("service", ""), rec)
         self.new_clusters += rec.get("new_clusters") or 0
+
+    def add_labels(self, value: bytes) -> None:
+        rec = json.loads(value)
+        self.windows += 1
+        if rec["window"]["name"] == "10s":
+            s = rec["series"]
+            _keep_latest(self.labels, (s.get("service", ""), s.get("evaluation", "")), rec)
 
     def add_tokens(self, value: bytes) -> None:
         rec = json.loads(value)
@@ -175,6 +185,15 @@ class Summary:
                     f"{r.get('largest_cluster_share') or 0:.0%}, drift "
                     + ("-" if r.get("cluster_drift") is None else f"{r['cluster_drift']:.2f}")
                     for svc, r in sorted(self.clusters.items())
+                )
+            )
+        if self.labels:
+            lines.append(
+                "judge labels (latest closed 10s window): "
+                + "  ".join(
+                    f"{svc} {ev}: {r['judged']} judged, "
+                    + ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["label_share"].items()))
+                    for (svc, ev), r in sorted(self.labels.items())
                 )
             )
         if self.nodes:
@@ -309,7 +328,7 @@ SLOW_MODEL = "qwen2.5-72b-instruct"
 SLOW_FROM_S, SLOW_TO_S = 3.0, 12.0  # the model server queues for a while: an alert fires
 SLOW_SEARCH_FROM_S, SLOW_SEARCH_TO_S = 15.0, 24.0  # then the vector database slows down
 HANG_FROM_S, HANG_TO_S = 26.0, 32.0  # then some model calls hang: the gateway times out
-NEW_PROMPTS_FROM_S = 40.0  # then the support agent's users start asking something new
+NEW_PROMPTS_FROM_S = 40.0  # then the support agent's users start complaining (a new kind)
 
 
 def _produce_loop(
@@ -374,12 +393,15 @@ def run_demo(
     )
     stop_flag = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop_flag.set())
-    with EmbeddedBroker(
-        port or None,
-        topics=topics.all_topics(),
-        partitions=topics.partitions,
-        log_path=workdir / "tansu.log",
-    ) as broker:
+    with (
+        DemoJudge() as judge,
+        EmbeddedBroker(
+            port or None,
+            topics=topics.all_topics(),
+            partitions=topics.partitions,
+            log_path=workdir / "tansu.log",
+        ) as broker,
+    ):
         config = workdir / "spanwatch.yaml"
         ui_port = ui_port or free_port()
         config.write_text(
@@ -389,6 +411,11 @@ def run_demo(
             "engine: {allowed_lateness: 5s}\n"
             # a demo lasts a minute: prompt clusters per 10 s window, every prompt sampled
             "clusters: {window: 10s, sample_rate: 1.0, warmup_windows: 3}\n"
+            # the sentiment of the users' messages, from the demo's stand-in judge
+            # (spanwatch/devtools/demo_judge.py); a judge answers late, labels wait 5 s
+            f"safety: {{judges: [{{preset: sentiment, url: '{judge.url}', model: demo-judge, "
+            "sample_rate: 1.0}]}\n"
+            "labels: {allowed_lateness: 5s}\n"
         )
         ui_url = f"http://127.0.0.1:{ui_port}/"
         print(f"web view: {ui_url} (served by the worker once it is up)", flush=True)
@@ -440,6 +467,7 @@ def run_demo(
                 topics.metrics,
                 topics.engine,
                 topics.clusters,
+                topics.labels,
                 topics.tokens,
                 topics.payloads,
                 topics.alerts,
@@ -471,6 +499,8 @@ def run_demo(
                         summary.add_engine(msg.value() or b"{}")
                     elif msg.topic() == topics.clusters:
                         summary.add_clusters(msg.value() or b"{}")
+                    elif msg.topic() == topics.labels:
+                        summary.add_labels(msg.value() or b"{}")
                     elif msg.topic() == topics.tokens:
                         summary.add_tokens(msg.value() or b"{}")
                     elif msg.topic() == topics.alerts:

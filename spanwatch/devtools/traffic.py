@@ -70,7 +70,10 @@ PROMPTS = (  # (template, weight): what the support agent's users ask
     ("How do I reset the password of my account {n}? I no longer get the email.", 2),
     ("Where is my parcel {n}? The tracking page has not changed for three days.", 2),
 )
-NEW_PROMPTS = (("帮我写一首关于秋天港口夜景的短诗，第 {n} 首，要有李白的风格。", 3),)
+NEW_PROMPTS = (  # then users start complaining about refunds that never came
+    ("退款申请 {n} 已经两周了还没到账，客服一直不回复，太差劲了！", 3),
+    ("Order {n}: refund promised ten days ago and still nothing. Worst support ever.", 2),
+)
 
 
 @dataclass
