@@ -25,12 +25,16 @@ from typing import Any
 import orjson
 
 from spanwatch.pipeline.blackhole import Budgets
-from spanwatch.pipeline.clusters import ClusterModel, ClusterSamples, ClusterSettings
-from spanwatch.pipeline.engine import EngineAggregate
-from spanwatch.pipeline.labels import LabelCounts
-from spanwatch.pipeline.partials import ClosedWindow, Partial, SeriesState, Watermarks
+from spanwatch.pipeline.clusters import ClusterModel, ClusterSettings
+from spanwatch.pipeline.partials import (
+    AGGREGATES,
+    ClosedWindow,
+    Partial,
+    SeriesState,
+    Watermarks,
+)
 from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.tokens import TokenCounts, top_consumers
+from spanwatch.pipeline.tokens import top_consumers
 from spanwatch.pipeline.versions import VERSION, next_version, version_of
 
 
@@ -196,6 +200,16 @@ class MergeStage:
         return 0 if ps is None else len(ps.states)
 
 
+# series ids of the windows that are not spans' ("@<kind>", *label values): their layer label
+# and the names of the values
+SIDE_SERIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "@engine": ("engine", ("service", "model")),
+    "@clusters": ("clusters", ("service",)),
+    "@labels": ("labels", ("service", "evaluation")),
+}
+KIND_OF = {agg: kind for kind, agg in AGGREGATES.items()}
+
+
 @dataclass
 class WindowOutput:
     """Closed windows and black-hole events as the records the merge sends: labels read back
@@ -212,26 +226,18 @@ class WindowOutput:
         key = orjson.loads(sid)
         if key and key[0] == "@tokens":
             return {"kind": key[1], "id": key[2]}
-        if key and key[0] == "@engine":
-            return {"layer": "engine", "service": key[1], "model": key[2]}
-        if key and key[0] == "@clusters":
-            return {"layer": "clusters", "service": key[1]}
-        if key and key[0] == "@labels":
-            return {"layer": "labels", "service": key[1], "evaluation": key[2]}
+        if key and key[0] in SIDE_SERIES:  # ["@engine", service, model], ...
+            layer, names = SIDE_SERIES[key[0]]
+            return {"layer": layer, **dict(zip(names, key[1:], strict=True))}
         return self.keyer.labels(key)
 
     def record(self, closed: ClosedWindow) -> tuple[str, dict[str, Any]]:
         """(``"tokens"``, ``"engine"``, ``"clusters"``, ``"labels"`` or ``"metrics"``, the
         window record)."""
         record = closed.to_record(self.labels(closed.series))
-        if isinstance(closed.aggregate, EngineAggregate):
-            return "engine", record
-        if isinstance(closed.aggregate, ClusterSamples):
-            return "clusters", record
-        if isinstance(closed.aggregate, LabelCounts):
-            return "labels", record
-        if not isinstance(closed.aggregate, TokenCounts):
-            return "metrics", record
+        kind = KIND_OF[type(closed.aggregate)]
+        if kind != "tokens":
+            return "metrics" if kind == "signals" else kind, record
         if closed.spec.name == self.smallest:
             self._count(record)
         return "tokens", record

@@ -83,8 +83,10 @@ class Partial:
     """What one source message contributed to one series (or token entity), per window.
 
     ``kind`` is ``signals`` (golden signals), ``tokens`` (token accounting; ``calls`` then
-    carries compact call records for black-hole detection of traces and sessions) or
-    ``engine`` (inference-engine gauges, :mod:`pipeline.engine`).
+    carries compact call records for black-hole detection of traces and sessions),
+    ``engine`` (inference-engine gauges, :mod:`pipeline.engine`), ``clusters`` (sampled
+    prompt fingerprints, :mod:`pipeline.clusters`) or ``labels`` (judge labels,
+    :mod:`pipeline.labels`).
     """
 
     series: str
