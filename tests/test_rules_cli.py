@@ -74,3 +74,26 @@ def test_worker_refuses_an_invalid_rule_set(tmp_path: Path) -> None:
     )
     res = run("--config", str(cfg), "worker", "--broker", "127.0.0.1:1", "--profile", "tansu")
     assert res.returncode == 2 and "NO_SUCH_VAR_Y is not set" in res.stderr
+
+
+def test_a_rule_test_sets_each_signal_in_its_own_kind_of_window(tmp_path: Path) -> None:
+    """``requests`` is the field ``count`` of a golden-signal window but ``requests`` of a
+    token window: an input series with an entity sets the token window's field."""
+    (tmp_path / "r.yaml").write_text(
+        "groups:\n  - name: g\n    rules:\n"
+        "      - {alert: ManyUserCalls, signal: requests, entity: user, window: 1m,"
+        " threshold: 100}\n"
+        "      - {alert: ManyCalls, signal: requests, window: 1m, threshold: 100}\n"
+    )
+    (tmp_path / "t.yaml").write_text(
+        "rule_files: [r.yaml]\ntests:\n  - name: t\n    input_series:\n"
+        "      - {signal: requests, entity: {kind: user, id: u1}, values: '500 500'}\n"
+        "      - {signal: requests, labels: {service: s}, values: '500 500'}\n"
+        "    alert_rule_test:\n"
+        "      - {eval_time: 1m, alertname: ManyUserCalls,"
+        " exp_alerts: [{exp_labels: {entity_kind: user, entity: u1}}]}\n"
+        "      - {eval_time: 1m, alertname: ManyCalls,"
+        " exp_alerts: [{exp_labels: {service: s}}]}\n"
+    )
+    res = run("rules", "test", str(tmp_path / "t.yaml"))
+    assert res.returncode == 0 and "SUCCESS" in res.stdout, res.stdout + res.stderr

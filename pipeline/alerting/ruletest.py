@@ -42,9 +42,12 @@ from spanwatch.pipeline.alerting.matchers import parse_duration_s
 from spanwatch.pipeline.errors import ConfigError
 from spanwatch.pipeline.values import LABEL_SHARE, METRICS, MIN_JUDGED, TOKENS
 
-# signal -> the record field an input series sets: the catalog's plain values, golden-signal
-# ones first where a token value has the same name (``requests``)
-_FIELDS = {name: v.field for catalog in (TOKENS, METRICS) for name, v in catalog.items() if v.field}
+# signal -> the record field an input series sets, per kind of window: the catalog's plain
+# values (``requests`` is ``count`` in a golden-signal window, ``requests`` in a token window)
+_FIELDS = {
+    kind: {name: v.field for name, v in catalog.items() if v.field}
+    for kind, catalog in (("metrics", METRICS), ("tokens", TOKENS))
+}
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Outcome:
 
 
 def _set(rec: dict[str, Any], signal: str, value: float, size_s: float) -> None:
+    fields = _FIELDS["tokens" if rec.get("type") == "window" else "metrics"]
     head, _, stat = signal.rpartition("_")
     if head in ("ttft", "tpot", "latency", "queue"):
         rec.setdefault(f"{head}_s", {})[stat] = value
@@ -61,8 +65,8 @@ def _set(rec: dict[str, Any], signal: str, value: float, size_s: float) -> None:
         rec["total_tokens"] = value * size_s / 60
     elif signal in ("cost", "cost_per_min"):
         rec["cost"] = {"USD": value * size_s / 60 if signal == "cost_per_min" else value}
-    elif signal in _FIELDS:
-        rec[_FIELDS[signal]] = value
+    elif signal in fields:
+        rec[fields[signal]] = value
     elif signal.startswith(LABEL_SHARE) and signal in METRICS:
         rec.setdefault("label_share", {})[signal[len(LABEL_SHARE) :]] = value
         rec.setdefault("judged", MIN_JUDGED)  # unless a "judged" series says otherwise
