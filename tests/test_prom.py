@@ -166,3 +166,18 @@ def test_window_totals_are_bounded() -> None:
         closed = _closed(10, "10s", [0.1], model)
         totals.on_window_closed(closed, closed.to_record({"model": model}))
     assert [dict(k)["model"] for k in totals.series] == ["b", "c"]
+
+
+def test_dependency_series_get_dependency_gauges_not_llm_ones() -> None:
+    latest = LatestWindows()
+    rec = _record(20, 0.5)
+    rec["series"] = {**rec["series"], "layer": "dependency", "model": ""}
+    latest.add(rec)
+    reg = CollectorRegistry()
+    reg.register(SpanwatchCollector(latest, IngestStats()))
+    text = generate_latest(reg).decode()
+    labels = 'layer="dependency",model="",operation="chat",service="svc",window="10s"'
+    assert f"spanwatch_dependency_requests_per_second{{{labels}}} 0.1" in text
+    assert "spanwatch_dependency_latency_seconds{" in text
+    assert "spanwatch_llm_requests_per_second{" not in text
+    assert "spanwatch_llm_tokens_per_second{" not in text

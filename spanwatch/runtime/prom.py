@@ -362,22 +362,26 @@ class SpanwatchCollector(Collector):
 
         for rec in records:
             labels = [rec["series"][k] for k in label_names[:-1]] + [rec["window"]["name"]]
-            fam("spanwatch_llm_requests_per_second", "Spans per second").add_metric(
+            # calls to Redis, databases, ... are spanwatch_dependency_*, as their counters are
+            dep = rec["series"].get("layer") == DEPENDENCY
+            prefix = "spanwatch_dependency_" if dep else "spanwatch_llm_"
+            fam(prefix + "requests_per_second", "Spans per second").add_metric(
                 labels, rec["rate_per_s"]
             )
-            fam("spanwatch_llm_error_ratio", "Share of spans with error status").add_metric(
+            fam(prefix + "error_ratio", "Share of spans with error status").add_metric(
                 labels, rec["error_rate"]
             )
-            fam("spanwatch_llm_streaming_ratio", "Share of streamed responses").add_metric(
-                labels, rec["streaming_share"]
-            )
-            tok = fam("spanwatch_llm_tokens_per_second", "Tokens per second", ("direction",))
-            tok.add_metric([*labels, "input"], rec["input_tokens_per_s"])
-            tok.add_metric([*labels, "output"], rec["output_tokens_per_s"])
+            if not dep:
+                fam("spanwatch_llm_streaming_ratio", "Share of streamed responses").add_metric(
+                    labels, rec["streaming_share"]
+                )
+                tok = fam("spanwatch_llm_tokens_per_second", "Tokens per second", ("direction",))
+                tok.add_metric([*labels, "input"], rec["input_tokens_per_s"])
+                tok.add_metric([*labels, "output"], rec["output_tokens_per_s"])
             for key, (name, doc) in _DISTS.items():
                 dist = rec.get(key)
                 if dist:
-                    f = fam(name, doc, ("quantile",))
+                    f = fam(prefix + name.removeprefix("spanwatch_llm_"), doc, ("quantile",))
                     for q, label in _QUANTILES:
                         f.add_metric([*labels, label], dist[q])
         yield from fams.values()
