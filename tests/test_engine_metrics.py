@@ -198,3 +198,23 @@ def test_shipped_rules_read_engine_windows_and_keep_llm_rules_off_them() -> None
     breach = [s for s in ev.samples("metrics", _record("kv_cache_usage", 0.99, 0)) if s.breach]
     assert [s.rule for s in breach] == ["KvCacheNearlyFull"]
     assert orjson.dumps(breach[0].value) == b"0.99"
+
+
+def test_a_deployment_without_a_metrics_topic_runs_with_engine_gauges_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from types import SimpleNamespace
+
+    from spanwatch.pipeline.config import Settings
+    from spanwatch.runtime.worker import without_missing_metrics_topic
+
+    def admin(*names: str) -> Any:
+        found = {n: SimpleNamespace(error=None, partitions={0: None}) for n in names}
+        return SimpleNamespace(list_topics=lambda timeout: SimpleNamespace(topics=found))
+
+    settings = Settings()
+    assert without_missing_metrics_topic(settings, admin("otlp_spans", "otlp_metrics")) is settings
+    with caplog.at_level("WARNING", logger="spanwatch.worker"):
+        off = without_missing_metrics_topic(settings, admin("otlp_spans"))
+    assert not off.engine.enabled and settings.engine.enabled
+    assert "engine gauges off: topic 'otlp_metrics' not found" in caplog.text

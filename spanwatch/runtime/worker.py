@@ -34,6 +34,27 @@ def source_partitions(settings: Settings, admin: AdminClient) -> int:
     return len(topic.partitions)
 
 
+def without_missing_metrics_topic(settings: Settings, admin: AdminClient) -> Settings:
+    """The engine gauges read the collector's metrics topic, which a deployment that exports
+    no metrics does not have: then they are off (one log line), never a worker that fails or
+    waits for a topic that will not come."""
+    name = settings.topics.metrics_source
+    if not (settings.engine.enabled and name):
+        return settings
+    topic = admin.list_topics(timeout=15).topics.get(name)
+    if topic is not None and topic.error is None and topic.partitions:
+        return settings
+    log.warning(
+        "engine gauges off: topic %r not found on %s (create it and point the collector's "
+        "metrics pipeline at it, or set topics.metrics_source: '')",
+        name,
+        settings.kafka.bootstrap_servers,
+    )
+    return settings.model_copy(
+        update={"engine": settings.engine.model_copy(update={"enabled": False})}
+    )
+
+
 def load_alerting(settings: Settings) -> RuleSet | None:
     """The validated rule set, or :class:`ConfigError` naming every problem (also unset
     ``${VAR}`` in receiver URLs): the worker refuses to start on a broken rule set."""
@@ -82,6 +103,7 @@ def run_worker(settings: Settings) -> None:
         )
     if ruleset is not None:
         check_single_partition(settings, admin)
+    settings = without_missing_metrics_topic(settings, admin)
     settings.worker.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     sinks = []
