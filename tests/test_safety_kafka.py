@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -14,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from spanwatch.devtools.broker import EmbeddedBroker
 from spanwatch.devtools.cluster import WorkerProc, consume_until, produce
+from spanwatch.devtools.demo_judge import DemoJudge
 from spanwatch.otel.chunking import ChunkingSpanExporter
 from spanwatch.pipeline.config import TopicSettings
 from tests.support.otel import ToMessages
@@ -106,105 +108,60 @@ def test_inline_and_chunked_content_produce_masked_findings(tmp_path: Path) -> N
     ) in metrics
 
 
-class FakeJudge:
-    """An OpenAI-compatible /v1/chat/completions that labels every text 'violation'."""
-
-    def __init__(self) -> None:
-        import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.texts: list[str] = []
-        judge = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                judge.texts.append(body["messages"][1]["content"])
-                if "ANSWER" in body["messages"][0]["content"]:  # the hallucination preset
-                    verdict = {"label": "unsupported", "score": 0.8, "explanation": "not in it"}
-                else:
-                    verdict = {
-                        "label": "violation",
-                        "score": 0.9,
-                        "explanation": "repeats a phone number",
-                    }
-                answer = json.dumps(verdict)
-                out = json.dumps(
-                    {
-                        "id": "j-1",
-                        "choices": [{"message": {"role": "assistant", "content": answer}}],
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def policy_verdict(system: str, text: str) -> dict[str, Any]:
+    """A judge that labels every text 'violation' (the hallucination preset: 'unsupported')."""
+    if "ANSWER" in system:  # the hallucination preset
+        return {"label": "unsupported", "score": 0.8, "explanation": "not in it"}
+    return {"label": "violation", "score": 0.9, "explanation": "repeats a phone number"}
 
 
 def test_worker_runs_the_judge_off_the_hot_path(tmp_path: Path) -> None:
-    judge = FakeJudge()
     config = tmp_path / "sw.yaml"
-    # windows on, short, so that the judges' label windows (spanwatch.labels) close soon
-    windows = "metrics: {windows: [10s], idle_timeout: 1s, allowed_lateness: 1s}\n"
-    config.write_text(
-        CONFIG.replace("metrics: {enabled: false}\n", windows)
-        + "labels: {allowed_lateness: 1s}\n"
-        + f"safety: {{judge: {{url: '{judge.url}', model: j, "
-        "sample_rate: 1.0, roles: [input, output]}, "
-        f"judges: [{{preset: hallucination, url: '{judge.url}', model: j, sample_rate: 1.0}}]}}\n"
-    )
-    try:
-        with EmbeddedBroker(
+    with (
+        DemoJudge(policy_verdict) as judge,
+        EmbeddedBroker(
             topics=TopicSettings().all_topics(), partitions=4, log_path=tmp_path / "tansu.log"
-        ) as b:
-            w = WorkerProc(b.bootstrap, tmp_path / "w", config=config).start()
-            try:
-                msgs = _messages()
-                produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in msgs[:1] + msgs[-1:]])
-                got = consume_until(
-                    b.bootstrap,
-                    ["spanwatch.findings"],
-                    lambda ms: (
-                        {
-                            orjson.loads(m.value()).get("category")
-                            for m in ms
-                            if orjson.loads(m.value())["type"] == "evaluation"
-                        }
-                        >= {"policy", "hallucination"}
-                    ),
-                    timeout=90,
-                )
-                # each judge's labels counted per window, at the owner of (service, judge)
-                label_windows = consume_until(
-                    b.bootstrap,
-                    ["spanwatch.labels"],
-                    lambda ms: (
-                        {orjson.loads(m.value())["series"]["evaluation"] for m in ms}
-                        >= {"policy", "hallucination"}
-                    ),
-                    timeout=90,
-                )
-            finally:
-                w.stop()
-    finally:
-        judge.close()
+        ) as b,
+    ):
+        # windows on, short, so that the judges' label windows (spanwatch.labels) close soon
+        windows = "metrics: {windows: [10s], idle_timeout: 1s, allowed_lateness: 1s}\n"
+        config.write_text(
+            CONFIG.replace("metrics: {enabled: false}\n", windows)
+            + "labels: {allowed_lateness: 1s}\n"
+            + f"safety: {{judge: {{url: '{judge.url}', model: j, "
+            "sample_rate: 1.0, roles: [input, output]}, "
+            f"judges: [{{preset: hallucination, url: '{judge.url}', model: j, "
+            "sample_rate: 1.0}]}\n"
+        )
+        w = WorkerProc(b.bootstrap, tmp_path / "w", config=config).start()
+        try:
+            msgs = _messages()
+            produce(b.bootstrap, "otlp_spans", [(b"k", m) for m in msgs[:1] + msgs[-1:]])
+            got = consume_until(
+                b.bootstrap,
+                ["spanwatch.findings"],
+                lambda ms: (
+                    {
+                        orjson.loads(m.value()).get("category")
+                        for m in ms
+                        if orjson.loads(m.value())["type"] == "evaluation"
+                    }
+                    >= {"policy", "hallucination"}
+                ),
+                timeout=90,
+            )
+            # each judge's labels counted per window, at the owner of (service, judge)
+            label_windows = consume_until(
+                b.bootstrap,
+                ["spanwatch.labels"],
+                lambda ms: (
+                    {orjson.loads(m.value())["series"]["evaluation"] for m in ms}
+                    >= {"policy", "hallucination"}
+                ),
+                timeout=90,
+            )
+        finally:
+            w.stop()
     labels = [orjson.loads(m.value()) for m in label_windows]
     policy = next(r for r in labels if r["series"]["evaluation"] == "policy")
     assert policy["series"] == {"layer": "labels", "service": "support-bot", "evaluation": "policy"}
@@ -223,6 +180,6 @@ def test_worker_runs_the_judge_off_the_hot_path(tmp_path: Path) -> None:
     )
     assert ev["kind"] == "judge" and ev["flagged"] and ev["severity"] == "high"
     assert ev["evaluation"]["gen_ai.evaluation.score.label"] == "violation"
-    assert ev["evaluation"]["gen_ai.response.id"] == "j-1"
+    assert ev["evaluation"]["gen_ai.response.id"] == "demo-judge"
     assert judge.texts and PHONE in judge.texts[0]  # the judge saw the text itself
     assert PHONE not in b"".join(m.value() for m in got).decode()  # findings never do

@@ -4,14 +4,19 @@ loopback that labels the sentiment of a user message by a few words.
 It exists so that the demo can show the path a real judge's answers take (sampled call ->
 judge -> ``spanwatch.findings`` -> label windows -> ``NegativeUserSentiment``) on a machine
 with no model to ask. It judges nothing well; point ``safety.judges`` at a real model in use.
+Tests give it their own verdict and read the texts it was asked about.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+# (the judge's system prompt, the text to judge) -> its answer: {"label", "score", ...}
+Verdict = Callable[[str, str], dict[str, Any]]
 
 NEGATIVE = ("太差", "还没到账", "terrible", "worst", "still nothing")
 POSITIVE = ("谢谢", "thanks", "great")
@@ -24,19 +29,30 @@ def label(text: str) -> str:
     return "positive" if any(w in t for w in POSITIVE) else "neutral"
 
 
-class DemoJudge:
-    """``with DemoJudge() as judge:`` serves on ``judge.url`` until the block ends."""
+def sentiment(system: str, text: str) -> dict[str, Any]:
+    verdict = label(text)
+    return {"label": verdict, "score": 0.9 if verdict == "negative" else 0.1}
 
-    def __init__(self) -> None:
+
+class DemoJudge:
+    """``with DemoJudge() as judge:`` serves on ``judge.url`` until the block ends; every
+    text it was asked about is kept in ``judge.texts``."""
+
+    def __init__(self, verdict: Verdict = sentiment) -> None:
+        self.texts: list[str] = []
+        judge = self
+
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                text = str(body.get("messages", [{}, {}])[-1].get("content", ""))
-                verdict = label(text)
-                answer = {"label": verdict, "score": 0.9 if verdict == "negative" else 0.1}
+                messages = body.get("messages") or [{}]
+                system = str(messages[0].get("content", ""))
+                text = str(messages[-1].get("content", ""))
+                judge.texts.append(text)
+                answer = verdict(system, text)
                 out = json.dumps(
                     {
                         "id": "demo-judge",
