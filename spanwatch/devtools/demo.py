@@ -99,25 +99,18 @@ class Summary:
         elif s.get("model"):
             _keep_latest(self.signals, (s.get("layer", ""), s.get("service", ""), s["model"]), rec)
 
-    def add_engine(self, value: bytes) -> None:
+    def add_side_window(self, value: bytes) -> None:
+        """A closed engine, prompt-cluster or judge-label window (told apart by its layer)."""
         rec = json.loads(value)
         self.windows += 1
-        if rec["window"]["name"] == "10s":
-            s = rec["series"]
-            _keep_latest(self.engines, (s.get("service", ""), s.get("model", "")), rec)
-
-    def add_clusters(self, value: bytes) -> None:
-        rec = json.loads(value)
-        self.windows += 1
-        _keep_latest(self.clusters, rec["series"].get("service", ""), rec)
-        self.new_clusters += rec.get("new_clusters") or 0
-
-    def add_labels(self, value: bytes) -> None:
-        rec = json.loads(value)
-        self.windows += 1
-        if rec["window"]["name"] == "10s":
-            s = rec["series"]
-            _keep_latest(self.labels, (s.get("service", ""), s.get("evaluation", "")), rec)
+        s = rec["series"]
+        layer = s.get("layer")
+        if layer == "clusters":
+            _keep_latest(self.clusters, s.get("service", ""), rec)
+            self.new_clusters += rec.get("new_clusters") or 0
+        elif layer in SIDE_KEYS and rec["window"]["name"] == "10s":
+            store = self.engines if layer == "engine" else self.labels
+            _keep_latest(store, tuple(s.get(k, "") for k in SIDE_KEYS[layer]), rec)
 
     def add_tokens(self, value: bytes) -> None:
         rec = json.loads(value)
@@ -263,6 +256,8 @@ class Summary:
 
 
 K = TypeVar("K")
+# engine and judge-label windows: the labels that name each row of the summary
+SIDE_KEYS = {"engine": ("service", "model"), "labels": ("service", "evaluation")}
 
 
 def _keep_latest(store: dict[K, dict[str, Any]], key: K, rec: dict[str, Any]) -> None:
@@ -495,12 +490,8 @@ def run_demo(
                         summary.add_records(msg.value() or b"{}")
                     elif msg.topic() == topics.metrics:
                         summary.add_window(msg.value() or b"{}")
-                    elif msg.topic() == topics.engine:
-                        summary.add_engine(msg.value() or b"{}")
-                    elif msg.topic() == topics.clusters:
-                        summary.add_clusters(msg.value() or b"{}")
-                    elif msg.topic() == topics.labels:
-                        summary.add_labels(msg.value() or b"{}")
+                    elif msg.topic() in (topics.engine, topics.clusters, topics.labels):
+                        summary.add_side_window(msg.value() or b"{}")
                     elif msg.topic() == topics.tokens:
                         summary.add_tokens(msg.value() or b"{}")
                     elif msg.topic() == topics.alerts:
