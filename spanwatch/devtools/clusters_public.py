@@ -100,6 +100,40 @@ def background_clusters(background: Sequence[Prompt], cfg: ClusterSettings) -> s
     )
 
 
+def _inject(
+    pool: Sequence[Prompt],
+    injected: Sequence[Prompt],
+    label: str,
+    cfg: ClusterSettings,
+    background_per_window: int,
+    per_window: int,
+    warm_windows: int,
+    injected_windows: int,
+    mix: random.Random | None = None,
+) -> tuple[bool, int, int]:
+    """Windows of background prompts, then ``injected_windows`` windows that also carry
+    ``per_window`` of ``injected`` (shuffled in by ``mix`` when given): whether a window
+    reported a new cluster holding ``label``, and the new clusters in background-only windows
+    after the warm-up (false ones) with how many such windows there were."""
+    model, hit, false, quiet = ClusterModel(), False, 0, 0
+    for w in range(warm_windows + injected_windows):
+        prompts = list(pool[w * background_per_window : (w + 1) * background_per_window])
+        injecting = w >= warm_windows
+        if injecting:
+            start = (w - warm_windows) * per_window
+            prompts += injected[start : start + per_window]
+            if mix is not None:
+                mix.shuffle(prompts)
+        fields, labels = _window(model, w, prompts, cfg)
+        new = [int(n["id"][1:]) for n in fields["new"]]
+        if injecting:
+            hit |= any(label in labels.get(c, []) for c in new)
+        elif w > cfg.warmup_windows:
+            quiet += 1
+            false += len(new)
+    return hit, false, quiet
+
+
 def campaigns(
     background: Sequence[Prompt],
     templates: Sequence[str],
@@ -116,30 +150,28 @@ def campaigns(
     rng = random.Random(seed)
     found = false = quiet = 0
     for t, template in enumerate(templates):
-        model = ClusterModel()
         pool = list(background)
         rng.shuffle(pool)
         qs = list(questions)
         rng.shuffle(qs)
-        hit = False
-        for w in range(warm_windows + campaign_windows):
-            prompts = pool[w * background_per_window : (w + 1) * background_per_window]
-            campaign = w >= warm_windows
-            if campaign:
-                start = (w - warm_windows) * per_window
-                label = f"campaign:{t}"
-                prompts = prompts + [
-                    Prompt(text, label, fingerprint(text))
-                    for text in (template.replace(SLOT, q) for q in qs[start : start + per_window])
-                ]
-                rng.shuffle(prompts)
-            fields, labels = _window(model, w, prompts, cfg)
-            new = [int(n["id"][1:]) for n in fields["new"]]
-            if campaign:
-                hit |= any(f"campaign:{t}" in labels.get(c, []) for c in new)
-            elif w > cfg.warmup_windows:
-                quiet += 1
-                false += len(new)
+        label = f"campaign:{t}"
+        injected = [
+            Prompt(text, label, fingerprint(text))
+            for text in (template.replace(SLOT, q) for q in qs[: campaign_windows * per_window])
+        ]
+        hit, new_false, new_quiet = _inject(
+            pool,
+            injected,
+            label,
+            cfg,
+            background_per_window,
+            per_window,
+            warm_windows,
+            campaign_windows,
+            mix=rng,
+        )
+        false += new_false
+        quiet += new_quiet
         found += hit
     return found, len(templates), false, quiet
 
@@ -164,15 +196,9 @@ def new_intents(
         new_kind = [p for p in background if p.label == intent]
         rng.shuffle(pool)
         rng.shuffle(new_kind)
-        model, hit = ClusterModel(), False
-        for w in range(warm_windows + campaign_windows):
-            prompts = pool[w * 60 : (w + 1) * 60]
-            if w >= warm_windows:
-                start = (w - warm_windows) * per_window
-                prompts = prompts + new_kind[start : start + per_window]
-            fields, labels = _window(model, w, prompts, cfg)
-            new = [int(n["id"][1:]) for n in fields["new"]]
-            hit |= w >= warm_windows and any(intent in labels.get(c, []) for c in new)
+        hit, _, _ = _inject(
+            pool, new_kind, intent, cfg, 60, per_window, warm_windows, campaign_windows
+        )
         found += hit
     return found, len(intents)
 
