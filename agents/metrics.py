@@ -43,12 +43,12 @@ from spanwatch.pipeline.partials import (
     Partial,
     PreAggregator,
     bundles,
-    cluster_partials,
     engine_partials,
     label_partials,
+    prompt_partials,
 )
 from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.windows import WindowSpec, parse_duration_ns
+from spanwatch.pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.windows")
 ENGINE_COUNTERS = ("engine_samples_total", "engine_dead_letters_total", "engine_errors_total")
@@ -112,7 +112,6 @@ def register(
     }
     tokens_out = outputs["tokens"]
     cs = settings.clusters
-    cluster_spec = WindowSpec.parse(cs.window)
     featurize = load_featurizer(cs.featurizer) if cs.enabled else None
     # versioned by the spanwatch.partials offset that wrote each state (agents/tables.py)
     table = versioned_table(app, "series", default=None, partitions=topics.partitions)
@@ -168,16 +167,8 @@ def register(
                 where.partition, where.offset, result.spans, defer_watermark=True
             )
             if featurize is not None and result.contents:
-                prompts = [(c.span_id, c.text) for c in result.contents if c.role == "input"]
-                made += cluster_partials(
-                    where.partition,
-                    where.offset,
-                    result.spans,
-                    prompts,
-                    cluster_spec,
-                    cs.sample_rate,
-                    cs.max_samples,
-                    featurize,
+                made += prompt_partials(
+                    where.partition, where.offset, result.spans, result.contents, cs, featurize
                 )
             await send_partials(made)
             rt.counters["partials_sent_total"] += len(made)

@@ -26,6 +26,7 @@ from spanwatch.pipeline.blackhole import Activity, Budgets, Call
 from spanwatch.pipeline.clusters import (
     ClusterModel,
     ClusterSamples,
+    ClusterSettings,
     clusters_series_id,
     fingerprint,
     sample_key,
@@ -33,6 +34,7 @@ from spanwatch.pipeline.clusters import (
 from spanwatch.pipeline.engine import EngineAggregate, EngineSample, engine_series_id, window_ids
 from spanwatch.pipeline.labels import LabelCounts, evaluation_label, labels_series_id
 from spanwatch.pipeline.pricing import PriceTable
+from spanwatch.pipeline.safety.engine import ContentItem
 from spanwatch.pipeline.safety.messages import user_text
 from spanwatch.pipeline.settings import Duration, SettingsModel
 from spanwatch.pipeline.signals import (
@@ -174,6 +176,23 @@ def label_partials(
         agg = partial.windows[wid] = LabelCounts()
         agg.add(label)
     return [partial]
+
+
+def prompt_partials(
+    partition: int,
+    offset: int,
+    spans: Sequence[LlmSpan],
+    contents: Sequence[ContentItem],
+    cfg: ClusterSettings,
+    featurize: Callable[[str], int] = fingerprint,
+) -> list[Partial]:
+    """:func:`cluster_partials` of what ingest read from one message: its input content
+    (prompts), with the window, sampling and bound of ``cfg``."""
+    prompts = [(c.span_id, c.text) for c in contents if c.role == "input"]
+    spec = WindowSpec.parse(cfg.window)
+    return cluster_partials(
+        partition, offset, spans, prompts, spec, cfg.sample_rate, cfg.max_samples, featurize
+    )
 
 
 def prompt_text(parts: Sequence[str]) -> str:

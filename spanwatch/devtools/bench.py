@@ -357,21 +357,16 @@ def _clusters_pass(msgs: list[bytes]) -> None:
     """``_windows_pass`` plus prompt clusters: content read at ingest, fingerprints of the
     sampled prompts, their partials through the wire, merged at the owner."""
     from spanwatch.pipeline.ingest import IngestOptions
-    from spanwatch.pipeline.partials import cluster_partials
-    from spanwatch.pipeline.windows import WindowSpec
+    from spanwatch.pipeline.partials import prompt_partials
 
     ms, cs = MetricsSettings(), ClusterSettings()
     pre = PreAggregator(ms.window_settings(), SeriesKeyer(ms.dimensions), time.time_ns)
-    spec = WindowSpec.parse(cs.window)
     states: dict[str, SeriesState] = {}
     opts = IngestOptions(collect_content=True)
     for off, m in enumerate(msgs):
         result = ingest_message(m, options=opts)
-        prompts = [(c.span_id, c.text) for c in result.contents if c.role == "input"]
         made = pre.add_message(0, off, result.spans)
-        made += cluster_partials(
-            0, off, result.spans, prompts, spec, cs.sample_rate, cs.max_samples
-        )
+        made += prompt_partials(0, off, result.spans, result.contents, cs)
         for p in made:
             wire = Partial.from_dict(orjson.loads(p.to_bytes()))
             states.setdefault(wire.series, SeriesState(kind=wire.kind)).apply(wire)

@@ -14,7 +14,7 @@ from spanwatch.pipeline.partials import (
     Partial,
     PreAggregator,
     close_offline,
-    cluster_partials,
+    prompt_partials,
 )
 from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.windows import WindowSpec
@@ -55,10 +55,7 @@ def offline_clusters(msgs: Iterable[tuple[int, bytes]], config: Path) -> list[di
     for part, value in msgs:
         offset = offsets.get(part, 0)
         result = ingest_message(value, options=IngestOptions(collect_content=True))
-        prompts = [(c.span_id, c.text) for c in result.contents if c.role == "input"]
-        for p in cluster_partials(
-            part, offset, result.spans, prompts, spec, cs.sample_rate, cs.max_samples
-        ):
+        for p in prompt_partials(part, offset, result.spans, result.contents, cs):
             by_owner.setdefault(p.series, []).append(p)
         offsets[part] = offset + 1
     out = WindowOutput(SeriesKeyer(settings.metrics.dimensions), smallest=cs.window)
