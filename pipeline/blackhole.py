@@ -86,10 +86,13 @@ class Activity:
     top: list[list[Any]] = field(default_factory=list)  # top calls by tokens (Call lists)
     fired: list[str] = field(default_factory=list)
 
-    def apply(self, calls: list[Call], budgets: Budgets) -> list[dict[str, Any]]:
-        """Account calls (in time order); return the budgets crossed now, with evidence."""
+    def apply(
+        self, calls: list[Call], budgets: Budgets, *, ordered: bool = False
+    ) -> list[dict[str, Any]]:
+        """Account calls in (time, span) order, or as given when ``ordered``; return the
+        budgets crossed now, with evidence."""
         events = []
-        for c in sorted(calls, key=lambda c: (c.t_ns, c.span_id)):
+        for c in calls if ordered else sorted(calls, key=lambda c: (c.t_ns, c.span_id)):
             self._account(c, budgets)
             for name, value, limit in self._checks(c, budgets):
                 if limit is not None and value > limit and name not in self.fired:

@@ -110,9 +110,11 @@ class MergeStage:
             state = ps.states.get(sid)
             if state is None:
                 state = SeriesState(kind=partial.kind)
-            if not state.apply(partial):
-                self.counters["partials_duplicate_total"] += 1
+            verdict = state.admit(partial)
+            if verdict != "new":
+                self.counters[f"partials_{verdict}_total"] += 1
                 continue
+            state.apply(partial)
             ps.states[sid] = state
             ps.dirty.add(sid)
             ps.gone.discard(sid)
@@ -123,7 +125,7 @@ class MergeStage:
                 continue
             self.tracked.add(sid)
             kind = orjson.loads(sid)[1]  # ["@tokens", kind, id]
-            events += [(sid, e) for e in state.apply_calls(partial.calls, self.budgets[kind])]
+            events += [(sid, e) for e in state.apply_calls(partial, self.budgets[kind])]
         return events
 
     def apply_watermark(

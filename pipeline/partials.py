@@ -96,7 +96,15 @@ class Partial:
     offset: int  # source offset (idempotency)
     windows: dict[str, Any]  # window id -> SignalAggregate | TokenCounts
     kind: str = "signals"
-    calls: list[Call] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)  # per source message, in (time, span) order
+    # first source offset of a partial covering several messages (pipeline.coalesce), whose
+    # calls are then in message order; -1: the one message at ``offset``
+    first: int = -1
+
+    @property
+    def lo(self) -> int:
+        """The first source offset this partial covers."""
+        return self.offset if self.first < 0 else self.first
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -109,6 +117,8 @@ class Partial:
             d["kind"] = self.kind
         if self.calls:
             d["calls"] = [c.to_list() for c in self.calls]
+        if 0 <= self.first < self.offset:
+            d["first"] = self.first
         return d
 
     def to_bytes(self) -> bytes:
@@ -125,6 +135,7 @@ class Partial:
             {k: agg.from_dict(v) for k, v in d["windows"].items()},
             kind,
             [Call.from_list(c) for c in d.get("calls", ())],
+            int(d.get("first", -1)),
         )
 
 
@@ -385,7 +396,16 @@ class PreAggregator:
 
     def advance(self, partition: int) -> None:
         """Apply the watermark of messages whose partials have been sent."""
-        newest = self.pending.pop(partition, 0)
+        self.observe(partition, self.deferred(partition))
+
+    def deferred(self, partition: int) -> int:
+        """The newest span end of the messages added with ``defer_watermark`` since the last
+        call (0: none): for a caller that sends their partials later, see :meth:`observe`."""
+        return self.pending.pop(partition, 0)
+
+    def observe(self, partition: int, newest: int) -> None:
+        """Move the partition's watermark to ``newest`` (0: no-op) once the partials up to it
+        have been sent."""
         if newest:
             self.clock(partition).observe(newest)
 
@@ -464,6 +484,8 @@ class PreAggregator:
                 call = Call(span.end_ns, "agent", span.span_id, depth=depths.get(span.trace_id, 0))
                 self._add_call(partial, span, call)
                 calls.add(span.trace_id)
+        for p in out.values():  # in the order the owner applies them (Activity.apply)
+            p.calls.sort(key=lambda c: (c.t_ns, c.span_id))
         return list(out.values())
 
     @staticmethod
@@ -547,12 +569,21 @@ class SeriesState:
     activity: Activity | None = None  # traces and sessions (token black holes)
     model: ClusterModel | None = None  # an application's prompt clusters (kind "clusters")
 
+    def admit(self, partial: Partial) -> str:
+        """``new`` (every source offset it covers is newer than those applied), ``duplicate``
+        (none is: a redelivery) or ``overlap`` (a range straddling the last applied offset:
+        never made by one sender, see pipeline.coalesce; applying it would count some messages
+        twice)."""
+        last = self.applied.get(str(partial.source), -1)
+        if partial.offset <= last:
+            return "duplicate"
+        return "overlap" if partial.lo <= last else "new"
+
     def apply(self, partial: Partial) -> bool:
-        """Merge a partial; False when it was already applied (redelivery)."""
-        src = str(partial.source)
-        if partial.offset <= self.applied.get(src, -1):
+        """Merge a partial; False when it was not new (:meth:`admit`)."""
+        if self.admit(partial) != "new":
             return False
-        self.applied[src] = partial.offset
+        self.applied[str(partial.source)] = partial.offset
         for wid, agg in partial.windows.items():
             name, _, start = wid.partition("@")
             spec = WindowSpec.parse(name)
@@ -565,13 +596,14 @@ class SeriesState:
             mine.merge(agg)
         return True
 
-    def apply_calls(self, calls: list[Call], budgets: Budgets) -> list[dict[str, Any]]:
+    def apply_calls(self, partial: Partial, budgets: Budgets) -> list[dict[str, Any]]:
         """Account a (new) partial's calls; the budgets crossed now, with evidence."""
-        if not calls:
+        if not partial.calls:
             return []
         if self.activity is None:
             self.activity = Activity()
-        return self.activity.apply(calls, budgets)
+        # one message's calls are sorted here; several messages' come sorted per message
+        return self.activity.apply(partial.calls, budgets, ordered=partial.first >= 0)
 
     def close(self, series: str, low_watermark_ns: int, lateness_ns: int) -> list[ClosedWindow]:
         """Close every window whose end + lateness <= the low watermark, oldest first."""
@@ -667,6 +699,12 @@ class MetricsSettings(SettingsModel):
     # the merge keeps series state in memory and saves what changed to its table this often;
     # a successor re-applies the partials of at most this much time (docs/ARCHITECTURE.md)
     state_flush_interval: Duration = "1s"
+    # the ingest side sends the partials of a source partition's messages of this many seconds
+    # as one partial per series (0: each message on its own; pipeline/coalesce.py)
+    coalesce_interval_s: float = Field(0.5, ge=0)
+    # spans per batch, and spans sent but not committed per source partition; after each
+    # assignment a partition's first this-many spans go one message at a time
+    coalesce_max_spans: int = Field(5_000, ge=1)
     # a trace split over messages is joined (agent depth, self time) while its parts come
     # within trace_wait of each other; at most max_trace_spans spans are held per worker
     trace_wait: Duration = "10m"

@@ -311,7 +311,7 @@ def test_session_state_applies_calls_only_once() -> None:
     [p] = [p for p in pre.add_message(0, 0, spans) if '"session"' in p.series]
     st = SeriesState(kind="tokens")
     assert st.apply(p) and not st.apply(p)
-    st.apply_calls(p.calls, Budgets())
+    st.apply_calls(p, Budgets())
     assert st.activity is not None and st.activity.llm_calls == 1
 
 

@@ -144,7 +144,7 @@ def black_holes(messages: list[list[LlmSpan]], *, joined: bool) -> tuple[int, li
     for offset, msg in enumerate(messages):
         for partial in (agg if joined else pre()).add_message(0, offset, msg):
             if partial.series == TRACE and state.apply(partial):
-                events += state.apply_calls(partial.calls, Budgets(max_agent_depth=3))
+                events += state.apply_calls(partial, Budgets(max_agent_depth=3))
     assert state.activity is not None
     return state.activity.max_depth, events
 
