@@ -95,6 +95,7 @@ class NoLossConsumer(faust_aiokafka.Consumer):
         # partition -> highest offset a stage allows to commit (None: nothing yet)
         self.commit_limits: dict[Any, int | None] = {}
         self._broker_committed: dict[Any, int] = {}  # as read at the last seek, or sent since
+        self._commit_serial = asyncio.Lock()
 
     def _new_consumer_thread(self) -> NoLossConsumerThread:
         return NoLossConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -136,7 +137,21 @@ class NoLossConsumer(faust_aiokafka.Consumer):
         """Offsets below ``offset`` of ``tp`` may be committed (its stage saved their effect)."""
         self.commit_limits[tp] = offset
 
+    async def commit_now(self, tp: Any, offset: int) -> bool:
+        """Allow and commit offsets below ``offset`` of ``tp`` now; True once the broker
+        confirmed it (or an equal or later commit), False when it refused (a rebalance) or
+        the partition is not assigned to this worker any more."""
+        if tp not in self.assignment():
+            return False
+        self.allow_commit(tp, offset)
+        return await self._commit({tp: offset})
+
     async def _commit(self, offsets: Mapping[Any, int]) -> bool:
+        # one commit at a time: a slower older one must never land after a newer one
+        async with self._commit_serial:
+            return await self._commit_allowed(offsets)
+
+    async def _commit_allowed(self, offsets: Mapping[Any, int]) -> bool:
         allowed = {}
         for tp, offset in offsets.items():
             if tp in self.commit_limits:

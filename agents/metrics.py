@@ -26,12 +26,14 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from spanwatch.agents.consumer import NoLossConsumer
 from spanwatch.agents.control import broadcast, dispatch
 from spanwatch.agents.ingest import SpanSink, dead_letter_sender, source_topic
 from spanwatch.agents.tables import versioned_table
 from spanwatch.pipeline.clusters import load_featurizer
+from spanwatch.pipeline.coalesce import Batch, Coalescer
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.engine import decode_metrics
@@ -51,8 +53,20 @@ from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.windows")
+
+
+class NotConfirmed(RuntimeError):
+    """The broker did not confirm a commit that must come before more partials are sent
+    (pipeline.coalesce, rule 1): a rebalance is under way, and the messages are read again."""
+
+
 ENGINE_COUNTERS = ("engine_samples_total", "engine_dead_letters_total", "engine_errors_total")
-MERGE_COUNTERS = ("partials_duplicate_total", "activity_overflow_total", "activity_expired_total")
+MERGE_COUNTERS = (
+    "partials_duplicate_total",
+    "partials_overlap_total",
+    "activity_overflow_total",
+    "activity_expired_total",
+)
 
 
 @dataclass
@@ -68,7 +82,11 @@ class MetricsRuntime:
     counters: dict[str, int] = field(
         default_factory=lambda: {
             "partials_sent_total": 0,
+            "source_batches_total": 0,
+            "source_messages_coalesced_total": 0,
+            "source_commit_unconfirmed_total": 0,
             "partials_duplicate_total": 0,
+            "partials_overlap_total": 0,
             "windows_closed_total": 0,
             "late_spans_total": 0,
             "series_overflow_total": 0,
@@ -158,10 +176,43 @@ def register(
         for fut in sent:
             await fut
 
+    session_s = float(app.conf.broker_session_timeout)
+    coalescer = Coalescer(
+        ms.coalesce_interval_s, max_weight=ms.coalesce_max_spans, resume_after_s=2 * session_s
+    )
+    beat_at = [time.monotonic()]  # when the heartbeat timer last ran
+    # when the event loop last ran a timer that waits for nothing (or the last assignment
+    # ended): a gap longer than the session means this worker was frozen or starved, and its
+    # partitions may be elsewhere
+    alive_at = [time.monotonic()]
+
+    async def send_batch(batch: Batch) -> None:
+        """Send a source partition's batch; then its watermark may move, and its source
+        offsets up to the batch commit (never before the broker has every partial)."""
+        part, epoch = batch.partition, coalescer.epoch
+        tp = TP(topics.source, part)
+        if coalescer.needs_confirm(batch):  # pipeline.coalesce, rule 1
+            if not await consumer().commit_now(tp, coalescer.last_sent[part] + 1):
+                rt.counters["source_commit_unconfirmed_total"] += 1
+                raise NotConfirmed(f"commit of {tp} up to {coalescer.last_sent[part]}")
+            coalescer.confirmed(part)
+        try:
+            await send_partials(batch.partials)
+            coalescer.sent(batch, epoch)
+            rt.counters["partials_sent_total"] += len(batch.partials)
+            rt.counters["source_batches_total"] += 1
+            rt.counters["source_messages_coalesced_total"] += batch.messages
+            rt.preagg.observe(part, batch.newest)
+        finally:  # handled, even if it failed (counted by the caller): no backlog left here
+            rt.preagg.mark_processed(part, batch.last)
+            consumer().allow_commit(tp, batch.last + 1)
+
     async def sink(where: SourceRef, result: IngestResult) -> None:
-        # One bundle per owner partition. faust acks (and later commits) the source message
-        # when this returns, so wait until the broker has every bundle; and move the
-        # watermark only then, so a heartbeat never announces it ahead of its partials.
+        # Partials of consecutive messages go out together (pipeline.coalesce). faust acks the
+        # source message when this returns, but the consumer commits a source offset only once
+        # the broker has every partial up to it; and the watermark moves only then, so a
+        # heartbeat never announces it ahead of its partials.
+        made: list[Partial] = []
         try:
             made = rt.preagg.add_message(
                 where.partition, where.offset, result.spans, defer_watermark=True
@@ -170,11 +221,14 @@ def register(
                 made += prompt_partials(
                     where.partition, where.offset, result.spans, result.contents, cs, featurize
                 )
-            await send_partials(made)
-            rt.counters["partials_sent_total"] += len(made)
-            rt.preagg.advance(where.partition)
-        finally:  # handled, even if it failed (counted by the caller): no backlog left here
-            rt.preagg.mark_processed(where.partition, where.offset)
+        finally:  # a message that failed here still moves the commit on with the rest
+            if time.monotonic() - alive_at[0] > session_s:
+                coalescer.suspect()  # frozen past the session (see liveness)
+            newest = rt.preagg.deferred(where.partition)
+            for batch in coalescer.add(
+                where.partition, where.offset, made, len(result.spans), newest
+            ):
+                await send_batch(batch)
         rt.counters["late_spans_total"] = rt.preagg.late_spans
         rt.counters["series_overflow_total"] = keyer.overflowed
         if (trees := rt.preagg.trees) is not None:
@@ -187,28 +241,41 @@ def register(
         # A rebalance pauses consumption: restart the idle timer of every source partition
         # this worker (still or newly) owns, so the pause never reads as an idle partition.
         mine = [tp.partition for tp in assigned if tp.topic == topics.source]
+        coalescer.assigned()  # what it held is read again from the committed offsets
+        alive_at[0] = time.monotonic()  # a slow start or restore before this is no freeze
+        consumer().limit_commits(tp for tp in assigned if tp.topic == topics.source)
         rt.preagg.forget([p for p in rt.preagg.clocks if p not in mine])  # revoked
         rt.preagg.touch(mine)
         if rt.preagg.trees is not None:  # shapes of partitions gone elsewhere are not ours
             rt.preagg.trees.forget(mine)
 
-    beat_at = [time.monotonic()]
+    @app.timer(interval=0.5)
+    async def liveness() -> None:
+        # A freeze, not a slow broker: this timer awaits nothing, so a gap is the loop's own.
+        now = time.monotonic()
+        if now - alive_at[0] > session_s:  # one message at a time for a while (coalesce)
+            coalescer.suspect()
+        alive_at[0] = now
 
     @app.timer(interval=ms.heartbeat_interval_s)
     async def heartbeat() -> None:
         now, last = time.monotonic(), beat_at[0]
         beat_at[0] = now
         rt.counters["changelog_stale_total"] = table.stale_records
+        frozen = now - last > session_s
         if app.rebalancing:  # paused partitions are not idle: announce nothing meanwhile
             return
         source_tps = [tp for tp in app.consumer.assignment() if tp.topic == topics.source]
         assigned = sorted(tp.partition for tp in source_tps)
-        if now - last > float(app.conf.broker_session_timeout):
+        if frozen:
             # This worker did not run for longer than its session (frozen, or starved): the
             # group has likely moved its partitions, and what it knows of them is stale.
             # Announce nothing now; their idle timers restart as if just assigned.
             rt.preagg.touch(assigned)
             return
+        for part in coalescer.due():  # held long enough, with no message since to send it
+            for batch in coalescer.take(part):
+                await send_batch(batch)
         for src, wm in rt.preagg.watermarks(assigned, backlog(source_tps)).items():
             beat = orjson.dumps({"type": "wm", "src": src, "wm": wm, "n_src": source_partitions})
             await broadcast(partials, b"__wm__", beat, topics.partitions)

@@ -90,6 +90,40 @@ def test_commits_stay_within_what_a_stage_allows() -> None:
     assert thread.commits == [{SRC0: 10}, {SRC0: 12, PARTIALS: 25}, {PARTIALS: 29}]
 
 
+def test_commit_now_waits_for_a_commit_in_flight_and_refuses_a_partition_not_assigned() -> None:
+    """The ingest side must know a commit landed before it sends more (pipeline.coalesce):
+    ``commit_now`` waits behind a slower commit in flight, never lets an older one land last,
+    and says False for a partition this worker does not own."""
+    consumer, thread = _consumer(set())
+    release = asyncio.Event()
+    commit = thread.commit
+
+    calls: list[dict[TP, int]] = []
+
+    async def slow_first(offsets: dict[TP, int]) -> bool:
+        calls.append(offsets)
+        if len(calls) == 1:
+            await release.wait()
+        return await commit(offsets)
+
+    thread.commit = slow_first  # type: ignore[method-assign]
+    thread.assignment = lambda: {SRC0}  # type: ignore[attr-defined]
+
+    async def scenario() -> list[bool]:
+        consumer.limit_commits([SRC0])
+        consumer.allow_commit(SRC0, 5)
+        periodic = asyncio.ensure_future(consumer._commit({SRC0: 5}))  # faust's, in flight
+        await asyncio.sleep(0)
+        now = asyncio.ensure_future(consumer.commit_now(SRC0, 9))
+        await asyncio.sleep(0)
+        assert not now.done()  # behind the slower one
+        release.set()
+        return [await periodic, await now, await consumer.commit_now(SRC1, 3)]
+
+    assert asyncio.run(scenario()) == [True, True, False]
+    assert thread.commits == [{SRC0: 5}, {SRC0: 9}]
+
+
 def test_the_worker_app_uses_the_no_loss_consumer() -> None:
     app = create_app(Settings())
     assert isinstance(app.transport, NoLossTransport)
