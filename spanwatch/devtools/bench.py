@@ -5,8 +5,12 @@
 * raw: ``TracesData.ParseFromString`` plus reading every attribute of every span (and of its
   resource) once into a dict: the floor of what decoding in Python can cost;
 * decode+normalize: :func:`pipeline.ingest.ingest_message` per message;
-* worker: the rate through a ``spanwatch worker`` process from the embedded broker (input
-  produced first; timed from the first to the last output message, so start-up is excluded).
+* worker: a ``spanwatch worker`` process from the embedded broker, input produced first, with
+  stages switched on one at a time; the clock and the worker's CPU run from ready until every
+  stage has drained (``/status``), so each step's extra CPU per span is that stage's cost;
+* the same spans as the collector sends them with ``partition_traces_by_id`` (one message
+  per trace), every stage, with partials sent one source message at a time and in batches
+  (:mod:`pipeline.coalesce`).
 
 Rates are best of 3 for the in-process paths; compare the ratios, not absolute numbers, on a
 shared machine.
@@ -51,6 +55,31 @@ def _messages(spans: int, batch: int, seed: int = 1, **traffic: Any) -> tuple[li
         total += b.count()
         msgs.append(b.traces_data().SerializeToString())
     return msgs, total
+
+
+def per_trace(msgs: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """The same spans as the collector's Kafka exporter sends them with
+    ``partition_traces_by_id`` (deploy/otelcol.yaml): one message per trace, keyed by the hex
+    trace id."""
+    out: list[tuple[bytes, bytes]] = []
+    for m in msgs:
+        data = TracesData()
+        data.ParseFromString(m)
+        traces: dict[bytes, TracesData] = {}
+        for rs in data.resource_spans:
+            for ss in rs.scope_spans:
+                scopes: dict[bytes, Any] = {}  # trace id -> its scope_spans for this scope
+                for sp in ss.spans:
+                    into = scopes.get(sp.trace_id)
+                    if into is None:
+                        t = traces.setdefault(sp.trace_id, TracesData())
+                        t_rs = t.resource_spans.add()
+                        t_rs.resource.CopyFrom(rs.resource)
+                        into = scopes[sp.trace_id] = t_rs.scope_spans.add()
+                        into.scope.CopyFrom(ss.scope)
+                    into.spans.add().CopyFrom(sp)
+        out += [(tid.hex().encode(), t.SerializeToString()) for tid, t in traces.items()]
+    return out
 
 
 def raw_pass(msgs: list[bytes]) -> None:
@@ -126,7 +155,9 @@ class WorkerRun:
         return self.cpu_s / self.spans * 1e6
 
 
-def worker_run(msgs: list[bytes], spans: int, config: str = "") -> WorkerRun:
+def worker_run(
+    msgs: list[bytes] | list[tuple[bytes, bytes]], spans: int, config: str = ""
+) -> WorkerRun:
     """The input waits in the broker; the clock runs from the worker being ready until its
     /status shows every stage drained (every partition of every topic it reads processed and
     committed: the merge of partials included), and the worker's CPU is read over the same
@@ -227,6 +258,23 @@ def run_bench(
                 flush=True,
             )
             prev = us
+        keyed = per_trace(msgs)
+        print(
+            f"\nevery stage, one message per trace keyed by trace id (the collector's "
+            f"partition_traces_by_id): {len(keyed)} messages of ~{total // len(keyed)} spans"
+        )
+        print("| partials sent | spans/s | CPU µs/span | % of raw floor |")
+        print("|---|---|---|---|")
+        for label, cfg in (
+            (
+                "one message at a time (`coalesce_interval_s: 0`)",
+                "metrics: {coalesce_interval_s: 0}\n",
+            ),
+            ("in batches (default)", ""),
+        ):
+            run = worker_run(keyed, total, cfg)
+            us = run.cpu_us_per_span
+            print(f"| {label} | {run.rate:,.0f} | {us:,.1f} | {raw_us / us:.1%} |", flush=True)
     return 0
 
 
