@@ -85,6 +85,7 @@ class MetricsRuntime:
             "source_batches_total": 0,
             "source_messages_coalesced_total": 0,
             "source_commit_unconfirmed_total": 0,
+            "partials_send_errors_total": 0,
             "partials_duplicate_total": 0,
             "partials_overlap_total": 0,
             "windows_closed_total": 0,
@@ -275,7 +276,13 @@ def register(
             return
         for part in coalescer.due():  # held long enough, with no message since to send it
             for batch in coalescer.take(part):
-                await send_batch(batch)
+                try:
+                    await send_batch(batch)
+                except NotConfirmed as exc:  # a rebalance: the batch's messages are read again
+                    log.info("batch of source partition %d not sent: %s", part, exc)
+                except Exception:  # never stop the timer
+                    rt.counters["partials_send_errors_total"] += 1
+                    log.exception("batch of source partition %d not sent", part)
         for src, wm in rt.preagg.watermarks(assigned, backlog(source_tps)).items():
             beat = orjson.dumps({"type": "wm", "src": src, "wm": wm, "n_src": source_partitions})
             await broadcast(partials, b"__wm__", beat, topics.partitions)
