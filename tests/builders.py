@@ -1,4 +1,4 @@
-"""Small builders of OTLP protobuf spans for unit tests."""
+"""Small builders for unit tests: OTLP protobuf spans, the default pre-aggregation, a clock."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from spanwatch.devtools.traffic import kvs
+from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.partials import PreAggregator
+from spanwatch.pipeline.signals import SeriesKeyer
 
 TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 SPAN = bytes.fromhex("b7ad6b7169203331")
@@ -60,3 +63,26 @@ def traces(
     ss.scope.name = scope
     ss.spans.extend(spans)
     return data
+
+
+def default_preaggregator() -> PreAggregator:
+    """The ingest side's pre-aggregation with the default settings: golden signals and token
+    accounting at the default prices, the wall clock at 0 (no partition ever idle)."""
+    settings = Settings()
+    ms = settings.metrics
+    return PreAggregator(
+        ms.window_settings(),
+        SeriesKeyer(ms.dimensions, ms.max_series),
+        lambda: 0,
+        settings.tokens.price_table(),
+    )
+
+
+class Clock:
+    """A monotonic clock the test sets (``t``)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t

@@ -15,22 +15,13 @@ import pytest
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.blackhole import Budgets
 from spanwatch.pipeline.coalesce import Coalescer, coalesce
-from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.ingest import ingest_message
 from spanwatch.pipeline.merge import MergeStage
-from spanwatch.pipeline.partials import ClosedWindow, Partial, PreAggregator, SeriesState
-from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.partials import ClosedWindow, Partial, SeriesState
+from tests.builders import Clock, default_preaggregator
 
 NS = 10**9
 END = 2**62
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def _messages(n: int = 30, seed: int = 5) -> list[list[Partial]]:
@@ -40,14 +31,7 @@ def _messages(n: int = 30, seed: int = 5) -> list[list[Partial]]:
 
 
 def _messages_and_spans(n: int = 30, seed: int = 5) -> list[tuple[list[Partial], int]]:
-    settings = Settings()
-    ms = settings.metrics
-    pre = PreAggregator(
-        ms.window_settings(),
-        SeriesKeyer(ms.dimensions, ms.max_series),
-        lambda: 0,
-        settings.tokens.price_table(),
-    )
+    pre = default_preaggregator()
     batches = TrafficGenerator(seed=seed, runaway_every=4).batches(
         30, 1_700_000_000 * NS, spread_ns=40 * NS
     )
@@ -179,7 +163,7 @@ class Sender:
             return None
         made, spans = self.messages[self.next]
         self.clock.t += rng.choice([0.1, 0.3, 0.6])
-        sends = []
+        sends: list[list[Partial]] = []
         for b in self.c.add(0, self.next, _copy(made), spans, 0):
             if self.c.needs_confirm(b):
                 if self.evicted:  # the broker refuses an evicted member's commit

@@ -14,34 +14,20 @@ from spanwatch.pipeline.blackhole import Budgets
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.ingest import ingest_message
 from spanwatch.pipeline.merge import MergeStage, WindowOutput
-from spanwatch.pipeline.partials import ClosedWindow, Partial, PreAggregator, close_offline
+from spanwatch.pipeline.partials import ClosedWindow, Partial, close_offline
 from spanwatch.pipeline.signals import SeriesKeyer
+from tests.builders import Clock, default_preaggregator
 
 NS = 10**9
 END = 2**62  # a watermark past every window
 Event = tuple[str, Any]  # ("bundle", [Partial]) or ("wm", source partition)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def _log(messages: int = 24, seed: int = 3) -> tuple[list[Event], list[Partial]]:
     """A partials log as one partials partition receives it: a bundle per source message
     (two source partitions, golden signals and tokens, trace and session calls), then the
     final watermark of each source partition."""
-    settings = Settings()
-    ms = settings.metrics
-    pre = PreAggregator(
-        ms.window_settings(),
-        SeriesKeyer(ms.dimensions, ms.max_series),
-        lambda: 0,
-        settings.tokens.price_table(),
-    )
+    pre = default_preaggregator()
     gen = TrafficGenerator(seed=seed, runaway_every=5)
     batches = gen.batches(40, 1_700_000_000 * NS, spread_ns=30 * NS)
     events: list[Event] = []
