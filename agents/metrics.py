@@ -3,8 +3,9 @@
 Golden signals (series = service/layer/operation/model) and token accounting (entities =
 model, service, user, session; traces for black holes only) share one mechanism:
 
-* ``spanwatch.partials``: per source message, one bundle per owner partition holding the
-  partials of the series and entities that partition owns (``crc32(id) % partitions``);
+* ``spanwatch.partials``: per batch of source messages (:mod:`pipeline.coalesce`), one
+  bundle per owner partition holding the partials of the series and entities that partition
+  owns (``crc32(id) % partitions``);
   plus watermark heartbeats of every assigned source partition, sent to every partition.
 * table ``series`` (changelog ``<app_id>-series-changelog``): a
   :class:`~pipeline.partials.SeriesState` per id, and ``__wm__:<partition>`` watermarks;

@@ -186,6 +186,3 @@ class Coalescer:
         ``resume_after_s`` with none), every partition goes one message at a time. What is
         held now is sent as it is: it was read before the pause."""
         self.suspended_at = self.clock()
-
-    def holding(self) -> list[int]:
-        return list(self.held)

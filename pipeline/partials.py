@@ -324,8 +324,9 @@ class PreAggregator:
         defer_watermark: bool = False,
     ) -> list[Partial]:
         """Partials of one source message. With ``defer_watermark`` the partition's watermark
-        is advanced only by :meth:`advance` — call it once the partials are sent, so that a
-        heartbeat can never announce a watermark before the partials it covers."""
+        stays where it is: the caller takes the message's newest span end (:meth:`deferred`)
+        and applies it (:meth:`observe`) once the partials are sent, so that a heartbeat can
+        never announce a watermark before the partials it covers."""
         clock = self.clock(partition)
         clock.touch()
         out: dict[str, Partial] = {}
@@ -393,10 +394,6 @@ class PreAggregator:
                         agg = _agg(partial, wid)
                         agg.critical_ns += max(end - start, 0)
                         agg.critical_count += 1
-
-    def advance(self, partition: int) -> None:
-        """Apply the watermark of messages whose partials have been sent."""
-        self.observe(partition, self.deferred(partition))
 
     def deferred(self, partition: int) -> int:
         """The newest span end of the messages added with ``defer_watermark`` since the last

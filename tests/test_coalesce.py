@@ -264,7 +264,7 @@ def test_a_batch_never_holds_more_than_max_weight_spans() -> None:
     assert c.add(0, 0, _p("a", 0), 59, 0) == []
     (batch,) = c.add(0, 1, _p("a", 1), 59, 0)  # 60 + 60 > 100: the first goes alone
     assert (batch.last, batch.weight) == (0, 60)
-    assert c.holding() == [0]
+    assert list(c.held) == [0]
 
 
 def test_more_than_max_weight_sent_and_not_committed_needs_a_confirmed_commit() -> None:
@@ -298,7 +298,7 @@ def test_a_suspect_worker_sends_what_it_holds_then_one_message_at_a_time() -> No
     assert c.add(0, 4, _p("a", 4), 0, 0) == []
     c.suspect()
     c.assigned()  # an assignment ends it too (and what was held is dropped: read again)
-    assert c.holding() == [] and c.suspended_at is None
+    assert not c.held and c.suspended_at is None
 
 
 def test_held_partials_are_sent_at_the_bound_and_due_after_the_interval() -> None:

@@ -401,7 +401,7 @@ def test_deferred_watermark_moves_only_after_the_partials_are_sent() -> None:
     pre = _preagg(FakeClock())
     pre.add_message(3, 0, [rec(end_ns=T0 + 40 * NS)], defer_watermark=True)
     assert pre.watermarks([3]) == {3: 0}  # a heartbeat now announces nothing new
-    pre.advance(3)
+    pre.observe(3, pre.deferred(3))
     assert pre.watermarks([3]) == {3: T0 + 40 * NS}
 
 
@@ -417,7 +417,7 @@ def test_backlog_counts_what_was_processed_not_what_was_read() -> None:
     pre = _preagg(FakeClock())
     pre.add_message(3, 7, [rec(end_ns=T0)], defer_watermark=True)
     assert pre.backlog({3: (8, 0)}) == {3}  # its partials are not sent yet
-    pre.advance(3)
+    pre.observe(3, pre.deferred(3))
     pre.mark_processed(3, 7)
     assert pre.backlog({3: (8, 0), 4: (5, 5)}) == set()
     pre.forget([3])  # revoked: what this worker handled there no longer counts
@@ -428,10 +428,10 @@ def test_a_caught_up_partition_goes_idle_and_a_lagging_one_does_not() -> None:
     clock = FakeClock()
     pre = _preagg(clock)
     pre.add_message(1, 0, [rec(end_ns=T0)], defer_watermark=True)
-    pre.advance(1)
+    pre.observe(1, pre.deferred(1))
     pre.mark_processed(1, 0)
     pre.add_message(2, 0, [rec(end_ns=T0)], defer_watermark=True)
-    pre.advance(2)
+    pre.observe(2, pre.deferred(2))
     pre.mark_processed(2, 0)
     clock.t += 3600 * NS  # long quiet: both would be idle by the clock alone
     marks = pre.watermarks([1, 2], pre.backlog({1: (1, 0), 2: (5, 0)}))
