@@ -1,4 +1,5 @@
-"""Small builders for unit tests: OTLP protobuf spans, the default pre-aggregation, a clock."""
+"""Small builders for unit tests: OTLP protobuf spans, the default pre-aggregation, a merge
+stage, a clock."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from spanwatch.devtools.traffic import kvs
+from spanwatch.pipeline.blackhole import Budgets
 from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.merge import MergeStage
 from spanwatch.pipeline.partials import PreAggregator
 from spanwatch.pipeline.signals import SeriesKeyer
 
@@ -86,3 +89,24 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
+
+
+def merge_stage(
+    store: dict[Any, Any] | None = None,
+    *,
+    budgets: Budgets | None = None,
+    lateness_ns: int = 0,
+    **kw: Any,
+) -> MergeStage:
+    """A merge stage over ``store`` (a dict): windows close every 10 s of watermark, traces and
+    sessions stay tracked for an hour, both under ``budgets``; ``kw``: other MergeStage fields
+    (clock, lateness_by_kind, flush_interval_s, ...)."""
+    b = budgets or Budgets()
+    return MergeStage(
+        {} if store is None else store,
+        lateness_ns=lateness_ns,
+        min_step_ns=10 * 10**9,
+        idle_ns=3600 * 10**9,
+        budgets={"trace": b, "session": b},
+        **kw,
+    )

@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import pytest
 
-from spanwatch.pipeline.blackhole import Budgets
 from spanwatch.pipeline.clusters import ClusterSettings, distance, fingerprint, load_featurizer
 from spanwatch.pipeline.errors import ConfigError
 from spanwatch.pipeline.merge import MergeStage, WindowOutput
@@ -19,6 +18,7 @@ from spanwatch.pipeline.partials import Partial, SeriesState, cluster_partials, 
 from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.spans import Layer, LlmSpan
 from spanwatch.pipeline.windows import WindowSpec
+from tests.builders import merge_stage
 
 NS = 10**9
 T0 = 1_700_000_040 * NS  # a multiple of 1 minute
@@ -88,14 +88,7 @@ def _partials(calls: list[tuple[LlmSpan, str]], partition: int, per_message: int
 
 
 def _stage(cfg: ClusterSettings | None = None) -> MergeStage:
-    return MergeStage(
-        {},
-        lateness_ns=0,
-        min_step_ns=10 * NS,
-        idle_ns=3600 * NS,
-        budgets={"trace": Budgets(), "session": Budgets()},
-        clusters=cfg or ClusterSettings(min_new_size=3),
-    )
+    return merge_stage(clusters=cfg or ClusterSettings(min_new_size=3))
 
 
 def _records(stage: MergeStage, batches: list[list[Partial]], steps: list[int]) -> list[Any]:

@@ -18,7 +18,7 @@ from spanwatch.pipeline.coalesce import Coalescer, coalesce
 from spanwatch.pipeline.ingest import ingest_message
 from spanwatch.pipeline.merge import MergeStage
 from spanwatch.pipeline.partials import ClosedWindow, Partial, SeriesState
-from tests.builders import Clock, default_preaggregator
+from tests.builders import Clock, default_preaggregator, merge_stage
 
 NS = 10**9
 END = 2**62
@@ -50,14 +50,7 @@ def _copy(made: list[Partial]) -> list[Partial]:
 
 def _stage() -> MergeStage:
     budgets = Budgets(max_llm_calls=3, max_repeated_tool_calls=3, max_same_tool_calls=4)
-    return MergeStage(
-        {},
-        lateness_ns=0,
-        min_step_ns=10 * NS,
-        idle_ns=3600 * NS,
-        budgets={"trace": budgets, "session": budgets},
-        clock=Clock(),
-    )
+    return merge_stage(budgets=budgets, clock=Clock())
 
 
 def _apply(stage: MergeStage, sends: list[list[Partial]]) -> list[tuple[str, Any]]:

@@ -14,14 +14,14 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData, NumberDataPo
 
 from spanwatch.pipeline.alerting.evaluate import RuleEvaluator
 from spanwatch.pipeline.alerting.loader import load_rules
-from spanwatch.pipeline.blackhole import Budgets
 from spanwatch.pipeline.engine import decode_metrics
 from spanwatch.pipeline.errors import DecodeError
-from spanwatch.pipeline.merge import MergeStage, WindowOutput
+from spanwatch.pipeline.merge import WindowOutput
 from spanwatch.pipeline.partials import Partial, close_offline, engine_partials
 from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.windows import WindowSpec
 from spanwatch.rules import DEFAULT_RULES_DIR
+from tests.builders import merge_stage
 
 NS = 10**9
 T0 = 1_700_000_040 * NS  # a multiple of 1 minute
@@ -158,14 +158,7 @@ def test_windows_hold_mean_and_max_and_merge_in_any_order() -> None:
 
 
 def test_engine_windows_wait_their_own_lateness_at_the_owner() -> None:
-    stage = MergeStage(
-        {},
-        lateness_ns=5 * NS,
-        min_step_ns=10 * NS,
-        idle_ns=3600 * NS,
-        budgets={"trace": Budgets(), "session": Budgets()},
-        lateness_by_kind={"engine": 60 * NS},
-    )
+    stage = merge_stage(lateness_ns=5 * NS, lateness_by_kind={"engine": 60 * NS})
     stage.apply_bundle(0, _partials([(T0 + NS, 4.0)]))
     # span windows of [T0, T0+10s) would close now; the engine's wait for its scrapes
     assert stage.apply_watermark(0, 0, T0 + 20 * NS, 1) == []

@@ -8,8 +8,7 @@ import orjson
 
 from spanwatch.pipeline.alerting.evaluate import RuleEvaluator
 from spanwatch.pipeline.alerting.loader import load_rules
-from spanwatch.pipeline.blackhole import Budgets
-from spanwatch.pipeline.merge import MergeStage, WindowOutput
+from spanwatch.pipeline.merge import WindowOutput
 from spanwatch.pipeline.partials import Partial, close_offline, label_partials
 from spanwatch.pipeline.safety.engine import ContentItem
 from spanwatch.pipeline.safety.judge import Evaluation, evaluation_record
@@ -17,6 +16,7 @@ from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.values import METRICS
 from spanwatch.pipeline.windows import WindowSpec
 from spanwatch.rules import DEFAULT_RULES_DIR
+from tests.builders import merge_stage
 
 NS = 10**9
 T0 = 1_700_000_040 * NS
@@ -77,14 +77,7 @@ def test_scanner_findings_and_unlabelled_results_are_not_counted() -> None:
 
 
 def test_label_windows_wait_for_late_judges_and_count_a_redelivery_once() -> None:
-    stage = MergeStage(
-        {},
-        lateness_ns=5 * NS,
-        min_step_ns=10 * NS,
-        idle_ns=3600 * NS,
-        budgets={"trace": Budgets(), "session": Budgets()},
-        lateness_by_kind={"labels": 120 * NS},
-    )
+    stage = merge_stage(lateness_ns=5 * NS, lateness_by_kind={"labels": 120 * NS})
     stage.apply_bundle(0, _partials(["negative", "positive"]))
     stage.apply_bundle(0, _partials(["negative", "positive"]))  # the same offsets again
     assert stage.apply_watermark(0, 0, T0 + 90 * NS, 1) == []  # a span window would close

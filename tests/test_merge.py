@@ -16,7 +16,7 @@ from spanwatch.pipeline.ingest import ingest_message
 from spanwatch.pipeline.merge import MergeStage, WindowOutput
 from spanwatch.pipeline.partials import ClosedWindow, Partial, close_offline
 from spanwatch.pipeline.signals import SeriesKeyer
-from tests.builders import Clock, default_preaggregator
+from tests.builders import Clock, default_preaggregator, merge_stage
 
 NS = 10**9
 END = 2**62  # a watermark past every window
@@ -42,16 +42,7 @@ def _log(messages: int = 24, seed: int = 3) -> tuple[list[Event], list[Partial]]
 
 
 def _stage(store: dict[Any, Any], clock: Clock | None = None, **kw: Any) -> MergeStage:
-    budgets = Budgets(max_llm_calls=3)
-    return MergeStage(
-        store,
-        lateness_ns=0,
-        min_step_ns=10 * NS,
-        idle_ns=3600 * NS,
-        budgets={"trace": budgets, "session": budgets},
-        clock=clock or Clock(),
-        **kw,
-    )
+    return merge_stage(store, budgets=Budgets(max_llm_calls=3), clock=clock or Clock(), **kw)
 
 
 def _save(store: dict[Any, Any], writes: list[tuple[Any, Any]]) -> None:
