@@ -123,6 +123,9 @@ def self_times(
     return out
 
 
+PENDING_MAX = 4096  # values held per name before they are bucketed (memory stays bounded)
+
+
 @dataclass
 class SignalAggregate:
     """Aggregate of one series in one window. ``add`` spans, ``merge`` partials, ``result``."""
@@ -201,8 +204,17 @@ class SignalAggregate:
             self.self_ns[part] = self.self_ns.get(part, 0) + ns
 
     def merge(self, other: SignalAggregate) -> None:
-        self.flush()
-        other.flush()
+        # Values not bucketed yet move as they are (batches of source messages merge
+        # aggregates made a moment ago): a value lands in the same bucket whichever sketch
+        # takes it, so this is exact, and it spares a sketch per aggregate merged.
+        for name, values in other.pending.items():
+            mine = self.pending.get(name)
+            if mine is None:
+                self.pending[name] = list(values)
+            else:
+                mine.extend(values)
+                if len(mine) >= PENDING_MAX:
+                    self.flush()
         self.count += other.count
         for etype, n in other.errors.items():
             key = etype if etype in self.errors or len(self.errors) < MAX_ERROR_TYPES else "_other"

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spanwatch.pipeline import signals
 from spanwatch.pipeline.partials import (
     Partial,
     PreAggregator,
@@ -210,6 +211,27 @@ def test_aggregate_distribution_summary() -> None:
     assert ttft["p50"] == pytest.approx(0.50, rel=0.01)
     assert ttft["p99"] == pytest.approx(0.99, rel=0.01)
     assert (ttft["min"], ttft["max"]) == (0.01, 1.0)
+
+
+def test_merging_unbucketed_values_gives_the_same_result_and_stays_bounded() -> None:
+    rng = random.Random(5)
+    parts = []
+    for _ in range(80):  # ~8,000 values per name: past PENDING_MAX
+        agg = SignalAggregate()
+        for _ in range(rng.randrange(1, 200)):
+            agg.add(rec(ttft_s=rng.lognormvariate(-1, 1), duration_s=rng.random() * 9), {})
+        parts.append(agg)
+    flushed = SignalAggregate()
+    for p in pickle.loads(pickle.dumps(parts)):  # the old way: bucket each, merge sketches
+        p.flush()
+        flushed.merge(p)
+    carried = SignalAggregate()
+    for p in parts:
+        carried.merge(p)
+        assert all(len(v) < signals.PENDING_MAX for v in carried.pending.values())
+    assert sum(len(v) for v in carried.pending.values()) > 0  # values did travel unbucketed
+    assert carried.to_dict() == flushed.to_dict()
+    assert carried.result(10.0) == flushed.result(10.0)
 
 
 def test_where_time_goes_from_self_times_and_model_server_parts() -> None:
