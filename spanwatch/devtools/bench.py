@@ -5,6 +5,10 @@
 * raw: ``TracesData.ParseFromString`` plus reading every attribute of every span (and of its
   resource) once into a dict: the floor of what decoding in Python can cost;
 * decode+normalize: :func:`pipeline.ingest.ingest_message` per message;
+* the core in one process (:func:`core_pass`): what every worker must do per span in Python
+  with no broker, no faust and no other stage (decode, normalize, golden-signal and token
+  pre-aggregation in batches, bundles through JSON, merge at the owner): the ceiling of a
+  worker built on this core;
 * worker: a ``spanwatch worker`` process from the embedded broker, input produced first, with
   stages switched on one at a time; the clock and the worker's CPU run from ready until every
   stage has drained (``/status``), so each step's extra CPU per span is that stage's cost;
@@ -35,26 +39,33 @@ from spanwatch.devtools.broker import EmbeddedBroker
 from spanwatch.devtools.cluster import WorkerProc, produce
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.clusters import ClusterSettings
-from spanwatch.pipeline.config import MetricsSettings
+from spanwatch.pipeline.coalesce import coalesce
+from spanwatch.pipeline.config import MetricsSettings, Settings
 from spanwatch.pipeline.ingest import ingest_message
+from spanwatch.pipeline.merge import MergeStage, merge_stage
 from spanwatch.pipeline.otlp import proto_attrs
-from spanwatch.pipeline.partials import Partial, PreAggregator, SeriesState
+from spanwatch.pipeline.partials import (
+    Partial,
+    PreAggregator,
+    SeriesState,
+    bundles,
+    preaggregator,
+)
 from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.sketch import QuantileSketch
 
+# generated traffic arrives at this rate (spans/s of span time), in the order spans end
+TRAFFIC_RATE = 2_000.0
+
 
 def _messages(spans: int, batch: int, seed: int = 1, **traffic: Any) -> tuple[list[bytes], int]:
-    """About ``spans`` spans of generated traffic in messages of ``batch`` spans
-    (``traffic``: :class:`TrafficGenerator` options)."""
+    """About ``spans`` spans of generated traffic at :data:`TRAFFIC_RATE`, in messages of
+    ``batch`` spans in the order the spans end, the last ending now (``traffic``:
+    :class:`TrafficGenerator` options)."""
     gen = TrafficGenerator(seed, **traffic)
-    it = gen.batches(batch, time.time_ns(), spread_ns=60 * 10**9)
-    msgs: list[bytes] = []
-    total = 0
-    while total < spans:
-        b = next(it)
-        total += b.count()
-        msgs.append(b.traces_data().SerializeToString())
-    return msgs, total
+    start = time.time_ns() - int(spans / TRAFFIC_RATE * 1e9)
+    batches = gen.exported(spans, batch, start, TRAFFIC_RATE)
+    return [b.traces_data().SerializeToString() for b in batches], sum(b.count() for b in batches)
 
 
 def per_trace(msgs: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -98,8 +109,36 @@ def normalize_pass(msgs: list[bytes]) -> None:
         ingest_message(m)
 
 
+def core_pass(msgs: list[bytes]) -> MergeStage:
+    """The worker's core with default settings, in one process: decode and normalize;
+    golden-signal and token partials, sent in batches of at most ``coalesce_max_spans``
+    spans as the ingest side does with a backlog; bundles through JSON per owner partition;
+    merged (and black-hole budgets checked) at the owner."""
+    settings = Settings()
+    pre = preaggregator(settings, time.time_ns)
+    stage = merge_stage({}, settings)
+    most, parts = settings.metrics.coalesce_max_spans, settings.topics.partitions
+    held: list[list[Partial]] = []
+    weight = 0
+
+    def send() -> None:
+        for part, value in bundles(coalesce(held), parts).items():
+            stage.apply_bundle(part, map(Partial.from_dict, orjson.loads(value)["partials"]))
+        held.clear()
+
+    for off, m in enumerate(msgs):
+        spans = ingest_message(m).spans
+        if held and weight + len(spans) + 1 > most:
+            send()
+            weight = 0
+        held.append(pre.add_message(0, off, spans))
+        weight += len(spans) + 1
+    send()
+    return stage
+
+
 def best_rate(
-    fn: Callable[[list[bytes]], None], msgs: list[bytes], spans: int, repeat: int = 3
+    fn: Callable[[list[bytes]], Any], msgs: list[bytes], spans: int, repeat: int = 3
 ) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -232,11 +271,19 @@ def run_bench(
     )
     raw = best_rate(raw_pass, msgs, total)
     norm = best_rate(normalize_pass, msgs, total)
+    keyed = per_trace(msgs)
+    by_trace = [v for _, v in keyed]
     print(f"raw (ParseFromString + every attribute into a dict): {raw:>10,.0f} spans/s")
     print(
         f"decode + normalize (ingest_message):                 {norm:>10,.0f} spans/s"
         f"  = {norm / raw:.0%} of raw"
     )
+    for label, shape in (("", msgs), (", one message per trace", by_trace)):
+        core = best_rate(core_pass, shape, total, repeat=2)
+        print(
+            f"the core in one process, no broker{label}: {core:>10,.0f} spans/s"
+            f" = {1e6 / core:.1f} µs/span = {core / raw:.1%} of raw"
+        )
     if broker:
         raw_us = 1e6 / raw
         print(
@@ -258,10 +305,10 @@ def run_bench(
                 flush=True,
             )
             prev = us
-        keyed = per_trace(msgs)
         print(
             f"\nevery stage, one message per trace keyed by trace id (the collector's "
-            f"partition_traces_by_id): {len(keyed)} messages of ~{total // len(keyed)} spans"
+            f"partition_traces_by_id): {len(keyed)} messages of {total / len(keyed):.1f} "
+            "spans on average"
         )
         print("| partials sent | spans/s | CPU µs/span | % of raw floor |")
         print("|---|---|---|---|")

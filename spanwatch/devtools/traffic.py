@@ -699,6 +699,30 @@ class TrafficGenerator:
                 point.attributes.extend(kvs({"model_name": m.name}))
         return data
 
+    def exported(self, total: int, per_message: int, start_ns: int, rate: float) -> list[Spans]:
+        """About ``total`` spans of traces ending ``rate`` spans per second apart from
+        ``start_ns``, in messages of ``per_message`` spans in the order the spans end: what a
+        batching exporter sends (a trace's early spans go out before its root ends)."""
+        out = Spans()
+        n = 0
+        while n < total:
+            before = out.count()
+            self.trace(start_ns + int(n / rate * 1e9), out)
+            n += out.count() - before
+        flat = sorted(
+            (span.end_time_unix_nano, seq, key, span)
+            for seq, (key, span) in enumerate(
+                (key, span) for key, spans in out.groups.items() for span in spans
+            )
+        )
+        messages = []
+        for i in range(0, len(flat), per_message):
+            m = Spans()
+            for _, _, (service, scope), span in flat[i : i + per_message]:
+                m.add(service, scope, span)
+            messages.append(m)
+        return messages
+
     def batches(self, spans_per_batch: int, end_ns: int, spread_ns: int = 0) -> Iterator[Spans]:
         """Endless batches of about ``spans_per_batch`` spans (whole traces)."""
         while True:
