@@ -59,16 +59,24 @@ def dead_letter_sender(app: faust.App, name: str) -> Callable[[DeadLetter], Awai
     return send
 
 
-def register(app: faust.App, settings: Settings, sinks: Sequence[SpanSink] = ()) -> IngestStats:
+def register(
+    app: faust.App,
+    settings: Settings,
+    sinks: Sequence[SpanSink] = (),
+    *,
+    publish_spans: bool = True,
+) -> IngestStats:
     """Declare the ingest topics and agent on ``app``; returns the live counters.
 
-    ``sinks`` receive every message's records in-process (golden signals, ...).
+    ``sinks`` receive every message's records in-process (golden signals, ...). With
+    ``publish_spans`` off, a sink publishes the records: the window agents send them with
+    their batch of source messages (:mod:`agents.metrics`).
     """
     topics = settings.topics
     source = source_topic(app, topics.source)
     spans_out = (
         app.topic(topics.spans, key_serializer="raw", value_serializer="raw")
-        if topics.spans
+        if topics.spans and publish_spans
         else None
     )
     send_dead_letter = dead_letter_sender(app, topics.deadletter)

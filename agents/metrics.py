@@ -39,8 +39,8 @@ from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.engine import decode_metrics
 from spanwatch.pipeline.errors import DecodeError
-from spanwatch.pipeline.ingest import IngestResult
-from spanwatch.pipeline.merge import MergeStage, WindowOutput
+from spanwatch.pipeline.ingest import IngestResult, records_to_messages
+from spanwatch.pipeline.merge import WindowOutput, merge_stage
 from spanwatch.pipeline.partials import (
     ClosedWindow,
     Partial,
@@ -48,10 +48,9 @@ from spanwatch.pipeline.partials import (
     bundles,
     engine_partials,
     label_partials,
+    preaggregator,
     prompt_partials,
 )
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.windows")
 
@@ -131,36 +130,19 @@ def register(
         )
     }
     tokens_out = outputs["tokens"]
+    # the normalized records go out with their batch (the ingest agent leaves them to this sink)
+    spans_out = (
+        app.topic(topics.spans, key_serializer="raw", value_serializer="raw")
+        if topics.spans
+        else None
+    )
     cs = settings.clusters
     featurize = load_featurizer(cs.featurizer) if cs.enabled else None
     # versioned by the spanwatch.partials offset that wrote each state (agents/tables.py)
     table = versioned_table(app, "series", default=None, partitions=topics.partitions)
-    keyer = SeriesKeyer(ms.dimensions, ms.max_series)
-    prices = ts.price_table() if ts.enabled else None
-    rt = MetricsRuntime(
-        PreAggregator(
-            wsettings,
-            keyer,
-            time.time_ns,
-            prices,
-            signals=ms.enabled,
-            trees=ms.trace_trees(time.time_ns),
-        )
-    )
-    stage = MergeStage(
-        table,
-        lateness_ns=wsettings.allowed_lateness_ns,
-        min_step_ns=min(s.step_ns for s in wsettings.specs),
-        idle_ns=parse_duration_ns(ts.activity_idle_timeout),
-        budgets={"trace": ts.trace_budgets.budgets(), "session": ts.session_budgets.budgets()},
-        max_tracked=ts.max_tracked,
-        flush_interval_s=parse_duration_ns(ms.state_flush_interval) / 1e9,
-        lateness_by_kind={
-            "engine": parse_duration_ns(settings.engine.allowed_lateness),
-            "labels": parse_duration_ns(settings.labels.allowed_lateness),
-        },
-        clusters=cs,
-    )
+    rt = MetricsRuntime(preaggregator(settings, time.time_ns))
+    keyer = rt.preagg.keyer
+    stage = merge_stage(table, settings)
     out = WindowOutput(
         keyer,
         smallest=min(wsettings.specs, key=lambda s: (s.size_ns, s.step_ns)).name,
@@ -169,12 +151,15 @@ def register(
         cost_totals=rt.cost_totals,
     )
 
-    async def send_partials(made: list[Partial]) -> None:
-        """One bundle per owner partition; returns once the broker has every one."""
+    async def send_partials(made: list[Partial], records: list[Any] | None = None) -> None:
+        """One bundle per owner partition, and ``records`` to ``spanwatch.spans``; returns
+        once the broker has every one."""
         sent = [
             await partials.send(key=b"bundle", value=value, partition=part)
             for part, value in bundles(made, topics.partitions).items()
         ]
+        if records and spans_out is not None:
+            sent += [await spans_out.send(value=v) for v in records_to_messages(records)]
         for fut in sent:
             await fut
 
@@ -199,7 +184,7 @@ def register(
                 raise NotConfirmed(f"commit of {tp} up to {coalescer.last_sent[part]}")
             coalescer.confirmed(part)
         try:
-            await send_partials(batch.partials)
+            await send_partials(batch.partials, batch.records)
             coalescer.sent(batch, epoch)
             rt.counters["partials_sent_total"] += len(batch.partials)
             rt.counters["source_batches_total"] += 1
@@ -228,7 +213,7 @@ def register(
                 coalescer.suspect()  # frozen past the session (see liveness)
             newest = rt.preagg.deferred(where.partition)
             for batch in coalescer.add(
-                where.partition, where.offset, made, len(result.spans), newest
+                where.partition, where.offset, made, len(result.spans), newest, result.spans
             ):
                 await send_batch(batch)
         rt.counters["late_spans_total"] = rt.preagg.late_spans

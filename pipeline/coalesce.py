@@ -6,7 +6,8 @@ few series and entities (a model, a service, a user's sessions) are serialized, 
 parsed and merged again and again: the work follows messages, not data. The
 :class:`Coalescer` holds a source partition's partials for up to ``interval_s`` (and at most
 ``max_weight`` spans) and sends one partial per series for the range of source offsets
-``first`` .. ``offset``.
+``first`` .. ``offset``. The messages' other output (the normalized records for
+``spanwatch.spans``) goes with the batch, in message order (:attr:`Batch.records`).
 
 Replays stay exact because the owner (:meth:`pipeline.partials.SeriesState.admit`) applies a
 partial only when its whole range is newer than what it applied, and skips one that is
@@ -34,8 +35,9 @@ member learns so at its next group heartbeat and rejoins).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from spanwatch.pipeline.partials import Partial
 
@@ -50,6 +52,9 @@ class Batch:
     messages: int  # source messages it covers
     weight: int  # their spans (+1 per message)
     newest: int = 0  # newest span end in them: the watermark may move there once sent
+    # what else the messages produce, in message order (the normalized records for
+    # ``spanwatch.spans``): sent with the partials, before the batch's offsets commit
+    records: list[Any] = field(default_factory=list)
 
 
 def coalesce(messages: Iterable[list[Partial]]) -> list[Partial]:
@@ -84,10 +89,12 @@ class _Held:
     partials: int = 0
     weight: int = 0
     newest: int = 0
+    records: list[Any] = field(default_factory=list)
 
     def batch(self, partition: int) -> Batch:
         made = self.messages[0] if len(self.messages) == 1 else coalesce(self.messages)
-        return Batch(partition, self.last, made, len(self.messages), self.weight, self.newest)
+        n = len(self.messages)
+        return Batch(partition, self.last, made, n, self.weight, self.newest, self.records)
 
 
 @dataclass
@@ -108,15 +115,21 @@ class Coalescer:
     epoch: int = 0  # assignments so far: a batch sent across one is not counted (sent())
 
     def add(
-        self, partition: int, offset: int, made: list[Partial], spans: int, newest: int
+        self,
+        partition: int,
+        offset: int,
+        made: list[Partial],
+        spans: int,
+        newest: int,
+        records: Sequence[Any] = (),
     ) -> list[Batch]:
-        """Hold one message's partials (possibly none), with its number of spans and newest
-        span end; return the batches to send now, in order."""
+        """Hold one message's partials (possibly none), with its number of spans, newest
+        span end and the records it produces; return the batches to send now, in order."""
         weight = spans + 1
         seen = self.seen.get(partition, 0)
         self.seen[partition] = seen + weight
         if self.interval_s <= 0 or seen < self.max_weight or self._suspended():
-            h = _Held(0.0, offset, [made], len(made), weight, newest)
+            h = _Held(0.0, offset, [made], len(made), weight, newest, list(records))
             return [*self.take(partition), h.batch(partition)]
         h = self.held.get(partition) or _Held(self.clock())
         if h.messages and h.weight + weight > self.max_weight:
@@ -130,6 +143,7 @@ class Coalescer:
         h.partials += len(made)
         h.weight += weight
         h.newest = max(h.newest, newest)
+        h.records.extend(records)
         if h.partials >= self.max_partials or self.clock() - h.since >= self.interval_s:
             out += self.take(partition)
         return out

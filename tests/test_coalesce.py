@@ -251,6 +251,27 @@ def test_after_an_assignment_a_partition_goes_one_message_at_a_time_for_max_weig
     assert _sent(c, c.add(0, 5, _p("a", 5), 9, 0)) == [(5, 5)]
 
 
+def test_a_batch_carries_its_messages_records_in_order_and_no_others() -> None:
+    clock = Clock()
+    c = Coalescer(0.5, max_weight=40, clock=clock)
+    out = []
+    for off in range(8):  # alone while fewer than 40 spans were seen, then held (<= 40)
+        recs = [f"{off}.{i}" for i in range(9)]
+        out += _sent_records(c, c.add(0, off, _p("a", off), 9, 0, recs))
+    out += _sent_records(c, c.take(0))
+    flat = [r for _, records in out for r in records]
+    assert flat == [f"{off}.{i}" for off in range(8) for i in range(9)]  # each once, in order
+    assert [last for last, _ in out] == [0, 1, 2, 3, 7]  # 4 held messages of 10 spans
+    c.add(0, 8, _p("a", 8), 9, 0, ["held"])
+    c.assigned()  # dropped with the partials: read again from the committed offset
+    assert c.take(0) == []
+
+
+def _sent_records(c: Coalescer, batches: list[Any]) -> list[tuple[int, list[Any]]]:
+    _sent(c, batches)
+    return [(b.last, b.records) for b in batches]
+
+
 def test_a_batch_never_holds_more_than_max_weight_spans() -> None:
     c = Coalescer(60.0, max_weight=100, clock=Clock())
     c.seen[0] = 100  # past the first spans after the assignment

@@ -120,7 +120,8 @@ def run_worker(settings: Settings) -> None:
     if settings.stitch.enabled:
         stitch_sink, stitch_rt = stitch.register(app, settings, on_payload)
         sinks.append(stitch_sink)
-    stats = ingest.register(app, settings, sinks)
+    # the window agents send the normalized records with their batches (agents/metrics.py)
+    stats = ingest.register(app, settings, sinks, publish_spans=runtime is None)
     anomaly_stage = anomaly.register(app, settings) if settings.anomaly.enabled else None
     alerting_rt = alerting.register(app, settings, ruleset) if ruleset is not None else None
     tracker = health.register(app, parse_duration_ns(settings.worker.stall_after) / 1e9)
