@@ -208,12 +208,12 @@ class SignalAggregate:
         # aggregates made a moment ago): a value lands in the same bucket whichever sketch
         # takes it, so this is exact, and it spares a sketch per aggregate merged.
         for name, values in other.pending.items():
-            mine = self.pending.get(name)
-            if mine is None:
+            held = self.pending.get(name)
+            if held is None:
                 self.pending[name] = list(values)
             else:
-                mine.extend(values)
-                if len(mine) >= PENDING_MAX:
+                held.extend(values)
+                if len(held) >= PENDING_MAX:
                     self.flush()
         self.count += other.count
         for etype, n in other.errors.items():
