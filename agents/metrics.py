@@ -35,12 +35,12 @@ from spanwatch.agents.ingest import SpanSink, dead_letter_sender, source_topic
 from spanwatch.agents.tables import versioned_table
 from spanwatch.pipeline.clusters import load_featurizer
 from spanwatch.pipeline.coalesce import Batch, Coalescer
-from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.config import Settings, merge_stage, preaggregator
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.engine import decode_metrics
 from spanwatch.pipeline.errors import DecodeError
 from spanwatch.pipeline.ingest import IngestResult, records_to_messages
-from spanwatch.pipeline.merge import WindowOutput, merge_stage
+from spanwatch.pipeline.merge import WindowOutput
 from spanwatch.pipeline.partials import (
     ClosedWindow,
     Partial,
@@ -48,7 +48,6 @@ from spanwatch.pipeline.partials import (
     bundles,
     engine_partials,
     label_partials,
-    preaggregator,
     prompt_partials,
 )
 

@@ -13,12 +13,13 @@ Kafka and carries none of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from spanwatch.pipeline.alerting.settings import AlertingSettings
 from spanwatch.pipeline.anomaly.settings import AnomalySettings
@@ -28,12 +29,15 @@ from spanwatch.pipeline.engine import EngineSettings
 from spanwatch.pipeline.errors import ConfigError
 from spanwatch.pipeline.ingest import IngestSettings
 from spanwatch.pipeline.labels import LabelSettings
+from spanwatch.pipeline.merge import MergeStage
 from spanwatch.pipeline.normalize import NormalizeSettings
-from spanwatch.pipeline.partials import MetricsSettings
+from spanwatch.pipeline.partials import MetricsSettings, PreAggregator
 from spanwatch.pipeline.safety.settings import JudgeConfig, SafetySettings
 from spanwatch.pipeline.settings import Duration, SettingsModel, expand_env
+from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.stitch import StitchSettings
 from spanwatch.pipeline.tokens import TokensSettings
+from spanwatch.pipeline.windows import parse_duration_ns
 
 __all__ = [  # each stage's section, composed here; the names stay importable from here
     "BROKER_PROFILES",
@@ -240,6 +244,19 @@ class WorkerSettings(SettingsModel):
     # a stage with unprocessed records whose committed offset has not moved for this long is
     # stalled: /healthz and /readyz answer 503
     stall_after: Duration = "60s"
+    # Python's cyclic garbage collector: allocations between young-generation collections,
+    # and the two older generations' ratios (Python's default is 700, 10, 10). The worker
+    # allocates many short-lived records, almost all freed by reference counting; at the
+    # default the collector took ~30% of the core's time (docs/BENCHMARKS.md). Cycles are
+    # still collected, just less often. null keeps Python's default.
+    gc_threshold: tuple[int, int, int] | None = (100_000, 50, 100)
+
+    @field_validator("gc_threshold")
+    @classmethod
+    def _gc_threshold(cls, v: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+        if v is not None and min(v) < 1:
+            raise ValueError("every gc_threshold value must be >= 1 (null: Python's default)")
+        return v
 
 
 class UiSettings(SettingsModel):
@@ -309,3 +326,36 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         where = f"{path}: " if path else ""
         msgs = [f"{where}{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(msgs)) from None
+
+
+def merge_stage(store: MutableMapping[Any, Any], settings: Settings) -> MergeStage:
+    """The worker's merge stage over ``store``, as ``settings`` configure it."""
+    ms, ts = settings.metrics, settings.tokens
+    specs = ms.window_settings().specs
+    return MergeStage(
+        store,
+        lateness_ns=parse_duration_ns(ms.allowed_lateness),
+        min_step_ns=min(s.step_ns for s in specs),
+        idle_ns=parse_duration_ns(ts.activity_idle_timeout),
+        budgets={"trace": ts.trace_budgets.budgets(), "session": ts.session_budgets.budgets()},
+        max_tracked=ts.max_tracked,
+        flush_interval_s=parse_duration_ns(ms.state_flush_interval) / 1e9,
+        lateness_by_kind={
+            "engine": parse_duration_ns(settings.engine.allowed_lateness),
+            "labels": parse_duration_ns(settings.labels.allowed_lateness),
+        },
+        clusters=settings.clusters,
+    )
+
+
+def preaggregator(settings: Settings, wall_ns: Callable[[], int]) -> PreAggregator:
+    """The worker's ingest-side pre-aggregation, as ``settings`` configure it."""
+    ms, ts = settings.metrics, settings.tokens
+    return PreAggregator(
+        ms.window_settings(),
+        SeriesKeyer(ms.dimensions, ms.max_series),
+        wall_ns,
+        ts.price_table() if ts.enabled else None,
+        signals=ms.enabled,
+        trees=ms.trace_trees(wall_ns),
+    )

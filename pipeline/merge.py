@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -36,10 +36,6 @@ from spanwatch.pipeline.partials import (
 from spanwatch.pipeline.signals import SeriesKeyer
 from spanwatch.pipeline.tokens import top_consumers
 from spanwatch.pipeline.versions import VERSION, next_version, version_of
-from spanwatch.pipeline.windows import parse_duration_ns
-
-if TYPE_CHECKING:
-    from spanwatch.pipeline.config import Settings
 
 
 def _wm_key(part: int) -> str:
@@ -204,26 +200,6 @@ class MergeStage:
         """Series and entities of the partition held in memory."""
         ps = self.partitions.get(part)
         return 0 if ps is None else len(ps.states)
-
-
-def merge_stage(store: MutableMapping[Any, Any], settings: Settings) -> MergeStage:
-    """The worker's merge stage over ``store``, as ``settings`` configure it."""
-    ms, ts = settings.metrics, settings.tokens
-    specs = ms.window_settings().specs
-    return MergeStage(
-        store,
-        lateness_ns=parse_duration_ns(ms.allowed_lateness),
-        min_step_ns=min(s.step_ns for s in specs),
-        idle_ns=parse_duration_ns(ts.activity_idle_timeout),
-        budgets={"trace": ts.trace_budgets.budgets(), "session": ts.session_budgets.budgets()},
-        max_tracked=ts.max_tracked,
-        flush_interval_s=parse_duration_ns(ms.state_flush_interval) / 1e9,
-        lateness_by_kind={
-            "engine": parse_duration_ns(settings.engine.allowed_lateness),
-            "labels": parse_duration_ns(settings.labels.allowed_lateness),
-        },
-        clusters=settings.clusters,
-    )
 
 
 # series ids of the windows that are not spans' ("@<kind>", *label values): their layer label

@@ -16,7 +16,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from pydantic import Field, field_validator
@@ -64,9 +64,6 @@ from spanwatch.pipeline.windows import (
     has_backlog,
     parse_duration_ns,
 )
-
-if TYPE_CHECKING:
-    from spanwatch.pipeline.config import Settings
 
 
 def series_id(key: Sequence[str]) -> str:
@@ -512,19 +509,6 @@ class PreAggregator:
             self.clocks.pop(p, None)
             self.pending.pop(p, None)
             self.processed.pop(p, None)
-
-
-def preaggregator(settings: Settings, wall_ns: Callable[[], int]) -> PreAggregator:
-    """The worker's ingest-side pre-aggregation, as ``settings`` configure it."""
-    ms, ts = settings.metrics, settings.tokens
-    return PreAggregator(
-        ms.window_settings(),
-        SeriesKeyer(ms.dimensions, ms.max_series),
-        wall_ns,
-        ts.price_table() if ts.enabled else None,
-        signals=ms.enabled,
-        trees=ms.trace_trees(wall_ns),
-    )
 
 
 def _tok(partial: Partial, wid: str) -> TokenCounts:
