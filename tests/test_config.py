@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,24 @@ def test_tansu_quirks_stay_in_the_tansu_profile() -> None:
 
 def test_broker_url_form() -> None:
     assert faust_broker_url("a:1, b:2") == "kafka://a:1;b:2"
+
+
+def test_the_worker_collects_cycles_less_often_unless_told_otherwise(tmp_path: Path) -> None:
+    from spanwatch.runtime.worker import tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc(load_settings().worker.gc_threshold)
+        assert gc.get_threshold() == (100_000, 50, 100)
+        assert gc.get_freeze_count() > 0  # what exists at start is never scanned again
+        gc.set_threshold(*before)
+        cfg = tmp_path / "sw.yaml"
+        cfg.write_text("worker: {gc_threshold: null}\n")
+        tune_gc(load_settings(cfg).worker.gc_threshold)
+        assert gc.get_threshold() == before  # Python's default kept
+        cfg.write_text("worker: {gc_threshold: [0, 10, 10]}\n")
+        with pytest.raises(ConfigError, match=r"worker\.gc_threshold"):
+            load_settings(cfg)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import faust
@@ -163,4 +164,15 @@ def run_worker(settings: Settings) -> None:
     worker = faust.Worker(
         app, loglevel=settings.worker.loglevel, quiet=True, redirect_stdouts=False
     )
+    tune_gc(settings.worker.gc_threshold)
     worker.execute_from_commandline()
+
+
+def tune_gc(threshold: tuple[int, int, int] | None) -> None:
+    """Collect cycles less often (``worker.gc_threshold``), and never again scan what exists
+    at start (modules, the app, settings): ``gc.freeze`` moves it out of the collector's
+    generations."""
+    gc.collect()
+    gc.freeze()
+    if threshold is not None:
+        gc.set_threshold(*threshold)
