@@ -91,7 +91,9 @@ def test_the_web_view_follows_the_demo_live(tmp_path: Path) -> None:
             assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", text)  # no raw phone number
             browser.close()
     finally:
-        stop(demo)  # SIGTERM: the demo stops its worker and broker
+        # SIGTERM: the demo stops its generator (up to 10 s), its worker (SIGKILL after 10 s)
+        # and its broker, so it gets longer than either
+        stop(demo, grace=40)
     assert demo.returncode == 0, (tmp_path / "demo.log").read_text()[-2000:]
     workdir = re.search(r"logs in (\S+)\)", (tmp_path / "demo.log").read_text())
     assert workdir is not None
