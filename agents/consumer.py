@@ -31,6 +31,14 @@ offset. Stages are idempotent per source offset, so a record delivered twice is 
 The consumer also holds back commits where a stage asks it to (:meth:`NoLossConsumer.
 limit_commits`): a stage that keeps its state in memory and writes it to its table now and
 then lets faust commit only what that table already holds, so a successor re-reads the rest.
+
+And it never waits forever at a stop or a revocation (:meth:`NoLossConsumer.wait_empty`).
+faust first empties the agents' queues (``flow_control.clear()``) without acking what they
+held, then waits until every message a stream took is acked. A message still queued for one
+agent (or for the second of two agents reading its topic, as ``spanwatch.findings`` is read by
+the labels and the rules agents) is never acked, and an idle agent's frame keeps it alive, so
+the wait never ended: a worker that never exited on SIGTERM. This consumer waits while an agent
+is processing an event; what the queues dropped is not committed and is read again.
 """
 
 from __future__ import annotations
@@ -127,6 +135,24 @@ class NoLossConsumer(faust_aiokafka.Consumer):
             await asyncio.sleep(min(timeout, 0.1))
             return {}
         return await super()._getmany(wanted, timeout)
+
+    def processing(self) -> bool:
+        """Whether an agent is in the middle of an event (between taking it from its stream
+        and asking for the next one)."""
+        return any(
+            actor.stream.current_event is not None
+            for agent in self.app.agents.values()
+            for actor in list(agent._actors)  # faust keeps no public list of them
+        )
+
+    async def wait_empty(self) -> None:
+        """Wait for the events agents are processing, then commit what is acked (module
+        docs: never for messages faust dropped from the agents' queues)."""
+        while not self.should_stop and self._unacked_messages and self.processing():
+            await self.commit()
+            await self._wait_for_ack(timeout=1)
+            self._clean_unacked_messages()
+        await self.commit_and_end_transactions()
 
     def limit_commits(self, partitions: Iterable[Any]) -> None:
         """Commit nothing of these partitions until :meth:`allow_commit` says how far."""

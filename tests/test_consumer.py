@@ -124,6 +124,65 @@ def test_commit_now_waits_for_a_commit_in_flight_and_refuses_a_partition_not_ass
     assert thread.commits == [{SRC0: 5}, {SRC0: 9}]
 
 
+class _Dropped:
+    """A message a stream took and faust then dropped from an agent's queue (at a stop or a
+    revocation, ``flow_control.clear()``): nobody will ever ack it."""
+
+    acked = False
+    refcount = 1
+    tp, offset = SRC0, 7
+
+
+def test_processing_is_an_agent_in_the_middle_of_an_event_and_a_stop_waits_only_for_that() -> None:
+    dropped = _Dropped()
+
+    async def scenario() -> None:
+        app = create_app(Settings())  # in the loop its consumer's events belong to
+        consumer = app.consumer
+        assert isinstance(consumer, NoLossConsumer)
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        @app.agent(app.topic("busy"))
+        async def hold(stream: Any) -> None:
+            async for _ in stream.events():
+                entered.set()
+                await release.wait()
+
+        assert not consumer.processing()
+        async with hold.test_context() as agent:
+            app.agents["busy"] = agent  # the running actor, as the worker's agents are
+            await agent.put(b"x", wait=False)
+            await entered.wait()
+            assert consumer.processing()
+            consumer._unacked_messages.add(dropped)  # type: ignore[arg-type]
+            stop = asyncio.ensure_future(consumer.wait_empty())
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert not stop.done()  # an event in process is waited for
+            release.set()
+            await asyncio.wait_for(stop, 30)  # then no longer, though `dropped` is not acked
+            assert not consumer.processing()
+        assert dropped in consumer._unacked_messages  # never acked, so never committed
+
+    asyncio.run(scenario())
+
+
+def test_a_stop_never_waits_for_a_message_no_agent_will_process() -> None:
+    """faust's own wait looped until the process was killed (a worker that never exited on
+    SIGTERM, seen in CI); here it ends, and commits nothing of the dropped message."""
+    dropped = _Dropped()
+
+    async def scenario() -> tuple[NoLossConsumer, _Thread]:
+        consumer, thread = _consumer(set())  # in the loop its consumer's events belong to
+        consumer._unacked_messages.add(dropped)  # type: ignore[arg-type]
+        await asyncio.wait_for(consumer.wait_empty(), 10)  # a bound, so a hang fails
+        return consumer, thread
+
+    consumer, thread = asyncio.run(scenario())
+    assert dropped in consumer._unacked_messages
+    assert thread.commits == []
+
+
 def test_the_worker_app_uses_the_no_loss_consumer() -> None:
     app = create_app(Settings())
     assert isinstance(app.transport, NoLossTransport)
