@@ -23,6 +23,7 @@ from spanwatch.pipeline.ingest import (
     ingest_message,
     records_to_messages,
 )
+from spanwatch.pipeline.spans import LlmSpan
 
 log = logging.getLogger("spanwatch.ingest")
 SpanSink = Callable[[SourceRef, IngestResult], Awaitable[None]]
@@ -59,6 +60,22 @@ def dead_letter_sender(app: faust.App, name: str) -> Callable[[DeadLetter], Awai
     return send
 
 
+SpanSender = Callable[[list[LlmSpan]], Awaitable[list[Awaitable[Any]]]]
+
+
+def spans_sender(app: faust.App, name: str) -> SpanSender | None:
+    """Sends normalized records to topic ``name`` (``spanwatch.spans``, at most 200 per
+    message) and returns the sends' futures; None when publishing is off (``name`` "")."""
+    if not name:
+        return None
+    topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+
+    async def send(records: list[LlmSpan]) -> list[Awaitable[Any]]:
+        return [await topic.send(value=value) for value in records_to_messages(records)]
+
+    return send
+
+
 def register(
     app: faust.App,
     settings: Settings,
@@ -74,11 +91,7 @@ def register(
     """
     topics = settings.topics
     source = source_topic(app, topics.source)
-    spans_out = (
-        app.topic(topics.spans, key_serializer="raw", value_serializer="raw")
-        if topics.spans and publish_spans
-        else None
-    )
+    publish = spans_sender(app, topics.spans) if publish_spans else None
     send_dead_letter = dead_letter_sender(app, topics.deadletter)
     options = IngestOptions(
         encoding=settings.ingest.encoding,
@@ -118,9 +131,8 @@ def register(
             stats.add(result)
             for dl in result.dead_letters:
                 await send_dead_letter(dl)
-            if spans_out is not None and result.spans:
-                for value in records_to_messages(result.spans):
-                    await spans_out.send(value=value)
+            if publish is not None and result.spans:
+                await publish(result.spans)
             for sink in sinks:
                 try:
                     await sink(where, result)

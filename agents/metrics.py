@@ -31,7 +31,7 @@ from faust.types import TP
 
 from spanwatch.agents.consumer import NoLossConsumer
 from spanwatch.agents.control import broadcast, dispatch
-from spanwatch.agents.ingest import SpanSink, dead_letter_sender, source_topic
+from spanwatch.agents.ingest import SpanSink, dead_letter_sender, source_topic, spans_sender
 from spanwatch.agents.tables import versioned_table
 from spanwatch.pipeline.clusters import load_featurizer
 from spanwatch.pipeline.coalesce import Batch, Coalescer
@@ -39,7 +39,7 @@ from spanwatch.pipeline.config import Settings, merge_stage, preaggregator
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.engine import decode_metrics
 from spanwatch.pipeline.errors import DecodeError
-from spanwatch.pipeline.ingest import IngestResult, records_to_messages
+from spanwatch.pipeline.ingest import IngestResult
 from spanwatch.pipeline.merge import WindowOutput
 from spanwatch.pipeline.partials import (
     ClosedWindow,
@@ -130,11 +130,7 @@ def register(
     }
     tokens_out = outputs["tokens"]
     # the normalized records go out with their batch (the ingest agent leaves them to this sink)
-    spans_out = (
-        app.topic(topics.spans, key_serializer="raw", value_serializer="raw")
-        if topics.spans
-        else None
-    )
+    publish_spans = spans_sender(app, topics.spans)
     cs = settings.clusters
     featurize = load_featurizer(cs.featurizer) if cs.enabled else None
     # versioned by the spanwatch.partials offset that wrote each state (agents/tables.py)
@@ -157,8 +153,8 @@ def register(
             await partials.send(key=b"bundle", value=value, partition=part)
             for part, value in bundles(made, topics.partitions).items()
         ]
-        if records and spans_out is not None:
-            sent += [await spans_out.send(value=v) for v in records_to_messages(records)]
+        if records and publish_spans is not None:
+            sent += await publish_spans(records)
         for fut in sent:
             await fut
 
