@@ -16,8 +16,16 @@ from tests.support.otlp_json import otlp_json, per_span_messages
 pytestmark = pytest.mark.broker
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        "",  # the window agents publish the records with their batches of source messages
+        "metrics: {enabled: false}\ntokens: {enabled: false}\n",  # the ingest agent does
+    ],
+    ids=["published-with-batches", "published-by-ingest"],
+)
 def test_worker_normalizes_every_encoding_and_dead_letters_the_rest(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: EmbeddedBroker, tmp_path: Path, config: str
 ) -> None:
     gen = TrafficGenerator(seed=11)
     batches = [
@@ -40,7 +48,9 @@ def test_worker_normalizes_every_encoding_and_dead_letters_the_rest(
         b"\x0a\xff\xff\xff\x0f corrupt",  # corrupt protobuf
         b'{"resourceSpans": [',  # truncated JSON
     ]
-    worker = WorkerProc(broker.bootstrap, tmp_path).start()
+    cfg = tmp_path / "spanwatch.yaml"
+    cfg.write_text(config)
+    worker = WorkerProc(broker.bootstrap, tmp_path, config=cfg).start()
     try:
         produce(broker.bootstrap, "otlp_spans", values)
         got = consume_until(
