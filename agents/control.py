@@ -15,8 +15,18 @@ import faust
 import orjson
 
 from spanwatch.pipeline.deadletter import SourceRef
+from spanwatch.pipeline.errors import describe_error, describe_traceback
 
 Handler = Callable[[Any, Any], Awaitable[None]]  # (faust message, decoded JSON value)
+
+
+def log_failure(log: logging.Logger, exc: BaseException, what: str, *args: Any) -> None:
+    """One line for a failure on an event (``what % args``, then the exception's type and its
+    message with quoted input masked); the code's frames at DEBUG. Never the input itself:
+    an exception message may quote a prompt, a phone number or a key."""
+    line = what % args if args else what
+    log.error("%s: %s", line, describe_error(exc))
+    log.debug("%s:\n%s", line, describe_traceback(exc))
 
 
 async def broadcast(topic: faust.TopicT, key: bytes, value: bytes, partitions: int) -> None:
@@ -39,6 +49,7 @@ async def dispatch(
         m = event.message
         try:
             await handle(m, orjson.loads(event.value))
-        except Exception:
+        except Exception as exc:
             on_error()
-            log.exception("%s failed at %s", what, SourceRef(m.topic, m.partition, m.offset))
+            where = SourceRef(m.topic, m.partition, m.offset)
+            log_failure(log, exc, "%s failed at %s", what, where)

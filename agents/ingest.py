@@ -9,15 +9,17 @@ silent data loss.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
 
+from spanwatch.agents.control import log_failure
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
+from spanwatch.pipeline.errors import describe_error
 from spanwatch.pipeline.ingest import (
-    IngestOptions,
     IngestResult,
     IngestStats,
     ingest_message,
@@ -49,15 +51,34 @@ def source_topic(app: faust.App, name: str) -> faust.TopicT:
     )
 
 
-def dead_letter_sender(app: faust.App, name: str) -> Callable[[DeadLetter], Awaitable[None]]:
-    """Logs a dead letter (reason and where, never its bytes) and sends it to topic ``name``."""
-    topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+class DeadLetterSender:
+    """Logs a dead letter in one line (reason and where, never its bytes) and sends it, cut
+    to ``max_bytes``, to topic ``name``. Never raises: a send that fails (a broker error, a
+    value the producer refuses) is retried once without the value, then counted."""
 
-    async def send(dl: DeadLetter) -> None:
+    def __init__(self, app: faust.App, name: str, max_bytes: int) -> None:
+        self.topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+        self.max_bytes = max_bytes
+        self.errors = 0  # dead letters that could not be sent at all
+
+    async def __call__(self, dl: DeadLetter) -> None:
         log.warning("dead letter %s from %s: %s", dl.reason, dl.source, dl.detail)
-        await topic.send(key=dl.key, value=dl.value, headers=dl.headers())
-
-    return send
+        bounded = dl.bounded(self.max_bytes)
+        for attempt in (bounded, bounded.without_value()):
+            try:
+                await self.topic.send(
+                    key=attempt.key, value=attempt.value, headers=attempt.headers()
+                )
+                return
+            except Exception as exc:
+                log.warning(
+                    "dead letter %s from %s not sent (%d bytes): %s",
+                    dl.reason,
+                    dl.source,
+                    len(attempt.value),
+                    describe_error(exc),
+                )
+        self.errors += 1
 
 
 SpanSender = Callable[[list[LlmSpan]], Awaitable[list[Awaitable[Any]]]]
@@ -92,11 +113,11 @@ def register(
     topics = settings.topics
     source = source_topic(app, topics.source)
     publish = spans_sender(app, topics.spans) if publish_spans else None
-    send_dead_letter = dead_letter_sender(app, topics.deadletter)
-    options = IngestOptions(
-        encoding=settings.ingest.encoding,
-        max_message_bytes=settings.ingest.max_message_bytes,
-        normalize=settings.normalize.options(),
+    send_dead_letter = DeadLetterSender(
+        app, topics.deadletter, settings.ingest.deadletter_max_bytes
+    )
+    options = settings.ingest.options(
+        settings.normalize.options(),
         # prompt text for the safety checks and for prompt clusters (read while in memory)
         collect_content=settings.safety.enabled or settings.clusters.enabled,
     )
@@ -114,31 +135,32 @@ def register(
                     source=where,
                     key=msg.key,
                     options=options,
+                    wall_ns=time.time_ns(),
+                    broker_ns=int((msg.timestamp or 0) * 1e9),
                 )
-            except Exception as exc:
-                log.exception("ingest failed at %s", where)
+            except Exception as exc:  # a bug, not bad input: one line, the message kept
+                detail = describe_error(exc)
+                log.error("ingest failed at %s: %s", where, detail)
+                value = event.value or b""
                 result = IngestResult(
-                    dead_letters=[
-                        DeadLetter(
-                            "agent_error",
-                            f"{type(exc).__name__}: {exc}"[:300],
-                            event.value or b"",
-                            where,
-                            key=msg.key,
-                        )
-                    ]
+                    dead_letters=[DeadLetter("agent_error", detail, value, where, key=msg.key)]
                 )
             stats.add(result)
             for dl in result.dead_letters:
                 await send_dead_letter(dl)
+            stats.deadletter_send_errors = send_dead_letter.errors
             if publish is not None and result.spans:
-                await publish(result.spans)
+                try:
+                    await publish(result.spans)
+                except Exception as exc:
+                    stats.sink_errors += 1
+                    log.error("records of %s not published: %s", where, describe_error(exc))
             for sink in sinks:
                 try:
                     await sink(where, result)
-                except Exception:
+                except Exception as exc:
                     stats.sink_errors += 1
-                    log.exception("stage failed on %s", where)
+                    log_failure(log, exc, "stage failed on %s", where)
 
     @app.timer(interval=settings.worker.stats_interval_s)
     async def report() -> None:

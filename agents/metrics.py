@@ -30,15 +30,15 @@ import orjson
 from faust.types import TP
 
 from spanwatch.agents.consumer import NoLossConsumer
-from spanwatch.agents.control import broadcast, dispatch
-from spanwatch.agents.ingest import SpanSink, dead_letter_sender, source_topic, spans_sender
+from spanwatch.agents.control import broadcast, dispatch, log_failure
+from spanwatch.agents.ingest import DeadLetterSender, SpanSink, source_topic, spans_sender
 from spanwatch.agents.tables import versioned_table
 from spanwatch.pipeline.clusters import load_featurizer
 from spanwatch.pipeline.coalesce import Batch, Coalescer
 from spanwatch.pipeline.config import Settings, merge_stage, preaggregator
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.engine import decode_metrics
-from spanwatch.pipeline.errors import DecodeError
+from spanwatch.pipeline.errors import DecodeError, describe_error
 from spanwatch.pipeline.ingest import IngestResult
 from spanwatch.pipeline.merge import WindowOutput
 from spanwatch.pipeline.partials import (
@@ -261,9 +261,9 @@ def register(
                     await send_batch(batch)
                 except NotConfirmed as exc:  # a rebalance: the batch's messages are read again
                     log.info("batch of source partition %d not sent: %s", part, exc)
-                except Exception:  # never stop the timer
+                except Exception as exc:  # never stop the timer
                     rt.counters["partials_send_errors_total"] += 1
-                    log.exception("batch of source partition %d not sent", part)
+                    log_failure(log, exc, "batch of source partition %d not sent", part)
         for src, wm in rt.preagg.watermarks(assigned, backlog(source_tps)).items():
             beat = orjson.dumps({"type": "wm", "src": src, "wm": wm, "n_src": source_partitions})
             await broadcast(partials, b"__wm__", beat, topics.partitions)
@@ -292,9 +292,9 @@ def register(
                 for hook in rt.on_window_closed:  # before the send: once it is out, so are they
                     try:
                         hook(c, record)
-                    except Exception:
+                    except Exception as exc:
                         rt.counters["window_hook_errors_total"] += 1
-                        log.exception("window hook %r failed", hook)
+                        log_failure(log, exc, "window hook %r failed", hook)
             elif topic == "tokens":
                 token_records.append(record)
             await outputs[topic].send(key=c.series.encode(), value=orjson.dumps(record))
@@ -400,9 +400,9 @@ def _register_labels(
                 if made:
                     await send_partials(made)
                     rt.counters["labels_counted_total"] += 1
-            except Exception:  # never stop the agent; the record stays on its topic
+            except Exception as exc:  # never stop the agent; the record stays on its topic
                 rt.counters["labels_errors_total"] += 1
-                log.exception("label of %s/%s not counted", msg.partition, msg.offset)
+                log_failure(log, exc, "label of %s/%s not counted", msg.partition, msg.offset)
 
 
 def _register_engine(
@@ -415,7 +415,9 @@ def _register_engine(
     partials; closed windows go to ``spanwatch.engine``)."""
     topics = settings.topics
     source = source_topic(app, topics.metrics_source)
-    send_dead_letter = dead_letter_sender(app, topics.deadletter)
+    send_dead_letter = DeadLetterSender(
+        app, topics.deadletter, settings.ingest.deadletter_max_bytes
+    )
     specs = rt.preagg.settings.specs
     for name in ENGINE_COUNTERS:
         rt.counters.setdefault(name, 0)
@@ -431,7 +433,7 @@ def _register_engine(
                 reason, detail = (
                     (exc.reason, exc.detail)
                     if isinstance(exc, DecodeError)
-                    else ("agent_error", f"{type(exc).__name__}: {exc}"[:300])
+                    else ("agent_error", describe_error(exc))
                 )
                 rt.counters["engine_dead_letters_total"] += 1
                 value = event.value or b""
@@ -439,8 +441,8 @@ def _register_engine(
                 continue
             try:
                 await send_partials(engine_partials(msg.partition, msg.offset, samples, specs))
-            except Exception:
+            except Exception as exc:
                 rt.counters["engine_errors_total"] += 1
-                log.exception("engine partials of %s not sent", where)
+                log_failure(log, exc, "engine partials of %s not sent", where)
                 continue
             rt.counters["engine_samples_total"] += len(samples)

@@ -22,7 +22,7 @@ from typing import Any
 import faust
 import orjson
 
-from spanwatch.agents.control import broadcast, dispatch
+from spanwatch.agents.control import broadcast, dispatch, log_failure
 from spanwatch.agents.ingest import SpanSink
 from spanwatch.pipeline.chunks import Payload, Piece
 from spanwatch.pipeline.config import Settings
@@ -76,9 +76,9 @@ def register(
         if on_payload is not None:
             try:
                 await on_payload(payload)
-            except Exception:
+            except Exception as exc:
                 stage.counters["payload_hook_errors"] += 1
-                log.exception("payload hook failed on %s", payload.state.payload_id)
+                log_failure(log, exc, "payload hook failed on %s", payload.state.payload_id)
         if payloads_out is not None:
             rec = payload.record(ss.forward_content, ss.max_content_bytes)
             await payloads_out.send(key=payload.state.payload_id.encode(), value=orjson.dumps(rec))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -22,16 +22,57 @@ from spanwatch.pipeline.chunks import EVENT as CHUNK_EVENT
 from spanwatch.pipeline.chunks import Piece, extract_pieces
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.dedupe import mark_duplicates
-from spanwatch.pipeline.errors import DecodeError
+from spanwatch.pipeline.errors import DecodeError, describe_error
 from spanwatch.pipeline.normalize import NormalizeOptions, normalize
-from spanwatch.pipeline.otlp import DecodedBatch, Encoding, RejectedSpan, SpanView, decode
+from spanwatch.pipeline.otlp import (
+    DecodedBatch,
+    Encoding,
+    RejectedSpan,
+    SpanView,
+    decode,
+    view_resource_spans,
+)
 from spanwatch.pipeline.safety.content import inline_content
 from spanwatch.pipeline.safety.engine import ContentItem
-from spanwatch.pipeline.settings import SettingsModel
+from spanwatch.pipeline.settings import Duration, SettingsModel
 from spanwatch.pipeline.spans import LlmSpan
+from spanwatch.pipeline.windows import parse_duration_ns
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEADLETTER_SNIPPET_BYTES = 64 * 1024  # what an oversized message keeps in its dead letter
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """How far a span's end may stray from the time of the world (event time is bounded by
+    wall time: one host's clock, or one corrupt span, must not move a partition's watermark).
+
+    ``wall_ns`` is the worker's clock when the message is handled; ``broker_ns`` the message's
+    broker timestamp (0: unknown). A span ending later than ``wall_ns + max_future_ns`` cannot
+    have ended yet: it is moved back to ``wall_ns`` (its duration and events kept) and flagged
+    ``clock_skew:future``. A span ending later than ``wall_ns + max_skew_ns``, or earlier than
+    the message's broker timestamp (else the wall clock) minus ``max_skew_ns``, carries a
+    timestamp nobody can place (the year 2200, 1970): it goes to the dead-letter topic
+    (``timestamp_out_of_range``) instead of being counted anywhere."""
+
+    wall_ns: int
+    broker_ns: int = 0
+    max_future_ns: int = 5 * NS
+    max_skew_ns: int = 86_400 * NS
+
+    def check(self, end_ns: int) -> int:
+        """0 when ``end_ns`` is fine (or unknown), the shift to apply when it is ahead of the
+        wall clock, -1 when it is out of range."""
+        if end_ns <= 0:
+            return 0  # no timestamp: flagged missing by normalization
+        ahead = end_ns - self.wall_ns
+        if ahead > self.max_skew_ns:
+            return -1
+        if ahead > self.max_future_ns:
+            return ahead
+        past_ref = self.broker_ns if 0 < self.broker_ns < self.wall_ns else self.wall_ns
+        return -1 if past_ref - end_ns > self.max_skew_ns else 0
 
 
 _NO_SOURCE = SourceRef()
@@ -43,6 +84,8 @@ class IngestOptions:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
     collect_content: bool = False  # keep inline prompt/completion text for safety checks
+    max_future_skew_ns: int = 5 * NS  # see TimeBounds
+    max_timestamp_skew_ns: int = 86_400 * NS
 
 
 @dataclass(slots=True)
@@ -56,6 +99,8 @@ class IngestResult:
     skipped_non_llm: int = 0
     rejected: int = 0
     duplicates: int = 0  # framework spans repeating a client span's call (pipeline.dedupe)
+    future_shifted: int = 0  # records moved back to the wall clock (TimeBounds)
+    out_of_range: int = 0  # records dead-lettered for a timestamp nobody can place
 
 
 @dataclass
@@ -69,9 +114,12 @@ class IngestStats:
     rejected_spans: int = 0
     partial_spans: int = 0
     duplicate_llm_spans: int = 0
+    future_shifted: int = 0
+    out_of_range: int = 0
     pieces: int = 0
     bad_pieces: Counter[str] = field(default_factory=Counter)
     sink_errors: int = 0  # a later stage raised on a message (logged with its offset)
+    deadletter_send_errors: int = 0  # dead letters that could not be sent at all
     deadletters: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: IngestResult) -> None:
@@ -82,6 +130,8 @@ class IngestStats:
         self.rejected_spans += result.rejected
         self.partial_spans += sum(1 for s in result.spans if s.issues)
         self.duplicate_llm_spans += result.duplicates
+        self.future_shifted += result.future_shifted
+        self.out_of_range += result.out_of_range
         self.pieces += len(result.pieces)
         self.bad_pieces.update(result.bad_pieces)
         for dl in result.dead_letters:
@@ -95,8 +145,14 @@ def ingest_message(
     source: SourceRef = _NO_SOURCE,
     key: bytes | None = None,
     options: IngestOptions | None = None,
+    wall_ns: int | None = None,
+    broker_ns: int = 0,
 ) -> IngestResult:
-    """Decode and normalize every span of one message; bad input becomes dead letters."""
+    """Decode and normalize every span of one message; bad input becomes dead letters.
+
+    ``wall_ns`` (the worker's clock) and ``broker_ns`` (the message's broker timestamp, 0 when
+    unknown) bound the spans' timestamps (:class:`TimeBounds`); offline tools leave ``wall_ns``
+    None and take every timestamp as it is."""
     opts = options or _DEFAULT
     result = IngestResult()
     value = value or b""
@@ -119,12 +175,15 @@ def ingest_message(
         return result
     except Exception as exc:
         result.dead_letters.append(
-            DeadLetter(
-                "decoder_error", f"{type(exc).__name__}: {exc}"[:300], value, source, key=key
-            )
+            DeadLetter("decoder_error", describe_error(exc), value, source, key=key)
         )
         return result
-    _normalize_batch(batch, opts, result)
+    bounds = (
+        None
+        if wall_ns is None
+        else TimeBounds(wall_ns, broker_ns, opts.max_future_skew_ns, opts.max_timestamp_skew_ns)
+    )
+    _normalize_batch(batch, opts, result, bounds)
     if opts.normalize.dedupe_instrumentations:
         result.duplicates = mark_duplicates(result.spans)
     if any(ev.name == CHUNK_EVENT for view in batch.spans for ev in view.events):
@@ -135,23 +194,48 @@ def ingest_message(
     return result
 
 
-def _normalize_batch(batch: DecodedBatch, opts: IngestOptions, result: IngestResult) -> None:
+def _normalize_batch(
+    batch: DecodedBatch, opts: IngestOptions, result: IngestResult, bounds: TimeBounds | None
+) -> None:
     nopts = opts.normalize
     out = result.spans
+    undecoded = len(batch.rejected)  # rejected by the decoder; normalization adds its own
     for view in batch.spans:
+        shift = bounds.check(view.end_ns) if bounds is not None else 0
+        if shift > 0:
+            shift_view(view, shift)
         try:
             rec = normalize(view, nopts)
         except Exception as exc:
-            detail = f"{type(exc).__name__}: {exc}"[:300]
-            batch.rejected.append(RejectedSpan("normalize_error", detail, view))
+            batch.rejected.append(RejectedSpan("normalize_error", describe_error(exc), view))
             continue
         if rec is None:
             result.skipped_non_llm += 1
             continue
+        if shift < 0:
+            assert bounds is not None
+            result.out_of_range += 1
+            detail = f"span ends at {view.end_ns} ns, worker clock {bounds.wall_ns} ns"
+            batch.rejected.append(RejectedSpan("timestamp_out_of_range", detail, view))
+            continue
+        if shift > 0:
+            result.future_shifted += 1
+            rec.issues = (*rec.issues, "clock_skew:future")
         out.append(rec)
         if opts.collect_content and rec.content:
             result.contents.extend(inline_content(view, rec))
-    result.seen = len(batch.spans) + len(batch.rejected)
+    result.seen = len(batch.spans) + undecoded
+
+
+def shift_view(view: SpanView, shift_ns: int) -> None:
+    """Move a span (its start, end and events) ``shift_ns`` back in time: durations and the
+    time to first token stay as the span measured them."""
+    view.end_ns -= shift_ns
+    if view.start_ns > 0:
+        view.start_ns = max(view.start_ns - shift_ns, 1)
+    for ev in view.events:
+        if ev.time_ns > 0:
+            ev.time_ns = max(ev.time_ns - shift_ns, 1)
 
 
 def _rejected_letter(batch: DecodedBatch, source: SourceRef, key: bytes | None) -> DeadLetter:
@@ -165,26 +249,28 @@ def _rejected_letter(batch: DecodedBatch, source: SourceRef, key: bytes | None) 
 
 
 def _encode_rejected(batch: DecodedBatch) -> bytes:
-    """Re-encode only the rejected spans, in the source encoding."""
-    raws = [r.raw for r in batch.rejected]
-    if all(isinstance(raw, Span) for raw in raws):
-        data = TracesData()
-        ss = data.resource_spans.add().scope_spans.add()
-        for raw in raws:
-            ss.spans.add().CopyFrom(raw)
+    """Re-encode only the rejected spans, in the source encoding: the protobuf or JSON span
+    the decoder rejected as it was, a span rejected after decoding from its view (with its
+    resource and scope)."""
+    data = TracesData()
+    loose = None  # spans the decoder rejected (their resource was not kept)
+    raws: list[Any] = []  # OTLP/JSON spans the decoder rejected, as they came
+    for r in batch.rejected:
+        if isinstance(r.raw, SpanView):
+            data.resource_spans.append(view_resource_spans(r.raw))
+        elif isinstance(r.raw, Span):
+            if loose is None:
+                loose = data.resource_spans.add().scope_spans.add()
+            loose.spans.add().CopyFrom(r.raw)
+        else:
+            raws.append(r.raw)
+    if batch.encoding is Encoding.OTLP_PROTO and not raws:
         return bytes(data.SerializeToString())
-    spans: list[Any] = [_as_json(raw) for raw in raws]
-    return json.dumps(
-        {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}, default=repr
-    ).encode()
-
-
-def _as_json(raw: Any) -> Any:
-    if isinstance(raw, Span):
-        return MessageToDict(raw)
-    if isinstance(raw, SpanView):  # rejected after decoding: keep what was decoded
-        return asdict(raw)
-    return raw
+    doc = MessageToDict(data)
+    resource_spans: list[Any] = doc.get("resourceSpans", [])
+    if raws:
+        resource_spans.append({"scopeSpans": [{"spans": raws}]})
+    return json.dumps({"resourceSpans": resource_spans}, default=repr).encode()
 
 
 def records_to_messages(spans: list[LlmSpan], max_records: int = 200) -> list[bytes]:
@@ -206,3 +292,23 @@ _DEFAULT = IngestOptions()
 class IngestSettings(SettingsModel):
     encoding: Encoding = Encoding.AUTO
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    # a span ending later than the worker's clock plus this is moved back to it (flagged
+    # clock_skew:future), so no host's clock can move a partition's watermark ahead
+    max_future_skew: Duration = "5s"
+    # a span ending further than this ahead of the worker's clock, or before its message's
+    # broker timestamp, goes to the dead-letter topic (timestamp_out_of_range)
+    max_timestamp_skew: Duration = "1d"
+    # what a dead letter keeps of its message at most (the rest is cut, its size in a header):
+    # below the producer's request limit, so a dead letter can always be sent
+    deadletter_max_bytes: int = Field(512 * 1024, ge=1024, le=900 * 1024)
+
+    def options(self, normalize: NormalizeOptions, *, collect_content: bool) -> IngestOptions:
+        """The ingest stage's options from this section (and normalization's)."""
+        return IngestOptions(
+            encoding=self.encoding,
+            max_message_bytes=self.max_message_bytes,
+            normalize=normalize,
+            collect_content=collect_content,
+            max_future_skew_ns=parse_duration_ns(self.max_future_skew),
+            max_timestamp_skew_ns=parse_duration_ns(self.max_timestamp_skew),
+        )

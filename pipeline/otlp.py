@@ -14,14 +14,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, TracesData
 
 from spanwatch.pipeline.errors import DecodeError
 
@@ -223,6 +224,57 @@ _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
 
 
+def set_any_value(out: AnyValue, v: Any) -> None:
+    """The inverse of :func:`any_value` (bool before int: a bool is an int in Python)."""
+    if isinstance(v, bool):
+        out.bool_value = v
+    elif isinstance(v, int) and -(2**63) <= v < 2**63:
+        out.int_value = v
+    elif isinstance(v, float):
+        out.double_value = v
+    elif isinstance(v, bytes):
+        out.bytes_value = v
+    elif isinstance(v, list | tuple):
+        for x in v:
+            set_any_value(out.array_value.values.add(), x)
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            set_any_value(out.kvlist_value.values.add(key=str(k)).value, x)
+    elif v is not None:
+        out.string_value = str(v)
+
+
+def _key_values(attrs: Mapping[str, Any], out: Any) -> None:
+    for k, v in attrs.items():
+        kv: KeyValue = out.add(key=k)
+        set_any_value(kv.value, v)
+
+
+def view_resource_spans(view: SpanView) -> ResourceSpans:
+    """One decoded span back as OTLP (with its resource and scope), as far as a view keeps it:
+    for dead letters of spans rejected after decoding, so that they can be replayed."""
+    rs = ResourceSpans()
+    _key_values(view.resource, rs.resource.attributes)
+    ss = rs.scope_spans.add()
+    ss.scope.name = view.scope
+    sp = ss.spans.add(
+        trace_id=bytes.fromhex(view.trace_id),
+        span_id=bytes.fromhex(view.span_id),
+        parent_span_id=bytes.fromhex(view.parent_span_id),
+        name=view.name,
+        kind=view.kind if 0 <= view.kind < len(SPAN_KIND_NAMES) else 0,
+        start_time_unix_nano=min(max(view.start_ns, 0), 2**64 - 1),
+        end_time_unix_nano=min(max(view.end_ns, 0), 2**64 - 1),
+    )
+    sp.status.code = view.status_code if 0 <= view.status_code <= 2 else 0
+    sp.status.message = view.status_message
+    _key_values(view.attrs, sp.attributes)
+    for ev in view.events:
+        e = sp.events.add(name=ev.name, time_unix_nano=min(max(ev.time_ns, 0), 2**64 - 1))
+        _key_values(ev.attrs, e.attributes)
+    return rs
+
+
 def _id_detail(raw: bytes) -> str:
     return f"id of {len(raw)} bytes" if raw else "id is empty"
 
@@ -322,7 +374,7 @@ def _json_span(sp: Any, resource: dict[str, Any], scope: str, batch: DecodedBatc
             events.append(
                 EventView(
                     str(ev.get("name", "")),
-                    json_int(_get(ev, "timeUnixNano", "time_unix_nano")),
+                    json_time(_get(ev, "timeUnixNano", "time_unix_nano")),
                     json_attrs(ev.get("attributes")),
                 )
             )
@@ -333,8 +385,8 @@ def _json_span(sp: Any, resource: dict[str, Any], scope: str, batch: DecodedBatc
             json_id(_get(sp, "parentSpanId", "parent_span_id"), 8),
             str(sp.get("name", "")),
             _enum(sp.get("kind"), "SPAN_KIND_", SPAN_KIND_NAMES),
-            json_int(_get(sp, "startTimeUnixNano", "start_time_unix_nano")),
-            json_int(_get(sp, "endTimeUnixNano", "end_time_unix_nano")),
+            json_time(_get(sp, "startTimeUnixNano", "start_time_unix_nano")),
+            json_time(_get(sp, "endTimeUnixNano", "end_time_unix_nano")),
             _enum(status.get("code"), "STATUS_CODE_", ("unset", "ok", "error")),
             str(status.get("message", "")),
             json_attrs(sp.get("attributes")),
@@ -364,19 +416,29 @@ def json_id(raw: Any, size: int) -> str:
     return b.hex()
 
 
-def json_int(raw: Any) -> int:
+def json_int(raw: Any, lo: int = -(2**63), hi: int = 2**63 - 1) -> int:
+    """An OTLP/JSON integer (a number, or a string as int64 values are written); 0 when it is
+    not one or lies outside ``[lo, hi]`` (int64 by default): a value no protobuf field can
+    hold is no value, and must not reach code that serializes 64-bit integers."""
     if isinstance(raw, bool):
         return 0
     if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str):
+        n = raw
+    elif isinstance(raw, str):
         try:
-            return int(raw)
+            n = int(raw)
         except ValueError:
             return 0
-    if isinstance(raw, float) and raw == raw:
-        return int(raw)
-    return 0
+    elif isinstance(raw, float) and math.isfinite(raw):
+        n = int(raw)
+    else:
+        return 0
+    return n if lo <= n <= hi else 0
+
+
+def json_time(raw: Any) -> int:
+    """A ``fixed64`` nanosecond timestamp of OTLP/JSON (0: absent or out of range)."""
+    return json_int(raw, 0, 2**64 - 1)
 
 
 def _enum(raw: Any, prefix: str, names: tuple[str, ...]) -> int:
@@ -408,7 +470,11 @@ def json_any_value(v: Any) -> Any:
     if "intValue" in v or "int_value" in v:
         raw = _get(v, "intValue", "int_value")
         n = json_int(raw)
-        return n if n or raw in (0, "0") else raw  # keep an unparseable value for type checks
+        if n or raw in (0, "0"):
+            return n
+        # keep an unparseable value for type checks; one beyond int64 as text (no protobuf
+        # field holds it, and 64-bit serializers refuse it)
+        return str(raw) if isinstance(raw, int) else raw
     if "doubleValue" in v or "double_value" in v:
         raw = _get(v, "doubleValue", "double_value")
         if isinstance(raw, str):  # "NaN", "Infinity" and numbers as strings

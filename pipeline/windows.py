@@ -15,20 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 NS = 1_000_000_000
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
-_UNIT_NS = {"ms": 1_000_000, "s": NS, "m": 60 * NS, "h": 3600 * NS}
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_NS = {"ms": 1_000_000, "s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86400 * NS}
 
 
 def parse_duration_ns(text: str) -> int:
-    """``"10s"``, ``"1m"``, ``"500ms"``, ``"1h"`` -> nanoseconds."""
+    """``"10s"``, ``"1m"``, ``"500ms"``, ``"1h"``, ``"1d"`` -> nanoseconds."""
     m = _DURATION.match(text.strip())
     if not m or int(m.group(1)) == 0:
-        raise ValueError(f"bad duration {text!r}: use a positive number with ms, s, m or h")
+        raise ValueError(f"bad duration {text!r}: use a positive number with ms, s, m, h or d")
     return int(m.group(1)) * _UNIT_NS[m.group(2)]
 
 
 def format_duration(ns: int) -> str:
-    for unit in ("h", "m", "s", "ms"):
+    for unit in ("d", "h", "m", "s", "ms"):
         if ns % _UNIT_NS[unit] == 0:
             return f"{ns // _UNIT_NS[unit]}{unit}"
     return f"{ns}ns"

@@ -158,3 +158,32 @@ def test_dead_letter_repr_never_shows_the_payload() -> None:
     secret = b'{"resourceSpans": [ sk-live-1234567890'
     [dl] = ingest_message(secret).dead_letters
     assert b"sk-live" not in repr(dl).encode()
+
+
+def test_a_dead_letter_is_always_small_enough_to_send() -> None:
+    """A 10 MB message under max_message_bytes that fails to decode keeps its whole value in
+    the dead letter; the sender cuts it below the producer's limit, keeping its size."""
+    big = b"\x0a\xff" + b"\x07" * (10 * 1024 * 1024)
+    [dl] = ingest_message(big).dead_letters
+    assert dl.reason == "bad_protobuf" and len(dl.value) == len(big)
+    cut = dl.bounded(512 * 1024)
+    assert len(cut.value) == 512 * 1024 and cut.original_size == len(big)
+    headers = dict(cut.headers())
+    assert headers["spanwatch.truncated"] == b"true"
+    assert headers["spanwatch.original-size"] == str(len(big)).encode()
+    assert dl.bounded(len(big)) is dl  # small enough already: unchanged
+    bare = cut.without_value()
+    assert (
+        bare.value == b""
+        and dict(bare.headers())["spanwatch.original-size"] == headers["spanwatch.original-size"]
+    )
+
+
+def test_an_error_detail_never_quotes_the_input() -> None:
+    from spanwatch.pipeline.errors import describe_error
+
+    try:
+        int("13912345678x")
+    except ValueError as exc:
+        line = describe_error(exc)
+    assert "1391234" not in line and line.startswith("ValueError: invalid literal")

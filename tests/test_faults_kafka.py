@@ -38,9 +38,8 @@ from spanwatch.devtools.cluster import WorkerProc, consume_until, wait_until
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.devtools.webhook import Webhook
 from spanwatch.pipeline.config import TopicSettings, load_settings
-from spanwatch.pipeline.ingest import ingest_message
 from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.tokens import counted_calls
+from tests.support.load import stamped_message, token_truth
 from tests.support.offline import offline_windows
 
 pytestmark = pytest.mark.broker
@@ -92,19 +91,6 @@ receivers:
 """
 
 
-def _message(gen: TrafficGenerator, at: int) -> bytes:
-    """One message stamped with its send time ``at``. Spans that ended more than 2 s before
-    their message are left out (long agent traces end their first spans a minute before the
-    root), so that no span is late and token totals are whole."""
-    data = next(gen.batches(30, at, spread_ns=NS)).traces_data()
-    for rs in data.resource_spans:
-        for ss in rs.scope_spans:
-            keep = [sp for sp in ss.spans if sp.end_time_unix_nano >= at - 2 * NS]
-            del ss.spans[:]
-            ss.spans.extend(keep)
-    return bytes(data.SerializeToString())
-
-
 def _expected(msgs: list[tuple[int, bytes]], config: Path) -> dict[str, set[bytes]]:
     """Closed windows as the offline pipeline computes them, by output topic."""
     keyer = SeriesKeyer(load_settings(config).metrics.dimensions)
@@ -121,16 +107,6 @@ def _expected(msgs: list[tuple[int, bytes]], config: Path) -> dict[str, set[byte
 
 def _canon(rec: dict[str, Any]) -> bytes:
     return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
-
-
-def _truth(msgs: list[tuple[int, bytes]]) -> dict[tuple[str, str], int]:
-    truth: dict[tuple[str, str], int] = {}
-    for _, m in msgs:
-        for s in counted_calls(ingest_message(m).spans):
-            tokens = (s.input_tokens or 0) + (s.output_tokens or 0)
-            for key in (("model", s.model or ""), ("user", s.user_id or "")):
-                truth[key] = truth.get(key, 0) + tokens
-    return truth
 
 
 class PacedProducer(threading.Thread):
@@ -177,7 +153,7 @@ class PacedProducer(threading.Thread):
             if delay > 0:
                 time.sleep(delay)  # pacing the load, not waiting for a result
             next_at += RATE_S
-            value = _message(gen, time.time_ns())
+            value = stamped_message(gen, time.time_ns())
             self.producer.produce("otlp_spans", value, partition=i % 4, on_delivery=report)
             self.producer.poll(0)
             self.sent.append((i % 4, value))
@@ -362,7 +338,7 @@ def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run
             load.join(150)
             assert not load.is_alive() and not load.failed, load.failed
             expected = _expected(load.sent, config)
-            truth = _truth(load.sent)
+            truth = token_truth(v for _, v in load.sent)
             models = {ident for kind, ident in truth if kind == "model"}
 
             def complete(ms: list[Any]) -> bool:

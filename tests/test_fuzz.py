@@ -8,21 +8,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spanwatch.devtools.traffic import TrafficGenerator
-from spanwatch.pipeline.ingest import ingest_message
+from spanwatch.pipeline.ingest import ingest_message, records_to_messages
+from tests.builders import default_preaggregator
 from tests.support.otlp_json import otlp_json
 
+NOW = 1_700_000_000 * 10**9
 _gen = TrafficGenerator(seed=3)
 _VALID_PROTO = next(_gen.batches(40, 1_700_000_000 * 10**9)).traces_data()
 SEEDS = [_VALID_PROTO.SerializeToString(), otlp_json(_VALID_PROTO)]
 
 
 def _check(value: bytes) -> None:
-    result = ingest_message(value)
+    result = ingest_message(value, wall_ns=NOW)
     assert result.spans or result.dead_letters
     for dl in result.dead_letters:
         assert dl.reason and isinstance(dl.value, bytes)
-    for rec in result.spans:
-        json.dumps(rec.to_dict())  # every record is serializable
+        assert len(dl.bounded(4096).value) <= 4096
+    # what the worker sends: records through orjson (64-bit integers only), partials
+    records_to_messages(result.spans)
+    default_preaggregator().add_message(0, 0, result.spans)
 
 
 @settings(max_examples=300, deadline=None)
@@ -47,7 +51,12 @@ def test_mutated_valid_messages(seed: bytes, flips: list[tuple[int, int]], cut: 
 @settings(max_examples=200, deadline=None)
 @given(
     st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.integers(2**63 - 2, 2**70).map(str)  # beyond int64 and uint64, as OTLP/JSON text
+        | st.floats()
+        | st.text(),
         lambda inner: (
             st.lists(inner, max_size=4)
             | st.dictionaries(
@@ -68,6 +77,8 @@ def test_mutated_valid_messages(seed: bytes, flips: list[tuple[int, int]], cut: 
                         "code",
                         "events",
                         "startTimeUnixNano",
+                        "endTimeUnixNano",
+                        "doubleValue",
                     ]
                 ),
                 inner,

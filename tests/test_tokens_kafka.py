@@ -17,8 +17,7 @@ from spanwatch.devtools.broker import EmbeddedBroker
 from spanwatch.devtools.cluster import WorkerProc, consume_until, wait_until
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.config import TopicSettings
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.tokens import counted_calls
+from tests.support.load import token_truth
 
 pytestmark = pytest.mark.broker
 NS = 10**9
@@ -47,16 +46,6 @@ def _input(n: int) -> list[bytes]:
         next(gen.batches(40, base + i * 3 * NS, spread_ns=2 * NS)).traces_data().SerializeToString()
         for i in range(n)
     ]
-
-
-def _truth(msgs: list[bytes]) -> dict[tuple[str, str], int]:
-    truth: dict[tuple[str, str], int] = {}
-    for m in msgs:
-        for s in counted_calls(ingest_message(m).spans):
-            tokens = (s.input_tokens or 0) + (s.output_tokens or 0)
-            for key in (("model", s.model or ""), ("user", s.user_id or "")):
-                truth[key] = truth.get(key, 0) + tokens
-    return truth
 
 
 def _produce(bootstrap: str, msgs: list[bytes], first: int) -> None:
@@ -101,7 +90,7 @@ def test_exact_totals_after_sigkill_and_takeover(
     mark = tmp_path / "restore-ending"
     monkeypatch.setenv("SPANWATCH_TEST_RESTORE_MARK", str(mark))
     msgs = _input(48)
-    truth = _truth(msgs)
+    truth = token_truth(msgs)
     with EmbeddedBroker(
         topics=TopicSettings().all_topics(), partitions=4, log_path=tmp_path / "tansu.log"
     ) as b:

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from spanwatch.pipeline.errors import SpanwatchError
+from spanwatch.pipeline.errors import SpanwatchError, describe_error
 from spanwatch.pipeline.retry import backoff_s, retryable_status
 from spanwatch.pipeline.safety.engine import ContentItem
 
@@ -358,9 +358,9 @@ class JudgeQueue:
         c["evaluated"] += 1
         try:
             await self._emit(item, ev)
-        except Exception:
+        except Exception as exc:
             c["emit_errors"] += 1
-            log.exception("judge result for %s not emitted", item.location)
+            log.error("judge result for %s not emitted: %s", item.location, describe_error(exc))
         return ev
 
 

@@ -410,6 +410,20 @@ class SpanwatchCollector(Collector):
         for reason, n in sorted(s.deadletters.items()):
             dead.add_metric([reason], n)
         yield dead
+        yield CounterMetricFamily(
+            "spanwatch_deadletter_send_errors",
+            "Dead letters that could not be sent at all (logged; the message stays on its topic)",
+            value=s.deadletter_send_errors,
+        )
+        skew = CounterMetricFamily(
+            "spanwatch_ingest_clock_skew_spans",
+            "LLM spans ending ahead of the worker's clock (ingest.max_future_skew: moved back) "
+            "or out of any range (ingest.max_timestamp_skew: dead letter)",
+            labels=["outcome"],
+        )
+        skew.add_metric(["moved_back"], s.future_shifted)
+        skew.add_metric(["dead_letter"], s.out_of_range)
+        yield skew
         stitch = CounterMetricFamily(
             "spanwatch_stitch_events", "Chunked-payload events", labels=["event"]
         )
