@@ -19,13 +19,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import orjson
 
-from spanwatch.agents.control import dispatch
+from spanwatch.agents.control import dispatch, log_failure
 from spanwatch.pipeline.alerting.evaluate import RuleEvaluator, Sample
 from spanwatch.pipeline.alerting.loader import RuleSet
 from spanwatch.pipeline.alerting.manager import AlertManager, Pending
@@ -35,6 +36,9 @@ from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.alerting")
+DELIVERY_THREADS = 16  # deliveries running at once, each in its own thread
+DELIVERY_GUARD = 4  # x delivery_timeout_s (+ grace): a delivery thread that never returned
+DELIVERY_GRACE_S = 10.0
 
 
 @dataclass
@@ -43,6 +47,12 @@ class AlertingRuntime:
     loaded: bool = False
     in_flight: set[str] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)  # deliveries running
+    # a thread per running delivery, so that no delivery waits in a queue on the clock of
+    # its timeout (the default executor has cores + 4 threads, shared with everything else)
+    pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(DELIVERY_THREADS, "spanwatch-notify")
+    )
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(DELIVERY_THREADS))
     samples: int = 0
     errors: int = 0
     console: Callable[[str], None] = field(default=lambda text: print(text, flush=True))
@@ -174,18 +184,22 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
             rt.console(f"{p.title}\n{p.body}")
             result = Delivery("ok")
         elif receiver is not None:
+            url, timeout = receiver.urls[p.url_index], cfg.delivery_timeout_s
             loop = asyncio.get_running_loop()
-            try:
-                result = await asyncio.wait_for(
-                    loop.run_in_executor(
-                        None, deliver, receiver, receiver.urls[p.url_index], p.title, p.body
-                    ),
-                    cfg.delivery_timeout_s,
-                )
-            except TimeoutError:
-                result = Delivery("retry", f"no answer in {cfg.delivery_timeout_s}s")
-            except Exception as exc:
-                result = Delivery("retry", f"{type(exc).__name__}")
+            async with rt.slots:  # a free thread for each running delivery: no queueing
+                try:
+                    # apprise's own timeouts end the call (connect, then ``timeout`` for the
+                    # answer); the guard only keeps a wedged thread from holding it forever
+                    result = await asyncio.wait_for(
+                        loop.run_in_executor(
+                            rt.pool, deliver, receiver, url, p.title, p.body, timeout
+                        ),
+                        DELIVERY_GUARD * timeout + DELIVERY_GRACE_S,
+                    )
+                except TimeoutError:
+                    result = Delivery("retry", "delivery thread did not return")
+                except Exception as exc:
+                    result = Delivery("retry", type(exc).__name__)
         level = logging.INFO if result.outcome == "ok" else logging.WARNING
         log.log(
             level,
@@ -200,9 +214,9 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
             await control(
                 {"type": "delivery", "id": p.id, "outcome": result.outcome, "error": result.error}
             )
-        except Exception:
+        except Exception as exc:
             rt.in_flight.discard(p.id)  # retried at the next tick
-            log.exception("could not record the delivery of %s", p.id)
+            log_failure(log, exc, "could not record the delivery of %s", p.id)
 
     @app.agent(alerting, name="spanwatch.alertmanager")
     async def manage(stream: faust.StreamT[bytes]) -> None:

@@ -11,8 +11,15 @@ from apprise.plugins.dingtalk import NotifyDingTalk
 from apprise.plugins.slack import NotifySlack
 
 from spanwatch.devtools.webhook import Webhook
-from spanwatch.pipeline.alerting.notify import classify, deliver, format_message, resolve_url
+from spanwatch.pipeline.alerting.notify import (
+    Delivery,
+    classify,
+    deliver,
+    format_message,
+    resolve_url,
+)
 from spanwatch.pipeline.alerting.routing import Receiver
+from tests.support.apprise_results import failed_call
 
 ALERTS = [
     {
@@ -124,14 +131,50 @@ def test_delivery_never_logs_the_url(caplog: pytest.LogCaptureFixture, endpoints
     assert "SECRETTOKEN" not in caplog.text
 
 
-def test_classify_no_target_and_legacy_booleans() -> None:
+def test_classify_reads_only_the_calls_own_result() -> None:
     assert classify(None).outcome == "config"
     assert classify(True).outcome == "ok"
-    assert classify(False, "error=429.").outcome == "retry"
-    assert classify(False, "Failed: Forbidden - error=403.").outcome == "config"
+    assert classify(failed_call("error=429.")).outcome == "retry"
+    assert classify(failed_call("Failed: Forbidden - error=403.")).outcome == "config"
+    assert classify(failed_call(status="TIMEOUT")) == Delivery("retry", "timeout")
+    no_answer = classify(failed_call("A Connection error occurred sending JSON notification"))
+    assert no_answer.outcome == "retry"
 
 
 def test_resolve_url_adds_mentions_as_targets() -> None:
     r = Receiver("d", (), mentions=("139",))
     assert resolve_url(r, "dingtalk://tok?x=1") == "dingtalk://tok/139?x=1"
     assert "Receiver(name='d', urls=<0 secret>" in repr(r)
+
+
+def test_a_timeout_never_takes_a_neighbours_status() -> None:
+    """Deliveries run in parallel threads. apprise reports a status only in a log line of one
+    process-wide logger; a timed-out attempt used to read a neighbour's ``error=400`` there and
+    was dropped as a configuration error. Here the refusal runs entirely while the slow
+    receiver's attempt waits for its answer."""
+    import threading
+
+    with Webhook(statuses=[200], delays=[3.0]) as slow, Webhook(statuses=[400]) as refusing:
+        slow_r = Receiver("slow", (f"json://127.0.0.1:{slow.port}/slow",))
+        refusing_r = Receiver("refusing", (f"json://127.0.0.1:{refusing.port}/no",))
+        result: list[object] = []
+        attempt = threading.Thread(
+            target=lambda: result.append(deliver(slow_r, slow_r.urls[0], "t", "b", timeout_s=1))
+        )
+        attempt.start()
+        assert slow.requested.wait(10)  # the slow attempt is waiting for its answer
+        refused = deliver(refusing_r, refusing_r.urls[0], "t", "b")
+        attempt.join(15)
+    assert refused.outcome == "config" and "HTTP 400" in refused.error
+    (timed_out,) = result
+    assert isinstance(timed_out, Delivery) and timed_out.outcome == "retry"
+
+
+def test_the_answer_is_awaited_for_the_delivery_timeout() -> None:
+    """apprise gives up on an answer after 4 s by default; a receiver that answers in 5 s is
+    delivered once when the delivery timeout allows it, instead of timing out and being sent
+    again (a duplicate at a receiver that did process the first request)."""
+    with Webhook(delays=[5.0]) as hook:
+        r = Receiver("slow", (f"json://127.0.0.1:{hook.port}/slow",))
+        assert deliver(r, r.urls[0], "t", "b", timeout_s=8).outcome == "ok"
+    assert len(hook.requests) == 1

@@ -11,6 +11,7 @@ import pytest
 from spanwatch.pipeline.alerting.notify import classify
 from spanwatch.pipeline.retry import backoff_s, retryable_status
 from spanwatch.pipeline.safety.judge import JudgeClient, JudgeError, JudgeSettings
+from tests.support.apprise_results import failed_call
 
 
 @pytest.mark.parametrize(
@@ -29,7 +30,7 @@ from spanwatch.pipeline.safety.judge import JudgeClient, JudgeError, JudgeSettin
 )
 def test_webhooks_and_the_judge_classify_every_status_alike(code: int, retry: bool) -> None:
     assert retryable_status(code) is retry
-    assert classify(False, f"error={code}").outcome == ("retry" if retry else "config")
+    assert classify(failed_call(f"error={code}.")).outcome == ("retry" if retry else "config")
 
     class Resp:
         status = code

@@ -7,13 +7,16 @@ mentions) and other Markdown targets; plain text for ``text`` and the console.
 ``deliver`` says whether to retry, as Alertmanager's notifiers do (``pipeline.retry``):
 success; ``retry`` for 5xx, 408, 425, 429, timeouts and connection errors; ``config`` for other
 4xx, invalid URLs and "no target" (apprise matched nothing). apprise reports the HTTP status
-only in its log lines (``error=404``), which are read from the result of the call.
+only in its log lines (``error=404``): each delivery reads the lines apprise captured for its
+own call (apprise >= 2.3 keeps them per call and attempt), never a shared logger's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +107,16 @@ class Delivery:
 
 
 _STATUS = re.compile(r"error=(\d{3})")
+_INSTALL = threading.Lock()
+
+
+def quiet_apprise() -> None:
+    """Keep apprise's log lines out of the worker's log (idempotent): they carry receiver
+    URLs and tokens at every level. apprise still captures each call's own lines for its
+    result, which is where :func:`classify` reads a status."""
+    logger = logging.getLogger("apprise")
+    with _INSTALL:
+        logger.propagate = False
 
 
 def resolve_url(receiver: Receiver, url: str) -> str:
@@ -119,10 +132,17 @@ def resolve_url(receiver: Receiver, url: str) -> str:
     return out
 
 
-def deliver(receiver: Receiver, url: str, title: str, body: str) -> Delivery:
-    """One apprise call to one URL (blocking: run it in a thread)."""
+def deliver(
+    receiver: Receiver, url: str, title: str, body: str, timeout_s: float | None = None
+) -> Delivery:
+    """One apprise call to one URL (blocking: run it in a thread). Its outcome comes from this
+    call's own result alone, never from a shared logger: deliveries run in parallel threads,
+    and a timed-out attempt once read a neighbour's ``error=400`` there and was dropped as a
+    configuration error. ``timeout_s`` is how long to wait for the receiver's answer
+    (apprise's ``rto``, 4 s by default; a URL that sets ``rto=`` keeps its own)."""
     import apprise
 
+    quiet_apprise()
     try:
         target = resolve_url(receiver, url)
     except ConfigError as exc:
@@ -130,34 +150,31 @@ def deliver(receiver: Receiver, url: str, title: str, body: str) -> Delivery:
     a = apprise.Apprise()
     if not a.add(target):
         return Delivery("config", "not a valid apprise URL")
+    if timeout_s is not None and "rto=" not in target:
+        for server in a:
+            server.socket_read_timeout = timeout_s
     fmt = receiver_format(receiver, target)
     body_format = apprise.NotifyFormat.TEXT if fmt == "text" else apprise.NotifyFormat.MARKDOWN
-    # WARNING, not DEBUG: apprise's debug lines carry the full URL (tokens) and a DEBUG
-    # capture lets them reach the worker's log handlers too
-    with apprise.LogCapture(level=apprise.logging.WARNING) as logs:
-        result = a.notify(body=body, title=title, body_format=body_format)
-        captured = logs.getvalue()
-    return classify(result, captured)
+    return classify(a.notify(body=body, title=title, body_format=body_format))
 
 
-def classify(result: Any, log_text: str = "") -> Delivery:
-    """apprise's answer -> ok / retry / config."""
+def classify(result: Any) -> Delivery:
+    """apprise's result of one call -> ok / retry / config. The status of a failure is read
+    from the lines apprise captured for that call's last attempt (``error=404``)."""
     status = getattr(result, "status", None)
     name = getattr(status, "name", None)
     if result is True or name == "SUCCESS":
         return Delivery("ok")
     if result is None or name == "NOMATCH":
         return Delivery("config", "apprise matched no target")
-    text = log_text
-    logs = getattr(result, "logs", None)
-    if callable(logs):
-        text += "\n".join(getattr(e, "message", str(e)) for e in logs())
-    if name == "TIMEOUT":
+    attempts = [r.attempts[-1] for r in getattr(result, "results", ()) if r.attempts]
+    if name == "TIMEOUT" or any(a.status.name == "TIMEOUT" for a in attempts):
         return Delivery("retry", "timeout")
+    text = "\n".join(entry.message for a in attempts for entry in a.logs)
     codes = [int(c) for c in _STATUS.findall(text)]
     if codes:
         code = codes[-1]
         if retryable_status(code):
             return Delivery("retry", f"HTTP {code}")
         return Delivery("config", f"HTTP {code}: check the URL and its token")
-    return Delivery("retry", "connection error or unknown failure")
+    return Delivery("retry", "no answer (timeout or connection error)")

@@ -1,7 +1,8 @@
 """A local HTTP server standing in for Slack / DingTalk / generic webhooks (tests, bench).
 
 It records every request (path, headers, JSON body, arrival time) and answers from a script
-of status codes (the last one repeats), so tests can check bodies and retries.
+of status codes and delays (the last of each repeats), so tests can check bodies, retries
+and slow receivers. ``requested`` is set as each request arrives (before its delay).
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from typing import Any
 
 
 class Webhook:
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, delays: list[float] | None = None
+    ) -> None:
         self.statuses = list(statuses or [200])
+        self.delays = list(delays or [0.0])
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        self.requested = threading.Event()
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +37,7 @@ class Webhook:
                     body = raw.decode(errors="replace")
                 with hook.lock:
                     status = hook.statuses.pop(0) if len(hook.statuses) > 1 else hook.statuses[0]
+                    delay = hook.delays.pop(0) if len(hook.delays) > 1 else hook.delays[0]
                     hook.requests.append(
                         {
                             "path": self.path,
@@ -39,19 +45,27 @@ class Webhook:
                             "status": status,
                             "at": time.time(),
                             "headers": dict(self.headers),
+                            "delay": delay,
                         }
                     )
+                hook.requested.set()
+                if delay:
+                    time.sleep(delay)  # a slow receiver (the client may give up meanwhile)
                 if self.path.startswith("/services/"):  # Slack answers a plain "ok"
                     payload = b"ok" if status == 200 else b"invalid_payload"
                 else:  # DingTalk and generic JSON webhooks
                     payload = b'{"errcode": 0}' if status == 200 else b'{"errcode": 1}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:  # the client gave up waiting
+                    pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True  # a slow answer never holds up the shutdown
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -70,3 +84,8 @@ class Webhook:
     def bodies(self) -> list[Any]:
         with self.lock:
             return [r["body"] for r in self.requests]
+
+    def answered(self, ok: bool = True) -> list[dict[str, Any]]:
+        """Requests answered with a 2xx (``ok``), or with anything else."""
+        with self.lock:
+            return [r for r in self.requests if (200 <= r["status"] < 300) == ok]
