@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 
@@ -12,12 +13,16 @@ from prometheus_client import REGISTRY
 from spanwatch.agents import alerting, anomaly, health, ingest, metrics, safety, stitch
 from spanwatch.agents.app import create_app
 from spanwatch.pipeline.alerting.loader import RuleSet, load_rules
+from spanwatch.pipeline.alerting.notify import resolve_url
 from spanwatch.pipeline.alerting.routing import unusable_receivers
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.errors import BrokerError, ConfigError
+from spanwatch.pipeline.settings import expand_env
 from spanwatch.pipeline.windows import parse_duration_ns
+from spanwatch.runtime import logsafe
 from spanwatch.runtime.httpserver import serve
 from spanwatch.runtime.kafka import check_reachable, confluent_config, create_topics
+from spanwatch.runtime.logsafe import url_secrets
 from spanwatch.runtime.prom import LatestWindows, SpanwatchCollector, WindowTotals, counting_spec
 from spanwatch.runtime.ui import UiServer, UiThread
 
@@ -79,9 +84,42 @@ def check_single_partition(settings: Settings, admin: AdminClient) -> None:
             )
 
 
+def config_secrets(settings: Settings, ruleset: RuleSet | None) -> set[str]:
+    """Every secret of this configuration, for :mod:`spanwatch.runtime.logsafe`: receiver URLs
+    (as expanded from the environment) and their parts, Kafka and judge passwords and keys."""
+    found: set[str] = set()
+    for receiver in ruleset.config.receivers.values() if ruleset is not None else ():
+        for url in receiver.urls:
+            try:
+                found |= url_secrets(resolve_url(receiver, url))
+            except ConfigError:
+                found |= url_secrets(url)
+    kafka = settings.kafka
+    for secret in (kafka.sasl_password, kafka.ssl_key_password):
+        if secret is not None:
+            found.add(secret.get_secret_value())
+    for judge in settings.safety.all_judges():
+        if judge.api_key is not None:
+            key = judge.api_key.get_secret_value()
+            found.add(key)
+            with contextlib.suppress(ConfigError):
+                found.add(expand_env(key))
+    return found
+
+
+class SafeLogWorker(faust.Worker):
+    """faust's worker, with the log filter of :mod:`~spanwatch.runtime.logsafe` put back on
+    the root logger's handlers after faust has replaced them."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        logsafe.install(logger)
+
+
 def run_worker(settings: Settings) -> None:
     """Run one worker of the consumer group ``settings.worker.app_id`` (blocks)."""
     ruleset = load_alerting(settings)
+    logsafe.install(secrets=config_secrets(settings, ruleset))
     if ruleset is not None:
         log.info(
             "alert rules: %d rules from %d files, receivers %s",
@@ -161,7 +199,7 @@ def run_worker(settings: Settings) -> None:
         settings.topics.source,
         settings.kafka.bootstrap_servers,
     )
-    worker = faust.Worker(
+    worker = SafeLogWorker(
         app, loglevel=settings.worker.loglevel, quiet=True, redirect_stdouts=False
     )
     tune_gc(settings.worker.gc_threshold)
