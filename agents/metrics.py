@@ -18,6 +18,7 @@ model, service, user, session; traces for black holes only) share one mechanism:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -39,7 +40,7 @@ from spanwatch.pipeline.config import Settings, merge_stage, preaggregator
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.engine import decode_metrics
 from spanwatch.pipeline.errors import DecodeError, describe_error
-from spanwatch.pipeline.ingest import IngestResult
+from spanwatch.pipeline.ingest import IngestResult, ingest_message
 from spanwatch.pipeline.merge import WindowOutput
 from spanwatch.pipeline.partials import (
     ClosedWindow,
@@ -50,6 +51,7 @@ from spanwatch.pipeline.partials import (
     label_partials,
     prompt_partials,
 )
+from spanwatch.pipeline.windows import parse_duration_ns
 
 log = logging.getLogger("spanwatch.windows")
 
@@ -96,6 +98,9 @@ class MetricsRuntime:
             "activity_expired_total": 0,
             "changelog_stale_total": 0,
             "window_hook_errors_total": 0,
+            "trace_rejoined_messages_total": 0,
+            "trace_rejoin_truncated_total": 0,
+            "trace_rejoin_errors_total": 0,
         }
     )
     # model / service token and cost totals for Prometheus (never per user: cardinality)
@@ -103,10 +108,22 @@ class MetricsRuntime:
     cost_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
+# (topic, partition, end offset, at most this many messages, at most this many bytes) ->
+# ((broker timestamp ns, value) of the messages just before ``end``, oldest first; whether
+# older messages were left unread)
+PartitionReader = Callable[[str, int, int, int, int], tuple[list[tuple[int, bytes]], bool]]
+
+
 def register(
-    app: faust.App, settings: Settings, source_partitions: int
+    app: faust.App,
+    settings: Settings,
+    source_partitions: int,
+    read_back: PartitionReader | None = None,
 ) -> tuple[SpanSink, MetricsRuntime]:
-    """Declare the window topics, table, agent and timer; return the ingest-side sink."""
+    """Declare the window topics, table, agent and timer; return the ingest-side sink.
+    ``read_back`` reads a source partition's messages before a worker's first offset, to join
+    again the traces a previous owner had joined (None: traces split across a change of owner
+    are joined only from their later parts)."""
     topics, ms, ts = settings.topics, settings.metrics, settings.tokens
     wsettings = ms.window_settings()
     partials = app.topic(
@@ -189,11 +206,54 @@ def register(
             rt.preagg.mark_processed(part, batch.last)
             consumer().allow_commit(tp, batch.last + 1)
 
+    # source partitions assigned since their last message here: their trace joins start cold
+    cold: set[int] = set()
+    held: set[int] = set()
+    rejoin_options = settings.ingest.options(settings.normalize.options(), collect_content=False)
+    trace_wait_ns = parse_duration_ns(ms.trace_wait)
+
+    async def rejoin(part: int, first: int) -> None:
+        """Join the traces of ``part`` that its previous owner had joined: the messages before
+        this worker's first offset there, back to ``metrics.trace_rejoin_messages`` (and
+        bytes) within ``metrics.trace_wait``. Counted; a bound that cut traces is counted too."""
+        if read_back is None or first <= 0 or not ms.trace_rejoin_messages:
+            return
+        loop = asyncio.get_running_loop()
+        args = (topics.source, part, first, ms.trace_rejoin_messages, ms.trace_rejoin_bytes)
+        try:
+            messages, cut = await loop.run_in_executor(None, read_back, *args)
+        except Exception as exc:
+            rt.counters["trace_rejoin_errors_total"] += 1
+            log_failure(log, exc, "traces of source partition %d not joined again", part)
+            return
+        newest = messages[-1][0] if messages else 0
+        for ts_ns, value in messages:
+            if newest - ts_ns > trace_wait_ns:
+                cut = False  # what is older was forgotten after trace_wait anyway
+                continue
+            result = ingest_message(
+                value, options=rejoin_options, wall_ns=time.time_ns(), broker_ns=ts_ns
+            )
+            rt.preagg.rejoin(part, result.spans)
+            rt.counters["trace_rejoined_messages_total"] += 1
+        if cut:
+            rt.counters["trace_rejoin_truncated_total"] += 1
+            log.info(
+                "source partition %d: traces joined again from the %d messages before offset "
+                "%d; their older parts are not (metrics.trace_rejoin_messages, _bytes)",
+                part,
+                len(messages),
+                first,
+            )
+
     async def sink(where: SourceRef, result: IngestResult) -> None:
         # Partials of consecutive messages go out together (pipeline.coalesce). faust acks the
         # source message when this returns, but the consumer commits a source offset only once
         # the broker has every partial up to it; and the watermark moves only then, so a
         # heartbeat never announces it ahead of its partials.
+        if where.partition in cold:
+            cold.discard(where.partition)
+            await rejoin(where.partition, where.offset)
         made: list[Partial] = []
         try:
             made = rt.preagg.add_message(
@@ -230,6 +290,10 @@ def register(
         rt.preagg.touch(mine)
         if rt.preagg.trees is not None:  # shapes of partitions gone elsewhere are not ours
             rt.preagg.trees.forget(mine)
+        cold.intersection_update(mine)
+        cold.update(p for p in mine if p not in held)  # new here: join their traces again
+        held.clear()
+        held.update(mine)
 
     @app.timer(interval=0.5)
     async def liveness() -> None:

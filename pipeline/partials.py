@@ -395,6 +395,18 @@ class PreAggregator:
                         agg.critical_ns += max(end - start, 0)
                         agg.critical_count += 1
 
+    def rejoin(self, partition: int, spans: Sequence[LlmSpan]) -> None:
+        """Join spans read back from before this worker's first offset of ``partition``
+        (already counted by its previous owner): the trace structure only, no partials and
+        no watermark, so that traces split across a change of owner join as they would have
+        in one worker."""
+        trees = self.trees
+        assert trees is not None
+        trees.join(partition, spans)
+        for span in spans:
+            if span.node is not None and span.end_ns > 0:
+                trees.add_node(partition, span, self._series_id(span))
+
     def deferred(self, partition: int) -> int:
         """The newest span end of the messages added with ``defer_watermark`` since the last
         call (0: none): for a caller that sends their partials later, see :meth:`observe`."""
@@ -706,6 +718,11 @@ class MetricsSettings(SettingsModel):
     # within trace_wait of each other; at most max_trace_spans spans are held per worker
     trace_wait: Duration = "10m"
     max_trace_spans: int = Field(200_000, ge=0)
+    # a worker taking a source partition over joins again what the previous owner had joined:
+    # it reads back up to this many messages (and bytes) before its first offset, within
+    # trace_wait; traces older than that are joined only from their later parts (counted)
+    trace_rejoin_messages: int = Field(1_000, ge=0)
+    trace_rejoin_bytes: int = Field(64 * 1024 * 1024, ge=0)
     prometheus_port: int = Field(9464, ge=0, le=65535)  # 0 disables /metrics
     prometheus_bind: str = "0.0.0.0"
 

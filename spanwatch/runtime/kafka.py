@@ -11,12 +11,14 @@ broker is one clear error, not a screenful of ``Connection refused``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from spanwatch.agents.metrics import PartitionReader
 from spanwatch.pipeline.config import KafkaSettings, Settings
 from spanwatch.pipeline.errors import BrokerError
 
@@ -120,3 +122,52 @@ def create_topics(
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise BrokerError(f"cannot create topic {name!r}: {exc}") from exc
+
+
+def partition_reader(settings: Settings) -> PartitionReader:
+    """A :data:`PartitionReader` on this deployment's broker (its own consumer each call, no
+    group: it commits nothing and joins nobody)."""
+
+    def read(
+        topic: str, partition: int, end: int, max_messages: int, max_bytes: int
+    ) -> tuple[list[tuple[int, bytes]], bool]:
+        conf = settings_config(settings, "consumer") | {
+            "group.id": f"{settings.worker.app_id}-rejoin",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+        consumer = Consumer(conf)
+        try:
+            low, _high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            start = max(low, end - max_messages)
+            if start >= end:
+                return [], False
+            consumer.assign([TopicPartition(topic, partition, start)])
+            read: list[tuple[int, bytes]] = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        break
+                    raise BrokerError(f"reading {topic}[{partition}]: {err.str()}")
+                offset = msg.offset() or 0
+                if offset >= end:
+                    break
+                read.append((max(msg.timestamp()[1], 0) * 1_000_000, msg.value() or b""))
+                if offset + 1 >= end:
+                    break
+        finally:
+            consumer.close()
+        kept, size = [], 0  # the newest messages within the byte budget
+        for item in reversed(read):
+            size += len(item[1])
+            if size > max_bytes:
+                break
+            kept.append(item)
+        return kept[::-1], start > low or len(kept) < len(read)
+
+    return read

@@ -21,7 +21,12 @@ from spanwatch.pipeline.settings import expand_env
 from spanwatch.pipeline.windows import parse_duration_ns
 from spanwatch.runtime import logsafe
 from spanwatch.runtime.httpserver import serve
-from spanwatch.runtime.kafka import check_reachable, confluent_config, create_topics
+from spanwatch.runtime.kafka import (
+    check_reachable,
+    confluent_config,
+    create_topics,
+    partition_reader,
+)
 from spanwatch.runtime.logsafe import url_secrets
 from spanwatch.runtime.prom import LatestWindows, SpanwatchCollector, WindowTotals, counting_spec
 from spanwatch.runtime.ui import UiServer, UiThread
@@ -149,7 +154,7 @@ def run_worker(settings: Settings) -> None:
     runtime = None
     if settings.metrics.enabled or settings.tokens.enabled:
         n_src = source_partitions(settings, admin)
-        sink, runtime = metrics.register(app, settings, n_src)
+        sink, runtime = metrics.register(app, settings, n_src, partition_reader(settings))
         sinks.append(sink)
     safety_rt, on_payload = None, None
     if settings.safety.enabled:
