@@ -105,17 +105,48 @@ def test_level_shift_and_spike_on_noise() -> None:
     assert not any(flags[1100:])  # a lasting change becomes the baseline (adapt_after)
 
 
-def test_big_change_keeps_alerting_however_often() -> None:
-    """A crash rate that jumps x20 every few hours is an incident every time."""
+def test_a_rare_big_change_alerts_every_time_a_routine_one_does_not() -> None:
+    """A crash rate that jumps x20 once in a while is an incident every time; one that
+    jumps x20 every few hours (2.5 % of the points) has made that routine, until a jump
+    twice the size of any routine one comes."""
     rng = random.Random(5)
-    xs = [max(0.0, 10 + rng.gauss(0, 3)) for _ in range(3000)]
-    spikes = list(range(300, 3000, 40))  # 2.5 % of the points
+    base = [max(0.0, 10 + rng.gauss(0, 3)) for _ in range(3000)]
+    rare = list(base)
+    rare_spikes = list(range(300, 3000, 700))  # once every ~2.5 days at 5 minutes
+    for i in rare_spikes:
+        rare[i] = 200.0
+    assert all(run(rare, {"detector": "auto", "side": "up"})[i] for i in rare_spikes)
+    routine = list(base)
+    spikes = list(range(300, 3000, 40))
     for i in spikes:
-        xs[i] = 200.0
-    flags = run(xs, {"detector": "auto", "side": "up"})
-    assert all(flags[i] for i in spikes[5:])
-    routine = run(xs, {"detector": "auto", "side": "up", "big_change": 0})
-    assert not all(routine[i] for i in spikes[5:])  # without the rule, they become routine
+        routine[i] = 200.0
+    routine[2990] = 900.0  # beyond anything routine here
+    flags = run(routine, {"detector": "auto", "side": "up"})
+    assert sum(flags[i] for i in spikes[20:]) <= 2 and flags[2990]
+
+
+def test_a_level_shift_is_one_event_with_one_high_score() -> None:
+    """Consecutive anomalous points are one event: the shift scores high at its start, the
+    points that continue it are judged against the event (no new information), and the
+    series stays anomalous until the new level is learned."""
+    rng = random.Random(9)
+    xs = [100 + rng.gauss(0, 5) for _ in range(1200)] + [160 + rng.gauss(0, 5) for _ in range(200)]
+    scorer = AnomalyScorer.from_spec({"detector": "auto"})
+    points = [scorer.process(x, T0 + i * STEP) for i, x in enumerate(xs)]
+    shift = points[1200:1260]
+    assert sum(p.score >= 0.9 for p in shift) <= 2 and shift[0].score >= 0.9
+    assert all(p.anomalous for p in shift[:20])  # one event, from its start
+    assert sum(p.raw >= 0.9 for p in shift) >= 20  # every one of them is far from normal
+    assert not any(p.anomalous for p in points[1300:])  # the new level became normal
+
+
+def test_a_series_that_leaves_a_flat_stretch_is_one_event() -> None:
+    rng = random.Random(10)
+    xs = [50 + rng.gauss(0, 2) for _ in range(800)] + [50.0] * 300
+    xs += [50 + rng.gauss(0, 2) for _ in range(400)]
+    scorer = AnomalyScorer.from_spec({"detector": "auto"})
+    scores = [scorer.process(x, T0 + i * STEP).score for i, x in enumerate(xs)]
+    assert sum(s >= 0.9 for s in scores[1100:]) <= 3
 
 
 def test_scores_spread_and_flat_series_stay_quiet() -> None:
@@ -210,5 +241,29 @@ def test_public_loaders_and_evaluation(tmp_path: Path) -> None:
     with pytest.raises(SpanwatchError, match=r"git clone https://github\.com/waico/SKAB"):
         ps.load("skab", tmp_path / "nowhere")
     lines: list[str] = []
-    assert ap.bench_public(str(tmp_path), lines.append) == 2
+    assert ap.bench_public(str(tmp_path), lines.append, generated=False) == 2
     assert any("windowed-gaussian (baseline)" in line for line in lines)
+    assert any(line.startswith("skab: points >= 0.9 outside labelled windows") for line in lines)
+
+
+def test_calibration_counts_points_and_events_outside_windows() -> None:
+    from spanwatch.devtools.anomaly_calibration import calibration
+
+    labels = [0] * 1000
+    labels[700] = 1
+    scores = [0.0] * 1000
+    scores[300:303] = [0.95, 0.97, 0.92]  # one event of three points, outside
+    scores[500] = 0.99  # another, one point
+    scores[700] = 1.0  # inside the labelled window
+    scores[10] = 1.0  # in the probation period: not counted
+    c = calibration("s", scores, labels)
+    assert (c.high_outside, c.events_outside) == (4, 2)
+    assert c.points == 1000 - ws.probation(1000) and c.outside < c.points
+
+
+def test_generated_kinds_are_labelled_and_reproducible() -> None:
+    from spanwatch.devtools.anomaly_synthetic import KINDS, cases
+
+    a, b = cases(seed=1, per_kind=1), cases(seed=1, per_kind=1)
+    assert [c.channels for c in a] == [c.channels for c in b]
+    assert len(a) == len(KINDS) and all(sum(c.labels) > 0 for c in a)

@@ -40,6 +40,10 @@ SIGMA_PER_MAD = 1.4826  # median absolute deviation -> standard deviation, for a
 WARM = 20  # errors a predictor has seen before its residuals are judged
 CHOOSE_AFTER = 50  # ... before it can be chosen
 BIG_FROM = 2.0  # noise scales under which no change is big, whatever the ratio
+BIG_RARE = 0.002  # big changes starting more often than this per point are routine
+BIG_MEMORY = 2000  # points over which that frequency is measured
+BIG_FORGET = 0.999  # per point: the largest routine change is forgotten over ~1000 points
+BIG_BEYOND = math.log(2.0)  # where big changes are routine, one twice the largest still is
 
 
 def track_median(m: float | None, x: float, rate: float) -> float:
@@ -144,6 +148,9 @@ class AutoDetector(Detector):
         self._gaps: list[float] = []
         self._last_t: float | None = None
         self._observed = False  # observe_one saw the point that learn_one is given
+        self.big_rate = 0.0  # big changes started per point, recently (decayed)
+        self.in_big = False
+        self.big_seen = 0.0  # log ratio of the largest recent big change (decayed)
 
     @property
     def model(self) -> str:
@@ -170,7 +177,44 @@ class AutoDetector(Detector):
             judged = self._judged(k, y, t)
             if judged is not None:
                 judge.observe(judged[1], self.side)
+                if k == self.chosen:
+                    self._count_big(x, *judged)
         self._observed = True
+
+    def _observe_ongoing(self, x: float, t: float | None) -> None:
+        """A point that continues an anomaly: no new extreme for the tails, but its time
+        slot is still a slot of the day (a profile that skipped the hours after every
+        day/night switch would never be complete)."""
+        y = self._tx(x)
+        self._learn_interval(t)
+        clip = 4.0 * self._scale(self.chosen, y) if self.errors[self.chosen].points else math.inf
+        for prof in self.profiles:
+            prof.learn(y, t, clip)
+
+    def _count_big(self, x: float, pred: float, z: float) -> None:
+        """How often a big change starts here (runs of big points count once): where that
+        is routine (bursty counts that triple a few times a day), a big change is judged by
+        the tails like any other point. The rate starts at 0 and moves by 1/BIG_MEMORY per
+        point, so a few incidents never make the next one routine."""
+        big = directed(z, self.side) > BIG_FROM and self._big(x, pred)
+        starts = big and not self.in_big
+        self.in_big = big
+        self.big_rate += (float(starts) - self.big_rate) / BIG_MEMORY
+        self.big_seen *= BIG_FORGET
+        if big:
+            self.big_seen = max(self.big_seen, self._ratio(x, pred))
+
+    def rebase(self, values: list[float], t: float | None) -> None:
+        """Every level moves to the change's median at once (seasonal offsets kept); the
+        window looks forget the deviations that led there."""
+        if not values:
+            return
+        y = self._tx(sorted(values)[len(values) // 2])
+        for p in self.predictors:
+            if p.level is not None:
+                p.level = y - (p.profile.offset(t) if p.profile is not None else 0.0)
+        for judge in self.judges:
+            judge.recent.clear()
 
     def _learn(self, x: float, t: float | None) -> None:
         if not self._observed:  # used river-style, learn_one alone: it sees the point too
@@ -233,6 +277,12 @@ class AutoDetector(Detector):
             return expected - x >= self.big_change * max(abs(x), 1e-12)
         return x - expected >= self.big_change * max(abs(expected), 1e-12)
 
+    def _ratio(self, x: float, pred: float) -> float:
+        """log(value / expected) in the direction watched (for ``side: down`` the inverse)."""
+        expected = max(abs(self._range(pred, pred)[0]), 1e-12)
+        value = max(abs(x), 1e-12)
+        return math.log(expected / value) if self.side == "down" else math.log(value / expected)
+
     def _score(self, x: float, t: float | None) -> float:
         judged = self._judged(self.chosen, self._tx(x), t)
         judge = self.judges[self.chosen]
@@ -241,7 +291,12 @@ class AutoDetector(Detector):
         pred, z = judged
         p = judge.probability(z, self.side)
         d_point = directed(z, self.side)
-        if self.big_change and d_point > BIG_FROM and self._big(x, pred):
+        if (
+            self.big_change
+            and d_point > BIG_FROM
+            and self._big(x, pred)
+            and (self.big_rate < BIG_RARE or self._ratio(x, pred) > self.big_seen + BIG_BEYOND)
+        ):
             p = min(p, math.exp(-(d_point - BIG_FROM) / self.big_beta))
         return probability_to_score(p)
 

@@ -93,17 +93,33 @@ class Detector:
         s = self._score(clamp(x), t)
         return 0.0 if math.isnan(s) else min(max(s, 0.0), 1.0)
 
-    def observe_one(self, x: float | None, t: float | None = None) -> None:
+    def observe_one(
+        self, x: float | None, t: float | None = None, *, ongoing: bool = False
+    ) -> None:
         """See every point, anomalous ones included (``learn_one`` sees only normal ones).
 
         For statistics about how often extremes happen, which must count the extremes: a
-        series whose spikes are routine learns that they are. Default: nothing."""
+        series whose spikes are routine learns that they are. ``ongoing``: the point
+        continues an anomaly already counted, so it is no new extreme (a seasonal model may
+        still learn its time slot from it). Default: nothing."""
         if missing(x):
             return
         assert x is not None
-        self._observe(clamp(x), t)
+        if ongoing:
+            self._observe_ongoing(clamp(x), t)
+        else:
+            self._observe(clamp(x), t)
 
     def _observe(self, x: float, t: float | None) -> None:
+        return None
+
+    def _observe_ongoing(self, x: float, t: float | None) -> None:
+        return None
+
+    def rebase(self, values: list[float], t: float | None) -> None:
+        """A change that lasted is the new normal: ``values`` are its latest points. A
+        detector with a level sets it there at once, instead of walking to it over errors
+        that would teach its noise model that the series is wild. Default: nothing."""
         return None
 
     def expected(self, t: float | None = None) -> tuple[float, float] | None:
@@ -136,14 +152,30 @@ def build_detector(spec: dict[str, Any]) -> Detector:
 class ScoredPoint:
     t: float
     value: float | None
-    score: float
+    score: float  # how surprising the point is, given an anomaly already under way
     expected: tuple[float, float] | None  # before learning this point
-    anomalous: bool
+    anomalous: bool  # the series is away from its normal (an event from start to end)
+    raw: float = 0.0  # the point against the normal model alone
+
+
+EVENT_MEMORY = 9  # values of an ongoing event its level is read from (their median)
 
 
 class AnomalyScorer:
     """Score, then learn unless anomalous (``adapt_after`` anomalous points in a row are
-    learned: a lasting change becomes the baseline). Picklable: the agent persists it."""
+    learned: a lasting change becomes the baseline). Picklable: the agent persists it.
+
+    **One event, not one alarm per point.** Consecutive anomalous points are one event, from
+    its first point to the first normal one. While an event lasts, a point is also judged
+    against the event itself: the median of its last :data:`EVENT_MEMORY` values, with the
+    normal range's half-width as the unit, so that ``threshold`` is crossed again only by a
+    point as far from the event as the event's start was from normal. A level shift or a
+    series that leaves a long flat stretch is then one high score at its start, with
+    ``anomalous`` true until it ends or is learned; an escalation scores high again.
+    ``raw`` keeps every point's score against the normal model alone. The detector's
+    statistics of extremes see an event once (its first point), so a long incident does not
+    teach it that extremes are common; when the event lasts ``adapt_after`` points the
+    detector is rebased on it (:meth:`Detector.rebase`) and learns from then on."""
 
     def __init__(
         self, detector: Detector, *, threshold: float = 0.9, adapt_after: int = 30
@@ -153,6 +185,7 @@ class AnomalyScorer:
         self.detector, self.threshold, self.adapt_after = detector, threshold, adapt_after
         self.streak = 0
         self.last_t: float | None = None
+        self.event: list[float] = []  # the last values of the ongoing event
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> AnomalyScorer:
@@ -165,15 +198,35 @@ class AnomalyScorer:
     def process(self, x: float | None, t: float) -> ScoredPoint:
         det = self.detector
         expected = det.expected(t) if det.n_learned >= det.grace_period else None
-        score = det.score_one(x, t)
-        anomalous = score >= self.threshold
-        det.observe_one(x, t)
+        raw = det.score_one(x, t)
+        anomalous = raw >= self.threshold
+        score = raw
+        ongoing = anomalous and bool(self.event)
+        if ongoing and expected is not None:
+            score = min(raw, self._within_event(x, expected))
+        det.observe_one(x, t, ongoing=ongoing)  # an event is one extreme, however long
         if anomalous:
             self.streak += 1
+            if x is not None and not missing(x):
+                self.event = [*self.event[-(EVENT_MEMORY - 1) :], clamp(x)]
+            if self.streak == self.adapt_after:
+                det.rebase(self.event, t)
             if self.streak >= self.adapt_after:
                 det.learn_one(x, t)
         else:
             self.streak = 0
+            self.event = []
             det.learn_one(x, t)
         self.last_t = t
-        return ScoredPoint(t, None if missing(x) else x, score, expected, anomalous)
+        return ScoredPoint(t, None if missing(x) else x, score, expected, anomalous, raw)
+
+    def _within_event(self, x: float | None, expected: tuple[float, float]) -> float:
+        """The score of ``x`` against the ongoing event: its distance from the event's
+        level in half-widths of the normal range (one half-width scores ``threshold``)."""
+        if x is None or missing(x):
+            return 0.0
+        half = (expected[1] - expected[0]) / 2.0
+        if not half > 0.0:
+            return 1.0
+        level = sorted(self.event)[len(self.event) // 2]
+        return min(self.threshold * abs(clamp(x) - level) / half, 1.0)

@@ -149,16 +149,38 @@ def candidates() -> list[Candidate]:
     return [*out, baseline_candidate()]
 
 
-def score_spread(cases: Sequence[Case]) -> str:
-    """How the default detector's scores spread over 0..1 on real series (after warm-up)."""
+def score_spread(cases: Sequence[Case]) -> tuple[str, list[list[float]]]:
+    """How the default detector's scores spread over 0..1 on real series (after warm-up);
+    and its scores, for the calibration report."""
     cand = candidates()[0]
-    scores = [s for c in cases for s in case_scores(cand, c)[ws.probation(len(c.t)) :]]
+    per_case = [case_scores(cand, c) for c in cases]
+    scores = [
+        s for c, sc in zip(cases, per_case, strict=True) for s in sc[ws.probation(len(c.t)) :]
+    ]
     share = {th: sum(s >= th for s in scores) / max(len(scores), 1) for th in (0.2, 0.5, 0.9)}
-    return ", ".join(f">= {th}: {v:.2%}" for th, v in share.items())
+    return ", ".join(f">= {th}: {v:.2%}" for th, v in share.items()), per_case
 
 
-def bench_public(root: str | None, print_: Callable[[str], None] = print) -> int:
-    """Window scores per public set; returns how many sets were found."""
+def bench_set(name: str, cases: Sequence[Case], print_: Callable[[str], None] = print) -> None:
+    """Window scores of every candidate on one set, then the default's calibration."""
+    from spanwatch.devtools.anomaly_calibration import case_calibration, report
+
+    points = sum(len(c.t) for c in cases)
+    print_(
+        f"\n{name}: {len(cases)} series, {points:,} points; window score 0 = never "
+        "fire, 100 = every window at its start (NAB standard profile rules)"
+    )
+    table([evaluate(c, cases) for c in candidates()], print_)
+    spread, per_case = score_spread(cases)
+    print_(f"default detector's scores after the probation period: {spread}")
+    report(name, case_calibration(cases, per_case), print_)
+
+
+def bench_public(
+    root: str | None, print_: Callable[[str], None] = print, *, generated: bool = True
+) -> int:
+    """Window scores and calibration per public set, then on the generated kinds of
+    :mod:`spanwatch.devtools.anomaly_synthetic`; returns how many public sets were found."""
     from pathlib import Path
 
     from spanwatch.devtools.public_series import SOURCES, load
@@ -173,11 +195,9 @@ def bench_public(root: str | None, print_: Callable[[str], None] = print) -> int
             print_(f"\n{name}: skipped ({exc})")
             continue
         found += 1
-        points = sum(len(c.t) for c in cases)
-        print_(
-            f"\n{name}: {len(cases)} series, {points:,} points; window score 0 = never "
-            "fire, 100 = every window at its start (NAB standard profile rules)"
-        )
-        table([evaluate(c, cases) for c in candidates()], print_)
-        print_(f"default detector's scores after the probation period: {score_spread(cases)}")
+        bench_set(name, cases, print_)
+    if generated:
+        from spanwatch.devtools.anomaly_synthetic import cases as generated_cases
+
+        bench_set("generated kinds the public sets lack", generated_cases(), print_)
     return found
