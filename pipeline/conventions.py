@@ -28,6 +28,7 @@ class Source:
     convention: str
     unit: str = ""  # "s", "ms" or "ns" for durations; "" otherwise
     note: str = ""
+    member: str = ""  # the attribute is a JSON object: read this member of it
 
 
 UNIT_TO_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
@@ -63,6 +64,12 @@ _field(
     S("gen_ai.request.model", GENAI, note="also OpenLLMetry, vLLM, LoongSuite, LiteLLM"),
     S("llm.request.model", OLLM, note="old OpenLLMetry"),
     S("gen_ai.model_name", LOONG),
+    S(
+        "llm.invocation_parameters",
+        OINF,
+        note='JSON object; its "model" member (a failed call has no other model attribute)',
+        member="model",
+    ),
 )
 _field(
     "response_model",
@@ -214,7 +221,7 @@ _field(
     "bool",
     S("gen_ai.request.stream", GENAI),
     S("llm.is_streaming", OLLM),
-    S("llm.invocation_parameters", OINF, note='JSON object; its "stream" member'),
+    S("llm.invocation_parameters", OINF, note='JSON object; its "stream" member', member="stream"),
 )
 _field(
     "reported_cost",
@@ -393,4 +400,6 @@ DEPENDENCY_STATEMENT: tuple[Source, ...] = (
     S("db.statement", DEP_OLD, note="first keyword only"),
 )
 DEPENDENCY_SPAN_KINDS = frozenset({3, 4})  # CLIENT, PRODUCER
+# systems whose namespace (a database index) is no part of the dependency's name
+NO_NAMESPACE = frozenset({"redis"})
 HTTP_SYSTEM_KEYS = frozenset({"http.request.method", "http.method"})

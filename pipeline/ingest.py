@@ -23,6 +23,7 @@ from spanwatch.pipeline.chunks import Piece, extract_pieces
 from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.dedupe import mark_duplicates
 from spanwatch.pipeline.errors import DecodeError, describe_error
+from spanwatch.pipeline.inherit import inherit_models
 from spanwatch.pipeline.normalize import NormalizeOptions, normalize
 from spanwatch.pipeline.otlp import (
     DecodedBatch,
@@ -35,7 +36,7 @@ from spanwatch.pipeline.otlp import (
 from spanwatch.pipeline.safety.content import inline_content
 from spanwatch.pipeline.safety.engine import ContentItem
 from spanwatch.pipeline.settings import Duration, SettingsModel
-from spanwatch.pipeline.spans import LlmSpan
+from spanwatch.pipeline.spans import Layer, LlmSpan
 from spanwatch.pipeline.windows import parse_duration_ns
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -184,6 +185,14 @@ def ingest_message(
         else TimeBounds(wall_ns, broker_ns, opts.max_future_skew_ns, opts.max_timestamp_skew_ns)
     )
     _normalize_batch(batch, opts, result, bounds)
+    if any(r.layer is Layer.MODEL_SERVER and not r.model for r in result.spans):
+        views = batch.spans
+        inherit_models(
+            result.spans,
+            {v.span_id: v.parent_span_id for v in views},
+            {v.span_id: v.resource for v in views},
+            opts.normalize.engine_models,
+        )
     if opts.normalize.dedupe_instrumentations:
         result.duplicates = mark_duplicates(result.spans)
     if any(ev.name == CHUNK_EVENT for view in batch.spans for ev in view.events):

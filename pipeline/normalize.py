@@ -44,6 +44,8 @@ class NormalizeOptions:
     max_duration_s: float = 6 * 3600.0
     # a framework span repeating a client span's call is marked and not counted again
     dedupe_instrumentations: bool = True
+    # model-server service glob -> model, for engines whose spans name none (pipeline.inherit)
+    engine_models: tuple[tuple[str, str], ...] = ()
     gateway_services: tuple[str, ...] = (
         "*gateway*",
         "*higress*",
@@ -144,16 +146,6 @@ def _as_seconds(v: Any, src: cv.Source, issues: _Issues) -> float | None:
 def _as_bool(v: Any, key: str, issues: _Issues) -> bool | None:
     if isinstance(v, bool):
         return v
-    if key == "llm.invocation_parameters" and isinstance(v, str):
-        if '"stream"' not in v:
-            return None
-        try:
-            params = json.loads(v)
-        except json.JSONDecodeError:
-            issues.append(f"bad_json:{key}")
-            return None
-        stream = params.get("stream") if isinstance(params, dict) else None
-        return stream if isinstance(stream, bool) else None
     if isinstance(v, str) and v.lower() in ("true", "false"):
         issues.append(f"coerced:{key}")
         return v.lower() == "true"
@@ -162,6 +154,12 @@ def _as_bool(v: Any, key: str, issues: _Issues) -> bool | None:
 
 
 def _as_strlist(v: Any, key: str, issues: _Issues) -> tuple[str, ...] | None:
+    if isinstance(v, str) and v.startswith("[") and v.endswith("]"):
+        try:  # a list written as JSON text (vLLM: '["stop"]')
+            v = json.loads(v)
+        except json.JSONDecodeError:
+            issues.append(f"bad_json:{key}")
+            return None
     if isinstance(v, str):
         return (v,) if v else None
     if isinstance(v, list) and all(isinstance(x, str) for x in v):
@@ -188,7 +186,14 @@ _INDEX: dict[str, tuple[str, str, int, cv.Source]] = {
     src.key: (name, cv.FIELD_TYPES[name], prio, src)
     for name, sources in cv.FIELDS.items()
     for prio, src in enumerate(sources)
+    if not src.member
 }
+# JSON-object attributes read member by member (llm.invocation_parameters: model, stream)
+_MEMBERS: dict[str, list[tuple[str, str, int, cv.Source]]] = {}
+for _name, _sources in cv.FIELDS.items():
+    for _prio, _src in enumerate(_sources):
+        if _src.member:
+            _MEMBERS.setdefault(_src.key, []).append((_name, cv.FIELD_TYPES[_name], _prio, _src))
 # Span-kind markers ride along in the same pass, under their own key.
 _INDEX.update({src.key: (src.key, "str", 0, src) for src in cv.KIND_MARKERS})
 
@@ -279,7 +284,45 @@ def extract_fields(
                 ref = _content_ref(key, v)
                 if ref is not None:
                     content.append(ref)
+    for key, reads in _MEMBERS.items():
+        raw = attrs.get(key)
+        if raw is not None and any(f not in prios or p < prios[f] for f, _, p, _ in reads):
+            _read_members(raw, key, reads, out, prios, issues)
     return out
+
+
+def _read_members(
+    raw: Any,
+    key: str,
+    reads: list[tuple[str, str, int, cv.Source]],
+    out: dict[str, Any],
+    prios: dict[str, int],
+    issues: _Issues,
+) -> None:
+    """Fields read from members of a JSON-object attribute (parsed once), each only where no
+    source of higher priority gave it."""
+    if not isinstance(raw, str):
+        issues.append(f"bad_type:{key}")
+        return
+    if not any(f'"{src.member}"' in raw for _, _, _, src in reads):
+        return
+    try:
+        params = json.loads(raw)
+    except json.JSONDecodeError:
+        issues.append(f"bad_json:{key}")
+        return
+    if not isinstance(params, dict):
+        issues.append(f"bad_type:{key}")
+        return
+    for name, kind, prio, src in reads:
+        held = prios.get(name)
+        value = params.get(src.member)
+        if value is None or (held is not None and held <= prio):
+            continue
+        conv = _convert(kind, value, src, issues)
+        if conv is not None:
+            out[name] = conv
+            prios[name] = prio
 
 
 def _content_ref(key: str, value: Any) -> ContentRef | None:
@@ -616,7 +659,10 @@ def dependency_of(view: SpanView) -> tuple[str, str] | None:
         port = _first(attrs, cv.DEPENDENCY_PORT)
         if address and port is not None and hkey not in ("url.full", "http.url"):
             address = f"{address}:{port[1]}"
-    ns = _first(attrs, cv.DEPENDENCY_NAMESPACE)
+    # a Redis database index is no part of the server's name: the stable conventions leave it
+    # out (db.namespace is unset for index 0), the older ones wrote db.redis.database_index,
+    # and one server must have one name in a fleet that mixes both
+    ns = _first(attrs, cv.DEPENDENCY_NAMESPACE) if name not in cv.NO_NAMESPACE else None
     target = address or ""
     if ns is not None:
         target = f"{target}/{ns[1]}" if target else str(ns[1])
@@ -626,7 +672,21 @@ def dependency_of(view: SpanView) -> tuple[str, str] | None:
     if not operation and (stmt := _first(attrs, cv.DEPENDENCY_STATEMENT)) is not None:
         word = _KEYWORD.match(str(stmt[1]))
         operation = word.group(1).upper() if word else ""
+    if not operation:  # OpenLLMetry's vector databases: the operation is in the span name
+        operation = _name_operation(view.name, name)
     return dependency[:MAX_DEPENDENCY_CHARS], operation or "call"
+
+
+def _name_operation(span_name: str, system: str) -> str:
+    """``qdrant.search`` -> ``search``, ``chroma.query`` -> ``query``: a span named
+    ``<system>.<operation>`` (OpenLLMetry's vector-database spans carry no db.operation)."""
+    head, dot, op = span_name.strip().partition(".")
+    if dot and head.lower() == system and _OPERATION.fullmatch(op):
+        return op.lower()
+    return ""
+
+
+_OPERATION = re.compile(r"[A-Za-z][A-Za-z_]{0,31}")
 
 
 _KEYWORD = re.compile(r"\s*([A-Za-z][A-Za-z_]{0,23})\b")
@@ -675,6 +735,9 @@ class NormalizeSettings(SettingsModel):
     dependencies: bool = True  # client calls to Redis, databases, HTTP, RPC: layer "dependency"
     max_duration_s: float = Field(6 * 3600.0, gt=0)
     dedupe_instrumentations: bool = True  # pipeline.dedupe: one count per LLM call
+    # model-server service glob -> the model it serves, for engines whose spans name no model
+    # and whose caller is not in the same message (pipeline.inherit)
+    engine_models: dict[str, str] = Field(default_factory=dict)
 
     def options(self) -> NormalizeOptions:
         return NormalizeOptions(
@@ -683,4 +746,5 @@ class NormalizeSettings(SettingsModel):
             dependencies=self.dependencies,
             max_duration_s=self.max_duration_s,
             dedupe_instrumentations=self.dedupe_instrumentations,
+            engine_models=tuple(self.engine_models.items()),
         )

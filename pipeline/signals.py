@@ -45,6 +45,7 @@ ALLOWED_DIMENSIONS = (
     "tool_name",
     "instrumentation",
     "status",
+    "caller_service",
 )
 
 

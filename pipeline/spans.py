@@ -99,6 +99,8 @@ class LlmSpan:
     # a workflow node: "<node type>: <title>" ("llm: Answer", "code: Clean input" in Dify;
     # "langgraph: retrieve" for a LangGraph node)
     node: str | None = None
+    # a model-server span: the service of the client call it served (pipeline.inherit)
+    caller_service: str | None = None
 
     @property
     def model(self) -> str | None:

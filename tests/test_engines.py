@@ -158,3 +158,52 @@ def test_windows_show_where_model_server_time_goes_and_the_preemptions() -> None
     assert set(w["time_share"]) >= {"queue", "prefill", "decode"}
     # queue time of both requests over the TTFT of the one that reports it
     assert w["ttft_share"]["queue"] == pytest.approx((0.4 + 0.1) / 0.66, rel=0.01)
+
+
+def _app_call_through_http(engine: Span) -> bytes:
+    """An app's chat span -> its HTTP client span (no LLM attribute) -> vLLM's span, as one
+    trace in one message of two resources (the app and the engine)."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    chat = span(
+        {"gen_ai.operation.name": "chat", "gen_ai.request.model": "qwen2.5-72b-instruct"},
+        span_id=b"\x0a" * 8,
+    )
+    http = span({"http.request.method": "POST"}, name="POST", span_id=b"\x0b" * 8)
+    http.parent_span_id = chat.span_id
+    engine.parent_span_id = http.span_id
+    data = TracesData()
+    data.MergeFrom(traces(chat, http, service="support-bot"))
+    data.MergeFrom(traces(engine, service="vllm-qwen", scope="vllm.llm_engine"))
+    return bytes(data.SerializeToString())
+
+
+def test_vllm_takes_the_model_and_caller_of_the_call_it_serves() -> None:
+    """Real vLLM v1 spans name no model: model-server windows would all be model="" and
+    per-model rules could not see queue, prefill and decode. The caller's model is the
+    engine's, through trace context, across a span that is no LLM record."""
+    recs = {r.layer: r for r in ingest_message(_app_call_through_http(vllm_v1_request())).spans}
+    engine = recs[Layer.MODEL_SERVER]
+    assert (engine.model, engine.caller_service) == ("qwen2.5-72b-instruct", "support-bot")
+    assert "inherited:model" in engine.issues
+    keyer = SeriesKeyer(("service", "layer", "model", "caller_service"))
+    assert keyer.key(engine) == ("vllm-qwen", "model-server", "qwen2.5-72b-instruct", "support-bot")
+
+
+def test_without_a_caller_the_resource_or_the_configured_mapping_names_the_model() -> None:
+    from spanwatch.pipeline.ingest import IngestOptions
+    from spanwatch.pipeline.normalize import NormalizeOptions
+
+    value = traces(
+        vllm_v1_request(), service="vllm-qwen", resource={"gen_ai.request.model": "qwen-72b"}
+    ).SerializeToString()
+    (rec,) = ingest_message(value).spans
+    assert (rec.model, rec.caller_service) == ("qwen-72b", None)
+    mapped = IngestOptions(normalize=NormalizeOptions(engine_models=(("vllm-q*", "qwen-b"),)))
+    (rec,) = ingest_message(one_message(vllm_v1_request()), options=mapped).spans
+    assert rec.model == "qwen-b"
+    assert one(vllm_v1_request(), "vllm-qwen").model is None  # nothing says: model unknown
+
+
+def one_message(sp: Span, service: str = "vllm-qwen") -> bytes:
+    return bytes(traces(sp, service=service, scope="vllm.llm_engine").SerializeToString())

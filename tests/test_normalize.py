@@ -429,3 +429,23 @@ def test_record_round_trips_through_json() -> None:
     )
     again = LlmSpan.from_dict(json.loads(json.dumps(rec.to_dict())))
     assert again == rec
+
+
+def test_json_text_lists_and_invocation_parameters() -> None:
+    """vLLM writes finish reasons as JSON text; OpenInference keeps a failed call's model only
+    inside llm.invocation_parameters."""
+    vllm = {"gen_ai.request.model": "qwen", "gen_ai.response.finish_reasons": '["stop"]'}
+    (rec,) = ingest_message(traces(span(vllm)).SerializeToString()).spans
+    assert rec.finish_reasons == ("stop",) and not rec.issues
+    failed = {
+        "openinference.span.kind": "LLM",
+        "llm.invocation_parameters": '{"model": "gpt-4o-mini", "stream": true}',
+    }
+    (rec,) = ingest_message(traces(span(failed, error=True)).SerializeToString()).spans
+    assert (rec.model, rec.streaming, rec.status) == ("gpt-4o-mini", True, "error")
+    named = {**failed, "llm.model_name": "gpt-4o-mini-2024-07-18"}
+    (rec,) = ingest_message(traces(span(named)).SerializeToString()).spans
+    assert rec.model == "gpt-4o-mini-2024-07-18"  # the model that answered wins
+    broken = {"openinference.span.kind": "LLM", "llm.invocation_parameters": '{"model": '}
+    (rec,) = ingest_message(traces(span(broken)).SerializeToString()).spans
+    assert "bad_json:llm.invocation_parameters" in rec.issues
