@@ -211,6 +211,7 @@ class ClusterModel:
     next_id: int = 1
     mix: dict[int, float] = field(default_factory=dict)  # cluster id -> decayed share
     windows: int = 0
+    samples: int = 0  # clustered so far
 
     def update(
         self,
@@ -254,8 +255,12 @@ class ClusterModel:
             self.mix = {c: v / norm for c, v in mix.items() if v / norm >= 1e-4}
             self.windows += 1
         # New: a cluster that first reaches ``min_new_size`` members in one window (its first
-        # window may hold only the first one or two), once the warm-up windows are over
-        warm = self.windows - 1 >= cfg.warmup_windows  # windows seen before this one
+        # window may hold only the first one or two), once the warm-up is over: windows AND
+        # samples seen before this one. Windows alone do not say the model has seen the
+        # usual kinds: a worker that starts reads back-dated spans of long traces, whose
+        # windows close at once with a sample or two each (a usual kind then looked new).
+        warm = self.windows - 1 >= cfg.warmup_windows and self.samples >= cfg.warmup_samples
+        self.samples += total
         new = []
         for cid in sorted(counts):
             cluster = self.clusters[cid]
@@ -320,6 +325,7 @@ class ClusterModel:
             "next_id": self.next_id,
             "mix": [[c, v] for c, v in self.mix.items()],
             "windows": self.windows,
+            "samples": self.samples,
         }
 
     @classmethod
@@ -342,6 +348,7 @@ class ClusterModel:
             int(d["next_id"]),
             {int(c): float(v) for c, v in d["mix"]},
             int(d.get("windows", 0)),
+            int(d.get("samples", 0)),
         )
 
 
@@ -361,8 +368,10 @@ class ClusterSettings(SettingsModel):
     max_samples: int = Field(500, ge=1)  # per application and window (bottom-k)
     max_distance: int = Field(12, ge=0, le=64)  # SimHash bits a member may differ in
     min_new_size: int = Field(3, ge=1)  # samples a new cluster needs in its first window
-    # nothing is new until the application's clusters have seen this many windows
+    # nothing is new until the application's clusters have seen this many windows, and this
+    # many samples in them (the usual kinds of prompt all seen)
     warmup_windows: int = Field(2, ge=1)
+    warmup_samples: int = Field(50, ge=0)
     mix_weight: float = Field(0.2, gt=0, le=1)  # weight of the newest window in the mix
     forget_after_windows: int = Field(1440, ge=1)  # a day of 1m windows
     max_clusters: int = Field(200, ge=1)

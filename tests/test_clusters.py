@@ -220,3 +220,51 @@ def test_an_embedding_model_plugs_in_behind_the_same_fingerprint() -> None:
     ):
         with pytest.raises(ConfigError, match=says):
             load_featurizer(spec)
+
+
+def _live_cluster_records(msgs: list[bytes], cs: ClusterSettings) -> list[dict[str, Any]]:
+    """Cluster windows as one source partition and one owner close them live: each message's
+    prompt partials applied, then the source watermark (its newest span end) announced, so a
+    sample for a window already closed is late, not merged."""
+    from spanwatch.pipeline.ingest import IngestOptions, ingest_message
+    from spanwatch.pipeline.partials import prompt_partials
+    from spanwatch.pipeline.signals import SeriesKeyer
+    from spanwatch.pipeline.windows import WindowSpec
+
+    spec = WindowSpec.parse(cs.window)
+    stage = MergeStage(
+        {}, lateness_ns=0, min_step_ns=spec.step_ns, idle_ns=2**62, budgets={}, clusters=cs
+    )
+    out = WindowOutput(SeriesKeyer(), smallest=cs.window)
+    records, newest = [], 0
+    for offset, value in enumerate(msgs):
+        result = ingest_message(value, options=IngestOptions(collect_content=True))
+        stage.apply_bundle(0, prompt_partials(0, offset, result.spans, result.contents, cs))
+        newest = max([newest, *(s.end_ns for s in result.spans)])
+        records += [out.record(c)[1] for c in stage.apply_watermark(0, 0, newest, 1)]
+    return records
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_no_new_cluster_while_the_model_warms_up(seed: int) -> None:
+    """The demo once raised NewPromptCluster at 18 s, before any new kind of prompt (40 s):
+    a starting worker reads back-dated spans of long traces (minutes before the start), whose
+    windows close at once with a sample or two each, so the warm-up counted in windows was
+    over before the usual kinds had all been seen. Over several seeds, with the demo's
+    traffic (20 traces a second in half-second ticks): nothing new before the complaints
+    start, and the complaints are found."""
+    from spanwatch.devtools.traffic import TrafficGenerator
+
+    cs = ClusterSettings(window="10s", sample_rate=1.0, warmup_windows=3)
+    gen = TrafficGenerator(seed, prompts=True)
+    start = 1_800_000_000 * 10**9
+    new_from = start + 40 * 10**9
+    msgs = []
+    for tick in range(140):
+        now = start + tick * 500_000_000
+        gen.new_prompts = now >= new_from
+        msgs += [next(gen.batches(1, now)).traces_data().SerializeToString() for _ in range(10)]
+    records = _live_cluster_records(msgs, cs)
+    early = [r["window"] for r in records if r["window"]["end_ns"] <= new_from and r["new"]]
+    assert early == []
+    assert any(r["new_clusters"] for r in records if r["window"]["start_ns"] >= new_from)
