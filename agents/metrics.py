@@ -106,6 +106,7 @@ class MetricsRuntime:
     # model / service token and cost totals for Prometheus (never per user: cardinality)
     token_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     cost_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    call_totals: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 # (topic, partition, end offset, at most this many messages, at most this many bytes) ->
@@ -161,6 +162,7 @@ def register(
         top_n=ts.top_n,
         token_totals=rt.token_totals,
         cost_totals=rt.cost_totals,
+        call_totals=rt.call_totals,
     )
 
     async def send_partials(made: list[Partial], records: list[Any] | None = None) -> None:

@@ -223,6 +223,8 @@ class WindowOutput:
     top_n: int = 10
     token_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     cost_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    # LLM calls per model and service, each counted once whatever layers it passed through
+    call_totals: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def labels(self, sid: str) -> dict[str, str]:
         key = orjson.loads(sid)
@@ -255,6 +257,7 @@ class WindowOutput:
         ent = record["entity"]
         if ent["kind"] not in ("model", "service"):
             return  # never per user or session: Prometheus label cardinality
+        self.call_totals[(ent["kind"], ent["id"])] += record["requests"]
         for kind in TOKEN_KINDS:
             self.token_totals[(ent["kind"], ent["id"], kind)] += record[f"{kind}_tokens"]
         for ccy, nanos in record["cost_nanos"].items():

@@ -403,6 +403,7 @@ class PreAggregator:
         trees = self.trees
         assert trees is not None
         trees.join(partition, spans)
+        trees.claim_calls(partition, counted_calls(spans))
         for span in spans:
             if span.node is not None and span.end_ns > 0:
                 trees.add_node(partition, span, self._series_id(span))
@@ -452,7 +453,8 @@ class PreAggregator:
             return p
 
         calls: set[str] = set()  # traces with a call in this message
-        for span in counted_calls(spans):
+        assert self.trees is not None
+        for span in self.trees.claim_calls(partition, counted_calls(spans)):
             if span.end_ns <= 0:
                 continue
             windows = self._windows(clock, span.end_ns)

@@ -18,6 +18,10 @@ From it, in any arrival order:
   and a parent arriving later picks up its children's best height, so the result does not
   depend on how the trace was split or in what order the parts came;
 - **answered** spans: those with an LLM call (chat, inference, ...) below them, seen so far.
+- **one count per call**: a call through an app and a model server is two LLM spans with
+  usage, one the other's ancestor; within a message the outermost counts
+  (:func:`pipeline.tokens.counted_calls`), across messages the first to arrive does
+  (:meth:`TraceShape.claim`), the other is a repeat.
   A gateway or app span that timed out with no LLM call below it is a request that got no
   response (the model call hung, or never started), counted by the windows as ``no_response``;
 - **self time** of a span = its duration minus the durations of its children seen so far
@@ -54,6 +58,8 @@ class TraceShape:
     below: dict[str, int] = field(default_factory=dict)  # span id -> best child height
     child_ns: dict[str, int] = field(default_factory=dict)  # unseen parent -> children ns
     answered: set[str] = field(default_factory=set)  # span ids with an LLM call below them
+    calls: set[str] = field(default_factory=set)  # span ids counted as an LLM call
+    call_below: set[str] = field(default_factory=set)  # span ids with a counted call below
     # workflow nodes by parent: (span id, start ns, end ns, series id) for the critical path
     nodes: dict[str, list[tuple[str, int, int, str]]] = field(default_factory=dict)
     depth: int = 0
@@ -72,6 +78,8 @@ class TraceShape:
             self.agent.add(sid)
         if sid in self.answered or span.operation in LLM_OPERATIONS:
             self._answer_up(sid)
+        if sid in self.call_below:  # a call counted below it in an earlier message
+            self._mark_up(sid, self.call_below)
         h = self.height[sid] = int(is_agent) + self.below.get(sid, 0)
         self.depth = max(self.depth, h)
         cur = sid
@@ -84,6 +92,41 @@ class TraceShape:
                 break
             h = self.height[p] = int(p in self.agent) + h
             self.depth = max(self.depth, h)
+            cur = p
+
+    def claim(self, span: LlmSpan) -> bool:
+        """Whether ``span`` (an outermost LLM span with usage in its message) counts as an
+        LLM call: not when a call was counted above it (a model server's span after its
+        caller's) or below it (the caller's span after its model server's) in an earlier
+        message of the trace. One call through an app and a model server counts once,
+        whichever of its spans arrives first. A counted span is remembered."""
+        sid = span.span_id
+        if sid in self.calls:
+            return True  # delivered again: the same decision
+        if sid in self.call_below:
+            return False
+        cur = span.parent_span_id
+        for _ in range(MAX_HOPS):
+            if not cur:
+                break
+            if cur in self.calls:
+                return False
+            cur = self.parent.get(cur, "")
+        self.calls.add(sid)
+        self._mark_up(sid, self.call_below)
+        return True
+
+    def _mark_up(self, sid: str, marked: set[str]) -> None:
+        """Mark the ancestors of ``sid`` in ``marked``, up to an unseen or a marked one (an
+        unseen parent carries the mark on when it arrives)."""
+        cur = sid
+        for _ in range(MAX_HOPS):
+            p = self.parent.get(cur, "")
+            if not p or p in marked:
+                return
+            marked.add(p)
+            if p not in self.parent:
+                return
             cur = p
 
     def _answer_up(self, sid: str) -> None:
@@ -108,7 +151,12 @@ class TraceShape:
         return self.child_ns.get(span_id, 0)
 
     def size(self) -> int:
-        return len(self.parent) + len(self.child_ns) + sum(len(v) for v in self.nodes.values())
+        return (
+            len(self.parent)
+            + len(self.child_ns)
+            + len(self.calls)
+            + sum(len(v) for v in self.nodes.values())
+        )
 
 
 @dataclass
@@ -164,6 +212,17 @@ class TraceTrees:
             depths[t] = sh.depth
         self._trim()
         return children, depths
+
+    def claim_calls(self, partition: int, calls: Sequence[LlmSpan]) -> list[LlmSpan]:
+        """Of a message's counted calls (joined by :meth:`join` first), those that are no
+        repeat of a call of the same trace counted in an earlier message
+        (:meth:`TraceShape.claim`). A span that joined no structure counts."""
+        out = []
+        for span in calls:
+            sh = self.traces.get((partition, span.trace_id))
+            if sh is None or span.span_id not in sh.parent or sh.claim(span):
+                out.append(span)
+        return out
 
     def answered(self, partition: int, trace_id: str, span_id: str) -> bool | None:
         """Whether an LLM call has been seen below the span (joined by :meth:`join`); None

@@ -72,9 +72,10 @@ def _run(
     workers: int,
     expected: int,
     expected_clusters: int,
+    expected_calls: int = 0,
 ) -> tuple[list[bytes], list[bytes], list[str]]:
     """The distinct window and prompt-cluster records, and each worker's ``/metrics`` once
-    they are all out."""
+    they are all out (and the workers have counted ``expected_calls`` LLM calls)."""
     topics = TopicSettings().all_topics()
     tmp.mkdir(parents=True)
     with EmbeddedBroker(topics=topics, partitions=4, log_path=tmp / "tansu.log") as b:
@@ -104,6 +105,10 @@ def _run(
                 ),
                 timeout=120,
             )
+            deadline = time.monotonic() + 60
+            while _calls([w.scrape() for w in procs]) < expected_calls:
+                assert time.monotonic() < deadline, "token windows not all closed"
+                time.sleep(0.2)  # polling the workers' own counters
             scrapes = [w.scrape() for w in procs]
         finally:
             for w in procs:
@@ -122,6 +127,27 @@ def _run(
     return distinct("spanwatch.metrics"), distinct("spanwatch.clusters"), scrapes
 
 
+CALLS = 'sum by (entity) (rate(spanwatch_llm_calls_total{entity_kind="model"}[5m]))'
+PER_LAYER = "sum by (model) (rate(spanwatch_llm_requests_total[5m]))"  # the old panel's query
+
+
+def _calls(scrapes: list[str]) -> float:
+    from tests.support.promql import sum_by
+
+    return sum(sum_by(CALLS, scrapes).values())
+
+
+def _true_calls(msgs: list[tuple[int, bytes]], config: Path) -> dict[str, int]:
+    """LLM calls per model in the closed token windows of the smallest shape, as the pure
+    pipeline counts them: each call once (its outermost LLM span with usage), late ones not."""
+    out: dict[str, int] = {}
+    for c in offline_windows(msgs, config, tokens=True):
+        key = orjson.loads(c.series)
+        if key[:2] == ["@tokens", "model"] and c.spec.name == "10s":
+            out[key[2]] = out.get(key[2], 0) + c.aggregate.requests
+    return out
+
+
 def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path) -> None:
     config = tmp_path / "sw.yaml"
     config.write_text(CONFIG)
@@ -132,11 +158,13 @@ def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path) -> N
         orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in offline_clusters(msgs, config)
     )
     assert len(clusters) >= 10 and sum(orjson.loads(r)["samples"] for r in clusters) > 60
+    true_calls = _true_calls(msgs, config)
+    n_calls = sum(true_calls.values())
     one, one_clusters, one_scrapes = _run(
-        tmp_path / "one", msgs, config, 1, len(expected), len(clusters)
+        tmp_path / "one", msgs, config, 1, len(expected), len(clusters), n_calls
     )
     two, two_clusters, two_scrapes = _run(
-        tmp_path / "two", msgs, config, 2, len(expected), len(clusters)
+        tmp_path / "two", msgs, config, 2, len(expected), len(clusters), n_calls
     )
     assert one == expected
     assert two == expected
@@ -170,8 +198,25 @@ def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path) -> N
     assert totals[("spanwatch_llm_time_to_first_token_seconds_count", ())] == ttft_calls
     assert totals[("spanwatch_llm_time_to_first_token_seconds_bucket", ("+Inf",))] == ttft_calls
     # the dashboard and the alert examples only name metrics a worker exports
-    from tests.support.promql import exported_names, metric_names
+    from tests.support.promql import exported_names, metric_names, sum_by
     from tests.test_deploy import alert_rule_queries, dashboard_queries
+
+    # one count per LLM call: the dashboard's calls and tokens by model count each call once
+    # (a call through the app and a model server is two LLM-layer spans), and no series
+    # has a blank model (agent, tool and gateway spans); the old per-layer query did not
+    for scrapes in (one_scrapes, two_scrapes):
+        assert {k[0]: int(v) for k, v in sum_by(CALLS, scrapes).items()} == true_calls
+    served = [m for m in true_calls if "qwen" in m or "llama" in m]  # behind vLLM / SGLang
+    per_layer = sum_by(PER_LAYER, one_scrapes)
+    assert served and all(per_layer[(m,)] > 1.5 * true_calls[m] for m in served), per_layer
+    assert ("",) in per_layer and "" not in true_calls
+    panels = {q for q in dashboard_queries() if "spanwatch_llm_calls_total" in q}
+    assert panels == {CALLS.replace("[5m]", "[$__rate_interval]")}
+    tokens_q = next(q for q in dashboard_queries() if "spanwatch_llm_tokens_total" in q)
+    by_model: dict[str, float] = {}
+    for (model, _type), v in sum_by(tokens_q, one_scrapes).items():
+        by_model[model] = by_model.get(model, 0.0) + v
+    assert set(by_model) == set(true_calls)
 
     exported = set().union(*(exported_names(text) for text in one_scrapes + two_scrapes))
     for expr in dashboard_queries() + alert_rule_queries():

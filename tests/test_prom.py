@@ -52,6 +52,7 @@ def test_latest_window_wins_and_is_exposed_with_prometheus_names() -> None:
         counters={"windows_closed_total": 2},
         token_totals=Counter({("model", "m", "input"): 7}),
         cost_totals=Counter({("model", "m", "USD"): 1_500_000_000}),
+        call_totals=Counter({("model", "m"): 3}),
     )
     reg.register(SpanwatchCollector(latest, stats, runtime))
     text = generate_latest(reg).decode()
@@ -67,6 +68,7 @@ def test_latest_window_wins_and_is_exposed_with_prometheus_names() -> None:
     assert "spanwatch_windows_closed_total 2.0" in text
     assert 'spanwatch_llm_tokens_total{entity="m",entity_kind="model",type="input"} 7.0' in text
     assert 'spanwatch_llm_cost_total{currency="USD",entity="m",entity_kind="model"} 1.5' in text
+    assert 'spanwatch_llm_calls_total{entity="m",entity_kind="model"} 3.0' in text
     assert "user" not in text  # no per-user labels
 
 

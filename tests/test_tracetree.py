@@ -228,3 +228,42 @@ def test_answered_marks_survive_a_parent_seen_before_its_grandparent() -> None:
     assert sh.answered == {"a", "g"}  # g is not seen yet: it carries on when it arrives
     sh.add(span("g", "root"))
     assert "root" in sh.answered
+
+
+def _model_calls(partials: list) -> int:  # type: ignore[type-arg]
+    return sum(
+        agg.requests
+        for p in partials
+        if p.series.startswith('["@tokens","model"')
+        for wid, agg in p.windows.items()
+        if wid.startswith("10s@")
+    )
+
+
+@pytest.mark.parametrize("server_first", [True, False], ids=["server-first", "caller-first"])
+def test_a_call_split_over_two_messages_counts_once(server_first: bool) -> None:
+    """An app's call and the model server's span of it are two LLM spans with usage; in one
+    message the outermost counts, across messages the first to arrive does."""
+    from spanwatch.pipeline.ingest import ingest_message
+    from tests.builders import T0, default_preaggregator, span, traces
+
+    usage = {"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}
+    app = span(
+        {"gen_ai.operation.name": "chat", "gen_ai.request.model": "qwen", **usage},
+        span_id=b"\x01" * 8,
+        end=T0 + 3 * 10**9,
+    )
+    http = span({"http.request.method": "POST"}, name="POST", span_id=b"\x02" * 8)
+    http.parent_span_id = app.span_id
+    engine = span(
+        {"gen_ai.request.model": "qwen", **usage}, span_id=b"\x03" * 8, name="llm_request"
+    )
+    engine.parent_span_id = http.span_id
+    caller = ingest_message(traces(app, http, service="bot").SerializeToString()).spans
+    served = ingest_message(traces(engine, service="vllm").SerializeToString()).spans
+    pre = default_preaggregator()
+    first, second = (served, caller) if server_first else (caller, served)
+    partials = pre.add_message(0, 0, first) + pre.add_message(0, 1, second)
+    assert _model_calls(partials) == 1
+    together = default_preaggregator().add_message(0, 0, caller + served)
+    assert _model_calls(together) == 1

@@ -481,9 +481,18 @@ class SpanwatchCollector(Collector):
         for name, value in sorted(self.runtime.counters.items()):
             family = CounterMetricFamily if name.endswith("_total") else GaugeMetricFamily
             yield family(f"spanwatch_{name}", name.replace("_", " "), value=value)
+        calls = CounterMetricFamily(
+            "spanwatch_llm_calls",
+            "LLM calls by model or service, each counted once (the outermost LLM span with "
+            "usage), whatever layers (app, gateway, model server) it passed through",
+            labels=["entity_kind", "entity"],
+        )
+        for (kind, entity), n in sorted(self.runtime.call_totals.items()):
+            calls.add_metric([kind, entity], n)
+        yield calls
         tokens = CounterMetricFamily(
             "spanwatch_llm_tokens",
-            "Tokens by model or service",
+            "Tokens by model or service, each call counted once",
             labels=["entity_kind", "entity", "type"],
         )
         for (kind, entity, typ), n in sorted(self.runtime.token_totals.items()):
