@@ -127,6 +127,8 @@ class Dashboard:
     findings: deque[dict[str, Any]] = field(default_factory=deque)
     finding_counts: dict[str, int] = field(default_factory=dict)  # "kind/severity" -> n
     anomalies: deque[dict[str, Any]] = field(default_factory=deque)
+    # (signal, series) -> when its detector's first score is due (still learning)
+    learning: OrderedDict[str, int] = field(default_factory=OrderedDict)
     expected: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
     alerts: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
     alert_changes: deque[dict[str, Any]] = field(default_factory=deque)
@@ -196,6 +198,14 @@ class Dashboard:
 
     def _anomalies(self, key: str | None, rec: dict[str, Any]) -> bool:
         ident = f"{rec.get('signal')}|{key or repr(rec.get('labels'))}"
+        learning = rec.get("learning")
+        if isinstance(learning, dict):
+            self.learning[ident] = int(learning.get("ready_at_ns") or 0)
+            self.learning.move_to_end(ident)
+            while len(self.learning) > self.max_series:
+                self.learning.popitem(last=False)
+        else:
+            self.learning.pop(ident, None)
         self.expected[ident] = {
             k: rec.get(k) for k in ("signal", "unit", "labels", "value", "expected", "score")
         } | {"at_ns": rec.get("window", {}).get("end_ns")}
@@ -243,6 +253,11 @@ class Dashboard:
             "findings": list(reversed(self.findings)),
             "finding_counts": dict(sorted(self.finding_counts.items())),
             "anomalies": list(reversed(self.anomalies)),
+            # detectors still in their grace period: why no anomaly can show yet, and until when
+            "anomaly_learning": {
+                "series": len(self.learning),
+                "ready_at_ns": min(self.learning.values(), default=None),
+            },
             "expected": list(reversed(self.expected.values())),
             "alerts": sorted(self.alerts.values(), key=_alert_order),
             "alert_changes": list(reversed(self.alert_changes)),

@@ -188,6 +188,13 @@ def test_stage_scores_start_end_duplicates_and_windows() -> None:
     spike = next(r for r in scored if r["value"] == 4.0)
     assert spike["anomalous"] and spike["expected"]["high"] < 4.0 < 10
     assert spike["labels"]["model"] == "m" and spike["unit"] == "s"
+    # while a detector learns, its records say so, and when its first score is due
+    first = scored[0]["learning"]
+    grace = first["needed"]
+    assert first["seen"] == 1 and grace > 1  # the record follows the point's learning
+    step = scored[0]["window"]["end_ns"] - scored[0]["window"]["start_ns"]
+    assert first["ready_at_ns"] == scored[0]["window"]["end_ns"] + (grace - 1) * step
+    assert "learning" not in scored[grace + 5]
 
 
 def test_stage_overflow_and_missing() -> None:

@@ -112,3 +112,15 @@ def test_the_version_moves_only_when_the_picture_changes() -> None:
     d.add("payloads", None, {"type": "payload"})  # a topic the view does not draw
     d.add("findings", None, "not an object")
     assert d.version == v
+
+
+def test_detectors_still_learning_say_until_when() -> None:
+    """The demo showed "no anomalies" from start to end: its detectors were in their grace
+    period. The view says so, and when the first scores are due."""
+    d = Dashboard()
+    base = {"type": "score", "signal": "ttft_p95", "labels": SERIES, "window": {"end_ns": 60 * NS}}
+    d.add("anomalies", "a", {**base, "learning": {"seen": 3, "needed": 50, "ready_at_ns": 9 * NS}})
+    d.add("anomalies", "b", {**base, "learning": {"seen": 9, "needed": 50, "ready_at_ns": 5 * NS}})
+    assert d.snapshot()["anomaly_learning"] == {"series": 2, "ready_at_ns": 5 * NS}
+    d.add("anomalies", "b", {**base, "score": 0.1})  # b has learned
+    assert d.snapshot()["anomaly_learning"] == {"series": 1, "ready_at_ns": 9 * NS}

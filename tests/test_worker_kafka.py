@@ -14,6 +14,7 @@ from tests.support.cluster import WorkerProc, consume_until, produce, span_recor
 from tests.support.otlp_json import otlp_json, per_span_messages
 
 pytestmark = pytest.mark.broker
+MARKER = {"gen_ai.request.model": "after-bad-input"}  # stamped now: timestamps are bounded
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,11 @@ def test_worker_normalizes_every_encoding_and_dead_letters_the_rest(
         produce(
             broker.bootstrap,
             "otlp_spans",
-            [traces(span({"gen_ai.request.model": "after-bad-input"})).SerializeToString()],
+            [
+                traces(
+                    span(MARKER, start=time.time_ns() - 10**9, end=time.time_ns())
+                ).SerializeToString()
+            ],
         )
         later = consume_until(
             broker.bootstrap,

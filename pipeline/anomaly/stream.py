@@ -133,6 +133,14 @@ class AnomalyStage:
             "detector": scorer.detector.name,
             "threshold": scorer.threshold,
         }
+        det = scorer.detector
+        if det.n_learned < det.grace_period:  # no score yet: say when the first will come
+            step_ns = int(window["end_ns"]) - int(window["start_ns"])
+            base["learning"] = {
+                "seen": det.n_learned,
+                "needed": det.grace_period,
+                "ready_at_ns": int(window["end_ns"]) + (det.grace_period - det.n_learned) * step_ns,
+            }
         out = [{"type": "score", **base}] if self.emit_scores else []
         if p.anomalous and not was_anomalous:
             self.stats.anomalies += 1

@@ -207,7 +207,16 @@ function renderEvents(st) {
     el("span", { class: `badge ${a.state === "start" ? "firing" : "resolved"}` }, a.state),
     el("b", {}, a.signal), " ", Object.values(a.labels || {}).join(" / "), " ",
     num(a.value, a.unit), " expected ",
-    a.expected ? `${num(a.expected.low, a.unit)} – ${num(a.expected.high, a.unit)}` : "?")), "no anomalies");
+    a.expected ? `${num(a.expected.low, a.unit)} – ${num(a.expected.high, a.unit)}` : "?")),
+    learningNote(st.anomaly_learning));
+}
+
+// why the anomaly list is empty: detectors score nothing during their grace period
+function learningNote(learning) {
+  if (!learning || !learning.series) return "no anomalies";
+  const when = learning.ready_at_ns ? new Date(learning.ready_at_ns / 1e6).toLocaleTimeString() : "?";
+  return `no anomalies yet: ${learning.series} series still learning their normal range ` +
+    `(first scores from ${when})`;
 }
 
 function render() {
