@@ -8,6 +8,7 @@ whose classes register themselves, on first use.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -37,7 +38,25 @@ class Registry(Generic[T]):
         self._load()
         if name not in self._classes:
             raise ConfigError(f"unknown {self.what} {name!r}; known: {sorted(self._classes)}")
+        cls = self._classes[name]
+        accepted = parameters(cls)
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ConfigError(
+                f"{self.what.split()[0]} {name}: unknown parameter(s) {', '.join(unknown)}; "
+                f"it takes {', '.join(accepted) or 'none'}"
+            )
         try:
-            return self._classes[name](**options)
+            return cls(**options)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{self.what.split()[0]} {name}: {exc}") from None
+
+
+def parameters(cls: type) -> list[str]:
+    """The keyword parameters a registered class takes (its constructor's, in order)."""
+    sig = inspect.signature(cls.__init__)
+    return [
+        p.name
+        for p in sig.parameters.values()
+        if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]

@@ -1,4 +1,4 @@
-"""The ``spanwatch`` command line."""
+"""The spanwatch command line."""
 
 from __future__ import annotations
 
@@ -127,7 +127,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spanwatch", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="spanwatch",
+        description="Real-time observability for LLM and agent applications: OTLP spans from "
+        "Kafka to golden signals, token accounting, safety findings and alerts.",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--config", help="YAML configuration file (see README)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -140,22 +144,35 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run a worker of the consumer group")
     kafka_opts(w)
     w.add_argument("--source-topic", help="the collector's topic (default otlp_spans)")
-    w.add_argument("--encoding", choices=["auto", "otlp_proto", "otlp_json"])
+    w.add_argument(
+        "--encoding",
+        choices=["auto", "otlp_proto", "otlp_json"],
+        help="the collector's encoding (auto: detect per message)",
+    )
     w.add_argument("--partitions", type=int, help="partitions of topics spanwatch creates")
     w.add_argument("--app-id", help="consumer group / faust app id")
     w.add_argument("--data-dir", help="faust data directory")
-    w.add_argument("--loglevel", choices=["debug", "info", "warning", "error"])
+    w.add_argument(
+        "--loglevel",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (other libraries log at info and above whatever it is)",
+    )
     w.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0 disables)")
     w.set_defaults(func=_cmd_worker)
 
     b = sub.add_parser("broker", help="run the embedded Tansu broker on loopback")
-    b.add_argument("--port", type=int, default=9092)
-    b.add_argument("--partitions", type=int)
+    b.add_argument("--port", type=int, default=9092, help="loopback port to listen on (9092)")
+    b.add_argument(
+        "--partitions",
+        type=int,
+        help="partitions of the topics it creates (default topics.partitions, 4; "
+        "spanwatch.alerting and spanwatch.silences always 1)",
+    )
     b.set_defaults(func=_cmd_broker)
 
     c = sub.add_parser("capture", help="save raw messages of a topic as files")
     kafka_opts(c)
-    c.add_argument("--topic", required=True)
+    c.add_argument("--topic", required=True, help="the topic to read, from its beginning")
     c.add_argument("--out", required=True, help="output directory")
     c.add_argument("--max", type=int, default=0, help="stop after N messages (0: no limit)")
     c.add_argument(
@@ -168,7 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("normalize", help="print normalized records of OTLP files as JSON lines")
     n.add_argument("files", nargs="*")
-    n.add_argument("--encoding", choices=["auto", "otlp_proto", "otlp_json"])
+    n.add_argument(
+        "--encoding",
+        choices=["auto", "otlp_proto", "otlp_json"],
+        help="the files' encoding (auto: detect per file)",
+    )
     n.add_argument("--keep-non-llm", action="store_true", help="also print non-LLM spans")
     n.add_argument("--mapping", action="store_true", help="print the attribute mapping table")
     n.set_defaults(func=_cmd_normalize)
@@ -177,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--duration", type=float, default=0, help="seconds; 0 runs until Ctrl-C")
     d.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
     d.add_argument("--rate", type=float, default=20.0, help="traces per second")
-    d.add_argument("--seed", type=int, default=7)
+    d.add_argument(
+        "--seed", type=int, default=7, help="seed of the generated traffic (same seed, same run)"
+    )
     d.add_argument(
         "--ui-port", type=int, default=0, help="port of the web view (default: a free one)"
     )

@@ -367,3 +367,8 @@ def test_catalog_values_read_their_own_field() -> None:
     for v in plain:
         assert v.extract({v.field: 3}) == 3.0, v.name
         assert callable(v.extract) and isinstance(v.unit, str)
+
+
+def test_an_unknown_detector_parameter_names_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) bogus; it takes alpha, "):
+        build_detector({"detector": "ewma", "bogus": 1})

@@ -77,6 +77,7 @@ def test_demo_runs_and_stops_everything_it_started() -> None:
     workdir = re.search(r"logs in (\S+)\)", out.stdout).group(1)  # type: ignore[union-attr]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert workdir not in ps  # neither the worker nor tansu of this run is left running
+    assert not Path(workdir).exists()  # and its working folder is gone (five runs left five)
 
 
 @pytest.mark.broker
@@ -144,16 +145,43 @@ def _one_error_line(out: subprocess.CompletedProcess[str], *needles: str) -> Non
         assert n in lines[0], lines[0]
 
 
-def test_an_unreachable_broker_is_one_line() -> None:
+@pytest.mark.parametrize(
+    "command",
+    [["worker"], ["capture", "--topic", "otlp_spans", "--out", "{tmp}/cap"]],
+    ids=["worker", "capture"],
+)
+def test_an_unreachable_broker_is_one_line(command: list[str], tmp_path: Path) -> None:
+    """``capture`` once said "captured 0 messages" and exited 0 with no broker at all."""
     from spanwatch.devtools.broker import free_port
 
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
     out = subprocess.run(
-        [*CLI, "worker", "--broker", f"127.0.0.1:{free_port()}"],
+        [*CLI, *args, "--broker", f"127.0.0.1:{free_port()}"],
         capture_output=True,
         text=True,
         timeout=90,
     )
     _one_error_line(out, "no Kafka broker answered at 127.0.0.1:")
+    assert not (tmp_path / "cap").exists()
+
+
+def test_every_option_says_what_it_does() -> None:
+    """``broker --port``, ``broker --partitions`` and ``demo --seed`` had no help text, and
+    the description showed raw ``spanwatch``."""
+    import argparse
+
+    from spanwatch.cli import build_parser
+
+    parser = build_parser()
+    assert "``" not in (parser.description or "")
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [
+        f"{name} {'/'.join(a.option_strings)}"
+        for name, sp in subs.choices.items()
+        for a in sp._actions
+        if a.option_strings and a.help is None and not isinstance(a, argparse._HelpAction)
+    ]
+    assert missing == []
 
 
 def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
@@ -192,6 +220,32 @@ def test_silence_before_any_worker_is_one_line_and_creates_no_topic() -> None:
         topics = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10).topics
     _one_error_line(out, "topic 'spanwatch.alerting' does not exist")
     assert "spanwatch.alerting" not in topics  # Tansu would have made it with 4 partitions
+
+
+@pytest.mark.broker
+def test_a_silence_no_worker_applied_yet_is_listed_as_pending() -> None:
+    """With no worker running, ``silence add`` printed an id and ``silence list`` then said
+    "no silences"; expiring an id that exists nowhere exited 0."""
+    from spanwatch.pipeline.config import TopicSettings
+
+    t = TopicSettings()
+    with EmbeddedBroker(topics=[t.alerting, t.silences], partitions=1) as b:
+
+        def silence(*args: str) -> subprocess.CompletedProcess[str]:
+            flags = ["--broker", b.bootstrap, "--profile", "tansu"]
+            return subprocess.run(
+                [*CLI, "silence", *args, *flags], capture_output=True, text=True, timeout=90
+            )
+
+        added = silence("add", "-m", 'alertname="X"', "--duration", "1h")
+        assert added.returncode == 0, added.stderr
+        sid = added.stdout.strip()
+        listed = silence("list")
+        assert re.search(rf"^{sid}  pending ", listed.stdout, re.M), listed.stdout
+        assert "not applied by an alert manager yet" in listed.stdout
+        unknown = silence("expire", "does-not-exist")
+        assert silence("expire", sid).returncode == 0  # a pending one can be expired
+    _one_error_line(unknown, "no silence 'does-not-exist'")
 
 
 @pytest.mark.broker

@@ -91,3 +91,20 @@ def test_scan_echoes_the_input_id(tmp_path: Path) -> None:
         ("case-17", 1, "id:case-17"),
         (None, 3, "line:3"),
     ]
+
+
+def test_an_unknown_scanner_in_only_is_an_error_that_lists_the_valid_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``--only secret`` (for ``secrets``) once scanned nothing and said "findings: none"."""
+    import subprocess
+    import sys
+
+    f = tmp_path / "keys.txt"
+    f.write_text("ghp_1234567890abcdefghijklmnopqrstuvwxyzAB\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "spanwatch.cli", "safety", "scan", str(f), "--only", "secret"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "unknown scanner secret" in out.stderr
+    assert "injection, lexicon, pii, secrets" in out.stderr

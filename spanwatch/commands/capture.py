@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.errors import BrokerError
 from spanwatch.pipeline.otlp import Encoding, detect_encoding
-from spanwatch.runtime.kafka import settings_config
+from spanwatch.runtime.kafka import require_topic, settings_config
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -28,7 +28,10 @@ def _headers(raw: Any) -> dict[str, bytes]:
 def capture(
     settings: Settings, topic: str, out: Path, *, max_messages: int = 0, idle_timeout: float = 5.0
 ) -> int:
-    """Read ``topic`` from the beginning with a throw-away group; return messages saved."""
+    """Read ``topic`` from the beginning with a throw-away group; return messages saved. An
+    unreachable broker or a topic that does not exist is a :class:`BrokerError` (one line),
+    never "captured 0 messages"."""
+    require_topic(settings, topic)
     out.mkdir(parents=True, exist_ok=True)
     conf = {
         **settings_config(settings, "consumer"),

@@ -124,6 +124,62 @@ def read_silences(settings: Settings, timeout: float = 10.0) -> dict[str, dict[s
     return out
 
 
+MAX_PENDING_SCAN = 200_000  # alerting-topic messages read for unapplied silence requests
+
+
+def pending_requests(
+    settings: Settings, timeout: float = 10.0
+) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """Silence requests sent to the alert manager that it has not applied yet: the
+    ``silence_add`` and ``silence_expire`` messages of ``spanwatch.alerting`` after the
+    offset the workers' group (``worker.app_id``) committed there (from the start when no
+    worker ever ran). Returns (silences being added by id, ids being expired)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from spanwatch.runtime.kafka import require_topic, settings_config
+
+    topic = settings.topics.alerting
+    require_topic(settings, topic, partitions=1)
+    base = settings_config(settings, "consumer")
+    group = Consumer({**base, "group.id": settings.worker.app_id, "enable.auto.commit": False})
+    try:
+        (done,) = group.committed([TopicPartition(topic, 0)], timeout=timeout)
+    finally:
+        group.close()
+    c = Consumer(
+        {
+            **base,
+            "group.id": f"spanwatch-cli-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    adds: dict[str, dict[str, Any]] = {}
+    expires: set[str] = set()
+    try:
+        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout)
+        start = max(done.offset if done.offset is not None and done.offset >= 0 else low, low)
+        start = max(start, high - MAX_PENDING_SCAN)
+        if start >= high:
+            return adds, expires
+        c.assign([TopicPartition(topic, 0, start)])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error() is not None:
+                continue
+            if m.key() == b"control":
+                msg = json.loads(m.value() or b"{}")
+                if msg.get("type") == "silence_add":
+                    adds[msg["silence"]["id"]] = msg["silence"]
+                elif msg.get("type") == "silence_expire":
+                    expires.add(str(msg.get("id")))
+            if (m.offset() or 0) >= high - 1:
+                break
+    finally:
+        c.close()
+    return adds, expires
+
+
 def cmd_silence_add(args: argparse.Namespace, settings: Settings) -> int:
     now = time.time()
     try:
@@ -138,6 +194,12 @@ def cmd_silence_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_silence_expire(args: argparse.Namespace, settings: Settings) -> int:
+    known = read_silences(settings)
+    adds, _ = pending_requests(settings)
+    if args.id not in known and args.id not in adds:
+        raise SpanwatchError(
+            f"no silence {args.id!r} (spanwatch silence list --all shows every silence)"
+        )
     _send(settings, {"type": "silence_expire", "id": args.id})
     print(f"expire requested for {args.id}")
     return 0
@@ -145,17 +207,32 @@ def cmd_silence_expire(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_silence_list(args: argparse.Namespace, settings: Settings) -> int:
     now = time.time()
-    rows = sorted(read_silences(settings).values(), key=lambda s: s["ends_at"])
+    applied = read_silences(settings)
+    adds, expires = pending_requests(settings)
+    rows = sorted(
+        [{**s, "pending": False} for s in applied.values()]
+        + [{**s, "pending": True} for sid, s in adds.items() if sid not in applied],
+        key=lambda s: s["ends_at"],
+    )
     shown = [s for s in rows if args.all or s["ends_at"] > now]
     if args.json:
         print(json.dumps(shown, indent=2))
         return 0
     for s in shown:
         state = "active" if s["starts_at"] <= now < s["ends_at"] else "expired"
+        if s["pending"]:
+            state = "pending"  # sent; no alert manager has applied it yet
+        elif s["id"] in expires:
+            state = "expiring"
         left = max(s["ends_at"] - now, 0)
         print(
-            f"{s['id']}  {state:<7}  {left / 60:7.1f} min left  "
+            f"{s['id']}  {state:<8}  {left / 60:7.1f} min left  "
             f"{' '.join(s['matchers'])}  by {s['created_by'] or '-'}: {s['comment']}"
+        )
+    if any(s["pending"] for s in shown):
+        print(
+            "pending: not applied by an alert manager yet (is a worker running with "
+            f"worker.app_id {settings.worker.app_id!r}?)"
         )
     if not shown:
         print("no silences" if not rows else "no active silences (--all shows expired ones)")
@@ -190,7 +267,7 @@ def add_parsers(sub: Any, settings_of: Any, kafka_opts: Any) -> None:
     ls = sverbs.add_parser("list", help="list silences")
     kafka_opts(ls)
     ls.add_argument("--all", action="store_true", help="include expired silences")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="print the silences as JSON")
     ls.set_defaults(func=lambda ns: cmd_silence_list(ns, settings_of(ns)))
     e = sverbs.add_parser("expire", help="end a silence now")
     kafka_opts(e)

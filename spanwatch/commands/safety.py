@@ -72,7 +72,14 @@ def scan_stream(engine: SafetyEngine, stream: TextIO, out: TextIO, role: str) ->
 def cmd_scan(args: argparse.Namespace, settings: Any) -> int:
     specs = list(settings.safety.scanners)
     if args.only:
-        wanted = set(args.only.split(","))
+        wanted = {w.strip() for w in args.only.split(",") if w.strip()}
+        known = sorted({str(s.get("type")) for s in specs})
+        unknown = sorted(wanted - set(known))
+        if unknown or not wanted:
+            raise SpanwatchError(
+                f"--only: unknown scanner {', '.join(unknown) or '(none given)'}; "
+                f"the configured ones are {', '.join(known)}"
+            )
         specs = [s for s in specs if s.get("type") in wanted]
     if args.lexicon:
         specs.append(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -380,8 +381,24 @@ def _merge(a: Any, b: Any) -> Any:
 def run_demo(
     *, duration: float = 0, port: int = 0, rate: float = 20.0, seed: int = 7, ui_port: int = 0
 ) -> int:
-    topics = TopicSettings()
+    """Run the demo; its working folder (logs, data) is removed when it ends well, and kept
+    (and named) when it does not."""
     workdir = Path(tempfile.mkdtemp(prefix="spanwatch-demo-"))
+    rc = 1
+    try:
+        rc = _run_demo(workdir, duration, port, rate, seed, ui_port)
+        return rc
+    finally:
+        if rc == 0 and not os.environ.get("SPANWATCH_KEEP_DEMO"):
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"logs kept in {workdir}", file=sys.stderr, flush=True)
+
+
+def _run_demo(
+    workdir: Path, duration: float, port: int, rate: float, seed: int, ui_port: int
+) -> int:
+    topics = TopicSettings()
     print(
         f"starting Tansu, a spanwatch worker and the traffic generator (logs in {workdir})",
         flush=True,
