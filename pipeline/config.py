@@ -264,7 +264,11 @@ class UiSettings(SettingsModel):
 
     enabled: bool = False  # a worker serves the page too
     port: int = Field(8080, ge=1, le=65535)
-    bind: str = "0.0.0.0"
+    # loopback by default: the page shows prompts' findings, users and costs. Anywhere else
+    # needs a token (or allow_anonymous: true, said loudly at start)
+    bind: str = "127.0.0.1"
+    token: SecretStr | None = None  # "${SPANWATCH_UI_TOKEN}" is read from the environment
+    allow_anonymous: bool = False
     lookback: int = Field(2000, ge=0)  # records per output partition read back at start
     # a link for trace ids, e.g. "http://jaeger:16686/trace/{trace_id}" (None: ids only)
     trace_url: str | None = None

@@ -54,7 +54,7 @@ class Registry(Generic[T]):
 
 def parameters(cls: type) -> list[str]:
     """The keyword parameters a registered class takes (its constructor's, in order)."""
-    sig = inspect.signature(cls.__init__)
+    sig = inspect.signature(cls)
     return [
         p.name
         for p in sig.parameters.values()

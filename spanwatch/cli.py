@@ -96,14 +96,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_ui(args: argparse.Namespace) -> int:
     from spanwatch.devtools.proc import wait_for_signal
     from spanwatch.runtime.kafka import check_reachable
-    from spanwatch.runtime.ui import UiServer, UiThread
+    from spanwatch.runtime.ui import UiServer, UiThread, browser_url
 
     settings = _settings(args)
     check_reachable(settings.kafka)  # one clear line when no broker answers
     host = args.bind or settings.ui.bind
     port = args.port or settings.ui.port
-    ui = UiThread(UiServer(settings, host, port)).start()
-    print(f"spanwatch ui: http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+    server = UiServer(settings, host, port)  # a ConfigError when bound open with no token
+    ui = UiThread(server).start()
+    print(f"spanwatch ui: {browser_url(host, port, server.token)} (Ctrl-C stops it)", flush=True)
     try:
         wait_for_signal()
     finally:

@@ -35,11 +35,37 @@ def test_collector_config_uses_the_kafka_exporter_as_spanwatch_expects() -> None
     pipeline = cfg["service"]["pipelines"]["traces"]
     assert pipeline["exporters"] == ["kafka"] and "otlp" in pipeline["receivers"]
     assert set(pipeline["processors"]) <= set(cfg["processors"])
-    # engine gauges: scraped, then out to the metrics topic spanwatch reads
+    # engine gauges: out to the metrics topic spanwatch reads; scraped only with the overlay
+    # (the stack has no engine: a scrape of vllm:8000 would fail forever)
     assert kafka["metrics"] == {"topic": "otlp_metrics", "encoding": "otlp_proto"}
     metrics = cfg["service"]["pipelines"]["metrics"]
-    assert metrics["exporters"] == ["kafka"] and metrics["receivers"] == ["prometheus"]
+    assert metrics["exporters"] == ["kafka"] and metrics["receivers"] == ["otlp"]
+    assert "prometheus" not in cfg["receivers"]
     assert TopicSettings().metrics_source == "otlp_metrics"
+
+
+def test_the_engine_scrape_is_an_overlay_of_the_collector_config() -> None:
+    overlay = yaml.safe_load((ROOT / "deploy" / "otelcol-engines.yaml").read_text())
+    assert set(overlay) == {"receivers", "service"}  # adds to the base, nothing else
+    assert overlay["service"]["pipelines"]["metrics"]["receivers"] == ["otlp", "prometheus"]
+    jobs = overlay["receivers"]["prometheus"]["config"]["scrape_configs"]
+    assert jobs and all(j["static_configs"][0]["targets"] for j in jobs)
+    override = yaml.safe_load((ROOT / "deploy" / "compose.engines.yml").read_text())
+    collector = override["services"]["otel-collector"]
+    assert collector["command"] == [
+        "--config=/etc/otelcol-contrib/config.yaml",
+        "--config=/etc/otelcol-contrib/engines.yaml",
+    ]
+    for vol in collector["volumes"]:
+        assert (ROOT / vol.split(":", 1)[0]).exists(), vol
+
+
+def test_kafka_keeps_its_log_in_its_volume() -> None:
+    """apache/kafka uses none of its default server.properties once any setting comes from
+    the environment: without KAFKA_LOG_DIRS the log lands outside the data volume."""
+    kafka = _compose()["services"]["kafka"]
+    mount = next(v.split(":")[1] for v in kafka["volumes"] if v.startswith("kafka-data:"))
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] == mount
 
 
 def test_worker_config_loads_with_the_kafka_profile() -> None:
@@ -183,3 +209,13 @@ def test_promql_names_are_read_as_prometheus_would() -> None:
         "/ on (model) group_left sum without (le) (b_total) > bool 3 and c"
     )
     assert metric_names(expr) == {"a_bucket", "b_total", "c"}
+
+
+def test_the_stack_serves_the_web_view_behind_a_token() -> None:
+    ui = _compose()["services"]["spanwatch-ui"]
+    assert ui["command"][-5:] == ["ui", "--bind", "0.0.0.0", "--port", "8080"]
+    assert "SPANWATCH_UI_TOKEN" in ui["environment"]
+    settings = load_settings(ROOT / "deploy" / "spanwatch.yaml")
+    assert settings.ui.token is not None
+    assert settings.ui.token.get_secret_value() == "${SPANWATCH_UI_TOKEN}"
+    assert "8080:8080" in ui["ports"] and "healthz" in " ".join(ui["healthcheck"]["test"])

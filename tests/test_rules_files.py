@@ -42,6 +42,40 @@ def test_example_receivers_load_with_the_environment(monkeypatch: pytest.MonkeyP
     assert "SLACK" not in repr(rs.config.receivers["team-slack"])
 
 
+def test_an_empty_receiver_url_is_a_config_error_naming_the_receiver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Compose passes an unset variable as "" (${VAR:-}): the worker then started with empty
+    receiver URLs. Each empty one is named, like an unset variable."""
+    from spanwatch.pipeline.alerting.routing import unusable_receivers
+
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "")
+    monkeypatch.setenv("DINGTALK_TOKEN", "")
+    monkeypatch.delenv("QWEN_OWNERS_APPRISE_URL", raising=False)
+    rs = load_rules([DEFAULT_RULES_DIR / "examples" / "receivers.yaml"])
+    problems = unusable_receivers(rs.config)
+    assert problems == [
+        "receiver 'team-slack': URL 1 is empty once its environment variables are expanded "
+        "(set them, or remove the receiver)",
+        "receiver 'oncall-dingtalk': URL 1 is empty once its environment variables are "
+        "expanded (set them, or remove the receiver)",
+        "receiver 'qwen-owners': environment variable QWEN_OWNERS_APPRISE_URL is not set",
+    ]
+
+
+def test_compose_passes_every_variable_the_example_receivers_need() -> None:
+    """Following rules/examples/receivers.yaml under compose made the worker refuse to
+    start: compose did not pass QWEN_OWNERS_APPRISE_URL."""
+    import re
+
+    root = DEFAULT_RULES_DIR.parent
+    example = (root / "rules" / "examples" / "receivers.yaml").read_text()
+    needed = set(re.findall(r"\$\{([A-Z0-9_]+)\}", example))
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    passed = set(compose["services"]["spanwatch"]["environment"])
+    assert needed and needed <= passed, needed - passed
+
+
 def test_good_file_loads() -> None:
     rs = load_rules([CASES / "rules" / "good.good.yaml"])
     by = rs.by_name()

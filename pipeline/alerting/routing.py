@@ -99,14 +99,22 @@ class AlertingConfig:
 
 def unusable_receivers(config: AlertingConfig) -> list[str]:
     """``receiver 'x': environment variable X is not set`` for every URL whose ``${VAR}``
-    cannot be expanded now (an error for the worker, a warning for ``rules check``)."""
+    cannot be expanded now, or that expands to nothing (``dingtalk://${DINGTALK_TOKEN}``
+    with the variable set empty): an error for the worker, a warning for ``rules check``."""
     out = []
     for receiver in config.receivers.values():
-        for url in receiver.urls:
+        for i, url in enumerate(receiver.urls):
             try:
-                expand_env(url)
+                expanded = expand_env(url)
             except ConfigError as exc:
                 out.append(f"receiver {receiver.name!r}: {exc}")
+                continue
+            if not expanded.strip() or expanded.strip().endswith("://"):
+                # compose passes an unset variable as "" (${VAR:-}): an empty URL is no target
+                out.append(
+                    f"receiver {receiver.name!r}: URL {i + 1} is empty once its environment "
+                    "variables are expanded (set them, or remove the receiver)"
+                )
     return out
 
 

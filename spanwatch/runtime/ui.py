@@ -12,6 +12,7 @@ picture changed, at most every ``push_interval_s``). Nothing is loaded from outs
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import threading
 import uuid
@@ -25,6 +26,8 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.dashboard import Dashboard
+from spanwatch.pipeline.errors import ConfigError
+from spanwatch.pipeline.settings import expand_env
 from spanwatch.runtime.kafka import settings_config
 
 log = logging.getLogger("spanwatch.ui")
@@ -120,6 +123,40 @@ class TopicReader:
             self.records += 1
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+COOKIE = "spanwatch_ui"
+
+
+def access_token(settings: Settings, host: str) -> str | None:
+    """The token the view requires (None: none). Bound to loopback it needs none; anywhere
+    else a token (``ui.token``, ``${VAR}`` read from the environment), or ``ui.allow_anonymous``
+    (a warning at start): the page shows findings, users and costs."""
+    raw = settings.ui.token.get_secret_value() if settings.ui.token is not None else ""
+    token = expand_env(raw).strip() if raw else ""
+    if token:
+        return token
+    if host in LOOPBACK or settings.ui.allow_anonymous:
+        if host not in LOOPBACK:
+            log.warning(
+                "web view on %s with NO authentication (ui.allow_anonymous): anyone who "
+                "reaches the port sees findings, users and costs",
+                host,
+            )
+        return None
+    raise ConfigError(
+        f"ui.bind {host!r} is not loopback: set ui.token (e.g. \"${{SPANWATCH_UI_TOKEN}}\") "
+        "or ui.allow_anonymous: true"
+    )
+
+
+def browser_url(host: str, port: int, token: str | None = None) -> str:
+    """An address a browser on this machine can open (a wildcard bind is not one)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
 @dataclass
 class UiServer:
     """The page and its API over one dashboard (see the module)."""
@@ -131,10 +168,32 @@ class UiServer:
     dashboard: Dashboard = field(default_factory=Dashboard)
     lock: threading.Lock = field(default_factory=threading.Lock)
     reader: TopicReader | None = None
+    token: str | None = None  # required of every request when set (access_token)
     _runner: web.AppRunner | None = None
 
+    def __post_init__(self) -> None:
+        self.token = access_token(self.settings, self.host)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """With a token: ``?token=`` (sets a cookie), the cookie, or ``Authorization:
+        Bearer``; /healthz is open (a probe carries no token)."""
+        if self.token is None or request.path == "/healthz":
+            return await handler(request)
+        given = (
+            request.query.get("token")
+            or request.cookies.get(COOKIE)
+            or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        )
+        if not given or not hmac.compare_digest(given, self.token):
+            return web.Response(status=401, text="spanwatch ui: a token is required (?token=...)\n")
+        resp: web.StreamResponse = await handler(request)
+        if request.query.get("token"):
+            resp.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict")
+        return resp
+
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._auth])
         app.router.add_get("/", self._index)
         app.router.add_get("/api/snapshot", self._snapshot)
         app.router.add_get("/api/events", self._events)
@@ -150,7 +209,11 @@ class UiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        log.info("web view on http://%s:%d/", self.host, self.port)
+        log.info(
+            "web view on %s%s",
+            browser_url(self.host, self.port),
+            " (token required)" if self.token else "",
+        )
 
     async def stop(self) -> None:
         if self.reader is not None:

@@ -103,6 +103,11 @@ def config_secrets(settings: Settings, ruleset: RuleSet | None) -> set[str]:
     for secret in (kafka.sasl_password, kafka.ssl_key_password):
         if secret is not None:
             found.add(secret.get_secret_value())
+    if settings.ui.token is not None:
+        raw = settings.ui.token.get_secret_value()
+        found.add(raw)
+        with contextlib.suppress(ConfigError):
+            found.add(expand_env(raw))
     for judge in settings.safety.all_judges():
         if judge.api_key is not None:
             key = judge.api_key.get_secret_value()
@@ -197,7 +202,6 @@ def run_worker(settings: Settings) -> None:
         )
     if settings.ui.enabled:  # the web view, in its own thread and event loop
         UiThread(UiServer(settings, settings.ui.bind, settings.ui.port)).start()
-        log.info("web view on http://%s:%d/", settings.ui.bind, settings.ui.port)
     log.info(
         "spanwatch worker: profile %s, source %s, broker %s",
         settings.kafka.profile,
