@@ -164,3 +164,18 @@ def test_loader_raises_only_its_own_error(
     (d / "b.yaml").write_text(raw, encoding="utf-8")
     with contextlib.suppress(SpanwatchError):  # anything else fails the test
         load_rules([d])
+
+
+def test_rules_check_reads_the_dimensions_of_the_configuration(tmp_path: Path) -> None:
+    """``by: [provider]`` is valid once ``metrics.dimensions`` lists it, and only then."""
+    from spanwatch.cli import main
+
+    rule = tmp_path / "r.yaml"
+    rule.write_text(
+        "groups:\n  - name: g\n    rules:\n      - alert: ByProvider\n"
+        "        signal: ttft_p95\n        threshold: 2\n        by: [provider]\n"
+    )
+    conf = tmp_path / "c.yaml"
+    conf.write_text("metrics:\n  dimensions: [service, model, provider]\n")
+    assert main(["rules", "check", str(rule)]) == 1
+    assert main(["--config", str(conf), "rules", "check", str(rule)]) == 0

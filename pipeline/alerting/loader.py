@@ -15,6 +15,7 @@ from spanwatch.pipeline.alerting.routing import DOC_KEYS, AlertingConfig, parse_
 from spanwatch.pipeline.alerting.rules import Problems, Rule, parse_groups
 from spanwatch.pipeline.alerting.yamlpos import Located, YamlError, load_with_positions
 from spanwatch.pipeline.errors import ConfigError
+from spanwatch.pipeline.signals import DEFAULT_DIMENSIONS
 
 
 class RuleError(ConfigError):
@@ -45,8 +46,13 @@ def rule_files(paths: list[str | Path]) -> list[Path]:
     return out
 
 
-def load_rules(paths: list[str | Path]) -> RuleSet:
-    problems = Problems()
+def load_rules(
+    paths: list[str | Path], dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
+) -> RuleSet:
+    """Every rule and the alerting configuration of ``paths``; :class:`RuleError` lists every
+    problem as ``file:line:column: message``. ``dimensions``: the golden-signal series'
+    labels (``metrics.dimensions``), which rules may group and match by."""
+    problems = Problems(dimensions)
     files = rule_files(paths)
     if not files:
         raise RuleError([f"{', '.join(map(str, paths)) or '(none)'}: no rule files found"])

@@ -22,6 +22,7 @@ from spanwatch.pipeline.alerting import templates
 from spanwatch.pipeline.alerting.matchers import Matcher, parse_duration_s, parse_matchers
 from spanwatch.pipeline.alerting.yamlpos import Located, Path_
 from spanwatch.pipeline.anomaly.signals import SIGNALS as ANOMALY_SIGNALS
+from spanwatch.pipeline.signals import DEFAULT_DIMENSIONS
 
 KINDS = ("threshold", "anomaly", "finding", "black_hole", "absent")
 OPS = (">", ">=", "<", "<=", "==", "!=")
@@ -100,11 +101,13 @@ class Rule:
 
 
 class Problems:
-    """Collects ``file:line:col: message`` lines."""
+    """Collects ``file:line:col: message`` lines; ``dimensions`` are the golden-signal
+    series' labels of the deployment (``metrics.dimensions``), for label names in rules."""
 
-    def __init__(self) -> None:
+    def __init__(self, dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS) -> None:
         self.items: list[str] = []
         self.warnings: list[str] = []
+        self.dimensions = dimensions
 
     def add(self, doc: Located, path: Path_, message: str) -> None:
         self.items.append(f"{doc.where(path)}: {message}")
@@ -244,9 +247,51 @@ def _parse_rule(
         "black_hole": _black_hole,
         "absent": _absent,
     }[kind](doc, rp, item, problems, kw)
+    _check_labels(doc, rp, item, kind, kw, problems)
     if len(problems.items) > before:
         return None
     return Rule(name=name, group=group, kind=kind, source=doc.where(rp), **kw)
+
+
+# labels of the side series that golden-signal rules also read (engine gauges, prompt
+# clusters, judge labels: pipeline.merge.SIDE_SERIES)
+SIDE_LABELS = ("layer", "service", "model", "evaluation")
+
+
+def carried_labels(kind: str, entity: str | None, dimensions: tuple[str, ...]) -> set[str]:
+    """The label names the samples of a rule of ``kind`` can carry."""
+    windows = {*dimensions, *SIDE_LABELS}
+    if kind in ("threshold", "absent"):
+        return {"entity_kind", "entity"} if entity else windows
+    if kind == "anomaly":  # scores of golden-signal windows and of token entities
+        return windows | {"kind", "id"}
+    if kind == "finding":
+        return {"service", "model", "kind", "category", "role", "finding_severity"}
+    return {"entity_kind", "budget"}  # black_hole
+
+
+def _check_labels(
+    doc: Located, rp: Path_, item: dict[str, Any], kind: str, kw: dict[str, Any], problems: Problems
+) -> None:
+    """``by`` and matchers name only labels the rule's series carry: ``by: [service,
+    modle]`` grouped every alert under modle="" and passed ``rules check``."""
+    known = carried_labels(kind, kw.get("entity"), problems.dimensions)
+
+    def report(path: Path_, name: str) -> None:
+        problems.add(
+            doc,
+            path,
+            f"no {kind} series carries label {name!r}{_suggest(name, known)}; "
+            f"its labels: {', '.join(sorted(known))}",
+        )
+
+    for i, name in enumerate(kw.get("by") or ()):
+        if name not in known:
+            report((*rp, "by", i), name)
+    by_key = isinstance(item.get("matchers"), dict)
+    for i, m in enumerate(kw.get("matchers", ())):
+        if m.name not in known:
+            report((*rp, "matchers", m.name if by_key else i), m.name)
 
 
 def _duration(doc: Located, path: Path_, v: Any, problems: Problems) -> float:

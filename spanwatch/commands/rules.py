@@ -26,9 +26,9 @@ from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.errors import SpanwatchError
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        rs = load_rules(args.paths)
+        rs = load_rules(args.paths, settings.metrics.dimensions)
     except RuleError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
@@ -244,7 +244,7 @@ def add_parsers(sub: Any, settings_of: Any, kafka_opts: Any) -> None:
     verbs = r.add_subparsers(dest="verb", required=True)
     c = verbs.add_parser("check", help="validate rule files and directories (exit 1 on errors)")
     c.add_argument("paths", nargs="+")
-    c.set_defaults(func=cmd_check)
+    c.set_defaults(func=lambda ns: cmd_check(ns, settings_of(ns)))
     t = verbs.add_parser("test", help="run rule unit tests (input series -> expected alerts)")
     t.add_argument("files", nargs="+")
     t.set_defaults(func=cmd_test)

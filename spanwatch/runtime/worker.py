@@ -71,7 +71,7 @@ def load_alerting(settings: Settings) -> RuleSet | None:
     ``${VAR}`` in receiver URLs): the worker refuses to start on a broken rule set."""
     if not settings.alerting.enabled:
         return None
-    ruleset = load_rules(list(settings.alerting.rules))
+    ruleset = load_rules(list(settings.alerting.rules), settings.metrics.dimensions)
     missing = unusable_receivers(ruleset.config)
     if missing:
         raise ConfigError("alert receivers cannot be used:\n  " + "\n  ".join(missing))
