@@ -222,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="benchmarks that print numbers")
     be.add_argument(
-        "what", choices=["ingest", "metrics", "stitch", "safety", "anomaly", "alerts", "clusters"]
+        "what",
+        choices=["ingest", "metrics", "stitch", "safety", "anomaly", "alerts", "clusters", "ui"],
+        help="ui: bytes per second one web view tab receives with 1,000 series",
     )
     be.add_argument("--payloads", type=int, default=10_000, help="stitch: concurrent payloads")
     be.add_argument("--cap-mb", type=int, default=512, help="stitch: byte cap, MiB")

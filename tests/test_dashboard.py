@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from spanwatch.pipeline.dashboard import Dashboard
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spanwatch.pipeline.dashboard import Dashboard, apply_delta
 
 NS = 10**9
 SERIES = {"service": "app", "layer": "model-server", "operation": "inference", "model": "q"}
@@ -124,3 +128,80 @@ def test_detectors_still_learning_say_until_when() -> None:
     assert d.snapshot()["anomaly_learning"] == {"series": 2, "ready_at_ns": 5 * NS}
     d.add("anomalies", "b", {**base, "score": 0.1})  # b has learned
     assert d.snapshot()["anomaly_learning"] == {"series": 1, "ready_at_ns": 9 * NS}
+
+
+def test_a_window_far_older_than_the_newest_is_not_charted() -> None:
+    """Charts began four minutes before the demo: one back-dated window stretched the x-axis.
+    A window more than ``points`` windows before the newest one seen is not charted."""
+    d = Dashboard(points=5)
+    d.add("metrics", "s", window(1000))
+    d.add("metrics", "s", window(1000 - 60))  # 6 windows back: beyond the charts' span
+    d.add("metrics", "s", window(1000 - 40))
+    assert d.snapshot()["series"][0]["t"] == [960.0, 1000.0]
+
+
+def _record(draw: Any) -> tuple[str, str | None, Any]:
+    kind = draw(st.sampled_from(["metrics", "metrics", "metrics", "anomalies", "alerts", "x"]))
+    ident = draw(st.sampled_from("abcd"))
+    start = draw(st.integers(0, 12)) * 10
+    if kind == "metrics":
+        rec = window(start, ttft=draw(st.floats(0.01, 5)))
+        rec["series"] = {**SERIES, "service": ident}
+        return kind, ident, rec
+    if kind == "anomalies":
+        rec = {"type": "score", "signal": "ttft_p95", "labels": {"service": ident}, "value": start}
+        return kind, ident, rec
+    if kind == "alerts":
+        return kind, ident, {"fingerprint": ident, "status": "firing", "at": start}
+    return "findings", None, {"type": "finding", "kind": "pii", "severity": "low", "n": start}
+
+
+def _normal(snap: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot with its keyed lists as maps: the page keys series and ranges by id."""
+    out = {k: v for k, v in snap.items() if k not in ("kind", "since", "removed")}
+    out["series"] = {s["id"]: s for s in snap["series"]}
+    out["expected"] = {e["id"]: e for e in snap["expected"]}
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_deltas_merged_into_an_old_snapshot_give_the_new_one(data: st.DataObject) -> None:
+    """A page keeps the first snapshot and merges deltas (issue 28: a tab received 335 KB a
+    second). Whatever arrives between two pushes, caps pushing series out included, the page
+    ends where a fresh snapshot would, and a repeated or older delta changes nothing."""
+    d = Dashboard(
+        points=4, max_series=3, max_expected=2, max_gone=data.draw(st.sampled_from([2, 1000]))
+    )
+    page = d.snapshot()
+    versions = [d.version]
+    for _ in range(data.draw(st.integers(1, 6))):
+        for _ in range(data.draw(st.integers(0, 12))):
+            d.add(*_record(data.draw))
+        since = data.draw(st.sampled_from(versions))
+        delta = d.delta(since)
+        if delta is None:  # older than the removals kept: the page takes a snapshot
+            assert since < d.gone_floor
+            delta = d.snapshot()
+        else:
+            assert orjson.dumps(delta)  # JSON-ready
+        apply_delta(page, delta)
+        assert _normal(page) == _normal(d.snapshot())
+        apply_delta(page, delta)  # the same delta again (a reconnect): nothing changes
+        assert _normal(page) == _normal(d.snapshot())
+        versions.append(d.version)
+
+
+def test_a_delta_carries_only_what_changed() -> None:
+    d = Dashboard()
+    for i in range(50):
+        d.add("metrics", f"s{i}", window(0) | {"series": {**SERIES, "service": f"s{i}"}})
+    v = d.version
+    d.add("metrics", "s7", window(10) | {"series": {**SERIES, "service": "s7"}})
+    delta = d.delta(v)
+    assert delta is not None
+    (part,) = delta["series"]
+    assert part["id"] == "s7" and part["t"] == [10.0] and "labels" not in part
+    assert not delta["expected"] and "alerts" not in delta and "tokens" not in delta
+    assert d.delta(d.version + 1) is None  # a version this picture never had
+    assert len(orjson.dumps(delta)) * 20 < len(orjson.dumps(d.snapshot()))

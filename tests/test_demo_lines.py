@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from spanwatch.devtools.demo import Summary, alert_line
+from spanwatch.devtools.traffic import LiveExport, TrafficGenerator
 
 
 def _alert(status: str, value: float, at: float, fp: str = "f1") -> dict[str, Any]:
@@ -54,3 +55,25 @@ def test_a_resolved_alert_whose_last_value_still_breaches_says_it_went_quiet() -
     )
     assert line.endswith(": quiet (last pii/cn_id 0.99 > 0)"), line
     assert "<=" not in line
+
+
+def test_the_demo_sends_each_span_once_it_has_ended() -> None:
+    """Charts began four minutes before the demo: a 24-step agent trace was laid out back
+    from "now" and sent whole. Traces now begin at "now" and each span goes out once ended."""
+    gen = TrafficGenerator(3, runaway_every=1)  # every trace a long agent loop
+    live = LiveExport()
+    now = 1_000 * 10**9
+    trace = next(gen.batches(1, now))
+    total = trace.count()
+    live.start(trace, now)
+    sent: list[Any] = []
+    t = now
+    while len(sent) < total:
+        t += 10**9
+        out = live.due(t)
+        spans = [s for group in out.groups.values() for s in group]
+        assert all(now <= s.start_time_unix_nano and s.end_time_unix_nano <= t for s in spans)
+        sent += spans
+    assert t - now > 60 * 10**9  # a long trace: its spans went out over more than a minute
+    root = next(s for s in sent if not s.parent_span_id)
+    assert sent[-1] is root  # the root ends last, so it is sent last

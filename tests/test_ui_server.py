@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.dashboard import apply_delta
 from spanwatch.pipeline.errors import ConfigError
 from spanwatch.runtime.ui import UiServer, access_token, browser_url
 
@@ -61,3 +63,104 @@ def test_a_token_is_required_of_every_request_but_the_probe() -> None:
         "with_token": 200,
         "cookie": 200,
     }
+
+
+def _window(service: str, start_s: int) -> dict[str, Any]:
+    ns = 10**9
+    return {
+        "series": {"service": service, "layer": "app", "operation": "chat", "model": "qwen"},
+        "window": {"name": "10s", "start_ns": start_s * ns, "end_ns": (start_s + 10) * ns},
+        "count": 3,
+        "rate_per_s": 0.3,
+        "ttft_s": {"p50": 0.2, "p95": 0.4},
+    }
+
+
+def test_the_page_arrives_with_the_current_picture_inside_it() -> None:
+    """A page opened before the first event stayed on "connecting", and a headless
+    screenshot was empty: the page now carries the picture, and no string in it (a series
+    named ``</script>``) can end the script element that holds it."""
+    server = UiServer(_settings(), follow_topics=False)
+    server.dashboard.add("metrics", "a", _window("客服</script><b>x", 0))
+
+    async def run() -> str:
+        async with TestClient(TestServer(server.app())) as client:
+            return await (await client.get("/")).text()
+
+    html = asyncio.run(run())
+    assert html.count("</script>") == html.count("<script")  # only the page's own
+    body = html.split('<script id="state" type="application/json">', 1)[1].split("</script>")[0]
+    state = orjson.loads(body)
+    assert state["kind"] == "full" and state["epoch"] == server.dashboard.epoch
+    assert state["series"][0]["labels"]["service"] == "客服</script><b>x"
+
+
+async def _events(client: TestClient, n: int, **headers: str) -> list[tuple[str, dict[str, Any]]]:
+    """The first ``n`` events of /api/events: (id, message)."""
+    resp = await client.get("/api/events", headers=headers)
+    out: list[tuple[str, dict[str, Any]]] = []
+    ident = ""
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("id: "):
+            ident = line[4:]
+        elif line.startswith("data: "):
+            out.append((ident, orjson.loads(line[6:])))
+            if len(out) == n:
+                break
+    resp.close()
+    return out
+
+
+def test_the_event_stream_sends_what_changed_since_the_page_s_version() -> None:
+    server = UiServer(_settings(), follow_topics=False, push_interval_s=0.01)
+    d = server.dashboard
+    for i in range(40):
+        d.add("metrics", f"s{i}", _window(f"s{i}", 0))
+    page = server.snapshot()
+    have = f"{d.epoch}:{d.version}"
+
+    async def run() -> dict[str, Any]:
+        async with TestClient(TestServer(server.app())) as client:
+            fresh = await _events(client, 1)  # no version: a whole snapshot
+            with server.lock:
+                d.add("metrics", "s3", _window("s3", 10))
+            (resumed,) = await _events(client, 1, **{"Last-Event-ID": have})
+            stale = await _events(client, 1, **{"Last-Event-ID": "another-epoch:3"})
+            return {"fresh": fresh[0], "resumed": resumed, "stale": stale[0]}
+
+    got = asyncio.run(run())
+    assert got["fresh"][1]["kind"] == "full" and got["fresh"][0] == have
+    ident, delta = got["resumed"]
+    assert ident == f"{d.epoch}:{d.version}" and delta["kind"] == "delta"
+    assert [(s["id"], s["t"]) for s in delta["series"]] == [("s3", [10.0])]
+    assert len(orjson.dumps(delta)) * 10 < len(orjson.dumps(page))
+    merged = {s["id"]: s for s in apply_delta(page, delta)["series"]}
+    assert merged == {s["id"]: s for s in server.snapshot()["series"]}
+    assert got["stale"][1]["kind"] == "full"  # a version of another picture (a restart)
+
+
+def test_the_page_s_socket_resumes_from_its_version() -> None:
+    """The page follows /api/live (a WebSocket; an event stream kept a headless browser with
+    a virtual-time budget waiting forever): a delta from the version it has, then changes."""
+    server = UiServer(_settings(), follow_topics=False, push_interval_s=0.01)
+    d = server.dashboard
+    d.add("metrics", "a", _window("a", 0))
+    since = f"{d.epoch}:{d.version}"
+
+    async def run() -> list[dict[str, Any]]:
+        async with TestClient(TestServer(server.app())) as client:
+            ws = await client.ws_connect(f"/api/live?since={since}")
+            with server.lock:
+                d.add("metrics", "a", _window("a", 10))
+            first = orjson.loads((await ws.receive()).data)
+            with server.lock:
+                d.add("metrics", "b", _window("b", 10))
+            second = orjson.loads((await ws.receive()).data)
+            await ws.close()
+            return [first, second]
+
+    first, second = asyncio.run(run())
+    assert first["kind"] == "delta" and [s["t"] for s in first["series"]] == [[10.0]]
+    assert second["since"] == first["version"]
+    assert [(s["id"], "labels" in s) for s in second["series"]] == [("b", True)]

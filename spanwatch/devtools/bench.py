@@ -274,6 +274,10 @@ def run_bench(
         from spanwatch.devtools.clusters_public import bench_clusters
 
         return bench_clusters(data=data)
+    if what == "ui":
+        from spanwatch.devtools.bench_ui import bench_ui
+
+        return bench_ui()
     if what == "safety":
         from spanwatch.devtools.bench_safety import bench_safety
 

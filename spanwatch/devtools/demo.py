@@ -32,7 +32,7 @@ from confluent_kafka import Consumer, Producer
 from spanwatch.devtools.broker import EmbeddedBroker, free_port
 from spanwatch.devtools.demo_judge import DemoJudge
 from spanwatch.devtools.proc import spanwatch_cmd, spawn, stop
-from spanwatch.devtools.traffic import TrafficGenerator
+from spanwatch.devtools.traffic import LiveExport, TrafficGenerator
 from spanwatch.pipeline.alerting.rules import compare
 from spanwatch.pipeline.config import BROKER_PROFILES, TopicSettings
 from spanwatch.pipeline.spans import LlmSpan
@@ -345,6 +345,7 @@ def _produce_loop(
         workflow_nodes=True,
         prompts=True,
     )
+    live = LiveExport()
     tick = 0.5
     n = 0
     start = time.monotonic()
@@ -355,12 +356,12 @@ def _produce_loop(
         gen.slow_dependency = 30.0 if slow_search else 1.0
         gen.hang_every = 40 if HANG_FROM_S <= time.monotonic() - start < HANG_TO_S else 0
         gen.new_prompts = time.monotonic() - start >= NEW_PROMPTS_FROM_S
-        spans = None
+        now = time.time_ns()
         for _ in range(max(1, round(rate * tick))):
-            batch = next(gen.batches(1, time.time_ns()))
-            spans = batch if spans is None else _merge(spans, batch)
-        assert spans is not None
-        producer.produce(topic, spans.traces_data().SerializeToString())
+            live.start(next(gen.batches(1, now)), now)  # traces begin now
+        spans = live.due(now)  # and each span goes out once it has ended
+        if spans.count():
+            producer.produce(topic, spans.traces_data().SerializeToString())
         n += 1
         if metrics_topic and n % 4 == 0:  # the collector scrapes the engines every 2 s
             scrape = gen.engine_scrape(time.time_ns(), SLOW_MODEL if slow else None)
@@ -370,12 +371,6 @@ def _produce_loop(
         producer.poll(0)
         counter[0] = n
     producer.flush(10)
-
-
-def _merge(a: Any, b: Any) -> Any:
-    for key, spans in b.groups.items():
-        a.groups[key].extend(spans)
-    return a
 
 
 def run_demo(

@@ -10,6 +10,7 @@ LoongSuite), so the demo and the benchmark exercise every mapping. Some calls fa
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import random
 from collections import defaultdict
@@ -731,6 +732,40 @@ class TrafficGenerator:
                 jitter = self.rng.randrange(spread_ns) if spread_ns else 0
                 self.trace(end_ns - jitter, out)
             yield out
+
+
+@dataclass
+class LiveExport:
+    """Spans as an SDK's batch processor exports them: each once it has ended.
+
+    :meth:`TrafficGenerator.trace` lays a trace out backwards from its end, so sending it
+    whole at "now" back-dates every span of a long trace (a 24-step agent loop started four
+    minutes ago). :meth:`start` moves a trace to begin at ``now_ns`` and holds its spans;
+    :meth:`due` releases those that have ended by then, the root last."""
+
+    held: list[tuple[int, int, str, str, Span]] = field(default_factory=list)  # heap by end
+    _seq: int = 0
+
+    def start(self, trace: Spans, now_ns: int) -> None:
+        spans = [s for group in trace.groups.values() for s in group]
+        if not spans:
+            return
+        shift = now_ns - min(s.start_time_unix_nano for s in spans)
+        for (service, scope), group in trace.groups.items():
+            for sp in group:
+                sp.start_time_unix_nano += shift
+                sp.end_time_unix_nano += shift
+                for ev in sp.events:
+                    ev.time_unix_nano += shift
+                self._seq += 1
+                heapq.heappush(self.held, (sp.end_time_unix_nano, self._seq, service, scope, sp))
+
+    def due(self, now_ns: int) -> Spans:
+        out = Spans()
+        while self.held and self.held[0][0] <= now_ns:
+            _, _, service, scope, sp = heapq.heappop(self.held)
+            out.add(service, scope, sp)
+        return out
 
 
 def _scope(convention: str) -> str:

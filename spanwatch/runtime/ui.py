@@ -5,8 +5,10 @@ holes, findings, anomalies, alerts, silences) with its own throw-away consumer g
 ``ui.lookback`` records before the end of each partition, and feeds
 :class:`~spanwatch.pipeline.dashboard.Dashboard`. An aiohttp server (in its own thread and
 event loop, so a busy worker loop never delays it) serves the page, its vendored scripts,
-``/api/snapshot`` (JSON) and ``/api/events`` (server-sent events: a snapshot whenever the
-picture changed, at most every ``push_interval_s``). Nothing is loaded from outside.
+``/api/snapshot`` (JSON), and what changed since the version a reader has, at most every
+``push_interval_s`` (:meth:`~spanwatch.pipeline.dashboard.Dashboard.delta`), on
+``/api/live`` (a WebSocket: what the page follows) and ``/api/events`` (server-sent events).
+The page arrives with the current picture inside it. Nothing is loaded from outside.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hmac
 import logging
 import threading
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +147,7 @@ def access_token(settings: Settings, host: str) -> str | None:
             )
         return None
     raise ConfigError(
-        f"ui.bind {host!r} is not loopback: set ui.token (e.g. \"${{SPANWATCH_UI_TOKEN}}\") "
+        f'ui.bind {host!r} is not loopback: set ui.token (e.g. "${{SPANWATCH_UI_TOKEN}}") '
         "or ui.allow_anonymous: true"
     )
 
@@ -169,6 +172,7 @@ class UiServer:
     lock: threading.Lock = field(default_factory=threading.Lock)
     reader: TopicReader | None = None
     token: str | None = None  # required of every request when set (access_token)
+    follow_topics: bool = True  # False: serve the dashboard as given (tests, tools)
     _runner: web.AppRunner | None = None
 
     def __post_init__(self) -> None:
@@ -197,14 +201,16 @@ class UiServer:
         app.router.add_get("/", self._index)
         app.router.add_get("/api/snapshot", self._snapshot)
         app.router.add_get("/api/events", self._events)
+        app.router.add_get("/api/live", self._live)
         app.router.add_get("/healthz", self._health)
         app.router.add_static("/static/", STATIC, show_index=False)
         return app
 
     async def start(self) -> None:
-        self.reader = TopicReader(
-            self.settings, self.dashboard, self.lock, self.settings.ui.lookback
-        ).start()
+        if self.follow_topics:
+            self.reader = TopicReader(
+                self.settings, self.dashboard, self.lock, self.settings.ui.lookback
+            ).start()
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -221,18 +227,44 @@ class UiServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            snap = self.dashboard.snapshot()
-        snap["reader"] = {
+    def _reader_info(self) -> dict[str, Any]:
+        return {
             "records": self.reader.records if self.reader else 0,
             "bad_records": self.reader.bad_records if self.reader else 0,
             "trace_url": self.settings.ui.trace_url,
         }
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            snap = self.dashboard.snapshot()
+        snap["reader"] = self._reader_info()
         return snap
 
-    async def _index(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "index.html")
+    def message(self, since: str | None) -> dict[str, Any]:
+        """What a page that has version ``since`` (``"epoch:version"``, None: nothing) needs:
+        a delta when it has a version of this picture, else a whole snapshot."""
+        with self.lock:
+            msg = None
+            epoch, _, version = (since or "").partition(":")
+            if epoch == self.dashboard.epoch and version.isdigit():
+                msg = self.dashboard.delta(int(version))
+            if msg is None:
+                msg = self.dashboard.snapshot()
+        msg["reader"] = self._reader_info()
+        return msg
+
+    async def _index(self, request: web.Request) -> web.Response:
+        """The page with the current picture inside it: it draws at once, before (and
+        without) its event stream, so a page opened early or a headless screenshot shows
+        data. ``<`` is escaped so no string in the data can close the script element."""
+        state = orjson.dumps(self.snapshot()).replace(b"<", b"\\u003c").decode()
+        html = (STATIC / "index.html").read_text(encoding="utf-8")
+        html = html.replace(
+            "<!--state-->", f'<script id="state" type="application/json">{state}</script>', 1
+        )
+        return web.Response(
+            text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
+        )
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "records": self.reader.records if self.reader else 0})
@@ -240,23 +272,59 @@ class UiServer:
     async def _snapshot(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(self.snapshot()), content_type="application/json")
 
+    async def _changes(self, have: str | None) -> AsyncIterator[tuple[str, bytes] | None]:
+        """Every ``push_interval_s``: (the version it brings the page to, the message) when
+        the picture moved past ``have``, else None (time for a keep-alive)."""
+        while True:
+            with self.lock:
+                current = f"{self.dashboard.epoch}:{self.dashboard.version}"
+            if current != have:
+                msg = self.message(have)
+                have = f"{msg['epoch']}:{msg['version']}"
+                yield have, orjson.dumps(msg)
+            else:
+                yield None
+            await asyncio.sleep(self.push_interval_s)
+
+    async def _live(self, request: web.Request) -> web.WebSocketResponse:
+        """What the page follows: a WebSocket carrying what changed since ``?since=``
+        (``epoch:version``), then every change. A socket, not an event stream: a headless
+        browser with a virtual-time budget waits for pending fetches, and an event stream is
+        one that never ends."""
+        ws = web.WebSocketResponse(heartbeat=30.0)
+        await ws.prepare(request)
+
+        async def pump() -> None:
+            async for change in self._changes(request.query.get("since")):
+                if ws.closed:
+                    return
+                if change is not None:
+                    await ws.send_str(change[1].decode())
+
+        task = asyncio.create_task(pump())
+        try:
+            async for _ in ws:  # the page sends nothing; reading notices it closing
+                pass
+        finally:
+            task.cancel()
+        return ws
+
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        """The same as server-sent events (for ``curl``): the id of each event is the
+        version it brings a reader to; ``Last-Event-ID`` resumes from it."""
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await resp.prepare(request)
-        sent = -1
+        have = request.headers.get("Last-Event-ID") or request.query.get("since")
         try:
-            while True:
-                with self.lock:
-                    version = self.dashboard.version
-                if version != sent:
-                    data = orjson.dumps(self.snapshot()).decode()
-                    await resp.write(f"data: {data}\n\n".encode())
-                    sent = version
-                else:
+            async for change in self._changes(have):
+                if change is None:
                     await resp.write(b": keep-alive\n\n")
-                await asyncio.sleep(self.push_interval_s)
+                else:
+                    await resp.write(
+                        b"id: " + change[0].encode() + b"\ndata: " + change[1] + b"\n\n"
+                    )
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         return resp

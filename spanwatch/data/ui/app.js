@@ -1,7 +1,8 @@
-// spanwatch web view: draws /api/events snapshots (server-sent events), no other source.
+// spanwatch web view: draws the picture the page arrived with (#state), then merges what
+// /api/live sends (a WebSocket: deltas, or a whole snapshot), no other source.
 "use strict";
 
-const sw = (window.spanwatch = { state: null, selected: null, charts: {}, updates: 0 });
+const sw = (window.spanwatch = { state: null, selected: null, charts: {}, updates: 0, bytes: 0 });
 
 const CHARTS = [
   ["chart-ttft", "TTFT (s)", [["ttft_p50", "p50"], ["ttft_p95", "p95"]]],
@@ -17,6 +18,11 @@ const COLORS = ["#1f5fbf", "#c62828", "#ef8f00", "#2e7d32"];
 // except on dependency calls and workflow nodes, shown together in the table's last label column
 const DIMS = ["service", "layer", "operation", "model", "dependency", "node"];
 const COLUMNS = ["service", "layer", "operation", "model"];
+// chart columns of a series (pipeline/dashboard.py COLUMNS) and the sections sent whole
+const VALUES = ["ttft_p50", "ttft_p95", "tpot_p50", "tpot_p95", "latency_p50", "latency_p95",
+  "queue_p95", "request_rate", "error_rate", "errors", "output_tokens_per_s", "input_tokens_per_s"];
+const SECTIONS = ["window", "tokens", "black_holes", "findings", "finding_counts", "anomalies",
+  "anomaly_learning", "alerts", "alert_changes", "silences", "reader"];
 
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -231,16 +237,66 @@ function render() {
   renderEvents(st);
 }
 
+// The page's copy of pipeline/dashboard.py apply_delta: windows upserted by start, the
+// oldest dropped beyond `points`, removed series and ranges forgotten, sections replaced.
+function applyDelta(state, msg) {
+  if (!state || msg.kind === "full") return msg;
+  const goneSeries = new Set(msg.removed.series);
+  const goneExpected = new Set(msg.removed.expected);
+  const series = new Map(state.series.filter((s) => !goneSeries.has(s.id)).map((s) => [s.id, s]));
+  for (const part of msg.series) {
+    const have = series.get(part.id);
+    if (!have || "labels" in part) { series.set(part.id, part); continue; }
+    part.t.forEach((t, i) => {
+      let j = 0;
+      while (j < have.t.length && have.t[j] < t) j++;
+      const fresh = j === have.t.length || have.t[j] !== t;
+      if (fresh) have.t.splice(j, 0, t);
+      for (const c of VALUES) {
+        if (fresh) have[c].splice(j, 0, part[c][i]); else have[c][j] = part[c][i];
+      }
+    });
+    const extra = have.t.length - state.points;
+    if (extra > 0) for (const c of ["t", ...VALUES]) have[c].splice(0, extra);
+    for (const k of ["time_share", "ttft_share", "exemplars"]) if (k in part) have[k] = part[k];
+  }
+  state.series = [...series.values()];
+  const expected = new Map(state.expected.filter((e) => !goneExpected.has(e.id)).map((e) => [e.id, e]));
+  for (const e of msg.expected) expected.set(e.id, e);
+  state.expected = [...expected.values()];
+  for (const name of SECTIONS) if (name in msg) state[name] = msg[name];
+  state.version = msg.version;
+  return state;
+}
+
+// follows /api/live (a WebSocket) from the version it has; reconnects the same way
 function connect() {
   const conn = document.getElementById("conn");
-  const events = new EventSource("/api/events");
-  events.onopen = () => { conn.dataset.state = "live"; conn.textContent = "live"; };
-  events.onerror = () => { conn.dataset.state = "down"; conn.textContent = "reconnecting"; };
-  events.onmessage = (e) => {
-    sw.state = JSON.parse(e.data);
+  const since = sw.state ? `?since=${sw.state.epoch}:${sw.state.version}` : "";
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/api/live${since}`);
+  ws.onopen = () => { conn.dataset.state = "live"; conn.textContent = "live"; };
+  ws.onclose = () => {
+    conn.dataset.state = "down";
+    conn.textContent = "reconnecting";
+    setTimeout(connect, 2000);
+  };
+  ws.onmessage = (e) => {
+    sw.bytes += e.data.length;
+    sw.state = applyDelta(sw.state, JSON.parse(e.data));
     sw.updates += 1;
     render();
   };
+}
+
+// the picture the page arrived with: drawn before (and without) the event stream
+const initial = document.getElementById("state");
+if (initial) {
+  sw.state = JSON.parse(initial.textContent);
+  render();
+  const conn = document.getElementById("conn");
+  conn.dataset.state = "loaded";
+  conn.textContent = "loaded";
 }
 
 // what a browser test reads: points drawn in the selected series' TTFT chart
