@@ -124,7 +124,9 @@ def test_z_to_score_shape() -> None:
 def test_registry_errors() -> None:
     with pytest.raises(ConfigError, match="unknown detector 'nope'"):
         build_detector({"detector": "nope"})
-    with pytest.raises(ConfigError, match=r"detector robust: .*unexpected keyword"):
+    with pytest.raises(
+        ConfigError, match=r"detector robust: unknown parameter\(s\) colour; it takes window"
+    ):
         build_detector({"detector": "robust", "colour": 1})
     with pytest.raises(ConfigError, match="side up"):
         build_detector({"detector": "robust", "side": "sideways"})

@@ -276,7 +276,7 @@ def test_lexicon_builtin_and_errors(tmp_path) -> None:
         build_scanner({"type": "lexicon", "lexicons": [{"path": str(bad)}]})
     with pytest.raises(ConfigError, match="unknown scanner type 'nope'"):
         build_scanner({"type": "nope"})
-    with pytest.raises(ConfigError, match="unexpected keyword"):
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) colour"):
         build_scanner({"type": "secrets", "colour": 1})
 
 

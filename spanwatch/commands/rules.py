@@ -148,7 +148,7 @@ def pending_requests(
         group.close()
     c = Consumer(
         {
-            **base,
+            **settings_config(settings, "consumer"),
             "group.id": f"spanwatch-cli-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
         }
