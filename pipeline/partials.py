@@ -333,9 +333,8 @@ class PreAggregator:
         newest = max((s.end_ns for s in spans), default=0)
         assert self.trees is not None
         children, depths = self.trees.join(partition, spans)
-        for span, own in (
-            zip(spans, self_times(spans, children), strict=True) if self.signals else ()
-        ):
+        below = self.trees.subtree(partition, spans, self_times(spans, children))
+        for span, own in zip(spans, below, strict=True) if self.signals else ():
             end = span.end_ns
             if end <= 0:
                 self.untimed_spans += 1
@@ -402,7 +401,8 @@ class PreAggregator:
         in one worker."""
         trees = self.trees
         assert trees is not None
-        trees.join(partition, spans)
+        children, _ = trees.join(partition, spans)
+        trees.subtree(partition, spans, self_times(spans, children))
         trees.claim_calls(partition, counted_calls(spans))
         for span in spans:
             if span.node is not None and span.end_ns > 0:

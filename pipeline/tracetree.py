@@ -57,6 +57,8 @@ class TraceShape:
     height: dict[str, int] = field(default_factory=dict)  # span id -> agent height
     below: dict[str, int] = field(default_factory=dict)  # span id -> best child height
     child_ns: dict[str, int] = field(default_factory=dict)  # unseen parent -> children ns
+    # unseen parent -> its children's subtree time by part (where the time below it went)
+    child_parts: dict[str, dict[str, int]] = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)  # span ids with an LLM call below them
     calls: set[str] = field(default_factory=set)  # span ids counted as an LLM call
     call_below: set[str] = field(default_factory=set)  # span ids with a counted call below
@@ -154,9 +156,15 @@ class TraceShape:
         return (
             len(self.parent)
             + len(self.child_ns)
+            + len(self.child_parts)
             + len(self.calls)
             + sum(len(v) for v in self.nodes.values())
         )
+
+
+def _add_parts(into: dict[str, int], parts: dict[str, int]) -> None:
+    for part, ns in parts.items():
+        into[part] = into.get(part, 0) + ns
 
 
 @dataclass
@@ -212,6 +220,37 @@ class TraceTrees:
             depths[t] = sh.depth
         self._trim()
         return children, depths
+
+    def subtree(
+        self, partition: int, spans: Sequence[LlmSpan], own: Sequence[dict[str, int]]
+    ) -> list[dict[str, int]]:
+        """Where the time of each span went: its own self time by part (``own``, in order)
+        plus that of every span below it, in this message or earlier ones (after
+        :meth:`join`). An app's chat call served by a model server is mostly the server's
+        queue, prefill and decode, not "app". A span's parts are handed to a parent not seen
+        yet; a parent seen before its child has been counted without it."""
+        index = {s.span_id: i for i, s in enumerate(spans)}
+        depth = [0] * len(spans)
+        for i, s in enumerate(spans):  # hops up to the top of the message
+            cur = s.parent_span_id
+            for _ in range(MAX_HOPS):
+                j = index.get(cur)
+                if j is None or j == i:
+                    break
+                depth[i] += 1
+                cur = spans[j].parent_span_id
+        total = [dict(parts) for parts in own]
+        for i in sorted(range(len(spans)), key=lambda k: -depth[k]):  # children first
+            s = spans[i]
+            sh = self.traces.get((partition, s.trace_id))
+            if sh is not None:
+                _add_parts(total[i], sh.child_parts.pop(s.span_id, {}))
+            j = index.get(s.parent_span_id)
+            if j is not None and j != i:
+                _add_parts(total[j], total[i])
+            elif sh is not None and s.parent_span_id and s.parent_span_id not in sh.parent:
+                _add_parts(sh.child_parts.setdefault(s.parent_span_id, {}), total[i])
+        return total
 
     def claim_calls(self, partition: int, calls: Sequence[LlmSpan]) -> list[LlmSpan]:
         """Of a message's counted calls (joined by :meth:`join` first), those that are no

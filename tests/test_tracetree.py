@@ -103,6 +103,38 @@ def test_self_time_subtracts_children_from_earlier_messages() -> None:
     assert self_times([a1, root]) == [{"agent": 110 * MS}, {"app": 390 * MS}]
 
 
+def _served_call() -> list[LlmSpan]:
+    """gateway 1000 ms -> app chat 900 ms -> model server 800 ms (queue 100, prefill 200,
+    decode 450: 50 ms unaccounted), children first as an exporter sends them."""
+    server = span(
+        "srv", "chat", layer=Layer.MODEL_SERVER, operation="inference", dur_ms=800,
+        queue_s=0.1, prefill_s=0.2, decode_s=0.45,
+    )  # fmt: skip
+    chat = span("chat", "gw", operation="chat", dur_ms=900)
+    return [server, chat, span("gw", layer=Layer.GATEWAY, dur_ms=1000)]
+
+
+@pytest.mark.parametrize("cuts", [(), (1,), (2,), (1, 2)])
+def test_where_the_time_goes_counts_everything_below_a_span(cuts: tuple[int, ...]) -> None:
+    """The demo's "where time goes" was blank for most app rows: an app's chat call served
+    by a model server has almost no self time. A span's parts are its own and those of
+    every span below it, however the trace is split into messages."""
+    spans = _served_call()
+    trees = TraceTrees(lambda: 0)
+    got = []
+    for lo, hi in itertools.pairwise([0, *cuts, len(spans)]):
+        part = spans[lo:hi]
+        children, _ = trees.join(0, part)
+        got += trees.subtree(0, part, self_times(part, children))
+    server = {"queue": 100 * MS, "prefill": 200 * MS, "decode": 450 * MS, "model-server": 50 * MS}
+    assert got == [
+        server,
+        {**server, "app": 100 * MS},
+        {**server, "app": 100 * MS, "gateway": 100 * MS},
+    ]
+    assert not any(sh.child_parts for sh in trees.traces.values())  # handed on, not kept
+
+
 def test_bounded_by_spans_per_trace_total_spans_and_wait() -> None:
     now = [0]
     trees = TraceTrees(lambda: now[0], wait_ns=60 * NS, max_spans=10, max_spans_per_trace=4)
