@@ -196,7 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     n.set_defaults(func=_cmd_normalize)
 
     d = sub.add_parser("demo", help="embedded broker + worker + realistic traffic, live summary")
-    d.add_argument("--duration", type=float, default=0, help="seconds; 0 runs until Ctrl-C")
+    d.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        help="seconds of traffic, from when the worker is ready; 0 runs until Ctrl-C",
+    )
     d.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
     d.add_argument("--rate", type=float, default=20.0, help="traces per second")
     d.add_argument(

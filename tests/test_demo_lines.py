@@ -77,3 +77,24 @@ def test_the_demo_sends_each_span_once_it_has_ended() -> None:
     assert t - now > 60 * 10**9  # a long trace: its spans went out over more than a minute
     root = next(s for s in sent if not s.parent_span_id)
     assert sent[-1] is root  # the root ends last, so it is sent last
+
+
+def test_every_firing_alert_name_is_detailed_and_dead_letters_read_as_words() -> None:
+    """The final list showed the 4 newest firing alerts: PiiInCompletion and RunawayAgent
+    were not detailed. Dead letters printed as a Python dict."""
+    s = Summary()
+    names = ["PiiInCompletion", "RunawayAgent", "NegativeUserSentiment", "SlowModel"]
+    at = 0
+    for name in names:
+        for i in range(3):  # several alerts of each name
+            at += 1
+            a = _alert("firing", 2.0, at, f"{name}-{i}") | {"alertname": name}
+            s.add_alert(json.dumps(a).encode())
+    lines = s._alert_lines()
+    for name in names:
+        (line,) = [x for x in lines if x.startswith(f"  FIRING   {name}:")]
+        assert line.endswith("(+2 more firing)")
+    s.deadletters.update({"bad_protobuf": 2, "timestamp_out_of_range": 1})
+    head = s.render(5, 10).splitlines()[0]
+    assert head.endswith("dead letters 2 bad_protobuf, 1 timestamp_out_of_range"), head
+    assert "{" not in head

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 import webbrowser
 from collections import defaultdict
@@ -130,7 +131,8 @@ class Summary:
         head = (
             f"spanwatch demo  {elapsed:5.0f}s  produced {produced} messages  "
             f"records {self.records} (with issues {self.partial})  closed windows "
-            f"{self.windows}  dead letters {dict(self.deadletters) or 0}"
+            f"{self.windows}  dead letters "
+            + (", ".join(f"{n} {why}" for why, n in sorted(self.deadletters.items())) or "0")
         )
         lines = [
             head,
@@ -243,16 +245,19 @@ class Summary:
             f"alerts firing now: {', '.join(firing) or 'none'}; fired: {', '.join(fired)}; "
             f"resolved: {', '.join(resolved) or 'none'}"
         ]
-        # each alert once, in its latest state: what fires now, then the latest resolved one
-        # of each alert name
-        now = [a for a in latest.values() if a["status"] == "firing"]
+        # every alert name once, in its latest state: the newest firing alert of each name
+        # (and how many more of it fire), then the newest resolved one of each name
+        firing_by: dict[str, list[dict[str, Any]]] = {}
         done: dict[str, dict[str, Any]] = {}
         for a in sorted(latest.values(), key=lambda a: a["at"]):
-            if a["status"] == "resolved":
+            if a["status"] == "firing":
+                firing_by.setdefault(a["alertname"], []).append(a)
+            elif a["status"] == "resolved":
                 done[a["alertname"]] = a
-        resolved_last = sorted(done.values(), key=lambda a: a["at"])[-6:]
-        for a in sorted(now, key=lambda a: a["at"])[-4:] + resolved_last:
-            out.append(alert_line(a)[:200])
+        for group in sorted(firing_by.values(), key=lambda g: g[-1]["at"]):
+            more = f" (+{len(group) - 1} more firing)" if len(group) > 1 else ""
+            out.append(alert_line(group[-1])[: 200 - len(more)] + more)
+        out += [alert_line(a)[:200] for a in sorted(done.values(), key=lambda a: a["at"])]
         return out
 
 
@@ -321,10 +326,11 @@ def _shares(rec: dict[str, Any]) -> str:
 
 
 SLOW_MODEL = "qwen2.5-72b-instruct"
-SLOW_FROM_S, SLOW_TO_S = 3.0, 12.0  # the model server queues for a while: an alert fires
-SLOW_SEARCH_FROM_S, SLOW_SEARCH_TO_S = 15.0, 24.0  # then the vector database slows down
-HANG_FROM_S, HANG_TO_S = 26.0, 32.0  # then some model calls hang: the gateway times out
-NEW_PROMPTS_FROM_S = 40.0  # then the support agent's users start complaining (a new kind)
+SLOW_FROM_S, SLOW_TO_S = 2.0, 8.0  # the model server queues for a while: an alert fires
+SLOW_SEARCH_FROM_S, SLOW_SEARCH_TO_S = 5.0, 10.0  # then the vector database slows down
+HANG_FROM_S, HANG_TO_S = 6.0, 10.0  # then some model calls hang: the gateway times out
+HANG_TIMEOUT_S = 8.0
+NEW_PROMPTS_FROM_S = 15.0  # then the support agent's users start complaining (a new kind)
 
 
 def _produce_loop(
@@ -344,14 +350,18 @@ def _produce_loop(
         dependencies=True,
         workflow_nodes=True,
         prompts=True,
+        short_steps=True,  # a demo lasts a minute: traces of seconds, not minutes
+        hang_timeout_s=HANG_TIMEOUT_S,
     )
     live = LiveExport()
     tick = 0.5
     n = 0
     start = time.monotonic()
     while not stop_flag.wait(tick):
-        slow = SLOW_FROM_S <= time.monotonic() - start < SLOW_TO_S
+        elapsed = time.monotonic() - start
+        slow = SLOW_FROM_S <= elapsed < SLOW_TO_S
         gen.slow_model, gen.slow_factor = (SLOW_MODEL, 150.0) if slow else (None, 1.0)
+        gen.slow_for_ns = int((SLOW_TO_S - elapsed) * 1e9)  # calls made once it recovered
         slow_search = SLOW_SEARCH_FROM_S <= time.monotonic() - start < SLOW_SEARCH_TO_S
         gen.slow_dependency = 30.0 if slow_search else 1.0
         gen.hang_every = 40 if HANG_FROM_S <= time.monotonic() - start < HANG_TO_S else 0
@@ -390,6 +400,22 @@ def run_demo(
             print(f"logs kept in {workdir}", file=sys.stderr, flush=True)
 
 
+def _until_ready(worker: Any, metrics_port: int, stop_flag: threading.Event) -> bool:
+    """Wait for the worker's readiness probe (it has joined its group and restored its
+    tables): the traffic's story starts then, so a slow start does not eat into it."""
+    deadline = time.monotonic() + 180
+    url = f"http://127.0.0.1:{metrics_port}/readyz"
+    while time.monotonic() < deadline and not stop_flag.is_set() and worker.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        stop_flag.wait(0.25)
+    return False
+
+
 def _run_demo(
     workdir: Path, duration: float, port: int, rate: float, seed: int, ui_port: int
 ) -> int:
@@ -417,7 +443,7 @@ def _run_demo(
             # the demo's scrapes reach Kafka at once: their windows need not wait a minute
             "engine: {allowed_lateness: 5s}\n"
             # a demo lasts a minute: prompt clusters per 10 s window, every prompt sampled
-            "clusters: {window: 10s, sample_rate: 1.0, warmup_windows: 3}\n"
+            "clusters: {window: 10s, sample_rate: 1.0, warmup_windows: 1}\n"
             # the sentiment of the users' messages, from the demo's stand-in judge
             # (spanwatch/devtools/demo_judge.py); a judge answers late, labels wait 5 s
             f"safety: {{judges: [{{preset: sentiment, url: '{judge.url}', model: demo-judge, "
@@ -426,6 +452,7 @@ def _run_demo(
         )
         ui_url = f"http://127.0.0.1:{ui_port}/"
         print(f"web view: {ui_url} (served by the worker once it is up)", flush=True)
+        metrics_port = free_port()
         worker = spawn(
             spanwatch_cmd(
                 "--config",
@@ -440,9 +467,21 @@ def _run_demo(
                 "--app-id",
                 "spanwatch-demo",
                 "--metrics-port",
-                str(free_port()),
+                str(metrics_port),
             ),
             log_path=workdir / "worker.log",
+        )
+        t_ready = time.monotonic()
+        if not _until_ready(worker, metrics_port, stop_flag):
+            stop(worker, grace=10)
+            if stop_flag.is_set():  # stopped while starting: not a failure
+                return 0
+            print(f"the worker did not get ready; see {workdir}/worker.log", file=sys.stderr)
+            return 1
+        print(
+            f"worker ready after {time.monotonic() - t_ready:.0f} s; "
+            f"traffic for {f'{duration:.0f} s' if duration else 'as long as you like (Ctrl-C)'}",
+            flush=True,
         )
         counter = [0]
         producer = threading.Thread(

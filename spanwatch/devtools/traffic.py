@@ -131,6 +131,8 @@ class TrafficGenerator:
         hang_every: int = 0,
         workflow_nodes: bool = False,
         prompts: bool = False,
+        short_steps: bool = False,
+        hang_timeout_s: float = 30.0,
     ) -> None:
         self.rng = random.Random(seed)
         # GenAI chat calls carry their user prompt (gen_ai.input.messages), drawn from a few
@@ -145,9 +147,14 @@ class TrafficGenerator:
         self.dependencies = dependencies
         self.slow_dependency = slow_dependency  # factor on the vector database's latency
         self.dep_rng = random.Random(seed ^ 0x5EED)
-        # every Nth trace: the model call hangs, the gateway times out after 30 s (504) and
-        # no LLM span ever comes
+        # every Nth trace: the model call hangs, the gateway times out after hang_timeout_s
+        # (504) and no LLM span ever comes
         self.hang_every = hang_every
+        self.hang_timeout_ns = int(hang_timeout_s * 1e9)
+        # an agent's steps before its answer (and a looping agent's) are tool calls: short
+        # outputs of 15-80 tokens, as real ones are, and answers of at most 250; off, every
+        # call answers with up to 600 (the traffic the captured tests were recorded with)
+        self.short_steps = short_steps
         # the Dify app's calls and tools wrapped in workflow node spans
         self.workflow_nodes = workflow_nodes
         self.node_rng = random.Random(seed ^ 0x0DE5)
@@ -155,6 +162,9 @@ class TrafficGenerator:
         self.runaway_every = runaway_every
         self.slow_model = slow_model
         self.slow_factor = slow_factor
+        # only calls starting within this long of their trace's start are slowed (the
+        # engine recovers; a long trace's later calls are served normally)
+        self.slow_for_ns = 2**62
         self.chunk_every = chunk_every  # every Nth GenAI chat call: a big chunked completion
         self.pii_every = pii_every  # every Nth GenAI chat call: a completion leaking PII
         self.traces = 0
@@ -208,7 +218,9 @@ class TrafficGenerator:
         cursor = 0
         children: list[tuple[str, Any]] = []
         for step in range(steps):
-            call = self._model_call(model, runaway)
+            short = self.short_steps and (runaway or step < steps - 1)
+            # a backed-up engine slows the calls made while it is backed up
+            call = self._model_call(model, runaway, short, cursor < self.slow_for_ns)
             children.append(("llm", (cursor, call)))
             cursor += int(call["e2e"] * 1e9) + 2_000_000
             if step < steps - 1 or runaway:
@@ -272,13 +284,17 @@ class TrafficGenerator:
         self.truth["traces"] += 1
         self.truth["runaway_traces"] += int(runaway)
 
-    def _model_call(self, model: Model, runaway: bool) -> dict[str, Any]:
+    def _model_call(
+        self, model: Model, runaway: bool, short: bool = False, slow_now: bool = True
+    ) -> dict[str, Any]:
         rng = self.rng
-        slow = self.slow_factor if model.name == self.slow_model else 1.0
+        slow = self.slow_factor if model.name == self.slow_model and slow_now else 1.0
         queue = rng.lognormvariate(-4.0, 1.0) * slow
         prefill = model.ttft_s * rng.lognormvariate(0, 0.35)
         ttft = queue + prefill
-        out_tokens = rng.randint(20, 600)
+        out_tokens = (
+            rng.randint(15, 80) if short else rng.randint(20, 250 if self.short_steps else 600)
+        )
         decode = model.tpot_s * rng.lognormvariate(0, 0.2) * (out_tokens - 1)
         in_tokens = rng.randint(200, 4000) + (3000 if runaway else 0)
         cached = rng.randrange(0, in_tokens // 2) if rng.random() < 0.4 else 0
@@ -297,6 +313,7 @@ class TrafficGenerator:
             "out": out_tokens,
             "cached": cached,
             "error": error,
+            "slowed": slow > 1,
         }
 
     def _agent_span(
@@ -461,7 +478,7 @@ class TrafficGenerator:
                 },
                 err,
             )
-            if model.name == self.slow_model and self.slow_factor > 1:
+            if call["slowed"]:
                 # a backed-up engine preempts running requests to admit waiting ones
                 ev = srv.events.add(name="journey.PREEMPTED", time_unix_nano=srv_start + 1000)
                 ev.attributes.extend(kvs({"event.type": "PREEMPTED", "num_preemptions": 1}))
@@ -598,7 +615,7 @@ class TrafficGenerator:
         session: str,
     ) -> None:
         """A request whose model call never returned: the agent and the gateway time out."""
-        t0 = end_ns - 30 * 10**9
+        t0 = end_ns - self.hang_timeout_ns
         gw_attrs = {
             "http.route": "/v1/agents/run",
             "http.request.method": "POST",
