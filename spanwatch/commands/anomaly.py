@@ -23,6 +23,7 @@ import yaml
 from spanwatch.pipeline.anomaly.base import AnomalyScorer, registered
 from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTOR, DEFAULT_DETECTORS
 from spanwatch.pipeline.errors import ConfigError, SpanwatchError
+from spanwatch.runtime.progress import lines_read
 
 
 def parse_time(raw: str, line: int) -> float:
@@ -51,7 +52,7 @@ def parse_value(raw: str, line: int) -> float | None:
 
 
 def rows(stream: TextIO) -> Iterator[tuple[int, str, float, float | None]]:
-    reader = csv.reader(stream)
+    reader = csv.reader(lines_read(stream, "scoring"))  # a bar on a terminal
     header = next(reader, None)
     if header is None or [h.strip().lower() for h in header[:2]] != ["timestamp", "value"]:
         raise SpanwatchError("the CSV must start with the header 'timestamp,value'")

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
+from tqdm import tqdm
 
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.errors import BrokerError
 from spanwatch.pipeline.otlp import Encoding, detect_encoding
 from spanwatch.runtime.kafka import require_topic, settings_config
+from spanwatch.runtime.progress import bar
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -43,6 +45,7 @@ def capture(
     consumer.subscribe([topic])
     saved = 0
     last = time.monotonic()
+    shown: tqdm[None] = bar(desc=f"capturing {topic}", total=max_messages or None, unit="msg")
     try:
         while not max_messages or saved < max_messages:
             msg = consumer.poll(0.5)
@@ -70,6 +73,8 @@ def capture(
             }
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
             saved += 1
+            shown.update()
     finally:
+        shown.close()
         consumer.close()
     return saved

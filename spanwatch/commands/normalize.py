@@ -13,6 +13,7 @@ from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.deadletter import SourceRef
 from spanwatch.pipeline.ingest import IngestOptions, ingest_message
 from spanwatch.pipeline.normalize import NormalizeOptions
+from spanwatch.runtime.progress import bar
 
 
 def normalize_files(
@@ -32,7 +33,7 @@ def normalize_files(
         max_message_bytes=settings.ingest.max_message_bytes,
     )
     failed = 0
-    for name in files:
+    for name in bar(files, desc="normalizing", unit="file"):
         path = Path(name)
         if path.name.endswith(".meta.json"):
             continue

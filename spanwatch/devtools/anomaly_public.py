@@ -20,6 +20,7 @@ from typing import Any
 from spanwatch.devtools import window_score as ws
 from spanwatch.devtools.public_series import Case
 from spanwatch.pipeline.anomaly.base import AnomalyScorer
+from spanwatch.runtime.progress import bar
 
 THRESHOLDS = tuple(
     sorted(
@@ -99,7 +100,8 @@ class Outcome:
 def evaluate(cand: Candidate, cases: Sequence[Case]) -> Outcome:
     t0 = time.process_time()
     scored = [
-        (case_scores(cand, c), ws.windows(len(c.t), ws.events_from_labels(c.labels))) for c in cases
+        (case_scores(cand, c), ws.windows(len(c.t), ws.events_from_labels(c.labels)))
+        for c in bar(cases, desc=f"{cand.name}", unit="series")
     ]
     seconds = time.process_time() - t0
 
@@ -153,7 +155,7 @@ def score_spread(cases: Sequence[Case]) -> tuple[str, list[list[float]]]:
     """How the default detector's scores spread over 0..1 on real series (after warm-up);
     and its scores, for the calibration report."""
     cand = candidates()[0]
-    per_case = [case_scores(cand, c) for c in cases]
+    per_case = [case_scores(cand, c) for c in bar(cases, desc="calibration", unit="series")]
     scores = [
         s for c, sc in zip(cases, per_case, strict=True) for s in sc[ws.probation(len(c.t)) :]
     ]

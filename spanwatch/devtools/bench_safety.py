@@ -19,6 +19,7 @@ from spanwatch.devtools.safety_corpus import corpus, lexicon_terms
 from spanwatch.pipeline.safety.engine import SafetyEngine
 from spanwatch.pipeline.safety.lexicon import LexiconScanner
 from spanwatch.pipeline.safety.registry import Scanner, build_scanner
+from spanwatch.runtime.progress import bar
 
 
 def _rate(scanners: list[Scanner], texts: list[str]) -> float:
@@ -130,7 +131,7 @@ def _count(
     stats: dict[tuple[str, str], list[int]] = {
         (k, s): [0] * 6 for k in KINDS for s in ("dev", "test")
     }
-    for s in samples:
+    for s in bar(samples, desc="scanning", unit="text"):
         found = {f.kind for f in engine.scan(wrap(s.text) if wrap else s.text)}
         if s.kind in KINDS:
             row = stats[(s.kind, s.split)]
