@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 import ahocorasick
 
+from spanwatch.pipeline.safety.classifier import InjectionModel, shipped_model
 from spanwatch.pipeline.safety.finding import Finding, Severity, mask_value
 from spanwatch.pipeline.safety.intents import CUE_PATTERNS, PATTERNS
 from spanwatch.pipeline.safety.registry import Scanner, register
@@ -24,13 +26,14 @@ from spanwatch.pipeline.safety.textview import view
 _CONFUSABLE_SCRIPTS = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
 _WEIGHT = {
     "override": 0.6,
+    "hijack": 0.6,
     "reveal_prompt": 0.5,
     "no_limits": 0.5,
     "disable_safety": 0.6,
     "exfiltrate": 0.7,
     "fake_system": 0.5,
 }
-_SETUP, _CONTENT = {"role_play", "in_character", "two_answers"}, {"limits", "harm"}
+_SETUP = {"role_play", "in_character", "two_answers"}
 
 Pattern = tuple[str, re.Pattern[str], tuple[str, ...] | None]
 
@@ -103,14 +106,34 @@ class InjectionScanner(Scanner):
         invisible: bool = True,
         confusables: bool = True,
         min_invisible: int = 1,
+        model: bool | InjectionModel = True,
+        model_threshold: float | None = None,
     ) -> None:
         self._phrases, self._invisible, self._confusables = phrases, invisible, confusables
         self._min_invisible = min_invisible
+        # the shipped learned detector (true), none, or one given (training and evaluation)
+        self._model = (
+            model if isinstance(model, InjectionModel) else (shipped_model() if model else None)
+        )
+        if model_threshold is not None and not 0.0 < model_threshold <= 1.0:
+            raise ValueError(f"model_threshold must be in (0, 1], got {model_threshold}")
+        self._cut = (
+            model_threshold
+            if model_threshold is not None
+            else (self._model.threshold if self._model is not None else 1.0)
+        )
 
     def scan(self, text: str) -> list[Finding]:
         out: list[Finding] = []
         if self._phrases:
             out += self._scan_phrases(text)
+        if self._model is not None:
+            score = self._model.score(text)
+            if score >= self._cut:
+                excerpt = text[:80]
+                out.append(
+                    Finding("injection", "classifier", Severity.HIGH, score, 0, len(text), excerpt)
+                )
         if self._invisible:
             out += self._scan_invisible(text)
         if self._confusables:
@@ -123,7 +146,7 @@ class InjectionScanner(Scanner):
         cues: dict[str, tuple[int, int]] = {}
         for name, m in _CUES.matches(v.text, first_only=True):
             cues.setdefault(name, v.span(*m.span()))
-        if cues.keys() & _SETUP and cues.keys() & _CONTENT:
+        if _jailbreak_cues(cues.keys()):
             setup = next(cues[n] for n in cues if n in _SETUP)
             hits.append(("no_limits", *setup))
         if not hits:
@@ -138,7 +161,7 @@ class InjectionScanner(Scanner):
         ]
 
     def _scan_invisible(self, text: str) -> list[Finding]:
-        hits = list(_INVISIBLE.finditer(text))
+        hits = [m for m in _INVISIBLE.finditer(text) if not _joins_legitimately(text, m.start())]
         if len(hits) < self._min_invisible:
             return []
         start, end = hits[0].start(), hits[-1].end()
@@ -179,6 +202,65 @@ class InjectionScanner(Scanner):
                     )
                 )
         return out
+
+
+def _jailbreak_cues(cues: set[str] | Any) -> bool:
+    """A role-play setup is a jailbreak together with a limit cue ("no rules", "不需要考虑"),
+    or with a harm cue when the setup insists (two kinds of setup: a role plus "stay in
+    character" or two answers). A role and a harm word alone are an ordinary persona prompt:
+    "act as a cyber security expert ... attacks", "扮演小说家 ... 出色情节"."""
+    setups = len(cues & _SETUP)
+    return bool(setups and ("limits" in cues or (setups >= 2 and "harm" in cues)))
+
+
+_JOINERS = ("\u200c", "\u200d")  # zero-width non-joiner and joiner
+
+
+def _emoji(c: str) -> bool:
+    o = ord(c)
+    return (
+        0x1F000 <= o <= 0x1FAFF  # pictographs, emoticons, symbols, skin tones
+        or 0x2600 <= o <= 0x27BF  # miscellaneous symbols, dingbats
+        or 0x2B00 <= o <= 0x2BFF
+        or o in (0xFE0F, 0x20E3)  # emoji presentation selector, keycap
+    )
+
+
+def _joins_legitimately(text: str, i: int) -> bool:
+    """A joiner inside an emoji sequence (👨‍👩‍👧, 🏳️‍🌈) or between letters of a script that
+    writes with joiners (Persian, Arabic, the Indic scripts): part of the writing, not a
+    hiding place. Between Latin letters, or anywhere else, it is suspicious."""
+    if text[i] not in _JOINERS or i == 0 or i + 1 >= len(text):
+        return False
+    before, after = text[i - 1], text[i + 1]
+    if _emoji(before) and _emoji(after):
+        return True
+    return all(
+        unicodedata.category(c)[0] in "LM"
+        and unicodedata.name(c, "").split(" ")[0] in _JOINING_SCRIPTS
+        for c in (before, after)
+    )
+
+
+_JOINING_SCRIPTS = frozenset(
+    {
+        "ARABIC",
+        "DEVANAGARI",
+        "BENGALI",
+        "GURMUKHI",
+        "GUJARATI",
+        "ORIYA",
+        "TAMIL",
+        "TELUGU",
+        "KANNADA",
+        "MALAYALAM",
+        "SINHALA",
+        "SYRIAC",
+        "MONGOLIAN",
+        "KHMER",
+        "MYANMAR",
+    }
+)
 
 
 def _first_per_place(hits: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
