@@ -9,12 +9,18 @@ Nothing here ships data: point the loaders at clones of the public repositories.
 * ``skab``: the Skoltech Anomaly Benchmark (``git clone https://github.com/waico/SKAB``):
   34 experiments on a water-pump test bed, 8 sensors at 1 s, one labelled fault each (valve
   closures, leaks, rotor imbalance). A case alarms when any of its sensors does.
+* ``nab``: the Numenta Anomaly Benchmark (``git clone https://github.com/numenta/NAB``): 58
+  series (cloud CPU, disk and network, tweet volumes, ad exchange, traffic, machine
+  temperature, artificial flat, step and jump series), anomalies labelled as points in
+  ``labels/combined_labels.json``. **Held out**: never used to choose or tune anything; it
+  is scored only to report how the detector does on series nobody here looked at.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +37,7 @@ SOURCES = {
         "https://github.com/microsoft/cloud-monitoring-dataset",
     ),
     "skab": ("SKAB", "https://github.com/waico/SKAB"),
+    "nab": ("NAB", "https://github.com/numenta/NAB"),
 }
 
 
@@ -94,7 +101,30 @@ def skab(root: Path) -> Iterator[Case]:
         )
 
 
-LOADERS = {"cloud-monitoring": cloud_monitoring, "skab": skab}
+def nab(root: Path) -> Iterator[Case]:
+    labels_file = root / "labels" / "combined_labels.json"
+    files = sorted((root / "data").glob("*/*.csv"))
+    if not files or not labels_file.is_file():
+        raise SpanwatchError(
+            f"{root}: no data/*/*.csv and labels/combined_labels.json (a clone of "
+            f"{SOURCES['nab'][1]})"
+        )
+    labelled = json.loads(labels_file.read_text())
+    for path in files:
+        name = f"{path.parent.name}/{path.name}"
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = [r for r in list(csv.reader(f))[1:] if len(r) >= 2]
+        marks = {_time(x) for x in labelled.get(name, [])}
+        t = [_time(r[0]) for r in rows]
+        yield Case(
+            f"{path.parent.name}/{path.stem}",
+            t,
+            {"value": [_num(r[1]) for r in rows]},
+            [int(x in marks) for x in t],
+        )
+
+
+LOADERS = {"cloud-monitoring": cloud_monitoring, "skab": skab, "nab": nab}
 
 
 def load(name: str, root: Path | None = None) -> list[Case]:
