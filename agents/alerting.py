@@ -26,14 +26,15 @@ from typing import Any
 import faust
 import orjson
 
-from spanwatch.agents.control import dispatch, log_failure
 from spanwatch.pipeline.alerting.evaluate import RuleEvaluator, Sample
 from spanwatch.pipeline.alerting.loader import RuleSet
 from spanwatch.pipeline.alerting.manager import AlertManager, Pending
 from spanwatch.pipeline.alerting.notify import Delivery, deliver
 from spanwatch.pipeline.alerting.silences import Silence
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.windows import parse_duration_ns
+from spanwatch.pipeline.windows.spec import parse_duration_ns
+
+from .control import dispatch, log_failure
 
 log = logging.getLogger("spanwatch.alerting")
 DELIVERY_THREADS = 16  # deliveries running at once, each in its own thread

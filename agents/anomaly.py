@@ -16,10 +16,11 @@ from typing import Any
 import faust
 import orjson
 
-from spanwatch.agents.control import dispatch
 from spanwatch.pipeline.anomaly.base import AnomalyScorer
 from spanwatch.pipeline.anomaly.stream import AnomalyStage, dump_state, load_state
 from spanwatch.pipeline.config import Settings
+
+from .control import dispatch
 
 log = logging.getLogger("spanwatch.anomaly")
 

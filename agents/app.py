@@ -13,8 +13,9 @@ import faust
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
-from spanwatch.agents.consumer import NoLossTransport
 from spanwatch.pipeline.config import KafkaSettings, Settings
+
+from .consumer import NoLossTransport
 
 
 def faust_broker_url(bootstrap: str) -> str:

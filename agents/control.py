@@ -14,8 +14,8 @@ from typing import Any
 import faust
 import orjson
 
-from spanwatch.pipeline.deadletter import SourceRef
-from spanwatch.pipeline.errors import describe_error, describe_traceback
+from spanwatch.pipeline.common.errors import describe_error, describe_traceback
+from spanwatch.pipeline.ingest.deadletter import SourceRef
 
 Handler = Callable[[Any, Any], Awaitable[None]]  # (faust message, decoded JSON value)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import faust
 
-from spanwatch.pipeline.health import HealthTracker, PartitionState
+from spanwatch.pipeline.common.health import HealthTracker, PartitionState
 
 INTERVAL_S = 1.0
 

@@ -15,17 +15,18 @@ from typing import Any
 
 import faust
 
-from spanwatch.agents.control import log_failure
+from spanwatch.pipeline.common.errors import describe_error
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
-from spanwatch.pipeline.errors import describe_error
-from spanwatch.pipeline.ingest import (
+from spanwatch.pipeline.ingest.deadletter import DeadLetter, SourceRef
+from spanwatch.pipeline.ingest.message import (
     IngestResult,
     IngestStats,
     ingest_message,
     records_to_messages,
 )
-from spanwatch.pipeline.spans import LlmSpan
+from spanwatch.pipeline.ingest.spans import LlmSpan
+
+from .control import log_failure
 
 log = logging.getLogger("spanwatch.ingest")
 SpanSink = Callable[[SourceRef, IngestResult], Awaitable[None]]

@@ -30,28 +30,28 @@ import faust
 import orjson
 from faust.types import TP
 
-from spanwatch.agents.consumer import NoLossConsumer
-from spanwatch.agents.control import broadcast, dispatch, log_failure
-from spanwatch.agents.ingest import DeadLetterSender, SpanSink, source_topic, spans_sender
-from spanwatch.agents.tables import versioned_table
-from spanwatch.pipeline.clusters import load_featurizer
-from spanwatch.pipeline.coalesce import Batch, Coalescer
+from spanwatch.pipeline.clusters.prompts import load_featurizer
+from spanwatch.pipeline.common.errors import DecodeError, describe_error
 from spanwatch.pipeline.config import Settings, merge_stage, preaggregator
-from spanwatch.pipeline.deadletter import DeadLetter, SourceRef
-from spanwatch.pipeline.engine import decode_metrics
-from spanwatch.pipeline.errors import DecodeError, describe_error
-from spanwatch.pipeline.ingest import IngestResult, ingest_message
-from spanwatch.pipeline.merge import WindowOutput
-from spanwatch.pipeline.partials import (
-    ClosedWindow,
-    Partial,
+from spanwatch.pipeline.engine.gauges import decode_metrics
+from spanwatch.pipeline.ingest.deadletter import DeadLetter, SourceRef
+from spanwatch.pipeline.ingest.message import IngestResult, ingest_message
+from spanwatch.pipeline.windows.coalesce import Batch, Coalescer
+from spanwatch.pipeline.windows.merge import WindowOutput
+from spanwatch.pipeline.windows.partial import Partial, bundles
+from spanwatch.pipeline.windows.preaggregate import (
     PreAggregator,
-    bundles,
     engine_partials,
     label_partials,
     prompt_partials,
 )
-from spanwatch.pipeline.windows import parse_duration_ns
+from spanwatch.pipeline.windows.spec import parse_duration_ns
+from spanwatch.pipeline.windows.state import ClosedWindow
+
+from .consumer import NoLossConsumer
+from .control import broadcast, dispatch, log_failure
+from .ingest import DeadLetterSender, SpanSink, source_topic, spans_sender
+from .tables import versioned_table
 
 log = logging.getLogger("spanwatch.windows")
 

@@ -17,12 +17,9 @@ from dataclasses import dataclass, field
 import faust
 import orjson
 
-from spanwatch.agents.ingest import SpanSink
-from spanwatch.pipeline.chunks import Payload
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.deadletter import SourceRef
-from spanwatch.pipeline.ingest import IngestResult
-from spanwatch.pipeline.safety.engine import ContentItem, SafetyEngine
+from spanwatch.pipeline.ingest.deadletter import SourceRef
+from spanwatch.pipeline.ingest.message import IngestResult
 from spanwatch.pipeline.safety.judge import (
     EXCHANGE,
     CircuitBreaker,
@@ -32,6 +29,10 @@ from spanwatch.pipeline.safety.judge import (
     evaluation_record,
     exchange_item,
 )
+from spanwatch.pipeline.safety.scan import ContentItem, SafetyEngine
+from spanwatch.pipeline.stitch.chunks import Payload
+
+from .ingest import SpanSink
 
 log = logging.getLogger("spanwatch.safety")
 PayloadHook = Callable[[Payload], Awaitable[None]]

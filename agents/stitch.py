@@ -22,14 +22,15 @@ from typing import Any
 import faust
 import orjson
 
-from spanwatch.agents.control import broadcast, dispatch, log_failure
-from spanwatch.agents.ingest import SpanSink
-from spanwatch.pipeline.chunks import Payload, Piece
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.deadletter import SourceRef
-from spanwatch.pipeline.ingest import IngestResult
-from spanwatch.pipeline.stitch import StitchStage
-from spanwatch.pipeline.windows import parse_duration_ns
+from spanwatch.pipeline.ingest.deadletter import SourceRef
+from spanwatch.pipeline.ingest.message import IngestResult
+from spanwatch.pipeline.stitch.chunks import Payload, Piece
+from spanwatch.pipeline.stitch.stitcher import StitchStage
+from spanwatch.pipeline.windows.spec import parse_duration_ns
+
+from .control import broadcast, dispatch, log_failure
+from .ingest import SpanSink
 
 log = logging.getLogger("spanwatch.stitch")
 

@@ -21,7 +21,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from spanwatch.pipeline.versions import version_of
+from spanwatch.pipeline.common.versions import version_of
 
 
 def newest_events(

@@ -21,23 +21,24 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
-from spanwatch.pipeline.alerting.settings import AlertingSettings
-from spanwatch.pipeline.anomaly.settings import AnomalySettings
-from spanwatch.pipeline.blackhole import BudgetSettings
-from spanwatch.pipeline.clusters import ClusterSettings
-from spanwatch.pipeline.engine import EngineSettings
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.ingest import IngestSettings
-from spanwatch.pipeline.labels import LabelSettings
-from spanwatch.pipeline.merge import MergeStage
-from spanwatch.pipeline.normalize import NormalizeSettings
-from spanwatch.pipeline.partials import MetricsSettings, PreAggregator
-from spanwatch.pipeline.safety.settings import JudgeConfig, SafetySettings
-from spanwatch.pipeline.settings import Duration, SettingsModel, expand_env
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.stitch import StitchSettings
-from spanwatch.pipeline.tokens import TokensSettings
-from spanwatch.pipeline.windows import parse_duration_ns
+from .alerting.settings import AlertingSettings
+from .anomaly.settings import AnomalySettings
+from .clusters.labels import LabelSettings
+from .clusters.prompts import ClusterSettings
+from .common.errors import ConfigError
+from .common.settings import Duration, SettingsModel, expand_env
+from .engine.gauges import EngineSettings
+from .ingest.message import IngestSettings
+from .ingest.normalize import NormalizeSettings
+from .safety.settings import JudgeConfig, SafetySettings
+from .stitch.stitcher import StitchSettings
+from .tokens.blackhole import BudgetSettings
+from .tokens.burn import TokensSettings
+from .windows.golden import SeriesKeyer
+from .windows.merge import MergeStage
+from .windows.preaggregate import PreAggregator
+from .windows.settings import MetricsSettings
+from .windows.spec import parse_duration_ns
 
 __all__ = [  # each stage's section, composed here; the names stay importable from here
     "BROKER_PROFILES",

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from spanwatch import __version__
+from spanwatch.pipeline.common.errors import SpanwatchError
 from spanwatch.pipeline.config import Settings, load_settings
-from spanwatch.pipeline.errors import SpanwatchError
 
 
 def _settings(args: argparse.Namespace) -> Settings:

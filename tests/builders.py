@@ -8,11 +8,11 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from spanwatch.devtools.traffic import kvs
-from spanwatch.pipeline.blackhole import Budgets
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.merge import MergeStage
-from spanwatch.pipeline.partials import PreAggregator
-from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.tokens.blackhole import Budgets
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.merge import MergeStage
+from spanwatch.pipeline.windows.preaggregate import PreAggregator
 
 TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 SPAN = bytes.fromhex("b7ad6b7169203331")

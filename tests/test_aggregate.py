@@ -12,15 +12,15 @@ from typing import Any
 import orjson
 import pytest
 
-from spanwatch.pipeline.aggregate import Mergeable
-from spanwatch.pipeline.clusters import ClusterSamples, sample_key
-from spanwatch.pipeline.engine import ENGINE_GAUGES, EngineAggregate, EngineSample
-from spanwatch.pipeline.labels import LabelCounts
-from spanwatch.pipeline.pricing import DEFAULT_PRICES, PriceTable
-from spanwatch.pipeline.signals import SignalAggregate
-from spanwatch.pipeline.sketch import QuantileSketch
-from spanwatch.pipeline.spans import Layer, LlmSpan
-from spanwatch.pipeline.tokens import TokenCounts
+from spanwatch.pipeline.clusters.labels import LabelCounts
+from spanwatch.pipeline.clusters.prompts import ClusterSamples, sample_key
+from spanwatch.pipeline.engine.gauges import ENGINE_GAUGES, EngineAggregate, EngineSample
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
+from spanwatch.pipeline.tokens.burn import TokenCounts
+from spanwatch.pipeline.tokens.pricing import DEFAULT_PRICES, PriceTable
+from spanwatch.pipeline.windows.aggregate import Mergeable
+from spanwatch.pipeline.windows.golden import SignalAggregate
+from spanwatch.pipeline.windows.sketch import QuantileSketch
 
 NS = 10**9
 PRICES = PriceTable.load(DEFAULT_PRICES)

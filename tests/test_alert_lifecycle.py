@@ -12,7 +12,7 @@ from spanwatch.pipeline.alerting.evaluate import RuleEvaluator, Sample
 from spanwatch.pipeline.alerting.loader import RuleSet, load_rules
 from spanwatch.pipeline.alerting.manager import AlertManager
 from spanwatch.pipeline.alerting.silences import Silence
-from spanwatch.pipeline.retry import backoff_s
+from spanwatch.pipeline.common.retry import backoff_s
 
 RULES = """
 groups:

@@ -16,10 +16,10 @@ import pytest
 
 from spanwatch.commands.anomaly import backtest
 from spanwatch.pipeline.anomaly.base import AnomalyScorer, build_detector, registered, z_to_score
-from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTORS, SIGNALS
+from spanwatch.pipeline.anomaly.defaults import DEFAULT_DETECTORS, SIGNALS
 from spanwatch.pipeline.anomaly.stream import AnomalyStage, dump_state, load_state
+from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.config import load_settings
-from spanwatch.pipeline.errors import ConfigError
 
 NAMES = sorted(registered())
 
@@ -362,7 +362,7 @@ def test_config_validates_signals() -> None:
 
 def test_catalog_values_read_their_own_field() -> None:
     """A value marked as a plain record field (rule tests set it by that name) reads it."""
-    from spanwatch.pipeline.values import METRICS, TOKENS
+    from spanwatch.pipeline.windows.values import METRICS, TOKENS
 
     plain = [v for v in (*METRICS.values(), *TOKENS.values()) if v.field]
     assert {v.name for v in plain} >= {"requests", "error_rate", "no_response", "total_tokens"}

@@ -18,7 +18,7 @@ from spanwatch.pipeline.anomaly.tail import (
     probability_to_score,
     score_to_probability,
 )
-from spanwatch.pipeline.errors import SpanwatchError
+from spanwatch.pipeline.common.errors import SpanwatchError
 
 DAY, STEP = 86_400.0, 300.0  # five-minute points
 T0 = 1_700_006_400.0  # a midnight (UTC)

@@ -13,7 +13,7 @@ import pytest
 from spanwatch.commands.anomaly import backtest
 from spanwatch.devtools.broker import EmbeddedBroker
 from spanwatch.devtools.cluster import WorkerProc, consume_until, produce
-from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTORS
+from spanwatch.pipeline.anomaly.defaults import DEFAULT_DETECTORS
 from spanwatch.pipeline.config import TopicSettings
 
 pytestmark = pytest.mark.broker

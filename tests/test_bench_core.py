@@ -4,9 +4,9 @@ worker's whole work, or its number would flatter the core."""
 from __future__ import annotations
 
 from spanwatch.devtools.bench import _messages, core_pass, per_trace
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.merge import MergeStage
-from spanwatch.pipeline.tokens import counted_calls
+from spanwatch.pipeline.ingest.message import ingest_message
+from spanwatch.pipeline.tokens.burn import counted_calls
+from spanwatch.pipeline.windows.merge import MergeStage
 
 
 def _model_requests(stage: MergeStage) -> int:

@@ -14,7 +14,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from spanwatch.otel.chunking import CHUNKED, ChunkingSpanExporter
-from spanwatch.pipeline.chunks import (
+from spanwatch.pipeline.ingest.message import ingest_message
+from spanwatch.pipeline.ingest.otlp import decode
+from spanwatch.pipeline.stitch.chunks import (
     Payload,
     PayloadState,
     Piece,
@@ -22,8 +24,6 @@ from spanwatch.pipeline.chunks import (
     make_pieces,
     split_utf8,
 )
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.otlp import decode
 
 TEXT = "模型输出 streams 🚀 " * 3000 + "end"
 

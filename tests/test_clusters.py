@@ -11,13 +11,20 @@ from typing import Any
 import orjson
 import pytest
 
-from spanwatch.pipeline.clusters import ClusterSettings, distance, fingerprint, load_featurizer
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.merge import MergeStage, WindowOutput
-from spanwatch.pipeline.partials import Partial, SeriesState, cluster_partials, prompt_text
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.spans import Layer, LlmSpan
-from spanwatch.pipeline.windows import WindowSpec
+from spanwatch.pipeline.clusters.prompts import (
+    ClusterSettings,
+    distance,
+    fingerprint,
+    load_featurizer,
+)
+from spanwatch.pipeline.common.errors import ConfigError
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.merge import MergeStage, WindowOutput
+from spanwatch.pipeline.windows.partial import Partial
+from spanwatch.pipeline.windows.preaggregate import cluster_partials, prompt_text
+from spanwatch.pipeline.windows.spec import WindowSpec
+from spanwatch.pipeline.windows.state import SeriesState
 from tests.builders import merge_stage
 
 NS = 10**9
@@ -226,10 +233,10 @@ def _live_cluster_records(msgs: list[bytes], cs: ClusterSettings) -> list[dict[s
     """Cluster windows as one source partition and one owner close them live: each message's
     prompt partials applied, then the source watermark (its newest span end) announced, so a
     sample for a window already closed is late, not merged."""
-    from spanwatch.pipeline.ingest import IngestOptions, ingest_message
-    from spanwatch.pipeline.partials import prompt_partials
-    from spanwatch.pipeline.signals import SeriesKeyer
-    from spanwatch.pipeline.windows import WindowSpec
+    from spanwatch.pipeline.ingest.message import IngestOptions, ingest_message
+    from spanwatch.pipeline.windows.golden import SeriesKeyer
+    from spanwatch.pipeline.windows.preaggregate import prompt_partials
+    from spanwatch.pipeline.windows.spec import WindowSpec
 
     spec = WindowSpec.parse(cs.window)
     stage = MergeStage(

@@ -13,11 +13,12 @@ import orjson
 import pytest
 
 from spanwatch.devtools.traffic import TrafficGenerator
-from spanwatch.pipeline.blackhole import Budgets
-from spanwatch.pipeline.coalesce import Coalescer, coalesce
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.merge import MergeStage
-from spanwatch.pipeline.partials import ClosedWindow, Partial, SeriesState
+from spanwatch.pipeline.ingest.message import ingest_message
+from spanwatch.pipeline.tokens.blackhole import Budgets
+from spanwatch.pipeline.windows.coalesce import Coalescer, coalesce
+from spanwatch.pipeline.windows.merge import MergeStage
+from spanwatch.pipeline.windows.partial import Partial
+from spanwatch.pipeline.windows.state import ClosedWindow, SeriesState
 from tests.builders import Clock, default_preaggregator, merge_stage
 
 NS = 10**9

@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanwatch.pipeline.dashboard import Dashboard, apply_delta
+from spanwatch.pipeline.view.dashboard import Dashboard, apply_delta
 
 NS = 10**9
 SERIES = {"service": "app", "layer": "model-server", "operation": "inference", "model": "q"}

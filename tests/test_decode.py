@@ -8,9 +8,9 @@ import json
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from spanwatch.pipeline.deadletter import SourceRef
-from spanwatch.pipeline.ingest import IngestOptions, ingest_message
-from spanwatch.pipeline.otlp import Encoding, decode, detect_encoding
+from spanwatch.pipeline.ingest.deadletter import SourceRef
+from spanwatch.pipeline.ingest.message import IngestOptions, ingest_message
+from spanwatch.pipeline.ingest.otlp import Encoding, decode, detect_encoding
 from tests.builders import span, traces
 from tests.support.otlp_json import otlp_json, per_span_messages, rotel_json
 
@@ -180,7 +180,7 @@ def test_a_dead_letter_is_always_small_enough_to_send() -> None:
 
 
 def test_an_error_detail_never_quotes_the_input() -> None:
-    from spanwatch.pipeline.errors import describe_error
+    from spanwatch.pipeline.common.errors import describe_error
 
     try:
         int("13912345678x")

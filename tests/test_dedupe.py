@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from spanwatch.pipeline.dedupe import mark_duplicates
-from spanwatch.pipeline.ingest import IngestOptions, ingest_message
-from spanwatch.pipeline.normalize import NormalizeOptions
-from spanwatch.pipeline.spans import Layer, LlmSpan
-from spanwatch.pipeline.tokens import counted_calls
+from spanwatch.pipeline.ingest.dedupe import mark_duplicates
+from spanwatch.pipeline.ingest.message import IngestOptions, ingest_message
+from spanwatch.pipeline.ingest.normalize import NormalizeOptions
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
+from spanwatch.pipeline.tokens.burn import counted_calls
 from tests.builders import T0, span, traces
 
 MS = 1_000_000

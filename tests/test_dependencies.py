@@ -13,12 +13,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from spanwatch.pipeline.ingest import IngestOptions, ingest_message
-from spanwatch.pipeline.normalize import NormalizeOptions
-from spanwatch.pipeline.partials import PreAggregator, close_offline
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.spans import Layer, LlmSpan
-from spanwatch.pipeline.windows import WindowSettings, WindowSpec
+from spanwatch.pipeline.ingest.message import IngestOptions, ingest_message
+from spanwatch.pipeline.ingest.normalize import NormalizeOptions
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.preaggregate import PreAggregator
+from spanwatch.pipeline.windows.spec import WindowSettings, WindowSpec
+from spanwatch.pipeline.windows.state import close_offline
 from tests.builders import T0, span, traces
 from tests.support.make_golden import DEPENDENCY_CASES, expected_lines
 
@@ -280,7 +281,7 @@ def test_windows_per_calling_service_and_dependency() -> None:
 
 
 def test_prometheus_dependency_families_apart_from_llm_calls() -> None:
-    from spanwatch.pipeline.ingest import IngestStats
+    from spanwatch.pipeline.ingest.message import IngestStats
     from spanwatch.runtime.prom import LatestWindows, SpanwatchCollector, WindowTotals
 
     llm = span({"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}, span_id=b"\x09" * 8)

@@ -14,12 +14,14 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData, NumberDataPo
 
 from spanwatch.pipeline.alerting.evaluate import RuleEvaluator
 from spanwatch.pipeline.alerting.loader import load_rules
-from spanwatch.pipeline.engine import decode_metrics
-from spanwatch.pipeline.errors import DecodeError
-from spanwatch.pipeline.merge import WindowOutput
-from spanwatch.pipeline.partials import Partial, close_offline, engine_partials
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.windows import WindowSpec
+from spanwatch.pipeline.common.errors import DecodeError
+from spanwatch.pipeline.engine.gauges import decode_metrics
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.merge import WindowOutput
+from spanwatch.pipeline.windows.partial import Partial
+from spanwatch.pipeline.windows.preaggregate import engine_partials
+from spanwatch.pipeline.windows.spec import WindowSpec
+from spanwatch.pipeline.windows.state import close_offline
 from spanwatch.rules import DEFAULT_RULES_DIR
 from tests.builders import merge_stage
 

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.partials import PreAggregator, close_offline
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.spans import Layer, LlmSpan
-from spanwatch.pipeline.windows import WindowSettings, WindowSpec
+from spanwatch.pipeline.ingest.message import ingest_message
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.preaggregate import PreAggregator
+from spanwatch.pipeline.windows.spec import WindowSettings, WindowSpec
+from spanwatch.pipeline.windows.state import close_offline
 from tests.builders import T0, span, traces
 
 S = 1_000_000_000
@@ -191,8 +192,8 @@ def test_vllm_takes_the_model_and_caller_of_the_call_it_serves() -> None:
 
 
 def test_without_a_caller_the_resource_or_the_configured_mapping_names_the_model() -> None:
-    from spanwatch.pipeline.ingest import IngestOptions
-    from spanwatch.pipeline.normalize import NormalizeOptions
+    from spanwatch.pipeline.ingest.message import IngestOptions
+    from spanwatch.pipeline.ingest.normalize import NormalizeOptions
 
     value = traces(
         vllm_v1_request(), service="vllm-qwen", resource={"gen_ai.request.model": "qwen-72b"}

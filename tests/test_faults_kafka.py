@@ -38,7 +38,7 @@ from spanwatch.devtools.cluster import WorkerProc, consume_until, wait_until
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.devtools.webhook import Webhook
 from spanwatch.pipeline.config import TopicSettings, load_settings
-from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.windows.golden import SeriesKeyer
 from tests.support.load import stamped_message, token_truth
 from tests.support.offline import offline_windows
 

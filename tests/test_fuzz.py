@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spanwatch.devtools.traffic import TrafficGenerator
-from spanwatch.pipeline.ingest import ingest_message, records_to_messages
+from spanwatch.pipeline.ingest.message import ingest_message, records_to_messages
 from tests.builders import default_preaggregator
 from tests.support.otlp_json import otlp_json
 

@@ -17,9 +17,9 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from spanwatch.commands.normalize import mapping_markdown
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.spans import LlmSpan
-from spanwatch.pipeline.tokens import counted_calls
+from spanwatch.pipeline.ingest.message import ingest_message
+from spanwatch.pipeline.ingest.spans import LlmSpan
+from spanwatch.pipeline.tokens.burn import counted_calls
 from tests.support.make_golden import CASES, CONTENT_ENV, expected_lines
 from tests.support.otlp_json import otlp_json
 

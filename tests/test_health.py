@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from spanwatch.devtools.broker import free_port
-from spanwatch.pipeline.health import HealthTracker, PartitionState
+from spanwatch.pipeline.common.health import HealthTracker, PartitionState
 from spanwatch.runtime.httpserver import serve
 from spanwatch.runtime.prom import _health_families
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from spanwatch.pipeline.safety.engine import ContentItem
 from spanwatch.pipeline.safety.judge import (
     EXCHANGE,
     MAX_EXCHANGE_PART,
@@ -14,6 +13,7 @@ from spanwatch.pipeline.safety.judge import (
     evaluation_record,
     exchange_item,
 )
+from spanwatch.pipeline.safety.scan import ContentItem
 from spanwatch.pipeline.safety.settings import JudgeConfig, SafetySettings
 
 URL = {"url": "http://judge:8000/v1", "model": "qwen-judge"}

@@ -17,8 +17,8 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from spanwatch.agents.app import create_app
+from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.config import KafkaSettings, Settings
-from spanwatch.pipeline.errors import ConfigError
 from spanwatch.runtime.kafka import confluent_config, settings_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,13 +8,15 @@ import orjson
 
 from spanwatch.pipeline.alerting.evaluate import RuleEvaluator
 from spanwatch.pipeline.alerting.loader import load_rules
-from spanwatch.pipeline.merge import WindowOutput
-from spanwatch.pipeline.partials import Partial, close_offline, label_partials
-from spanwatch.pipeline.safety.engine import ContentItem
 from spanwatch.pipeline.safety.judge import Evaluation, evaluation_record
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.values import METRICS
-from spanwatch.pipeline.windows import WindowSpec
+from spanwatch.pipeline.safety.scan import ContentItem
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.merge import WindowOutput
+from spanwatch.pipeline.windows.partial import Partial
+from spanwatch.pipeline.windows.preaggregate import label_partials
+from spanwatch.pipeline.windows.spec import WindowSpec
+from spanwatch.pipeline.windows.state import close_offline
+from spanwatch.pipeline.windows.values import METRICS
 from spanwatch.rules import DEFAULT_RULES_DIR
 from tests.builders import merge_stage
 

@@ -10,12 +10,13 @@ import orjson
 import pytest
 
 from spanwatch.devtools.traffic import TrafficGenerator
-from spanwatch.pipeline.blackhole import Budgets
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.merge import MergeStage, WindowOutput
-from spanwatch.pipeline.partials import ClosedWindow, Partial, close_offline
-from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.ingest.message import ingest_message
+from spanwatch.pipeline.tokens.blackhole import Budgets
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.merge import MergeStage, WindowOutput
+from spanwatch.pipeline.windows.partial import Partial
+from spanwatch.pipeline.windows.state import ClosedWindow, close_offline
 from tests.builders import Clock, default_preaggregator, merge_stage
 
 NS = 10**9

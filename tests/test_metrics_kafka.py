@@ -15,7 +15,7 @@ from spanwatch.devtools.broker import EmbeddedBroker
 from spanwatch.devtools.cluster import WorkerProc, consume_until
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.config import TopicSettings, load_settings
-from spanwatch.pipeline.signals import SeriesKeyer
+from spanwatch.pipeline.windows.golden import SeriesKeyer
 from tests.support.offline import offline_clusters, offline_windows
 
 pytestmark = pytest.mark.broker

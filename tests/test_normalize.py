@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.normalize import NormalizeOptions
-from spanwatch.pipeline.spans import ContentRef, Layer, LlmSpan
+from spanwatch.pipeline.ingest.message import ingest_message
+from spanwatch.pipeline.ingest.normalize import NormalizeOptions
+from spanwatch.pipeline.ingest.spans import ContentRef, Layer, LlmSpan
 from tests.builders import T0, span, traces
 
 
@@ -286,7 +286,7 @@ def test_tool_name_and_argument_hash() -> None:
 
 def test_layer_override_from_config() -> None:
     opts = NormalizeOptions(layer_overrides=(("edge-*", Layer.GATEWAY),))
-    from spanwatch.pipeline.ingest import IngestOptions
+    from spanwatch.pipeline.ingest.message import IngestOptions
 
     data = traces(span({"gen_ai.request.model": "m"}), service="edge-proxy").SerializeToString()
     rec = ingest_message(data, options=IngestOptions(normalize=opts)).spans[0]

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from spanwatch.pipeline.ingest import IngestStats
-from spanwatch.pipeline.partials import ClosedWindow
-from spanwatch.pipeline.signals import SignalAggregate
-from spanwatch.pipeline.spans import Layer, LlmSpan
-from spanwatch.pipeline.windows import WindowSpec
+from spanwatch.pipeline.ingest.message import IngestStats
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
+from spanwatch.pipeline.windows.golden import SignalAggregate
+from spanwatch.pipeline.windows.spec import WindowSpec
+from spanwatch.pipeline.windows.state import ClosedWindow
 from spanwatch.runtime.prom import LatestWindows, SpanwatchCollector
 
 
@@ -82,7 +82,7 @@ def test_latest_windows_is_bounded() -> None:
 
 
 def test_sketch_bucket_counts_put_each_value_under_its_bound() -> None:
-    from spanwatch.pipeline.sketch import QuantileSketch
+    from spanwatch.pipeline.windows.sketch import QuantileSketch
 
     sk = QuantileSketch()
     sk.add_many([0.0, 0.05, 0.3, 0.3, 0.9, 7.0, 100.0])

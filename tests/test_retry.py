@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from spanwatch.pipeline.alerting.notify import classify
-from spanwatch.pipeline.retry import backoff_s, retryable_status
+from spanwatch.pipeline.common.retry import backoff_s, retryable_status
 from spanwatch.pipeline.safety.judge import JudgeClient, JudgeError, JudgeSettings
 from tests.support.apprise_results import failed_call
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spanwatch.pipeline.alerting.loader import RuleError, load_rules
-from spanwatch.pipeline.errors import SpanwatchError
+from spanwatch.pipeline.common.errors import SpanwatchError
 from spanwatch.rules import DEFAULT_RULES_DIR
 
 CASES = Path(__file__).parent / "testdata"

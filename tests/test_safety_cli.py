@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.config import load_settings
-from spanwatch.pipeline.errors import ConfigError
 
 
 def run(args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from spanwatch.pipeline.safety.engine import ContentItem
 from spanwatch.pipeline.safety.judge import (
     CircuitBreaker,
     Evaluation,
@@ -20,6 +19,7 @@ from spanwatch.pipeline.safety.judge import (
     JudgeSettings,
     evaluation_record,
 )
+from spanwatch.pipeline.safety.scan import ContentItem
 
 
 class FakeJudge:

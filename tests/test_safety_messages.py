@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from spanwatch.pipeline.safety.engine import SafetyEngine
 from spanwatch.pipeline.safety.messages import readable_text
+from spanwatch.pipeline.safety.scan import SafetyEngine
 
 
 def test_a_json_message_list_reads_as_its_text() -> None:

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.safety.engine import ContentItem, SafetyEngine
+from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.safety.finding import Finding, Severity, mask_value
 from spanwatch.pipeline.safety.fold import fold
 from spanwatch.pipeline.safety.pii import luhn_ok
 from spanwatch.pipeline.safety.registry import build_scanner, registered
+from spanwatch.pipeline.safety.scan import ContentItem, SafetyEngine
 
 _W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 

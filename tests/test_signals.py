@@ -13,24 +13,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanwatch.pipeline import signals
-from spanwatch.pipeline.partials import (
-    Partial,
-    PreAggregator,
-    SeriesState,
-    Watermarks,
-    close_offline,
-)
-from spanwatch.pipeline.signals import OVERFLOW, SeriesKeyer, SignalAggregate, self_times
-from spanwatch.pipeline.sketch import QuantileSketch
-from spanwatch.pipeline.spans import Layer, LlmSpan
-from spanwatch.pipeline.windows import (
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
+from spanwatch.pipeline.windows import golden as signals
+from spanwatch.pipeline.windows.golden import OVERFLOW, SeriesKeyer, SignalAggregate, self_times
+from spanwatch.pipeline.windows.partial import Partial
+from spanwatch.pipeline.windows.preaggregate import PreAggregator
+from spanwatch.pipeline.windows.sketch import QuantileSketch
+from spanwatch.pipeline.windows.spec import (
     NS,
     PartitionClock,
     WindowSettings,
     WindowSpec,
     parse_duration_ns,
 )
+from spanwatch.pipeline.windows.state import SeriesState, Watermarks, close_offline
 
 T0 = 1_700_000_000 * NS  # divisible by every window size used here
 
@@ -428,7 +424,7 @@ def test_deferred_watermark_moves_only_after_the_partials_are_sent() -> None:
 
 
 def test_backlog_counts_what_was_processed_not_what_was_read() -> None:
-    from spanwatch.pipeline.windows import has_backlog
+    from spanwatch.pipeline.windows.spec import has_backlog
 
     assert has_backlog(None, 10, 20)  # end not known since the assignment: not known idle
     assert has_backlog(10, None, None)  # records written, none handled here yet
@@ -464,7 +460,7 @@ def test_a_caught_up_partition_goes_idle_and_a_lagging_one_does_not() -> None:
 def test_bundles_group_partials_by_a_stable_owner_partition() -> None:
     import orjson
 
-    from spanwatch.pipeline.partials import bundles, owner_partition
+    from spanwatch.pipeline.windows.partial import bundles, owner_partition
 
     pre = _preagg(FakeClock())
     made = pre.add_message(0, 0, [rec(service=f"s{i}") for i in range(20)])

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from spanwatch.pipeline.chunks import Piece
-from spanwatch.pipeline.stitch import StitchStage
+from spanwatch.pipeline.stitch.chunks import Piece
+from spanwatch.pipeline.stitch.stitcher import StitchStage
 
 NS = 10**9
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spanwatch.agents.tables import newest_events
-from spanwatch.pipeline.versions import next_version, version_of
+from spanwatch.pipeline.common.versions import next_version, version_of
 
 
 @dataclass

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from spanwatch.pipeline.ingest import TimeBounds, ingest_message
-from spanwatch.pipeline.otlp import decode
+from spanwatch.pipeline.ingest.message import TimeBounds, ingest_message
+from spanwatch.pipeline.ingest.otlp import decode
 from tests.builders import T0, default_preaggregator, span, traces
 from tests.support.otlp_json import otlp_json
 

@@ -8,21 +8,22 @@ from typing import Any
 
 import pytest
 
-from spanwatch.pipeline.blackhole import Activity, Budgets, Call
+from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.config import TokensSettings
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.partials import PreAggregator, SeriesState, close_offline
-from spanwatch.pipeline.pricing import DEFAULT_PRICES, PriceTable
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.spans import Layer, LlmSpan
-from spanwatch.pipeline.tokens import (
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
+from spanwatch.pipeline.tokens.blackhole import Activity, Budgets, Call
+from spanwatch.pipeline.tokens.burn import (
     TokenCounts,
     counted_calls,
     counted_tools,
     merge_top,
     top_consumers,
 )
-from spanwatch.pipeline.windows import NS, WindowSettings, WindowSpec
+from spanwatch.pipeline.tokens.pricing import DEFAULT_PRICES, PriceTable
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.preaggregate import PreAggregator
+from spanwatch.pipeline.windows.spec import NS, WindowSettings, WindowSpec
+from spanwatch.pipeline.windows.state import SeriesState, close_offline
 
 T0 = 1_700_000_000 * NS
 PRICES = PriceTable.parse(

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from spanwatch.pipeline.blackhole import Budgets
-from spanwatch.pipeline.partials import PreAggregator, SeriesState
-from spanwatch.pipeline.signals import SeriesKeyer, self_times
-from spanwatch.pipeline.spans import Layer, LlmSpan
-from spanwatch.pipeline.tracetree import TraceShape, TraceTrees
-from spanwatch.pipeline.windows import NS, WindowSettings, WindowSpec
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
+from spanwatch.pipeline.ingest.tracetree import TraceShape, TraceTrees
+from spanwatch.pipeline.tokens.blackhole import Budgets
+from spanwatch.pipeline.windows.golden import SeriesKeyer, self_times
+from spanwatch.pipeline.windows.preaggregate import PreAggregator
+from spanwatch.pipeline.windows.spec import NS, WindowSettings, WindowSpec
+from spanwatch.pipeline.windows.state import SeriesState
 from tests.test_tokens import PRICES
 
 T0 = 1_700_000_000 * NS
@@ -276,7 +277,7 @@ def _model_calls(partials: list) -> int:  # type: ignore[type-arg]
 def test_a_call_split_over_two_messages_counts_once(server_first: bool) -> None:
     """An app's call and the model server's span of it are two LLM spans with usage; in one
     message the outermost counts, across messages the first to arrive does."""
-    from spanwatch.pipeline.ingest import ingest_message
+    from spanwatch.pipeline.ingest.message import ingest_message
     from tests.builders import T0, default_preaggregator, span, traces
 
     usage = {"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5}

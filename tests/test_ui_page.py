@@ -19,7 +19,7 @@ import pytest
 
 from spanwatch.devtools.broker import free_port
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.dashboard import Dashboard
+from spanwatch.pipeline.view.dashboard import Dashboard
 from spanwatch.runtime.ui import UiServer, UiThread
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,9 +9,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.dashboard import apply_delta
-from spanwatch.pipeline.errors import ConfigError
+from spanwatch.pipeline.view.dashboard import apply_delta
 from spanwatch.runtime.ui import UiServer, access_token, browser_url
 
 

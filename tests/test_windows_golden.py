@@ -42,7 +42,7 @@ def test_golden_windows_are_consistent_with_their_input() -> None:
 def test_a_lagging_partition_is_not_idle() -> None:
     """Records waiting to be read (consumer lag, a rebalance pause) keep the watermark where
     the data is: the wall clock only moves it once the partition is caught up and quiet."""
-    from spanwatch.pipeline.windows import PartitionClock
+    from spanwatch.pipeline.windows.spec import PartitionClock
 
     now = [1_000 * 10**9]
     clock = PartitionClock(

@@ -17,11 +17,12 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.partials import PreAggregator, close_offline
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.spans import Layer, LlmSpan
-from spanwatch.pipeline.windows import WindowSettings, WindowSpec
+from spanwatch.pipeline.ingest.message import ingest_message
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.preaggregate import PreAggregator
+from spanwatch.pipeline.windows.spec import WindowSettings, WindowSpec
+from spanwatch.pipeline.windows.state import close_offline
 from tests.builders import T0, span, traces
 
 S = 1_000_000_000

@@ -12,10 +12,10 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from spanwatch.pipeline.alerting import signals as sig
-from spanwatch.pipeline.alerting.loader import RuleSet
-from spanwatch.pipeline.alerting.matchers import all_match
-from spanwatch.pipeline.alerting.rules import SEVERITIES, Rule
+from . import watched as sig
+from .loader import RuleSet
+from .matchers import all_match
+from .rules import SEVERITIES, Rule
 
 
 def fingerprint(labels: dict[str, str]) -> str:

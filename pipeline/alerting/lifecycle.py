@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from spanwatch.pipeline.alerting.evaluate import Sample
-from spanwatch.pipeline.alerting.rules import EVENT_KINDS, Rule
+from .evaluate import Sample
+from .rules import EVENT_KINDS, Rule
 
 DEFAULT_STALE_S = 300.0
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spanwatch.pipeline.alerting.routing import DOC_KEYS, AlertingConfig, parse_config
-from spanwatch.pipeline.alerting.rules import Problems, Rule, parse_groups
-from spanwatch.pipeline.alerting.yamlpos import Located, YamlError, load_with_positions
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.signals import DEFAULT_DIMENSIONS
+from ..common.errors import ConfigError
+from ..windows.golden import DEFAULT_DIMENSIONS
+from .routing import DOC_KEYS, AlertingConfig, parse_config
+from .rules import Problems, Rule, parse_groups
+from .yamlpos import Located, YamlError, load_with_positions
 
 
 class RuleError(ConfigError):

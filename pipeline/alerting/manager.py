@@ -17,14 +17,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from spanwatch.pipeline.alerting import templates
-from spanwatch.pipeline.alerting.evaluate import Sample
-from spanwatch.pipeline.alerting.lifecycle import DEFAULT_STALE_S, Alert
-from spanwatch.pipeline.alerting.loader import RuleSet
-from spanwatch.pipeline.alerting.matchers import all_match
-from spanwatch.pipeline.alerting.rules import EVENT_KINDS, Rule
-from spanwatch.pipeline.alerting.silences import Silence
-from spanwatch.pipeline.retry import backoff_s
+from ..common.retry import backoff_s
+from . import templates
+from .evaluate import Sample
+from .lifecycle import DEFAULT_STALE_S, Alert
+from .loader import RuleSet
+from .matchers import all_match
+from .rules import EVENT_KINDS, Rule
+from .silences import Silence
 
 
 @dataclass
@@ -84,7 +84,7 @@ class AlertManager:
         self.dirty: set[str] = set()
         self.counters: Counter[str] = Counter()
         if formatter is None:
-            from spanwatch.pipeline.alerting.notify import format_message
+            from .notify import format_message
 
             formatter = format_message
         self.format = formatter

@@ -20,10 +20,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from spanwatch.pipeline.alerting.routing import Receiver
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.retry import retryable_status
-from spanwatch.pipeline.settings import expand_env
+from ..common.errors import ConfigError
+from ..common.retry import retryable_status
+from ..common.settings import expand_env
+from .routing import Receiver
 
 MAX_LISTED = 10
 

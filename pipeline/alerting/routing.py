@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanwatch.pipeline.alerting import templates
-from spanwatch.pipeline.alerting.matchers import Matcher, all_match, parse_duration_s
-from spanwatch.pipeline.alerting.rules import Problems, _suggest
-from spanwatch.pipeline.alerting.yamlpos import Located, Path_
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.settings import expand_env
+from ..common.errors import ConfigError
+from ..common.settings import expand_env
+from . import templates
+from .matchers import Matcher, all_match, parse_duration_s
+from .rules import Problems, _suggest
+from .yamlpos import Located, Path_
 
 FORMATS = ("auto", "slack", "dingtalk", "markdown", "text")
 ROUTE_KEYS = {

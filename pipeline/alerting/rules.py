@@ -17,12 +17,12 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanwatch.pipeline.alerting import signals as sig
-from spanwatch.pipeline.alerting import templates
-from spanwatch.pipeline.alerting.matchers import Matcher, parse_duration_s, parse_matchers
-from spanwatch.pipeline.alerting.yamlpos import Located, Path_
-from spanwatch.pipeline.anomaly.signals import SIGNALS as ANOMALY_SIGNALS
-from spanwatch.pipeline.signals import DEFAULT_DIMENSIONS
+from ..anomaly.defaults import SIGNALS as ANOMALY_SIGNALS
+from ..windows.golden import DEFAULT_DIMENSIONS
+from . import templates
+from . import watched as sig
+from .matchers import Matcher, parse_duration_s, parse_matchers
+from .yamlpos import Located, Path_
 
 KINDS = ("threshold", "anomaly", "finding", "black_hole", "absent")
 OPS = (">", ">=", "<", "<=", "==", "!=")

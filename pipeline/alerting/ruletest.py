@@ -35,12 +35,12 @@ from typing import Any
 
 import yaml
 
-from spanwatch.pipeline.alerting.evaluate import RuleEvaluator
-from spanwatch.pipeline.alerting.loader import load_rules
-from spanwatch.pipeline.alerting.manager import AlertManager
-from spanwatch.pipeline.alerting.matchers import parse_duration_s
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.values import LABEL_SHARE, METRICS, MIN_JUDGED, TOKENS
+from ..common.errors import ConfigError
+from ..windows.values import LABEL_SHARE, METRICS, MIN_JUDGED, TOKENS
+from .evaluate import RuleEvaluator
+from .loader import load_rules
+from .manager import AlertManager
+from .matchers import parse_duration_s
 
 # signal -> the record field an input series sets, per kind of window: the catalog's plain
 # values (``requests`` is ``count`` in a golden-signal window, ``requests`` in a token window)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from spanwatch.pipeline.settings import Duration, SettingsModel
 from spanwatch.rules import DEFAULT_RULES_DIR
+
+from ..common.settings import Duration, SettingsModel
 
 
 class AlertingSettings(SettingsModel):

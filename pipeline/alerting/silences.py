@@ -6,7 +6,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from spanwatch.pipeline.alerting.matchers import Matcher, parse_matchers
+from .matchers import Matcher, parse_matchers
 
 
 @dataclass

@@ -28,13 +28,9 @@ import math
 from collections import deque
 from statistics import median
 
-from spanwatch.pipeline.anomaly.base import Detector, directed, register
-from spanwatch.pipeline.anomaly.predictors import Level, Profile
-from spanwatch.pipeline.anomaly.tail import (
-    TailCalibrator,
-    probability_to_score,
-    score_to_probability,
-)
+from .base import Detector, directed, register
+from .predictors import Level, Profile
+from .tail import TailCalibrator, probability_to_score, score_to_probability
 
 SIGMA_PER_MAD = 1.4826  # median absolute deviation -> standard deviation, for a normal
 WARM = 20  # errors a predictor has seen before its residuals are judged

@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.registry import Registry
+from ..common.errors import ConfigError
+from ..common.registry import Registry
 
 LIMIT = 1e12  # values are clamped to +-LIMIT: no real window signal is larger, and the
 # arithmetic of every detector stays finite (no inf - inf in an expected range)
@@ -134,7 +134,7 @@ class Detector:
 
 
 def _load() -> None:
-    from spanwatch.pipeline.anomaly import auto, cusum, ewma, forecast, proportion, robust  # noqa: F401
+    from . import auto, cusum, ewma, forecast, proportion, robust  # noqa: F401
 
 
 DETECTORS: Registry[Detector] = Registry("detector", _load)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from spanwatch.pipeline.anomaly.base import Detector, register, z_to_score
+from .base import Detector, register, z_to_score
 
 
 @register("cusum")

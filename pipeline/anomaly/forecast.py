@@ -11,7 +11,7 @@ import math
 
 from river import time_series
 
-from spanwatch.pipeline.anomaly.base import Detector, directed, register, z_to_score
+from .base import Detector, directed, register, z_to_score
 
 
 @register("forecast")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spanwatch.pipeline.anomaly.base import Detector, directed, register, z_to_score
+from .base import Detector, directed, register, z_to_score
 
 MAD_TO_SIGMA = 1.4826
 

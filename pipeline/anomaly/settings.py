@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from spanwatch.pipeline.anomaly.base import AnomalyScorer
-from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTORS, SIGNALS
-from spanwatch.pipeline.anomaly.stream import AnomalyStage
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.settings import SettingsModel
+from ..common.errors import ConfigError
+from ..common.settings import SettingsModel
+from .base import AnomalyScorer
+from .defaults import DEFAULT_DETECTORS, SIGNALS
+from .stream import AnomalyStage
 
 
 class AnomalySettings(SettingsModel):

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanwatch.pipeline.anomaly.base import AnomalyScorer, ScoredPoint
-from spanwatch.pipeline.anomaly.signals import SIGNALS, Signal
+from .base import AnomalyScorer, ScoredPoint
+from .defaults import SIGNALS, Signal
 
 NS = 1_000_000_000
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from spanwatch.pipeline.safety.textview import view
+from .textview import view
 
 NGRAMS = (1, 2, 3, 4, 5)
 HEAD_CHARS = 2000  # a long jailbreak says what it is early, and often again at its end

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from spanwatch.pipeline.otlp import SpanView
-from spanwatch.pipeline.safety.engine import ContentItem
-from spanwatch.pipeline.spans import LlmSpan
+from ..ingest.otlp import SpanView
+from ..ingest.spans import LlmSpan
+from .scan import ContentItem
 
 
 def _as_text(value: Any) -> str | None:

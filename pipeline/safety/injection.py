@@ -17,11 +17,11 @@ from typing import Any
 
 import ahocorasick
 
-from spanwatch.pipeline.safety.classifier import InjectionModel, shipped_model
-from spanwatch.pipeline.safety.finding import Finding, Severity, mask_value
-from spanwatch.pipeline.safety.intents import CUE_PATTERNS, PATTERNS
-from spanwatch.pipeline.safety.registry import Scanner, register
-from spanwatch.pipeline.safety.textview import view
+from .classifier import InjectionModel, shipped_model
+from .finding import Finding, Severity, mask_value
+from .intents import CUE_PATTERNS, PATTERNS
+from .registry import Scanner, register
+from .textview import view
 
 _CONFUSABLE_SCRIPTS = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
 _WEIGHT = {

@@ -25,9 +25,9 @@ from typing import Any
 
 import aiohttp
 
-from spanwatch.pipeline.errors import SpanwatchError, describe_error
-from spanwatch.pipeline.retry import backoff_s, retryable_status
-from spanwatch.pipeline.safety.engine import ContentItem
+from ..common.errors import SpanwatchError, describe_error
+from ..common.retry import backoff_s, retryable_status
+from .scan import ContentItem
 
 log = logging.getLogger("spanwatch.judge")
 

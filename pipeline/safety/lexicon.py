@@ -21,10 +21,10 @@ from typing import Any
 
 import ahocorasick
 
-from spanwatch.pipeline.safety.finding import Finding, Severity, mask_value
-from spanwatch.pipeline.safety.fold import fold
-from spanwatch.pipeline.safety.registry import Scanner, register
-from spanwatch.pipeline.safety.textview import view
+from .finding import Finding, Severity, mask_value
+from .fold import fold
+from .registry import Scanner, register
+from .textview import view
 
 DEFAULT_LEXICON = Path(__file__).resolve().parent.parent / "data" / "lexicon" / "default.txt"
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from spanwatch.pipeline.safety.finding import Finding, Severity, mask_value
-from spanwatch.pipeline.safety.registry import Scanner, register
+from .finding import Finding, Severity, mask_value
+from .registry import Scanner, register
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from spanwatch.pipeline.registry import Registry
-from spanwatch.pipeline.safety.finding import Finding
+from ..common.registry import Registry
+from .finding import Finding
 
 
 class Scanner:
@@ -31,7 +31,7 @@ class Scanner:
 
 def _load_builtins() -> None:
     # imported for their @register side effect
-    from spanwatch.pipeline.safety import injection, lexicon, pii, secrets  # noqa: F401
+    from . import injection, lexicon, pii, secrets  # noqa: F401
 
 
 SCANNERS: Registry[Scanner] = Registry("scanner type", _load_builtins)

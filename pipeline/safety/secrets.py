@@ -19,8 +19,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from spanwatch.pipeline.safety.finding import Finding, Severity, mask_value
-from spanwatch.pipeline.safety.registry import Scanner, register
+from .finding import Finding, Severity, mask_value
+from .registry import Scanner, register
 
 
 def _valid_jwt(value: str) -> bool:

@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.safety.engine import DEFAULT_SCANNERS, SafetyEngine
-from spanwatch.pipeline.safety.judge import PRESETS, JudgeSettings
-from spanwatch.pipeline.safety.registry import build_scanner
-from spanwatch.pipeline.settings import SettingsModel, expand_env
+from ..common.errors import ConfigError
+from ..common.settings import SettingsModel, expand_env
+from .judge import PRESETS, JudgeSettings
+from .registry import build_scanner
+from .scan import DEFAULT_SCANNERS, SafetyEngine
 
 
 class JudgeConfig(SettingsModel):

@@ -21,8 +21,8 @@ from typing import Any, TextIO, cast
 import yaml
 
 from spanwatch.pipeline.anomaly.base import AnomalyScorer, registered
-from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTOR, DEFAULT_DETECTORS
-from spanwatch.pipeline.errors import ConfigError, SpanwatchError
+from spanwatch.pipeline.anomaly.defaults import DEFAULT_DETECTOR, DEFAULT_DETECTORS
+from spanwatch.pipeline.common.errors import ConfigError, SpanwatchError
 from spanwatch.runtime.progress import lines_read
 
 

@@ -15,9 +15,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError
 from tqdm import tqdm
 
+from spanwatch.pipeline.common.errors import BrokerError
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.errors import BrokerError
-from spanwatch.pipeline.otlp import Encoding, detect_encoding
+from spanwatch.pipeline.ingest.otlp import Encoding, detect_encoding
 from spanwatch.runtime.kafka import require_topic, settings_config
 from spanwatch.runtime.progress import bar
 

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from spanwatch.pipeline import conventions as cv
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.deadletter import SourceRef
-from spanwatch.pipeline.ingest import IngestOptions, ingest_message
-from spanwatch.pipeline.normalize import NormalizeOptions
+from spanwatch.pipeline.ingest import conventions as cv
+from spanwatch.pipeline.ingest.deadletter import SourceRef
+from spanwatch.pipeline.ingest.message import IngestOptions, ingest_message
+from spanwatch.pipeline.ingest.normalize import NormalizeOptions
 from spanwatch.runtime.progress import bar
 
 

@@ -22,8 +22,8 @@ from spanwatch.pipeline.alerting.matchers import parse_duration_s
 from spanwatch.pipeline.alerting.routing import unusable_receivers
 from spanwatch.pipeline.alerting.ruletest import run_file
 from spanwatch.pipeline.alerting.silences import Silence
+from spanwatch.pipeline.common.errors import SpanwatchError
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.errors import SpanwatchError
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:

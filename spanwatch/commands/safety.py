@@ -17,9 +17,9 @@ from typing import Any, TextIO
 
 import orjson
 
-from spanwatch.pipeline.errors import SpanwatchError
-from spanwatch.pipeline.safety.engine import ContentItem, SafetyEngine
+from spanwatch.pipeline.common.errors import SpanwatchError
 from spanwatch.pipeline.safety.finding import Severity
+from spanwatch.pipeline.safety.scan import ContentItem, SafetyEngine
 
 
 def items(stream: TextIO, default_role: str) -> Iterator[tuple[ContentItem, int, Any]]:

@@ -183,7 +183,7 @@ def throughput(spec: dict[str, Any], n: int = 20_000, seed: int = 3) -> float:
 
 
 def run(print_: Callable[[str], None] = print, seed: int = 7, days: int = 7) -> list[Result]:
-    from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTORS
+    from spanwatch.pipeline.anomaly.defaults import DEFAULT_DETECTORS
 
     results = []
     print_("| scenario | detector | precision | recall | median delay (min) | false alarms/day |")

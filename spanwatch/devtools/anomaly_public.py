@@ -139,7 +139,7 @@ def candidates() -> list[Candidate]:
     """``auto`` (the default for a series of unknown kind), every other detector at its
     defaults (``proportion`` is for error ratios only), and the baseline."""
     from spanwatch.pipeline.anomaly.base import registered
-    from spanwatch.pipeline.anomaly.signals import DEFAULT_DETECTOR
+    from spanwatch.pipeline.anomaly.defaults import DEFAULT_DETECTOR
 
     default = DEFAULT_DETECTOR["detector"]
     out = [scorer_candidate(f"{default} (default)", dict(DEFAULT_DETECTOR))]
@@ -189,7 +189,7 @@ def bench_public(
     from pathlib import Path
 
     from spanwatch.devtools.public_series import SOURCES, load
-    from spanwatch.pipeline.errors import SpanwatchError
+    from spanwatch.pipeline.common.errors import SpanwatchError
 
     found = 0
     for name in SOURCES:

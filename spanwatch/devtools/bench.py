@@ -39,20 +39,17 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from spanwatch.devtools.broker import EmbeddedBroker
 from spanwatch.devtools.cluster import WorkerProc, produce
 from spanwatch.devtools.traffic import TrafficGenerator
-from spanwatch.pipeline.clusters import ClusterSettings
-from spanwatch.pipeline.coalesce import coalesce
+from spanwatch.pipeline.clusters.prompts import ClusterSettings
 from spanwatch.pipeline.config import MetricsSettings, Settings, merge_stage, preaggregator
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.merge import MergeStage
-from spanwatch.pipeline.otlp import proto_attrs
-from spanwatch.pipeline.partials import (
-    Partial,
-    PreAggregator,
-    SeriesState,
-    bundles,
-)
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.sketch import QuantileSketch
+from spanwatch.pipeline.ingest.message import ingest_message
+from spanwatch.pipeline.ingest.otlp import proto_attrs
+from spanwatch.pipeline.windows.coalesce import coalesce
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.merge import MergeStage
+from spanwatch.pipeline.windows.partial import Partial, bundles
+from spanwatch.pipeline.windows.preaggregate import PreAggregator
+from spanwatch.pipeline.windows.sketch import QuantileSketch
+from spanwatch.pipeline.windows.state import SeriesState
 
 # generated traffic arrives at this rate (spans/s of span time), in the order spans end
 TRAFFIC_RATE = 2_000.0
@@ -372,7 +369,7 @@ def memory_per_series(series: int = 10_000) -> float:
     """Bytes held by the series owner per active series (3 open windows, 20 spans each)."""
     import random
 
-    from spanwatch.pipeline.spans import Layer, LlmSpan
+    from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
 
     rng = random.Random(1)
     ms = MetricsSettings()
@@ -470,8 +467,8 @@ def bench_metrics(spans: int, batch: int) -> int:
 def _clusters_pass(msgs: list[bytes]) -> None:
     """``_windows_pass`` plus prompt clusters: content read at ingest, fingerprints of the
     sampled prompts, their partials through the wire, merged at the owner."""
-    from spanwatch.pipeline.ingest import IngestOptions
-    from spanwatch.pipeline.partials import prompt_partials
+    from spanwatch.pipeline.ingest.message import IngestOptions
+    from spanwatch.pipeline.windows.preaggregate import prompt_partials
 
     ms, cs = MetricsSettings(), ClusterSettings()
     pre = PreAggregator(ms.window_settings(), SeriesKeyer(ms.dimensions), time.time_ns)
@@ -489,7 +486,7 @@ def _clusters_pass(msgs: list[bytes]) -> None:
 def _engine_scrapes(n: int) -> tuple[list[bytes], int]:
     """``n`` scrapes of the generator's engines, 2 s apart, serialized as the collector writes
     them; and how many gauge samples they hold."""
-    from spanwatch.pipeline.engine import decode_metrics
+    from spanwatch.pipeline.engine.gauges import decode_metrics
 
     gen, t0 = TrafficGenerator(3), time.time_ns()
     scrapes = [
@@ -503,8 +500,8 @@ def _engine_scrapes(n: int) -> tuple[list[bytes], int]:
 
 def _engine_pass(scrapes: list[bytes]) -> None:
     """decode + engine partials + serialize + merge at the owner (as ``_windows_pass``)."""
-    from spanwatch.pipeline.engine import decode_metrics
-    from spanwatch.pipeline.partials import engine_partials
+    from spanwatch.pipeline.engine.gauges import decode_metrics
+    from spanwatch.pipeline.windows.preaggregate import engine_partials
 
     specs = MetricsSettings().window_settings().specs
     states: dict[str, SeriesState] = {}
@@ -516,7 +513,7 @@ def _engine_pass(scrapes: list[bytes]) -> None:
 
 def trace_join_memory(msgs: list[bytes]) -> tuple[int, float]:
     """Spans held by the ingest side's trace join (pipeline.tracetree) and bytes per span."""
-    from spanwatch.pipeline.tracetree import TraceTrees
+    from spanwatch.pipeline.ingest.tracetree import TraceTrees
 
     batches = [ingest_message(m).spans for m in msgs]
     tracemalloc.start()
@@ -571,7 +568,7 @@ def _stitch_run(
     import resource
     from collections import OrderedDict
 
-    from spanwatch.pipeline.chunks import PayloadState, Piece, assemble
+    from spanwatch.pipeline.stitch.chunks import PayloadState, Piece, assemble
 
     cap = cap_mb * 1024 * 1024
     held: OrderedDict[int, tuple[PayloadState, dict[int, bytes]]] = OrderedDict()

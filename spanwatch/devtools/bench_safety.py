@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from spanwatch.devtools.safety_corpus import corpus, lexicon_terms
-from spanwatch.pipeline.safety.engine import SafetyEngine
 from spanwatch.pipeline.safety.lexicon import LexiconScanner
 from spanwatch.pipeline.safety.registry import Scanner, build_scanner
+from spanwatch.pipeline.safety.scan import SafetyEngine
 from spanwatch.runtime.progress import bar
 
 

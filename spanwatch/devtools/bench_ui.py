@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from spanwatch.pipeline.dashboard import Dashboard, apply_delta
+from spanwatch.pipeline.view.dashboard import Dashboard, apply_delta
 
 NS = 10**9
 WINDOW_S = 10

@@ -22,7 +22,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from spanwatch.devtools.proc import spawn, stop
-from spanwatch.pipeline.errors import BrokerError
+from spanwatch.pipeline.common.errors import BrokerError
 from spanwatch.runtime.kafka import create_topics
 
 log = logging.getLogger(__name__)

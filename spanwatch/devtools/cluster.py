@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer
 from spanwatch.devtools.broker import free_port
 from spanwatch.devtools.proc import spanwatch_cmd, spawn, stop
 from spanwatch.pipeline.config import BROKER_PROFILES
-from spanwatch.pipeline.spans import LlmSpan
+from spanwatch.pipeline.ingest.spans import LlmSpan
 
 TANSU = BROKER_PROFILES["tansu"]
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from spanwatch.devtools.public_series import DEFAULT_ROOT
-from spanwatch.pipeline.clusters import ClusterModel, ClusterSettings, fingerprint
+from spanwatch.pipeline.clusters.prompts import ClusterModel, ClusterSettings, fingerprint
 
 SLOT = "[INSERT PROMPT HERE]"
 NS = 10**9

@@ -36,7 +36,7 @@ from spanwatch.devtools.proc import spanwatch_cmd, spawn, stop
 from spanwatch.devtools.traffic import LiveExport, TrafficGenerator
 from spanwatch.pipeline.alerting.rules import compare
 from spanwatch.pipeline.config import BROKER_PROFILES, TopicSettings
-from spanwatch.pipeline.spans import LlmSpan
+from spanwatch.pipeline.ingest.spans import LlmSpan
 
 TANSU = BROKER_PROFILES["tansu"]
 DEMO_RULES = Path(__file__).resolve().parent.parent / "data" / "demo-rules"

@@ -161,8 +161,8 @@ def evaluate(texts: Sequence[Text], x: Any, *, rate: float = BENIGN_RATE) -> lis
     """One row per held-out source (and per family of attack sources): the share of its
     texts the patterns, the model and both flag, as the worker scans them (the safety
     engine: a JSON message list is scanned as the text it holds), plain and JSON-wrapped."""
-    from spanwatch.pipeline.safety.engine import SafetyEngine
     from spanwatch.pipeline.safety.injection import InjectionScanner
+    from spanwatch.pipeline.safety.scan import SafetyEngine
 
     quiet = {"invisible": False, "confusables": False}
     rules = SafetyEngine([InjectionScanner(model=False, **quiet)])

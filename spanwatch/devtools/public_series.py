@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from spanwatch.pipeline.errors import SpanwatchError
+from spanwatch.pipeline.common.errors import SpanwatchError
 
 DEFAULT_ROOT = Path(
     os.environ.get("SPANWATCH_DATASETS", Path.home() / ".cache" / "spanwatch" / "datasets")

@@ -23,9 +23,9 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind
 
-from spanwatch.pipeline import chunks as ck
-from spanwatch.pipeline.chunks import make_pieces
-from spanwatch.pipeline.conventions import CONTENT_ATTRS
+from spanwatch.pipeline.ingest.conventions import CONTENT_ATTRS
+from spanwatch.pipeline.stitch import chunks as ck
+from spanwatch.pipeline.stitch.chunks import make_pieces
 
 CHUNKED = "gen_ai.content.chunked_payloads"
 CARRIER_NAME = "gen_ai.content.chunks"

@@ -22,7 +22,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from spanwatch.pipeline.health import HealthTracker
+from spanwatch.pipeline.common.health import HealthTracker
 
 MAX_REPORT_AGE_S = 10.0  # the tracker is refreshed every second
 

@@ -19,8 +19,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from spanwatch.agents.metrics import PartitionReader
+from spanwatch.pipeline.common.errors import BrokerError
 from spanwatch.pipeline.config import KafkaSettings, Settings
-from spanwatch.pipeline.errors import BrokerError
 
 log = logging.getLogger("spanwatch.kafka")
 

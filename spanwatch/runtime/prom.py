@@ -20,10 +20,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from spanwatch.pipeline.ingest import IngestStats
-from spanwatch.pipeline.partials import ClosedWindow
-from spanwatch.pipeline.signals import MAX_ERROR_TYPES, SignalAggregate
-from spanwatch.pipeline.windows import WindowSpec
+from spanwatch.pipeline.ingest.message import IngestStats
+from spanwatch.pipeline.windows.golden import MAX_ERROR_TYPES, SignalAggregate
+from spanwatch.pipeline.windows.spec import WindowSpec
+from spanwatch.pipeline.windows.state import ClosedWindow
 
 _DISTS = {
     "ttft_s": ("spanwatch_llm_ttft_seconds", "Time to first token"),

@@ -27,10 +27,10 @@ import orjson
 from aiohttp import web
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from spanwatch.pipeline.common.errors import ConfigError
+from spanwatch.pipeline.common.settings import expand_env
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.dashboard import Dashboard
-from spanwatch.pipeline.errors import ConfigError
-from spanwatch.pipeline.settings import expand_env
+from spanwatch.pipeline.view.dashboard import Dashboard
 from spanwatch.runtime.kafka import settings_config
 
 log = logging.getLogger("spanwatch.ui")

@@ -15,10 +15,10 @@ from spanwatch.agents.app import create_app
 from spanwatch.pipeline.alerting.loader import RuleSet, load_rules
 from spanwatch.pipeline.alerting.notify import resolve_url
 from spanwatch.pipeline.alerting.routing import unusable_receivers
+from spanwatch.pipeline.common.errors import BrokerError, ConfigError
+from spanwatch.pipeline.common.settings import expand_env
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.errors import BrokerError, ConfigError
-from spanwatch.pipeline.settings import expand_env
-from spanwatch.pipeline.windows import parse_duration_ns
+from spanwatch.pipeline.windows.spec import parse_duration_ns
 from spanwatch.runtime import logsafe
 from spanwatch.runtime.httpserver import serve
 from spanwatch.runtime.kafka import (

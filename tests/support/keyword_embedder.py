@@ -4,7 +4,7 @@ meaning) while their characters differ."""
 
 from __future__ import annotations
 
-from spanwatch.pipeline.clusters import embedding_fingerprint
+from spanwatch.pipeline.clusters.prompts import embedding_fingerprint
 
 TOPICS = (
     ("card", "arrive", "arrived", "delivery", "post"),

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from spanwatch.devtools.traffic import TrafficGenerator
-from spanwatch.pipeline.ingest import ingest_message
-from spanwatch.pipeline.tokens import counted_calls, entity_ids
+from spanwatch.pipeline.ingest.message import ingest_message
+from spanwatch.pipeline.tokens.burn import counted_calls, entity_ids
 
 NS = 10**9
 

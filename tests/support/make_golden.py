@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from spanwatch.pipeline.ingest import ingest_message
+from spanwatch.pipeline.ingest.message import ingest_message
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "tests" / "testdata"
@@ -72,8 +72,9 @@ WINDOWS_CONFIG = {"windows": ("10s", "1m/30s"), "allowed_lateness": "2s"}
 def windows_expected(inputs: list[tuple[int, bytes]]) -> str:
     """Closed golden-signal and token windows of (partition, message) inputs, as JSON lines."""
     from spanwatch.pipeline.config import MetricsSettings, TokensSettings
-    from spanwatch.pipeline.partials import PreAggregator, close_offline
-    from spanwatch.pipeline.signals import SeriesKeyer
+    from spanwatch.pipeline.windows.golden import SeriesKeyer
+    from spanwatch.pipeline.windows.preaggregate import PreAggregator
+    from spanwatch.pipeline.windows.state import close_offline
 
     ms = MetricsSettings(**WINDOWS_CONFIG)  # type: ignore[arg-type]
     keyer = SeriesKeyer(ms.dimensions)

@@ -7,17 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from spanwatch.pipeline.config import load_settings
-from spanwatch.pipeline.ingest import IngestOptions, ingest_message
-from spanwatch.pipeline.merge import MergeStage, WindowOutput
-from spanwatch.pipeline.partials import (
-    ClosedWindow,
-    Partial,
-    PreAggregator,
-    close_offline,
-    prompt_partials,
-)
-from spanwatch.pipeline.signals import SeriesKeyer
-from spanwatch.pipeline.windows import WindowSpec
+from spanwatch.pipeline.ingest.message import IngestOptions, ingest_message
+from spanwatch.pipeline.windows.golden import SeriesKeyer
+from spanwatch.pipeline.windows.merge import MergeStage, WindowOutput
+from spanwatch.pipeline.windows.partial import Partial
+from spanwatch.pipeline.windows.preaggregate import PreAggregator, prompt_partials
+from spanwatch.pipeline.windows.spec import WindowSpec
+from spanwatch.pipeline.windows.state import ClosedWindow, close_offline
 
 
 def offline_windows(
