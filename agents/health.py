@@ -1,4 +1,4 @@
-"""Health agent glue: feed :class:`pipeline.health.HealthTracker` from faust's consumer.
+"""Health agent glue: feed :class:`pipeline.common.health.HealthTracker` from faust's consumer.
 
 Once a second (a faust timer, so a blocked event loop stops the updates and shows as
 unresponsive): every assigned partition's end offset, committed offset and last delivered

@@ -1,7 +1,7 @@
 """Ingest agent: the collector's topic -> normalized records (``spanwatch.spans``) + dead letters.
 
 One faust event per Kafka message; a message holds a whole export batch, decoded and normalized
-by one call to :func:`pipeline.ingest.ingest_message`. Every event is handled inside its own
+by one call to :func:`pipeline.ingest.message.ingest_message`. Every event is handled inside its own
 try/except: faust acks an event even when the agent raises, so an escaped exception would be
 silent data loss.
 """

@@ -3,13 +3,14 @@
 Golden signals (series = service/layer/operation/model) and token accounting (entities =
 model, service, user, session; traces for black holes only) share one mechanism:
 
-* ``spanwatch.partials``: per batch of source messages (:mod:`pipeline.coalesce`), one
+* ``spanwatch.partials``: per batch of source messages (:mod:`pipeline.windows.coalesce`), one
   bundle per owner partition holding the partials of the series and entities that partition
   owns (``crc32(id) % partitions``);
   plus watermark heartbeats of every assigned source partition, sent to every partition.
 * table ``series`` (changelog ``<app_id>-series-changelog``): a
-  :class:`~pipeline.partials.SeriesState` per id, and ``__wm__:<partition>`` watermarks;
-  co-partitioned with ``spanwatch.partials``; the merge (:class:`~pipeline.merge.MergeStage`)
+  :class:`~pipeline.windows.state.SeriesState` per id, and ``__wm__:<partition>`` watermarks;
+  co-partitioned with ``spanwatch.partials``; the merge
+  (:class:`~pipeline.windows.merge.MergeStage`)
   works in memory and saves what changed every ``metrics.state_flush_interval``, and the
   partials offsets commit only up to what is saved.
 * ``spanwatch.metrics``: closed golden-signal windows; ``spanwatch.tokens``: closed token
@@ -58,7 +59,8 @@ log = logging.getLogger("spanwatch.windows")
 
 class NotConfirmed(RuntimeError):
     """The broker did not confirm a commit that must come before more partials are sent
-    (pipeline.coalesce, rule 1): a rebalance is under way, and the messages are read again."""
+    (pipeline.windows.coalesce, rule 1): a rebalance is under way, and the messages are read
+    again."""
 
 
 ENGINE_COUNTERS = ("engine_samples_total", "engine_dead_letters_total", "engine_errors_total")
@@ -192,7 +194,7 @@ def register(
         offsets up to the batch commit (never before the broker has every partial)."""
         part, epoch = batch.partition, coalescer.epoch
         tp = TP(topics.source, part)
-        if coalescer.needs_confirm(batch):  # pipeline.coalesce, rule 1
+        if coalescer.needs_confirm(batch):  # pipeline.windows.coalesce, rule 1
             if not await consumer().commit_now(tp, coalescer.last_sent[part] + 1):
                 rt.counters["source_commit_unconfirmed_total"] += 1
                 raise NotConfirmed(f"commit of {tp} up to {coalescer.last_sent[part]}")
@@ -249,10 +251,10 @@ def register(
             )
 
     async def sink(where: SourceRef, result: IngestResult) -> None:
-        # Partials of consecutive messages go out together (pipeline.coalesce). faust acks the
-        # source message when this returns, but the consumer commits a source offset only once
-        # the broker has every partial up to it; and the watermark moves only then, so a
-        # heartbeat never announces it ahead of its partials.
+        # Partials of consecutive messages go out together (pipeline.windows.coalesce). faust
+        # acks the source message when this returns, but the consumer commits a source offset
+        # only once the broker has every partial up to it; and the watermark moves only then,
+        # so a heartbeat never announces it ahead of its partials.
         if where.partition in cold:
             cold.discard(where.partition)
             await rejoin(where.partition, where.offset)

@@ -2,7 +2,7 @@
 
 * ``spanwatch.pieces``: pieces re-keyed by payload id (so a payload's pieces meet in one
   partition whatever the collector keyed by), plus ``tick`` messages to every partition.
-* tables ``payload-meta`` (payload id -> :class:`~pipeline.chunks.PayloadState`) and
+* tables ``payload-meta`` (payload id -> :class:`~pipeline.stitch.chunks.PayloadState`) and
   ``payload-pieces`` (``<payload id>#<index>`` -> piece data), co-partitioned with
   ``spanwatch.pieces``: a restart loses nothing.
 * ``spanwatch.payloads``: one record per payload, once: complete (digest checked) or partial

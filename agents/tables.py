@@ -7,10 +7,10 @@ its producer's buffer, and those it makes before it learns it lost the partition
 changelog *after* the new owner's writes. The next owner to recover the partition (often the
 thawed worker itself, which gets its partition back) would take those stale states.
 
-Each value written by the agents that use this table carries a version (``pipeline.versions``:
-the input offset whose processing wrote it); a record whose version is lower than the one
-already restored for its key is a stale write and is skipped. Values without a version and
-deletions (tombstones) replay as faust replays them.
+Each value written by the agents that use this table carries a version
+(``pipeline.common.versions``: the input offset whose processing wrote it); a record whose
+version is lower than the one already restored for its key is a stale write and is skipped.
+Values without a version and deletions (tombstones) replay as faust replays them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """spanwatch's pure core: everything that computes something, testable with no broker.
 
 The data flow reads top to bottom: ``decode`` (bytes -> OTLP views) -> ``normalize``
-(views -> :class:`~pipeline.spans.LlmSpan`) -> ``ingest`` (one Kafka message in, records and
+(views -> :class:`~pipeline.ingest.spans.LlmSpan`) -> ``ingest`` (one Kafka message in, records and
 dead letters out). Later stages (metrics, tokens, stitching, safety, anomaly, rules) consume
 ``LlmSpan`` records.
 """

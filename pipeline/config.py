@@ -189,7 +189,7 @@ class KafkaSettings(SettingsModel):
 
 class TopicSettings(SettingsModel):
     source: str = "otlp_spans"  # the collector's Kafka exporter default
-    # the exporter's metrics topic: vLLM / SGLang gauges (pipeline/engine.py); "" disables
+    # the exporter's metrics topic: vLLM / SGLang gauges (pipeline/engine/gauges.py); "" disables
     metrics_source: str = "otlp_metrics"
     spans: str = "spanwatch.spans"  # normalized records; "" disables
     deadletter: str = "spanwatch.deadletter"

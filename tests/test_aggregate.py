@@ -1,4 +1,4 @@
-"""Contract checks over every aggregate a window holds (pipeline/aggregate.py), like river's
+"""Contract checks over every aggregate a window holds (pipeline/windows/aggregate.py), like river's
 ``checks``: merging is associative and commutative, an empty aggregate is its identity, a
 merge never aliases the other's state, and JSON and pickle round-trips keep everything."""
 

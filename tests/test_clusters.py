@@ -1,4 +1,4 @@
-"""Prompt clusters per application (pipeline/clusters.py): fingerprints that group templates
+"""Prompt clusters per application (pipeline/clusters/prompts.py): fingerprints that group templates
 in Chinese and English, sampling and windows that do not depend on which worker or in which
 order, a new kind of prompt and a changed mix found, and state that survives a save."""
 

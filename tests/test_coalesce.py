@@ -1,4 +1,4 @@
-"""Partials of several source messages sent as one per series (pipeline/coalesce.py): any
+"""Partials of several source messages sent as one per series (pipeline/windows/coalesce.py): any
 split of the messages into batches closes the same windows and fires the same black-hole
 budgets with the same evidence as one message at a time; a successor or a thawed worker
 sending one message at a time over a predecessor's batches counts every message once."""
@@ -141,7 +141,7 @@ def test_a_thawed_workers_batch_after_the_successors_messages_is_skipped() -> No
 
 
 class Sender:
-    """One worker's ingest side for source partition 0 as pipeline.coalesce has it: batches
+    """One worker's ingest side for source partition 0 as pipeline.windows.coalesce has it: batches
     by time and weight, a confirmed commit before more than ``max_weight`` spans would be sent
     and not committed; ``committed`` is what the broker holds."""
 

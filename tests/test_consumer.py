@@ -91,7 +91,7 @@ def test_commits_stay_within_what_a_stage_allows() -> None:
 
 
 def test_commit_now_waits_for_a_commit_in_flight_and_refuses_a_partition_not_assigned() -> None:
-    """The ingest side must know a commit landed before it sends more (pipeline.coalesce):
+    """The ingest side must know a commit landed before it sends more (pipeline.windows.coalesce):
     ``commit_now`` waits behind a slower commit in flight, never lets an older one land last,
     and says False for a partition this worker does not own."""
     consumer, thread = _consumer(set())

@@ -1,4 +1,4 @@
-"""What the web view draws (pipeline/dashboard.py): windows charted in order and once, token
+"""What the web view draws (pipeline/view/dashboard.py): windows charted in order and once, token
 totals summed once per window, events bounded and newest first, alerts by fingerprint,
 silences added and forgotten."""
 

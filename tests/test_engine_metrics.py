@@ -1,5 +1,5 @@
-"""Inference-engine gauges from the collector's metrics topic (pipeline/engine.py): decoded as
-the collector's prometheus receiver writes vLLM and SGLang metrics, windowed exactly at the
+"""Inference-engine gauges from the collector's metrics topic (pipeline/engine/gauges.py): decoded
+as the collector's prometheus receiver writes vLLM and SGLang metrics, windowed exactly at the
 series owner, closed with their own lateness, and read by the shipped rules."""
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ metrics:
   allowed_lateness: 5s
   idle_timeout: 10s
   # a partition gets a message of ~30 spans a second: after each assignment 4 go one at a
-  # time, then batches of 2-3, each after a confirmed commit (pipeline/coalesce.py)
+  # time, then batches of 2-3, each after a confirmed commit (pipeline/windows/coalesce.py)
   coalesce_interval_s: 2
   coalesce_max_spans: 120
 anomaly: {{enabled: false}}
@@ -373,7 +373,7 @@ def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run
     assert _token_sums(_windows(got, "spanwatch.tokens")) == truth
     titles = sorted(r["body"]["title"] for r in notified)
     assert len(titles) == len(models), titles  # one notification per model, no duplicate
-    # the case ran through batches of several source messages (pipeline/coalesce.py); a
+    # the case ran through batches of several source messages (pipeline/windows/coalesce.py); a
     # killed worker's counters are gone, so this counts the workers alive at the end
     assert sum(m - b for m, b, _ in batching.values()) > 0, batching
     print(

@@ -1,4 +1,4 @@
-"""Judge label shares per window (pipeline/labels.py): counted from the judges' own
+"""Judge label shares per window (pipeline/clusters/labels.py): counted from the judges' own
 ``spanwatch.findings`` records, exact in any order at the owner, late judges waited for, and
 read by rules as ``label_share:<label>``."""
 

@@ -1,5 +1,5 @@
-"""The merge stage (pipeline/merge.py): state in memory, saved now and then, and exact after a
-crash: a successor that loads what was saved and applies the partials log again from any
+"""The merge stage (pipeline/windows/merge.py): state in memory, saved now and then, and exact
+after a crash: a successor that loads what was saved and applies the partials log again from any
 point at or before the last save closes the same windows as a run without a crash."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The stitching stage (pipeline/stitch.py): pieces in any order and with repeats make one
+"""The stitching stage (pipeline/stitch/stitcher.py): pieces in any order and with repeats make one
 payload, once; open payloads time out, the oldest are evicted past the byte cap, a finished
 payload's late piece is not a new payload, and a successor holds what it took over."""
 

@@ -4,7 +4,7 @@
 it into Slack mrkdwn), DingTalk (sent as a DingTalk ``markdown`` message, with ``@mobile``
 mentions) and other Markdown targets; plain text for ``text`` and the console.
 
-``deliver`` says whether to retry, as Alertmanager's notifiers do (``pipeline.retry``):
+``deliver`` says whether to retry, as Alertmanager's notifiers do (``pipeline.common.retry``):
 success; ``retry`` for 5xx, 408, 425, 429, timeouts and connection errors; ``config`` for other
 4xx, invalid URLs and "no target" (apprise matched nothing). apprise reports the HTTP status
 only in its log lines (``error=404``): each delivery reads the lines apprise captured for its

@@ -254,7 +254,7 @@ def _parse_rule(
 
 
 # labels of the side series that golden-signal rules also read (engine gauges, prompt
-# clusters, judge labels: pipeline.merge.SIDE_SERIES)
+# clusters, judge labels: pipeline.windows.merge.SIDE_SERIES)
 SIDE_LABELS = ("layer", "service", "model", "evaluation")
 
 

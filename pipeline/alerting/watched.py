@@ -1,5 +1,5 @@
 """What a threshold or absence rule watches and what an alert names: the values of closed
-windows (the catalog in :mod:`pipeline.values`, shared with anomaly detection: golden-signal
+windows (the catalog in :mod:`pipeline.windows.values`, shared with anomaly detection: golden-signal
 windows for rules without ``entity:``, token windows for rules with it), the top contributors
 and an example trace of a window."""
 

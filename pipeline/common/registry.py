@@ -2,7 +2,7 @@
 
 ``registry.register("name")`` decorates a class; ``registry.build("name", options)`` makes
 an instance from keyword options, turning a wrong name or option into a
-:class:`~pipeline.errors.ConfigError` that says what was wrong. ``load`` imports the modules
+:class:`~pipeline.common.errors.ConfigError` that says what was wrong. ``load`` imports the modules
 whose classes register themselves, on first use.
 """
 

@@ -15,7 +15,8 @@ Gauges read (both spellings: the receiver keeps ``vllm:x``; some pipelines rewri
 - ``kv_cache_usage`` (0..1): ``vllm:kv_cache_usage_perc`` (v1), ``vllm:gpu_cache_usage_perc``
   (v0), ``sglang:token_usage``.
 
-A sample is merged at its series' owner like a span's partial (:mod:`pipeline.partials`):
+A sample is merged at its series' owner like a span's partial
+(:mod:`pipeline.windows.preaggregate`):
 sums are integers (micro-units), so one worker and N workers close identical windows.
 """
 
@@ -133,7 +134,7 @@ class GaugeStats:
 
 @dataclass
 class EngineAggregate:
-    """An engine series in one window (the :class:`~pipeline.aggregate.WindowAggregate`
+    """An engine series in one window (the :class:`~pipeline.windows.aggregate.WindowAggregate`
     contract: exact, order-independent merges)."""
 
     gauges: dict[str, GaugeStats] = field(default_factory=dict)

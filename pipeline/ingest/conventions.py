@@ -1,6 +1,7 @@
-"""The attribute mapping: which source attribute fills which :class:`~pipeline.spans.LlmSpan` field.
+"""The attribute mapping: which source attribute fills which
+:class:`~pipeline.ingest.spans.LlmSpan` field.
 
-This table is the single source of truth: :mod:`pipeline.normalize` reads it and
+This table is the single source of truth: :mod:`pipeline.ingest.normalize` reads it and
 ``docs/ATTRIBUTE-MAPPING.md`` is generated from it (``spanwatch normalize --mapping``; a test
 keeps the two in sync). For each field the first source present on a span wins, so current
 names come before deprecated ones.

@@ -92,7 +92,7 @@ class IngestResult:
     seen: int = 0  # spans decoded (records + skipped + rejected)
     skipped_non_llm: int = 0
     rejected: int = 0
-    duplicates: int = 0  # framework spans repeating a client span's call (pipeline.dedupe)
+    duplicates: int = 0  # framework spans repeating a client span's call (pipeline.ingest.dedupe)
     future_shifted: int = 0  # records moved back to the wall clock (TimeBounds)
     out_of_range: int = 0  # records dead-lettered for a timestamp nobody can place
 

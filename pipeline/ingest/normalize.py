@@ -1,6 +1,6 @@
-"""Normalization: a decoded :class:`~pipeline.otlp.SpanView` becomes one :class:`LlmSpan`.
+"""Normalization: a decoded :class:`~pipeline.ingest.otlp.SpanView` becomes one :class:`LlmSpan`.
 
-Reads :data:`pipeline.conventions.FIELDS` (first source present wins), converts units to
+Reads :data:`pipeline.ingest.conventions.FIELDS` (first source present wins), converts units to
 seconds, validates types and ranges, and derives what no attribute says directly: the layer,
 the operation, TTFT from first-token events and TPOT. Problems are recorded in
 ``LlmSpan.issues``; a bad attribute costs that field, never the span.
@@ -44,7 +44,8 @@ class NormalizeOptions:
     max_duration_s: float = 6 * 3600.0
     # a framework span repeating a client span's call is marked and not counted again
     dedupe_instrumentations: bool = True
-    # model-server service glob -> model, for engines whose spans name none (pipeline.inherit)
+    # model-server service glob -> model, for engines whose spans name none
+    # (pipeline.ingest.inherit)
     engine_models: tuple[tuple[str, str], ...] = ()
     gateway_services: tuple[str, ...] = (
         "*gateway*",
@@ -640,7 +641,7 @@ def dependency_of(view: SpanView) -> tuple[str, str] | None:
     The dependency is ``"<system> <address>[/<namespace>]"`` (``"redis cache:6379/0"``,
     ``"postgresql db:5432/orders"``, ``"qdrant qdrant:6333"``, ``"http api.example.com"``),
     read from the current semantic-convention names first, then the older ones
-    (:data:`pipeline.conventions.DEPENDENCY_SYSTEMS` and the tables after it). Only client
+    (:data:`pipeline.ingest.conventions.DEPENDENCY_SYSTEMS` and the tables after it). Only client
     and producer spans call a dependency; an HTTP or RPC server span is the callee's.
     """
     if view.kind not in cv.DEPENDENCY_SPAN_KINDS:
@@ -734,9 +735,9 @@ class NormalizeSettings(SettingsModel):
     keep_non_llm: bool = False
     dependencies: bool = True  # client calls to Redis, databases, HTTP, RPC: layer "dependency"
     max_duration_s: float = Field(6 * 3600.0, gt=0)
-    dedupe_instrumentations: bool = True  # pipeline.dedupe: one count per LLM call
+    dedupe_instrumentations: bool = True  # pipeline.ingest.dedupe: one count per LLM call
     # model-server service glob -> the model it serves, for engines whose spans name no model
-    # and whose caller is not in the same message (pipeline.inherit)
+    # and whose caller is not in the same message (pipeline.ingest.inherit)
     engine_models: dict[str, str] = Field(default_factory=dict)
 
     def options(self) -> NormalizeOptions:

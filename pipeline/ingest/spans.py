@@ -93,13 +93,14 @@ class LlmSpan:
     content: tuple[ContentRef, ...] = ()
     instrumentation: str = ""  # instrumentation scope name
     issues: tuple[str, ...] = ()
-    duplicate_of: str | None = None  # a client span reporting the same call (pipeline.dedupe)
+    # a client span reporting the same call (pipeline.ingest.dedupe)
+    duplicate_of: str | None = None
     # layer "dependency": "<system> <address>[/<namespace>]", e.g. "redis cache:6379/0"
     dependency: str | None = None
     # a workflow node: "<node type>: <title>" ("llm: Answer", "code: Clean input" in Dify;
     # "langgraph: retrieve" for a LangGraph node)
     node: str | None = None
-    # a model-server span: the service of the client call it served (pipeline.inherit)
+    # a model-server span: the service of the client call it served (pipeline.ingest.inherit)
     caller_service: str | None = None
 
     @property

@@ -20,7 +20,7 @@ From it, in any arrival order:
 - **answered** spans: those with an LLM call (chat, inference, ...) below them, seen so far.
 - **one count per call**: a call through an app and a model server is two LLM spans with
   usage, one the other's ancestor; within a message the outermost counts
-  (:func:`pipeline.tokens.counted_calls`), across messages the first to arrive does
+  (:func:`pipeline.tokens.burn.counted_calls`), across messages the first to arrive does
   (:meth:`TraceShape.claim`), the other is a repeat.
   A gateway or app span that timed out with no LLM call below it is a request that got no
   response (the model call hung, or never started), counted by the windows as ``no_response``;

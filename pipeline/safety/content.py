@@ -1,6 +1,6 @@
 """The text of inline prompts and completions of one span, for scanning.
 
-Normalization records *where* content is (:class:`~pipeline.spans.ContentRef`); this reads it
+Normalization records *where* content is (:class:`~pipeline.ingest.spans.ContentRef`); this reads it
 from the decoded span while it is still in memory. Message lists stored as JSON strings are
 scanned as the text they hold (:mod:`pipeline.safety.messages`, applied by the engine).
 """

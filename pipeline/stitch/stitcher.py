@@ -1,6 +1,6 @@
 """Stitching stage: chunked-payload pieces in, whole (or partial) payloads out, bounded memory.
 
-The owner of a pieces partition keeps each open payload's :class:`~pipeline.chunks.
+The owner of a pieces partition keeps each open payload's :class:`~pipeline.stitch.chunks.
 PayloadState` in ``meta`` (payload id -> state, or a tombstone once finished) and each piece's
 data in ``data`` (``<payload id>#<index>`` -> base64), both durable stores co-partitioned with
 the pieces topic (the worker's tables), so a successor loses nothing. A payload finishes

@@ -32,7 +32,7 @@ ENTITY_KINDS = ("model", "service", "user", "session")
 
 def counted_calls(spans: Sequence[LlmSpan]) -> list[LlmSpan]:
     """The spans whose tokens are counted: outermost LLM operations reporting usage, and not
-    a framework's repeat of a client span (:mod:`pipeline.dedupe`)."""
+    a framework's repeat of a client span (:mod:`pipeline.ingest.dedupe`)."""
     by_id = {s.span_id: s for s in spans}
     out = []
     for s in spans:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..windows.values import METRICS
 
-# chart columns of a series, read off each closed window (pipeline.values names)
+# chart columns of a series, read off each closed window (pipeline.windows.values names)
 COLUMNS = (
     "ttft_p50",
     "ttft_p95",

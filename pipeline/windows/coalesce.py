@@ -1,15 +1,15 @@
 """Ingest side: partials of consecutive source messages sent as one partial per series.
 
 A source message becomes a handful of partials per series or token entity it touched
-(:meth:`pipeline.partials.PreAggregator.add_message`). Sent one message at a time, the same
-few series and entities (a model, a service, a user's sessions) are serialized, shipped,
-parsed and merged again and again: the work follows messages, not data. The
+(:meth:`pipeline.windows.preaggregate.PreAggregator.add_message`). Sent one message at a
+time, the same few series and entities (a model, a service, a user's sessions) are
+serialized, shipped, parsed and merged again and again: the work follows messages, not data. The
 :class:`Coalescer` holds a source partition's partials for up to ``interval_s`` (and at most
 ``max_weight`` spans) and sends one partial per series for the range of source offsets
 ``first`` .. ``offset``. The messages' other output (the normalized records for
 ``spanwatch.spans``) goes with the batch, in message order (:attr:`Batch.records`).
 
-Replays stay exact because the owner (:meth:`pipeline.partials.SeriesState.admit`) applies a
+Replays stay exact because the owner (:meth:`pipeline.windows.state.SeriesState.admit`) applies a
 partial only when its whole range is newer than what it applied, and skips one that is
 entirely older. A range that *straddles* what was applied would count some messages twice or
 lose others, so no two senders may cut the same messages into different ranges. Two senders

@@ -86,7 +86,7 @@ def self_times(
     """Self time of each span by part: its duration minus its children's.
 
     ``children_ns`` gives the children's total duration of each span (in order), as joined
-    across messages by :class:`pipeline.tracetree.TraceTrees`; without it, the children in
+    across messages by :class:`pipeline.ingest.tracetree.TraceTrees`; without it, the children in
     ``spans`` count. Model-server time is split into queue, prefill and decode when the
     server reports them.
     """
@@ -142,10 +142,10 @@ class SignalAggregate:
     cache_input_tokens: int = 0
     # streamed calls that ended with no first token and no output (hung or cut-off streams)
     no_first_token: int = 0
-    # spans that timed out with no LLM call below them (pipeline.tracetree: "answered")
+    # spans that timed out with no LLM call below them (pipeline.ingest.tracetree: "answered")
     no_response: int = 0
     preemptions: int = 0  # model server: requests preempted (vLLM) or retracted (SGLang)
-    # workflow nodes: time on their run's critical path (pipeline.tracetree), and how often
+    # workflow nodes: time on their run's critical path (pipeline.ingest.tracetree), and how often
     critical_ns: int = 0
     critical_count: int = 0
     late: int = 0

@@ -1,6 +1,6 @@
 """Merge side of the scale-out windows: partials in, closed windows out, state in memory.
 
-The owner of a partials partition keeps every series' :class:`~pipeline.partials.SeriesState`
+The owner of a partials partition keeps every series' :class:`~pipeline.windows.state.SeriesState`
 of that partition in memory and writes the states that changed to its durable store (the
 worker's ``series`` table) only every ``flush_interval_s``, not once per partial. Crash
 safety comes from the input, not from writing every change: the partials topic is the one

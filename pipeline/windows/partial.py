@@ -42,7 +42,7 @@ class Partial:
     carries compact call records for black-hole detection of traces and sessions),
     ``engine`` (inference-engine gauges, :mod:`pipeline.engine`), ``clusters`` (sampled
     prompt fingerprints, :mod:`pipeline.clusters`) or ``labels`` (judge labels,
-    :mod:`pipeline.labels`).
+    :mod:`pipeline.clusters.labels`).
     """
 
     series: str
@@ -51,7 +51,7 @@ class Partial:
     windows: dict[str, Any]  # window id -> SignalAggregate | TokenCounts
     kind: str = "signals"
     calls: list[Call] = field(default_factory=list)  # per source message, in (time, span) order
-    # first source offset of a partial covering several messages (pipeline.coalesce), whose
+    # first source offset of a partial covering several messages (pipeline.windows.coalesce), whose
     # calls are then in message order; -1: the one message at ``offset``
     first: int = -1
 

@@ -26,7 +26,7 @@ class MetricsSettings(SettingsModel):
     # a successor re-applies the partials of at most this much time (docs/ARCHITECTURE.md)
     state_flush_interval: Duration = "1s"
     # the ingest side sends the partials of a source partition's messages of this many seconds
-    # as one partial per series (0: each message on its own; pipeline/coalesce.py)
+    # as one partial per series (0: each message on its own; pipeline/windows/coalesce.py)
     coalesce_interval_s: float = Field(0.5, ge=0)
     # spans per batch, and spans sent but not committed per source partition; after each
     # assignment a partition's first this-many spans go one message at a time

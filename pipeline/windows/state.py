@@ -65,8 +65,8 @@ class SeriesState:
     def admit(self, partial: Partial) -> str:
         """``new`` (every source offset it covers is newer than those applied), ``duplicate``
         (none is: a redelivery) or ``overlap`` (a range straddling the last applied offset:
-        never made by one sender, see pipeline.coalesce; applying it would count some messages
-        twice)."""
+        never made by one sender, see pipeline.windows.coalesce; applying it would count some
+        messages twice)."""
         last = self.applied.get(str(partial.source), -1)
         if partial.offset <= last:
             return "duplicate"

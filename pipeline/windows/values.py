@@ -15,7 +15,7 @@ run's critical path); from the engine windows (``spanwatch.engine``, read by the
 (``spanwatch.clusters``): ``clusters``, ``new_clusters``, ``cluster_drift``,
 ``largest_cluster_share`` (:mod:`pipeline.clusters`); from the judge-label windows
 (``spanwatch.labels``): ``judged`` and ``label_share:<label>`` for any label
-(:mod:`pipeline.labels`). Token windows (``spanwatch.tokens``,
+(:mod:`pipeline.clusters.labels`). Token windows (``spanwatch.tokens``,
 :data:`TOKENS`): ``tokens_per_min``, ``total_tokens``, ``input_tokens``, ``output_tokens``,
 ``cost``, ``cost_per_min``, ``requests``, ``unpriced_requests``.
 """

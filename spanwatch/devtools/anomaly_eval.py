@@ -38,7 +38,7 @@ TOLERANCE = 5  # minutes after an incident in which an alarm still counts
 @dataclass
 class Scenario:
     name: str
-    signal: str  # which default detector spec applies (pipeline.anomaly.signals)
+    signal: str  # which default detector spec applies (pipeline.anomaly.defaults)
     values: list[float]
     incidents: list[tuple[int, int]]  # [start, end) point indexes
 

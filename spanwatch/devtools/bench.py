@@ -4,7 +4,7 @@
 
 * raw: ``TracesData.ParseFromString`` plus reading every attribute of every span (and of its
   resource) once into a dict: the floor of what decoding in Python can cost;
-* decode+normalize: :func:`pipeline.ingest.ingest_message` per message;
+* decode+normalize: :func:`pipeline.ingest.message.ingest_message` per message;
 * the core in one process (:func:`core_pass`): what every worker must do per span in Python
   with no broker, no faust and no other stage (decode, normalize, golden-signal and token
   pre-aggregation in batches, bundles through JSON, merge at the owner): the ceiling of a
@@ -14,7 +14,7 @@
   stage has drained (``/status``), so each step's extra CPU per span is that stage's cost;
 * the same spans as the collector sends them with ``partition_traces_by_id`` (one message
   per trace), every stage, with partials sent one source message at a time and in batches
-  (:mod:`pipeline.coalesce`).
+  (:mod:`pipeline.windows.coalesce`).
 
 Rates are best of 3 for the in-process paths; compare the ratios, not absolute numbers, on a
 shared machine.
@@ -512,7 +512,7 @@ def _engine_pass(scrapes: list[bytes]) -> None:
 
 
 def trace_join_memory(msgs: list[bytes]) -> tuple[int, float]:
-    """Spans held by the ingest side's trace join (pipeline.tracetree) and bytes per span."""
+    """Spans held by the ingest side's trace join (pipeline.ingest.tracetree) and bytes per span."""
     from spanwatch.pipeline.ingest.tracetree import TraceTrees
 
     batches = [ingest_message(m).spans for m in msgs]

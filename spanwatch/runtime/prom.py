@@ -337,7 +337,7 @@ class SpanwatchCollector(Collector):
         self.latest, self.stats, self.runtime, self.safety = latest, stats, runtime, safety
         self.anomaly = anomaly  # AnomalyStage
         self.alerting = alerting  # AlertingRuntime
-        self.health = health  # pipeline.health.HealthTracker
+        self.health = health  # pipeline.common.health.HealthTracker
         self.stitch_runtime = stitch_runtime  # pipeline.stitch.StitchStage
         self.totals = totals
         self.stitch = stitch if stitch is not None else {}  # an empty Counter is falsy

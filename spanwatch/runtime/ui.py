@@ -3,10 +3,10 @@
 A reader thread follows spanwatch's output topics (closed windows, token windows and black
 holes, findings, anomalies, alerts, silences) with its own throw-away consumer group, starting
 ``ui.lookback`` records before the end of each partition, and feeds
-:class:`~spanwatch.pipeline.dashboard.Dashboard`. An aiohttp server (in its own thread and
+:class:`~spanwatch.pipeline.view.dashboard.Dashboard`. An aiohttp server (in its own thread and
 event loop, so a busy worker loop never delays it) serves the page, its vendored scripts,
 ``/api/snapshot`` (JSON), and what changed since the version a reader has, at most every
-``push_interval_s`` (:meth:`~spanwatch.pipeline.dashboard.Dashboard.delta`), on
+``push_interval_s`` (:meth:`~spanwatch.pipeline.view.dashboard.Dashboard.delta`), on
 ``/api/live`` (a WebSocket: what the page follows) and ``/api/events`` (server-sent events).
 The page arrives with the current picture inside it. Nothing is loaded from outside.
 """

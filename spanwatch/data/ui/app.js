@@ -18,7 +18,7 @@ const COLORS = ["#1f5fbf", "#c62828", "#ef8f00", "#2e7d32"];
 // except on dependency calls and workflow nodes, shown together in the table's last label column
 const DIMS = ["service", "layer", "operation", "model", "dependency", "node"];
 const COLUMNS = ["service", "layer", "operation", "model"];
-// chart columns of a series (pipeline/dashboard.py COLUMNS) and the sections sent whole
+// chart columns of a series (pipeline/view/dashboard.py COLUMNS) and the sections sent whole
 const VALUES = ["ttft_p50", "ttft_p95", "tpot_p50", "tpot_p95", "latency_p50", "latency_p95",
   "queue_p95", "request_rate", "error_rate", "errors", "output_tokens_per_s", "input_tokens_per_s"];
 const SECTIONS = ["window", "tokens", "black_holes", "findings", "finding_counts", "anomalies",
@@ -237,7 +237,7 @@ function render() {
   renderEvents(st);
 }
 
-// The page's copy of pipeline/dashboard.py apply_delta: windows upserted by start, the
+// The page's copy of pipeline/view/dashboard.py apply_delta: windows upserted by start, the
 // oldest dropped beyond `points`, removed series and ranges forgotten, sections replaced.
 function applyDelta(state, msg) {
   if (!state || msg.kind === "full") return msg;
