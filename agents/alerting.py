@@ -32,7 +32,6 @@ from spanwatch.pipeline.alerting.manager import AlertManager, Pending
 from spanwatch.pipeline.alerting.notify import Delivery, deliver
 from spanwatch.pipeline.alerting.silences import Silence
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.windows.spec import parse_duration_ns
 
 from .control import dispatch, log_failure
 
@@ -82,14 +81,7 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
     )
     table = app.Table("alerting", default=None, partitions=1)
     evaluator = RuleEvaluator(ruleset)
-    rt = AlertingRuntime(
-        AlertManager(
-            ruleset,
-            stale_s=parse_duration_ns(cfg.stale_after) / 1e9,
-            max_alerts=cfg.max_alerts,
-            max_attempts=cfg.max_attempts,
-        )
-    )
+    rt = AlertingRuntime(AlertManager(ruleset, cfg))
 
     async def control(msg: dict[str, Any]) -> None:
         await alerting.send(key=b"control", value=orjson.dumps(msg), partition=0)

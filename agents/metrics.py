@@ -32,6 +32,7 @@ import orjson
 from faust.types import TP
 
 from spanwatch.pipeline.clusters.prompts import load_featurizer
+from spanwatch.pipeline.common.durations import parse_duration_ns
 from spanwatch.pipeline.common.errors import DecodeError, describe_error
 from spanwatch.pipeline.config import Settings, merge_stage, preaggregator
 from spanwatch.pipeline.engine.gauges import decode_metrics
@@ -46,7 +47,6 @@ from spanwatch.pipeline.windows.preaggregate import (
     label_partials,
     prompt_partials,
 )
-from spanwatch.pipeline.windows.spec import parse_duration_ns
 from spanwatch.pipeline.windows.state import ClosedWindow
 
 from .consumer import NoLossConsumer
@@ -160,7 +160,7 @@ def register(
     stage = merge_stage(table, settings)
     out = WindowOutput(
         keyer,
-        smallest=min(wsettings.specs, key=lambda s: (s.size_ns, s.step_ns)).name,
+        smallest=wsettings.smallest.name,
         top_n=ts.top_n,
         token_totals=rt.token_totals,
         cost_totals=rt.cost_totals,

@@ -22,12 +22,12 @@ from typing import Any
 import faust
 import orjson
 
+from spanwatch.pipeline.common.durations import parse_duration_ns
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.ingest.deadletter import SourceRef
 from spanwatch.pipeline.ingest.message import IngestResult
 from spanwatch.pipeline.stitch.chunks import Payload, Piece
 from spanwatch.pipeline.stitch.stitcher import StitchStage
-from spanwatch.pipeline.windows.spec import parse_duration_ns
 
 from .control import broadcast, dispatch, log_failure
 from .ingest import SpanSink

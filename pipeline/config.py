@@ -13,7 +13,7 @@ Kafka and carries none of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,8 @@ from .alerting.settings import AlertingSettings
 from .anomaly.settings import AnomalySettings
 from .clusters.labels import LabelSettings
 from .clusters.prompts import ClusterSettings
+from .common.clock import WallClock
+from .common.durations import parse_duration_ns
 from .common.errors import ConfigError
 from .common.settings import Duration, SettingsModel, expand_env
 from .engine.gauges import EngineSettings
@@ -38,7 +40,6 @@ from .windows.golden import SeriesKeyer
 from .windows.merge import MergeStage
 from .windows.preaggregate import PreAggregator
 from .windows.settings import MetricsSettings
-from .windows.spec import parse_duration_ns
 
 __all__ = [  # each stage's section, composed here; the names stay importable from here
     "BROKER_PROFILES",
@@ -353,7 +354,7 @@ def merge_stage(store: MutableMapping[Any, Any], settings: Settings) -> MergeSta
     )
 
 
-def preaggregator(settings: Settings, wall_ns: Callable[[], int]) -> PreAggregator:
+def preaggregator(settings: Settings, wall_ns: WallClock) -> PreAggregator:
     """The worker's ingest-side pre-aggregation, as ``settings`` configure it."""
     ms, ts = settings.metrics, settings.tokens
     return PreAggregator(

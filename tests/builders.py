@@ -9,7 +9,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from spanwatch.devtools.traffic import kvs
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.tokens.blackhole import Budgets
+from spanwatch.pipeline.tokens.blackhole import Budgets, BudgetSettings
 from spanwatch.pipeline.windows.golden import SeriesKeyer
 from spanwatch.pipeline.windows.merge import MergeStage
 from spanwatch.pipeline.windows.preaggregate import PreAggregator
@@ -101,7 +101,7 @@ def merge_stage(
     """A merge stage over ``store`` (a dict): windows close every 10 s of watermark, traces and
     sessions stay tracked for an hour, both under ``budgets``; ``kw``: other MergeStage fields
     (clock, lateness_by_kind, flush_interval_s, ...)."""
-    b = budgets or Budgets()
+    b = budgets or BudgetSettings().budgets()
     return MergeStage(
         {} if store is None else store,
         lateness_ns=lateness_ns,

@@ -11,6 +11,7 @@ import pytest
 from spanwatch.pipeline.alerting.evaluate import RuleEvaluator, Sample
 from spanwatch.pipeline.alerting.loader import RuleSet, load_rules
 from spanwatch.pipeline.alerting.manager import AlertManager
+from spanwatch.pipeline.alerting.settings import AlertingSettings
 from spanwatch.pipeline.alerting.silences import Silence
 from spanwatch.pipeline.common.retry import backoff_s
 
@@ -281,7 +282,7 @@ def test_state_survives_export_and_load(tmp_path: Path) -> None:
 
 def test_delivery_outcomes_retry_config_and_give_up(tmp_path: Path) -> None:
     rules = RULES.replace("for: 60s", "for: 0s")
-    am = AlertManager(ruleset(tmp_path, rules), max_attempts=3)
+    am = AlertManager(ruleset(tmp_path, rules), AlertingSettings(max_attempts=3))
     ev = RuleEvaluator(ruleset(tmp_path, rules))
     for s in ev.samples("metrics", window(0, ttft=3.0)):
         am.observe(s, 0)

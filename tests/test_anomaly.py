@@ -17,6 +17,7 @@ import pytest
 from spanwatch.commands.anomaly import backtest
 from spanwatch.pipeline.anomaly.base import AnomalyScorer, build_detector, registered, z_to_score
 from spanwatch.pipeline.anomaly.defaults import DEFAULT_DETECTORS, SIGNALS
+from spanwatch.pipeline.anomaly.settings import AnomalySettings
 from spanwatch.pipeline.anomaly.stream import AnomalyStage, dump_state, load_state
 from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.config import load_settings
@@ -176,7 +177,7 @@ def run_stage(stage: AnomalyStage, recs: list[dict[str, Any]]) -> list[dict[str,
 
 
 def test_stage_scores_start_end_duplicates_and_windows() -> None:
-    stage = AnomalyStage({"ttft_p95": DEFAULT_DETECTORS["ttft_p95"]})
+    stage = AnomalySettings(signals={"ttft_p95": DEFAULT_DETECTORS["ttft_p95"]}).stage()
     xs = series(6, 100, base=0.8)
     recs = [metrics_record(i, x) for i, x in enumerate(xs)]
     recs += [metrics_record(100 + i, 4.0) for i in range(3)] + [metrics_record(103, 0.8)]
@@ -200,7 +201,7 @@ def test_stage_scores_start_end_duplicates_and_windows() -> None:
 
 
 def test_stage_overflow_and_missing() -> None:
-    stage = AnomalyStage({"ttft_p95": DEFAULT_DETECTORS["ttft_p95"]})
+    stage = AnomalySettings(signals={"ttft_p95": DEFAULT_DETECTORS["ttft_p95"]}).stage()
     out = stage.process("k", metrics_record(0, 0.5), lambda k: None, lambda k, s: False)
     assert out == [] and stage.stats.series_overflow == 1
     store: dict[str, Any] = {}
@@ -268,7 +269,7 @@ def test_backtest_equals_the_stage(tmp_path: Path) -> None:
     rows = out.getvalue().splitlines()
     assert rows[0] == "timestamp,value,anomaly_score" and len(rows) == len(xs) + 1
     cli = {int(r.split(",")[0]): float(r.split(",")[2]) for r in rows[1:]}
-    stage = AnomalyStage({"ttft_p95": DEFAULT_DETECTORS["ttft_p95"]})
+    stage = AnomalySettings(signals={"ttft_p95": DEFAULT_DETECTORS["ttft_p95"]}).stage()
     recs = []
     for i, x in enumerate(xs):
         r = metrics_record(0, x)

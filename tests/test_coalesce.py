@@ -14,7 +14,7 @@ import pytest
 
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.ingest.message import ingest_message
-from spanwatch.pipeline.tokens.blackhole import Budgets
+from spanwatch.pipeline.tokens.blackhole import BudgetSettings
 from spanwatch.pipeline.windows.coalesce import Coalescer, coalesce
 from spanwatch.pipeline.windows.merge import MergeStage
 from spanwatch.pipeline.windows.partial import Partial
@@ -50,7 +50,9 @@ def _copy(made: list[Partial]) -> list[Partial]:
 
 
 def _stage() -> MergeStage:
-    budgets = Budgets(max_llm_calls=3, max_repeated_tool_calls=3, max_same_tool_calls=4)
+    budgets = BudgetSettings(
+        max_llm_calls=3, max_repeated_tool_calls=3, max_same_tool_calls=4
+    ).budgets()
     return merge_stage(budgets=budgets, clock=Clock())
 
 

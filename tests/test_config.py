@@ -81,3 +81,28 @@ def test_the_worker_collects_cycles_less_often_unless_told_otherwise(tmp_path: P
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("text", ["1d", "1.5m", "500 ms", " 4h "])
+def test_one_duration_grammar_for_the_configuration_and_the_rules(
+    tmp_path: Path, text: str
+) -> None:
+    """``stale_after: 1d`` was rejected while a rule's ``for: 1d`` passed: both read durations
+    with pipeline/common/durations.py now."""
+    from spanwatch.pipeline.alerting.loader import load_rules
+    from spanwatch.pipeline.common.durations import parse_duration_ns
+
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f'alerting:\n  stale_after: "{text}"\n')
+    assert load_settings(conf).alerting.stale_after == text
+    rule = tmp_path / "r.yaml"
+    rule.write_text(
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        signal: ttft_p95\n"
+        f'        threshold: 1\n        for: "{text}"\n'
+    )
+    (loaded,) = load_rules([rule]).rules
+    assert loaded.for_s * 1e9 == parse_duration_ns(text)
+    for bad in ("5x", "-1s", "1 week"):
+        with pytest.raises(ValueError, match=r"bad duration .*: use a positive number with ms"):
+            parse_duration_ns(bad)
+    assert parse_duration_ns(0, zero=True) == 0  # a rule may say for: 0

@@ -12,7 +12,7 @@ import pytest
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.ingest.message import ingest_message
-from spanwatch.pipeline.tokens.blackhole import Budgets
+from spanwatch.pipeline.tokens.blackhole import BudgetSettings
 from spanwatch.pipeline.windows.golden import SeriesKeyer
 from spanwatch.pipeline.windows.merge import MergeStage, WindowOutput
 from spanwatch.pipeline.windows.partial import Partial
@@ -43,7 +43,9 @@ def _log(messages: int = 24, seed: int = 3) -> tuple[list[Event], list[Partial]]
 
 
 def _stage(store: dict[Any, Any], clock: Clock | None = None, **kw: Any) -> MergeStage:
-    return merge_stage(store, budgets=Budgets(max_llm_calls=3), clock=clock or Clock(), **kw)
+    return merge_stage(
+        store, budgets=BudgetSettings(max_llm_calls=3).budgets(), clock=clock or Clock(), **kw
+    )
 
 
 def _save(store: dict[Any, Any], writes: list[tuple[Any, Any]]) -> None:

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from spanwatch.pipeline.ingest.message import IngestStats
 from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
 from spanwatch.pipeline.windows.golden import SignalAggregate
-from spanwatch.pipeline.windows.spec import WindowSpec
+from spanwatch.pipeline.windows.spec import WindowSettings, WindowSpec
 from spanwatch.pipeline.windows.state import ClosedWindow
 from spanwatch.runtime.prom import LatestWindows, SpanwatchCollector
 
@@ -119,7 +119,7 @@ def _closed(start_s: int, spec: str, durations: list[float], model: str = "m") -
 def test_window_totals_count_each_span_once_as_counters_and_histograms() -> None:
     from spanwatch.runtime.prom import WindowTotals, counting_spec
 
-    spec = counting_spec([WindowSpec.parse("1m/30s"), WindowSpec.parse("5m")])
+    spec = counting_spec(WindowSettings((WindowSpec.parse("1m/30s"), WindowSpec.parse("5m")), 0, 1))
     assert spec == WindowSpec.parse("1m/30s")
     totals = WindowTotals(spec)
     labels = {"service": "svc", "layer": "app", "operation": "chat", "model": "m"}

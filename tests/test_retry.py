@@ -10,7 +10,8 @@ import pytest
 
 from spanwatch.pipeline.alerting.notify import classify
 from spanwatch.pipeline.common.retry import backoff_s, retryable_status
-from spanwatch.pipeline.safety.judge import JudgeClient, JudgeError, JudgeSettings
+from spanwatch.pipeline.safety.judge import JudgeClient, JudgeError
+from spanwatch.pipeline.safety.settings import JudgeConfig
 from tests.support.apprise_results import failed_call
 
 
@@ -45,7 +46,7 @@ def test_webhooks_and_the_judge_classify_every_status_alike(code: int, retry: bo
         def post(self, *args: object, **kwargs: object) -> Resp:
             return Resp()
 
-    client = JudgeClient(JudgeSettings(url="http://judge.invalid/v1", model="m"))
+    client = JudgeClient(JudgeConfig(url="http://judge.invalid/v1", model="m").judge_settings())
     client._session = Session()  # type: ignore[assignment]
     with pytest.raises(JudgeError) as err:
         asyncio.run(client._call("text"))

@@ -16,10 +16,10 @@ from spanwatch.pipeline.safety.judge import (
     JudgeClient,
     JudgeError,
     JudgeQueue,
-    JudgeSettings,
     evaluation_record,
 )
 from spanwatch.pipeline.safety.scan import ContentItem
+from spanwatch.pipeline.safety.settings import JudgeConfig
 
 
 class FakeJudge:
@@ -75,14 +75,15 @@ async def no_sleep(_: float) -> None:
 
 
 def client(url: str, **kw: Any) -> JudgeClient:
-    settings = JudgeSettings(
+    settings = JudgeConfig(
         url=url,
         model="judge-1",
         api_key="s3cret",
         timeout_s=0.3,
         retries=kw.pop("retries", 2),
+        sample_rate=1.0,
         **kw,
-    )
+    ).judge_settings()
     return JudgeClient(settings, sleep=no_sleep)
 
 
@@ -105,7 +106,7 @@ def test_success_request_shape_and_evaluation() -> None:
     assert req["model"] == "judge-1" and req["messages"][1]["content"] == "is this text ok?"
     assert "violation" in req["messages"][0]["content"]
     assert fake.auth == ["Bearer s3cret"]
-    assert "s3cret" not in repr(JudgeSettings(url="u", model="m", api_key="s3cret"))
+    assert "s3cret" not in repr(JudgeConfig(url="u", model="m", api_key="s3cret").judge_settings())
 
 
 def test_5xx_is_retried_then_succeeds() -> None:

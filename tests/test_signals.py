@@ -13,19 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spanwatch.pipeline.common.durations import NS, parse_duration_ns
 from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
 from spanwatch.pipeline.windows import golden as signals
 from spanwatch.pipeline.windows.golden import OVERFLOW, SeriesKeyer, SignalAggregate, self_times
 from spanwatch.pipeline.windows.partial import Partial
 from spanwatch.pipeline.windows.preaggregate import PreAggregator
 from spanwatch.pipeline.windows.sketch import QuantileSketch
-from spanwatch.pipeline.windows.spec import (
-    NS,
-    PartitionClock,
-    WindowSettings,
-    WindowSpec,
-    parse_duration_ns,
-)
+from spanwatch.pipeline.windows.spec import PartitionClock, WindowSettings, WindowSpec
 from spanwatch.pipeline.windows.state import SeriesState, Watermarks, close_offline
 
 T0 = 1_700_000_000 * NS  # divisible by every window size used here

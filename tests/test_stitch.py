@@ -38,7 +38,7 @@ def stage(
 ) -> StitchStage:
     data: dict[Any, Any] = {}
     return StitchStage(
-        {} if meta is None else meta, data, 30 * NS, max_bytes, clock_ns=clock or Clock()
+        {} if meta is None else meta, data, 30 * NS, max_bytes, wall_ns=clock or Clock()
     )
 
 

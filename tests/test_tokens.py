@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from spanwatch.pipeline.common.durations import NS
 from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.config import TokensSettings
 from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
-from spanwatch.pipeline.tokens.blackhole import Activity, Budgets, Call
+from spanwatch.pipeline.tokens.blackhole import Activity, BudgetSettings, Call
 from spanwatch.pipeline.tokens.burn import (
     TokenCounts,
     counted_calls,
@@ -22,7 +23,7 @@ from spanwatch.pipeline.tokens.burn import (
 from spanwatch.pipeline.tokens.pricing import DEFAULT_PRICES, PriceTable
 from spanwatch.pipeline.windows.golden import SeriesKeyer
 from spanwatch.pipeline.windows.preaggregate import PreAggregator
-from spanwatch.pipeline.windows.spec import NS, WindowSettings, WindowSpec
+from spanwatch.pipeline.windows.spec import WindowSettings, WindowSpec
 from spanwatch.pipeline.windows.state import SeriesState, close_offline
 
 T0 = 1_700_000_000 * NS
@@ -214,7 +215,9 @@ def _messages(seed: int, n: int = 40) -> list[tuple[int, int, list[LlmSpan]]]:
 
 def test_sum_over_windows_equals_the_input_exactly_per_model_and_user() -> None:
     ws = WindowSettings(
-        specs=(WindowSpec.parse("10s"), WindowSpec.parse("1m/30s")), allowed_lateness_ns=1000 * NS
+        specs=(WindowSpec.parse("10s"), WindowSpec.parse("1m/30s")),
+        allowed_lateness_ns=1000 * NS,
+        idle_timeout_ns=30 * NS,
     )  # out-of-order input, none late
     pre = PreAggregator(ws, SeriesKeyer(), lambda: T0 + 10**6 * NS, PRICES, signals=False)
     msgs = _messages(5)
@@ -262,7 +265,7 @@ def _loop(n: int, *, same_args: bool, t0: int = T0, step: int = 5 * NS) -> list[
 
 
 def test_runaway_tool_loop_is_flagged_within_the_configured_calls() -> None:
-    budgets = Budgets(max_repeated_tool_calls=5)
+    budgets = BudgetSettings(max_repeated_tool_calls=5).budgets()
     act = Activity()
     fired_at = None
     for i, call in enumerate(_loop(20, same_args=True)):
@@ -284,35 +287,37 @@ def test_runaway_tool_loop_is_flagged_within_the_configured_calls() -> None:
 
 def test_long_healthy_agent_run_is_not_flagged() -> None:
     act = Activity()
-    assert act.apply(_loop(40, same_args=False, step=20 * NS), Budgets()) == []
+    assert act.apply(_loop(40, same_args=False, step=20 * NS), BudgetSettings().budgets()) == []
     assert act.llm_calls == 40 and act.tool_calls == 40
 
 
 def test_token_velocity_and_budget_limits() -> None:
     act = Activity()
     burst = [Call(T0 + i * NS, "llm", f"b{i}", 30_000) for i in range(8)]
-    events = act.apply(burst, Budgets(max_tokens_per_minute=200_000))
+    events = act.apply(burst, BudgetSettings(max_tokens_per_minute=200_000).budgets())
     assert [e["budget"] for e in events] == ["max_tokens_per_minute"]
     assert events[0]["value"] == 210_000
 
 
 def test_activity_state_survives_a_round_trip() -> None:
     act = Activity()
-    act.apply(_loop(4, same_args=True), Budgets())
+    act.apply(_loop(4, same_args=True), BudgetSettings().budgets())
     again = Activity.from_dict(act.to_dict())
     assert again.to_dict() == act.to_dict()
     more = _loop(3, same_args=True, t0=T0 + 100 * NS)
-    assert again.apply(more, Budgets()) == act.apply(more, Budgets())
+    assert again.apply(more, BudgetSettings().budgets()) == act.apply(
+        more, BudgetSettings().budgets()
+    )
 
 
 def test_session_state_applies_calls_only_once() -> None:
-    ws = WindowSettings(specs=(WindowSpec.parse("10s"),))
+    ws = WindowSettings((WindowSpec.parse("10s"),), 5 * NS, 30 * NS)
     pre = PreAggregator(ws, SeriesKeyer(), lambda: T0, PRICES, signals=False)
     spans = [span("c1", input_tokens=10, output_tokens=1, session_id="s", end_ns=T0 + NS)]
     [p] = [p for p in pre.add_message(0, 0, spans) if '"session"' in p.series]
     st = SeriesState(kind="tokens")
     assert st.apply(p) and not st.apply(p)
-    st.apply_calls(p, Budgets())
+    st.apply_calls(p, BudgetSettings().budgets())
     assert st.activity is not None and st.activity.llm_calls == 1
 
 

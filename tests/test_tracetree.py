@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from spanwatch.pipeline.common.durations import NS
 from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
 from spanwatch.pipeline.ingest.tracetree import TraceShape, TraceTrees
-from spanwatch.pipeline.tokens.blackhole import Budgets
+from spanwatch.pipeline.tokens.blackhole import BudgetSettings
 from spanwatch.pipeline.windows.golden import SeriesKeyer, self_times
 from spanwatch.pipeline.windows.preaggregate import PreAggregator
-from spanwatch.pipeline.windows.spec import NS, WindowSettings, WindowSpec
+from spanwatch.pipeline.windows.spec import WindowSettings, WindowSpec
 from spanwatch.pipeline.windows.state import SeriesState
 from tests.test_tokens import PRICES
 
@@ -177,7 +178,7 @@ def black_holes(messages: list[list[LlmSpan]], *, joined: bool) -> tuple[int, li
     for offset, msg in enumerate(messages):
         for partial in (agg if joined else pre()).add_message(0, offset, msg):
             if partial.series == TRACE and state.apply(partial):
-                events += state.apply_calls(partial, Budgets(max_agent_depth=3))
+                events += state.apply_calls(partial, BudgetSettings(max_agent_depth=3).budgets())
     assert state.activity is not None
     return state.activity.max_depth, events
 

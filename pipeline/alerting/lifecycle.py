@@ -18,8 +18,6 @@ from typing import Any
 from .evaluate import Sample
 from .rules import EVENT_KINDS, Rule
 
-DEFAULT_STALE_S = 300.0
-
 
 def _since(t: float | None, now: float) -> float:
     return 0.0 if t is None else now - t
@@ -60,7 +58,7 @@ class Alert:
         elif not any(m[0] for m in self.members.values()):
             self.value, self.context = s.value, {**self.context, **s.context}
 
-    def condition(self, rule: Rule, now: float, stale_s: float = DEFAULT_STALE_S) -> bool:
+    def condition(self, rule: Rule, now: float, stale_s: float) -> bool:
         if rule.kind == "absent":
             return self.last_sample is not None and now - self.last_sample >= rule.for_s
         if rule.kind in EVENT_KINDS:
@@ -74,9 +72,7 @@ class Alert:
             self.value = worst[0]
         return bool(breaching)
 
-    def step(
-        self, rule: Rule, now: float, event: bool = False, stale_s: float = DEFAULT_STALE_S
-    ) -> str | None:
+    def step(self, rule: Rule, now: float, event: bool, stale_s: float) -> str | None:
         """Advance the state; returns the new state name on a change (``pending``,
         ``firing``, ``resolved``, ``inactive``), else None."""
         cond = event or self.condition(rule, now, stale_s)

@@ -17,13 +17,15 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..common.durations import parse_duration_ns
 from ..common.retry import backoff_s
 from . import templates
 from .evaluate import Sample
-from .lifecycle import DEFAULT_STALE_S, Alert
+from .lifecycle import Alert
 from .loader import RuleSet
 from .matchers import all_match
 from .rules import EVENT_KINDS, Rule
+from .settings import AlertingSettings
 from .silences import Silence
 
 
@@ -65,18 +67,22 @@ class Pending:
 
 
 class AlertManager:
+    """Alerts, groups, silences and the notification outbox of one rule set. Its limits come
+    from the ``alerting:`` section (:class:`~pipeline.alerting.settings.AlertingSettings`,
+    where their defaults live)."""
+
     def __init__(
         self,
         ruleset: RuleSet,
+        settings: AlertingSettings | None = None,
         *,
-        stale_s: float = DEFAULT_STALE_S,
-        max_alerts: int = 10_000,
-        max_attempts: int = 12,
         formatter: Any = None,
     ) -> None:
+        cfg = settings if settings is not None else AlertingSettings()
         self.rules: dict[str, Rule] = ruleset.by_name()
         self.config = ruleset.config
-        self.stale_s, self.max_alerts, self.max_attempts = stale_s, max_alerts, max_attempts
+        self.stale_s = parse_duration_ns(cfg.stale_after) / 1e9
+        self.max_alerts, self.max_attempts = cfg.max_alerts, cfg.max_attempts
         self.alerts: dict[str, Alert] = {}
         self.groups: dict[str, Group] = {}
         self.silences: dict[str, Silence] = {}

@@ -1,4 +1,4 @@
-"""Label matchers and durations in the forms an Alertmanager user already writes.
+"""Label matchers in the form an Alertmanager user already writes.
 
 ``severity="critical"``, ``model!="gpt-4o"``, ``service=~"chat-.*"``, ``team!~"infra|db"``;
 regexes are anchored (they match the whole value), as in Prometheus.
@@ -11,20 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration_s(text: Any) -> float:
-    """``"30s"``, ``"5m"``, ``"4h"``, ``"1d"``, ``0`` -> seconds (zero allowed)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool) and text == 0:
-        return 0.0
-    m = _DURATION.match(str(text))
-    if not m:
-        raise ValueError(
-            f"bad duration {text!r}: use a number with ms, s, m, h or d (e.g. 30s, 5m, 4h)"
-        )
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
 @dataclass(frozen=True)

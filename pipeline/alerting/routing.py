@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..common.durations import parse_duration_s
 from ..common.errors import ConfigError
 from ..common.settings import expand_env
 from . import templates
-from .matchers import Matcher, all_match, parse_duration_s
+from .matchers import Matcher, all_match
 from .rules import Problems, _suggest
 from .yamlpos import Located, Path_
 

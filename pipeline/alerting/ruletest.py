@@ -35,12 +35,12 @@ from typing import Any
 
 import yaml
 
+from ..common.durations import parse_duration_s
 from ..common.errors import ConfigError
 from ..windows.values import LABEL_SHARE, METRICS, MIN_JUDGED, TOKENS
 from .evaluate import RuleEvaluator
 from .loader import load_rules
 from .manager import AlertManager
-from .matchers import parse_duration_s
 
 # signal -> the record field an input series sets, per kind of window: the catalog's plain
 # values (``requests`` is ``count`` in a golden-signal window, ``requests`` in a token window)

@@ -44,12 +44,13 @@ class StageStats:
 
 @dataclass
 class AnomalyStage:
-    """``specs``: signal -> detector spec; ``window``: the window name scored."""
+    """``specs``: signal -> detector spec; ``window``: the window name scored. Built by
+    :meth:`~pipeline.anomaly.settings.AnomalySettings.stage` (the defaults live there)."""
 
     specs: dict[str, dict[str, Any]]
-    window: str = "1m"
-    entity_kinds: tuple[str, ...] = ("model", "service")
-    emit_scores: bool = True
+    window: str
+    entity_kinds: tuple[str, ...]
+    emit_scores: bool
     stats: StageStats = field(default_factory=StageStats)
 
     def points(self, rec: dict[str, Any]) -> list[tuple[Signal, float | None, dict[str, Any]]]:

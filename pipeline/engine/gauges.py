@@ -23,7 +23,7 @@ sums are integers (micro-units), so one worker and N workers close identical win
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,6 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from ..common.errors import DecodeError
 from ..common.settings import Duration, SettingsModel
 from ..ingest.otlp import any_value, proto_attrs
-from ..windows.spec import WindowSpec
 
 GAUGES: dict[str, str] = {
     "vllm:num_requests_running": "requests_running",
@@ -184,16 +183,6 @@ class EngineAggregate:
                 out[f"{name}_mean"] = g.sum_micro / g.n / MICRO
                 out[f"{name}_max"] = g.max
         return out
-
-
-def window_ids(specs: Sequence[WindowSpec], t_ns: int) -> list[str]:
-    """Ids (``<name>@<start>``) of every window a reading at ``t_ns`` falls into."""
-    out = []
-    for spec in specs:
-        size, step = spec.size_ns, spec.step_ns
-        last = t_ns - t_ns % step
-        out += [f"{spec.name}@{start}" for start in range(last - size + step, last + 1, step)]
-    return out
 
 
 class EngineSettings(SettingsModel):

@@ -29,6 +29,8 @@ _N = TypeVar("_N", int, float)
 MAX_TOKENS = 10**10  # a count above this is not a real token count
 SERVER_KIND = 2
 
+MAX_DURATION_S = 6 * 3600.0  # a span longer than this has a bad timestamp (flagged, no duration)
+
 
 @dataclass(frozen=True)
 class NormalizeOptions:
@@ -41,7 +43,7 @@ class NormalizeOptions:
     # client calls to Redis, databases, vector databases, HTTP, RPC, messaging: layer "dependency"
     dependencies: bool = True
     # a span longer than this is "absurd": its duration is dropped and the span flagged
-    max_duration_s: float = 6 * 3600.0
+    max_duration_s: float = MAX_DURATION_S
     # a framework span repeating a client span's call is marked and not counted again
     dedupe_instrumentations: bool = True
     # model-server service glob -> model, for engines whose spans name none
@@ -734,7 +736,7 @@ class NormalizeSettings(SettingsModel):
     layer_overrides: dict[str, Layer] = Field(default_factory=dict)
     keep_non_llm: bool = False
     dependencies: bool = True  # client calls to Redis, databases, HTTP, RPC: layer "dependency"
-    max_duration_s: float = Field(6 * 3600.0, gt=0)
+    max_duration_s: float = Field(MAX_DURATION_S, gt=0)
     dedupe_instrumentations: bool = True  # pipeline.ingest.dedupe: one count per LLM call
     # model-server service glob -> the model it serves, for engines whose spans name no model
     # and whose caller is not in the same message (pipeline.ingest.inherit)

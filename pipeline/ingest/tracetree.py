@@ -38,9 +38,10 @@ trace split across a rebalance is joined only from its parts after the move.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..common.clock import WallClock
 from ..tokens.burn import LLM_OPERATIONS
 from .spans import Layer, LlmSpan
 
@@ -171,7 +172,7 @@ def _add_parts(into: dict[str, int], parts: dict[str, int]) -> None:
 class TraceTrees:
     """Recent trace shapes of every assigned source partition, bounded (module docs)."""
 
-    wall_ns: Callable[[], int]
+    wall_ns: WallClock
     wait_ns: int = 600 * 1_000_000_000
     max_spans: int = 200_000
     max_spans_per_trace: int = 5_000

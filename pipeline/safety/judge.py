@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from ..common.clock import Timer
 from ..common.errors import SpanwatchError, describe_error
 from ..common.retry import backoff_s, retryable_status
 from .scan import ContentItem
@@ -141,7 +142,7 @@ class CircuitBreaker:
         *,
         failure_threshold: int = 5,
         reset_after_s: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Timer = time.monotonic,
     ) -> None:
         self.failure_threshold, self.reset_after_s, self._clock = (
             failure_threshold,
@@ -178,20 +179,23 @@ class CircuitBreaker:
 
 @dataclass
 class JudgeSettings:
+    """What a :class:`JudgeClient` needs, built from the configuration by
+    :meth:`~pipeline.safety.settings.JudgeConfig.judge_settings`: the defaults live there."""
+
     url: str  # base URL, e.g. http://judge:8000/v1 (…/chat/completions is appended)
     model: str
-    api_key: str | None = None
-    name: str = "policy"
-    labels: tuple[str, ...] = ("pass", "violation")
-    flag_labels: tuple[str, ...] = ("violation",)
-    prompt: str = DEFAULT_PROMPT
-    sample_rate: float = 1.0
-    timeout_s: float = 10.0
-    retries: int = 2
-    backoff_s: float = 0.5
-    max_concurrency: int = 4
-    queue_size: int = 1000
-    max_chars: int = 8000
+    api_key: str | None
+    name: str
+    labels: tuple[str, ...]
+    flag_labels: tuple[str, ...]
+    sample_rate: float
+    timeout_s: float
+    retries: int
+    backoff_s: float
+    max_concurrency: int
+    queue_size: int
+    max_chars: int
+    prompt: str = DEFAULT_PROMPT  # the configuration's prompt: None there means this one
 
     def __repr__(self) -> str:
         return f"JudgeSettings(url={self.url!r}, model={self.model!r}, api_key=<secret>)"

@@ -19,12 +19,13 @@ from __future__ import annotations
 import base64
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, MutableMapping
+from collections.abc import Collection, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field
 
+from ..common.clock import WallClock
 from ..common.settings import Duration, SettingsModel
 from .chunks import Payload, PayloadState, Piece, assemble
 
@@ -37,7 +38,7 @@ class StitchStage:
     data: MutableMapping[Any, Any]
     timeout_ns: int
     max_bytes: int
-    clock_ns: Callable[[], int] = time.time_ns
+    wall_ns: WallClock = time.time_ns
     counters: Counter[str] = field(default_factory=Counter)
     # payload id -> (bytes held, first seen, partition): the open payloads of this worker
     held: dict[str, tuple[int, int, int]] = field(default_factory=dict)
@@ -73,7 +74,7 @@ class StitchStage:
         if raw is not None and raw.get("done"):
             self.counters["pieces_after_done"] += 1  # a retry of a finished payload
             return []
-        state = PayloadState.from_dict(raw) if raw else PayloadState.start(piece, self.clock_ns())
+        state = PayloadState.from_dict(raw) if raw else PayloadState.start(piece, self.wall_ns())
         outcome = state.add(piece)
         self.counters[f"pieces_{outcome}"] += 1
         if outcome == "new":
@@ -88,7 +89,7 @@ class StitchStage:
         """Time out the partition's payloads open for ``timeout_ns``, forget its old
         tombstones, evict while over ``max_bytes``; returns the payloads finished."""
         self._ensure_loaded()
-        now = self.clock_ns()
+        now = self.wall_ns()
         done = []
         for pid, (_, first, p) in sorted(self.held.items(), key=lambda kv: kv[1][1]):
             if p == part and now - first >= self.timeout_ns:
@@ -130,7 +131,7 @@ class StitchStage:
         payload = assemble(state, pieces, reason)
         for i in state.received:
             self.data.pop(f"{pid}#{i}", None)
-        self.meta[pid] = {"done": True, "at": self.clock_ns(), "partition": part}
+        self.meta[pid] = {"done": True, "at": self.wall_ns(), "partition": part}
         self._release(pid)
         self.counters[f"payloads_{payload.status}"] += 1
         if payload.reason:

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import Field
 
+from ..common.durations import parse_duration_ns
 from ..common.settings import Duration, SettingsModel
-from ..windows.spec import parse_duration_ns
 
 NS = 1_000_000_000
 CURVE_BUCKET_NS = 10 * NS
@@ -25,16 +25,17 @@ TOP_CALLS = 5
 
 @dataclass(frozen=True)
 class Budgets:
-    """Limits per entity; ``None`` disables one."""
+    """Limits per entity; ``None`` disables one. Built by :meth:`BudgetSettings.budgets`,
+    where the defaults live."""
 
-    max_llm_calls: int | None = 50
-    max_tool_calls: int | None = 100
-    max_tokens: int | None = 500_000
-    max_tokens_per_minute: int | None = 200_000
-    max_agent_depth: int | None = 8
-    max_repeated_tool_calls: int | None = 5  # identical tool calls in a row
-    max_same_tool_calls: int | None = 10  # identical tool calls within repeat_window_ns
-    repeat_window_ns: int = 300 * NS
+    max_llm_calls: int | None
+    max_tool_calls: int | None
+    max_tokens: int | None
+    max_tokens_per_minute: int | None
+    max_agent_depth: int | None
+    max_repeated_tool_calls: int | None  # identical tool calls in a row
+    max_same_tool_calls: int | None  # identical tool calls within repeat_window_ns
+    repeat_window_ns: int
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,10 @@ def merge_top(lists: Sequence[list[dict[str, Any]]], n: int, key: str) -> list[d
     return sorted((e for lst in lists for e in lst), key=lambda e: (-e[key], e["id"]))[:n]
 
 
+TOP_N = 10  # top consumers listed per window and entity kind
+MAX_TRACKED = 100_000  # traces + sessions with black-hole activity, per worker
+
+
 class TokensSettings(SettingsModel):
     """Token accounting, cost and black holes (windows as in ``metrics``)."""
 
@@ -267,8 +271,8 @@ class TokensSettings(SettingsModel):
         max_same_tool_calls=30,
     )
     activity_idle_timeout: Duration = "30m"  # traces/sessions quiet this long are forgotten
-    max_tracked: int = Field(100_000, ge=1)  # traces + sessions per worker; beyond: overflow
-    top_n: int = Field(10, ge=1, le=1000)
+    max_tracked: int = Field(MAX_TRACKED, ge=1)  # beyond: overflow
+    top_n: int = Field(TOP_N, ge=1, le=1000)
 
     def price_table(self) -> PriceTable:
         return PriceTable.load(self.prices)

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..tokens.burn import TOP_N
 from ..windows.values import METRICS
 
 # chart columns of a series, read off each closed window (pipeline.windows.values names)
@@ -160,7 +161,7 @@ class Dashboard:
     max_series: int = 1000
     max_expected: int = 4000  # latest score per (signal, series)
     max_entities: int = 5000  # per entity kind
-    top_n: int = 10
+    top_n: int = TOP_N
     series: OrderedDict[str, SeriesView] = field(default_factory=OrderedDict)
     entities: dict[str, OrderedDict[str, EntityTotals]] = field(
         default_factory=lambda: {k: OrderedDict() for k in ENTITY_KINDS}

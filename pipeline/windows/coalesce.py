@@ -35,10 +35,11 @@ member learns so at its next group heartbeat and rejoins).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..common.clock import Timer
 from .partial import Partial
 
 
@@ -105,7 +106,7 @@ class Coalescer:
     max_weight: int = 5_000  # spans per batch, and sent but not committed (module docs)
     max_partials: int = 20_000  # a batch goes out when it holds this many
     resume_after_s: float = 20.0  # a suspicion with no assignment since ends after this
-    clock: Callable[[], float] = time.monotonic
+    clock: Timer = time.monotonic
     held: dict[int, _Held] = field(default_factory=dict)
     # partition -> spans seen since the assignment (one message at a time below max_weight)
     seen: dict[int, int] = field(default_factory=dict)

@@ -36,6 +36,7 @@ PARTS = (
 )
 # "dependency" is empty except on layer "dependency" series (the called Redis, database, ...)
 # "node" is empty except on workflow node spans (Dify nodes, LangGraph nodes)
+MAX_SERIES = 10_000  # series per worker; beyond it spans go to an overflow series
 DEFAULT_DIMENSIONS = ("service", "layer", "operation", "model", "dependency", "node")
 ALLOWED_DIMENSIONS = (
     *DEFAULT_DIMENSIONS,
@@ -364,7 +365,7 @@ class SeriesKeyer:
     """
 
     dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
-    max_series: int = 10_000
+    max_series: int = MAX_SERIES
     seen: set[tuple[str, ...]] = field(default_factory=set)
     overflowed: int = 0
 

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from ..clusters.prompts import ClusterModel, ClusterSettings
+from ..common.clock import Timer
 from ..common.versions import VERSION, next_version, version_of
 from ..tokens.blackhole import Budgets
-from ..tokens.burn import top_consumers
+from ..tokens.burn import MAX_TRACKED, TOP_N, top_consumers
 from .golden import SeriesKeyer
 from .partial import AGGREGATES, Partial
 from .state import ClosedWindow, SeriesState, Watermarks
@@ -60,13 +61,13 @@ class MergeStage:
     min_step_ns: int  # windows close at most once per this much watermark progress
     idle_ns: int  # quiet traces and sessions (no open window) are forgotten after this
     budgets: Mapping[str, Budgets]  # entity kind -> black-hole budgets
-    max_tracked: int = 100_000  # traces and sessions with black-hole activity, per worker
+    max_tracked: int = MAX_TRACKED  # traces and sessions with black-hole activity, per worker
     flush_interval_s: float = 1.0
     # series kinds whose windows wait longer than ``lateness_ns`` (engine gauges: scraped and
     # exported in batches)
     lateness_by_kind: Mapping[str, int] = field(default_factory=dict)
     clusters: ClusterSettings = field(default_factory=ClusterSettings)
-    clock: Callable[[], float] = time.monotonic
+    clock: Timer = time.monotonic
     partitions: dict[int, PartitionState] = field(default_factory=dict)
     tracked: set[str] = field(default_factory=set)
     counters: Counter[str] = field(default_factory=Counter)
@@ -215,7 +216,7 @@ class WindowOutput:
 
     keyer: SeriesKeyer
     smallest: str  # name of the smallest window shape
-    top_n: int = 10
+    top_n: int = TOP_N
     token_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     cost_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     # LLM calls per model and service, each counted once whatever layers it passed through

@@ -21,7 +21,8 @@ from ..clusters.prompts import (
     fingerprint,
     sample_key,
 )
-from ..engine.gauges import EngineAggregate, EngineSample, engine_series_id, window_ids
+from ..common.clock import WallClock
+from ..engine.gauges import EngineAggregate, EngineSample, engine_series_id
 from ..ingest.spans import Layer, LlmSpan
 from ..ingest.tracetree import TraceTrees
 from ..safety.messages import user_text
@@ -38,7 +39,7 @@ from ..tokens.burn import (
 from ..tokens.pricing import PriceTable
 from .golden import WAITING_LAYERS, SeriesKeyer, SignalAggregate, is_timeout, self_times
 from .partial import Partial, series_id, token_entity_id
-from .spec import PartitionClock, WindowSettings, WindowSpec, has_backlog
+from .spec import PartitionClock, WindowSettings, WindowSpec, has_backlog, window_id, window_ids
 
 
 def engine_partials(
@@ -145,7 +146,7 @@ class PreAggregator:
 
     settings: WindowSettings
     keyer: SeriesKeyer
-    wall_ns: Callable[[], int]
+    wall_ns: WallClock
     prices: PriceTable | None = None  # token accounting on when set
     signals: bool = True  # golden-signal partials on
     trees: TraceTrees | None = None  # traces joined across messages (default: built here)
@@ -180,7 +181,7 @@ class PreAggregator:
                     start = wm - wm % step
                 wid = wids.get((name, start))
                 if wid is None:
-                    wid = wids[(name, start)] = f"{name}@{start}"
+                    wid = wids[(name, start)] = window_id(name, start)
                 out.append((wid, late))
         return out
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pydantic import Field, field_validator
 
+from ..common.clock import WallClock
+from ..common.durations import parse_duration_ns
 from ..common.settings import Duration, SettingsModel
 from ..ingest.tracetree import TraceTrees
-from .golden import ALLOWED_DIMENSIONS, DEFAULT_DIMENSIONS
-from .spec import WindowSettings, WindowSpec, parse_duration_ns
+from .golden import ALLOWED_DIMENSIONS, DEFAULT_DIMENSIONS, MAX_SERIES
+from .spec import WindowSettings, WindowSpec
 
 
 class MetricsSettings(SettingsModel):
@@ -20,7 +20,7 @@ class MetricsSettings(SettingsModel):
     allowed_lateness: Duration = "5s"
     idle_timeout: Duration = "30s"  # an idle partition's watermark follows the wall clock
     dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
-    max_series: int = Field(10_000, ge=1)  # per worker; beyond it spans go to an overflow series
+    max_series: int = Field(MAX_SERIES, ge=1)  # per worker; beyond it an overflow series
     heartbeat_interval_s: float = Field(1.0, gt=0)
     # the merge keeps series state in memory and saves what changed to its table this often;
     # a successor re-applies the partials of at most this much time (docs/ARCHITECTURE.md)
@@ -62,7 +62,7 @@ class MetricsSettings(SettingsModel):
             raise ValueError(f"unknown dimensions {bad}; allowed: {list(ALLOWED_DIMENSIONS)}")
         return v
 
-    def trace_trees(self, wall_ns: Callable[[], int]) -> TraceTrees:
+    def trace_trees(self, wall_ns: WallClock) -> TraceTrees:
         return TraceTrees(wall_ns, parse_duration_ns(self.trace_wait), self.max_trace_spans)
 
     def window_settings(self) -> WindowSettings:

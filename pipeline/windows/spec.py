@@ -10,28 +10,11 @@ advances its watermark with the injected wall clock, so it never holds windows o
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-NS = 1_000_000_000
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_UNIT_NS = {"ms": 1_000_000, "s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86400 * NS}
-
-
-def parse_duration_ns(text: str) -> int:
-    """``"10s"``, ``"1m"``, ``"500ms"``, ``"1h"``, ``"1d"`` -> nanoseconds."""
-    m = _DURATION.match(text.strip())
-    if not m or int(m.group(1)) == 0:
-        raise ValueError(f"bad duration {text!r}: use a positive number with ms, s, m, h or d")
-    return int(m.group(1)) * _UNIT_NS[m.group(2)]
-
-
-def format_duration(ns: int) -> str:
-    for unit in ("d", "h", "m", "s", "ms"):
-        if ns % _UNIT_NS[unit] == 0:
-            return f"{ns // _UNIT_NS[unit]}{unit}"
-    return f"{ns}ns"
+from ..common.clock import WallClock
+from ..common.durations import format_duration, parse_duration_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +60,23 @@ class WindowSpec:
         return range(first, last + 1, self.step_ns)
 
 
+def window_id(name: str, start_ns: int) -> str:
+    """The id of one window of one shape: ``"<name>@<start ns>"`` (``"1m@1700000040000000000"``),
+    the key of a window in partials, series state and closed-window records."""
+    return f"{name}@{start_ns}"
+
+
+def parse_window_id(wid: str) -> tuple[WindowSpec, int]:
+    """The shape and start of a :func:`window_id`."""
+    name, _, start = wid.partition("@")
+    return WindowSpec.parse(name), int(start)
+
+
+def window_ids(specs: Sequence[WindowSpec], t_ns: int) -> list[str]:
+    """Ids of every window of ``specs`` that the instant ``t_ns`` falls into."""
+    return [window_id(spec.name, start) for spec in specs for start in spec.starts(t_ns)]
+
+
 _NAMES: dict[WindowSpec, str] = {}  # window names are used per span: computed once
 _PARSED: dict[str, WindowSpec] = {}  # and parsed once per name
 
@@ -102,7 +102,7 @@ class PartitionClock:
 
     allowed_lateness_ns: int
     idle_timeout_ns: int
-    wall_ns: Callable[[], int]
+    wall_ns: WallClock
     watermark_ns: int = 0
     last_message_ns: int = 0  # wall time of the last message (or of the assignment)
 
@@ -132,12 +132,18 @@ class PartitionClock:
         return window_end_ns + self.allowed_lateness_ns <= self.watermark_ns
 
 
-@dataclass
+@dataclass(frozen=True)
 class WindowSettings:
-    """Window shapes and lateness, shared by the pre-aggregation and the merge."""
+    """Window shapes and lateness, shared by the pre-aggregation and the merge. Built from
+    the ``metrics:`` section (:meth:`~pipeline.windows.settings.MetricsSettings.window_settings`),
+    where the catalog and its defaults live."""
 
-    specs: tuple[WindowSpec, ...] = field(
-        default_factory=lambda: tuple(WindowSpec.parse(w) for w in ("10s", "1m", "5m"))
-    )
-    allowed_lateness_ns: int = 5 * NS
-    idle_timeout_ns: int = 30 * NS
+    specs: tuple[WindowSpec, ...]
+    allowed_lateness_ns: int
+    idle_timeout_ns: int
+
+    @property
+    def smallest(self) -> WindowSpec:
+        """The smallest shape: its windows feed the Prometheus counters and the alert and
+        anomaly stages' "latest window" (each span counted once: see ``runtime.prom``)."""
+        return min(self.specs, key=lambda s: (s.size_ns, s.step_ns))

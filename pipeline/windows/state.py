@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clusters.prompts import ClusterModel
+from ..common.durations import NS
 from ..tokens.blackhole import Activity, Budgets
 from ..tokens.burn import TokenCounts
 from .partial import AGGREGATES, Partial
-from .spec import NS, WindowSpec
+from .spec import WindowSpec, parse_window_id
 
 
 @dataclass
@@ -78,9 +79,8 @@ class SeriesState:
             return False
         self.applied[str(partial.source)] = partial.offset
         for wid, agg in partial.windows.items():
-            name, _, start = wid.partition("@")
-            spec = WindowSpec.parse(name)
-            if int(start) + spec.size_ns <= self.closed.get(name, 0):
+            spec, start = parse_window_id(wid)
+            if start + spec.size_ns <= self.closed.get(spec.name, 0):
                 self.late_after_close += agg.count + agg.late
                 continue
             mine = self.windows.get(wid)
@@ -102,8 +102,7 @@ class SeriesState:
         """Close every window whose end + lateness <= the low watermark, oldest first."""
         done = []
         for wid in list(self.windows):
-            name, _, start_s = wid.partition("@")
-            spec, start = WindowSpec.parse(name), int(start_s)
+            spec, start = parse_window_id(wid)
             end = start + spec.size_ns
             if end + lateness_ns <= low_watermark_ns:
                 agg = self.windows.pop(wid)
@@ -111,7 +110,7 @@ class SeriesState:
                     agg.late += self.late_after_close
                     self.late_after_close = 0
                 done.append(ClosedWindow(series, spec, start, agg))
-                self.closed[name] = max(self.closed.get(name, 0), end)
+                self.closed[spec.name] = max(self.closed.get(spec.name, 0), end)
         done.sort(key=lambda c: (c.start_ns + c.spec.size_ns, c.spec.size_ns))
         return done
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from spanwatch.pipeline.alerting.loader import RuleError, load_rules
-from spanwatch.pipeline.alerting.matchers import parse_duration_s
 from spanwatch.pipeline.alerting.routing import unusable_receivers
 from spanwatch.pipeline.alerting.ruletest import run_file
 from spanwatch.pipeline.alerting.silences import Silence
+from spanwatch.pipeline.common.durations import parse_duration_s
 from spanwatch.pipeline.common.errors import SpanwatchError
 from spanwatch.pipeline.config import Settings
 

@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from spanwatch.pipeline.ingest.message import IngestStats
 from spanwatch.pipeline.windows.golden import MAX_ERROR_TYPES, SignalAggregate
-from spanwatch.pipeline.windows.spec import WindowSpec
+from spanwatch.pipeline.windows.spec import WindowSettings, WindowSpec
 from spanwatch.pipeline.windows.state import ClosedWindow
 
 _DISTS = {
@@ -97,11 +97,11 @@ HISTOGRAMS: dict[str, tuple[str, str, tuple[float, ...]]] = {
 }
 
 
-def counting_spec(specs: Sequence[WindowSpec]) -> WindowSpec:
+def counting_spec(windows: WindowSettings) -> WindowSpec:
     """The window shape whose closed windows feed the counters and histograms: the smallest
     one. Only its windows that start on a multiple of its size count, so each span is
     counted once even when the shape hops (``1m/30s``: every other window)."""
-    return min(specs, key=lambda s: (s.size_ns, s.step_ns))
+    return windows.smallest
 
 
 @dataclass

@@ -15,10 +15,10 @@ from spanwatch.agents.app import create_app
 from spanwatch.pipeline.alerting.loader import RuleSet, load_rules
 from spanwatch.pipeline.alerting.notify import resolve_url
 from spanwatch.pipeline.alerting.routing import unusable_receivers
+from spanwatch.pipeline.common.durations import parse_duration_ns
 from spanwatch.pipeline.common.errors import BrokerError, ConfigError
 from spanwatch.pipeline.common.settings import expand_env
 from spanwatch.pipeline.config import Settings
-from spanwatch.pipeline.windows.spec import parse_duration_ns
 from spanwatch.runtime import logsafe
 from spanwatch.runtime.httpserver import serve
 from spanwatch.runtime.kafka import (
@@ -177,7 +177,7 @@ def run_worker(settings: Settings) -> None:
     port = settings.metrics.prometheus_port
     if port:
         latest = LatestWindows()
-        totals = WindowTotals(counting_spec(settings.metrics.window_settings().specs))
+        totals = WindowTotals(counting_spec(settings.metrics.window_settings()))
         if runtime is not None:
             runtime.on_window_closed += [latest.on_window_closed, totals.on_window_closed]
         REGISTRY.register(
