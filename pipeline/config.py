@@ -13,12 +13,12 @@ Kafka and carries none of them.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .alerting.settings import AlertingSettings
@@ -29,6 +29,7 @@ from .common.clock import WallClock
 from .common.durations import parse_duration_ns
 from .common.errors import ConfigError
 from .common.settings import Duration, SettingsModel, expand_env
+from .common.yamlpos import Located, YamlError, load_with_positions
 from .engine.gauges import EngineSettings
 from .ingest.message import IngestSettings
 from .ingest.normalize import NormalizeSettings
@@ -311,27 +312,65 @@ class Settings(SettingsModel):
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Settings from a YAML file (optional) with dotted overrides, e.g. ``kafka__profile``."""
     data: dict[str, Any] = {}
+    located: Located | None = None
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
-        data = loaded or {}
+        try:
+            located = load_with_positions(text, str(path))
+        except YamlError as exc:
+            raise ConfigError(str(exc)) from None
+        if located.data is not None and not isinstance(located.data, dict):
+            raise ConfigError(f"{located.where(())}: top level must be a mapping")
+        data = located.data or {}
+    given = set()
     for dotted, value in overrides.items():
         if value is None:
             continue
         section, _, key = dotted.partition("__")
         data.setdefault(section, {})[key] = value
+        given.add((section, key))
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        where = f"{path}: " if path else ""
-        msgs = [f"{where}{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        msgs = sorted((_config_problem(e, located, given) for e in exc.errors()), key=_by_position)
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(msgs)) from None
+
+
+def _config_problem(error: Any, located: Located | None, given: set[tuple[str, str]]) -> str:
+    """One validation error as ``file:line:column: key.path: message`` (an unknown key with
+    the known ones it resembles); a value from the command line says so."""
+    loc = tuple(error["loc"])
+    dotted = ".".join(str(p) for p in loc)
+    msg = error["msg"]
+    if error["type"] == "extra_forbidden":
+        known = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        msg = f"unknown key {loc[-1]!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if loc[:2] in given or located is None:
+        return f"{dotted}: {msg}" + (" (from the command line)" if loc[:2] in given else "")
+    key = (*loc, "__key__") if error["type"] == "extra_forbidden" else loc
+    return f"{located.where(key)}: {dotted}: {msg}"
+
+
+def _by_position(problem: str) -> tuple[int, int, str]:
+    parts = problem.split(":", 3)
+    if len(parts) == 4 and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2]), problem
+    return 0, 0, problem
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the settings model at ``loc`` accepts (none known: an empty list)."""
+    model: Any = Settings
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    return list(getattr(model, "model_fields", {}))
 
 
 def merge_stage(store: MutableMapping[Any, Any], settings: Settings) -> MergeStage:

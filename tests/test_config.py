@@ -29,13 +29,24 @@ def test_secrets_never_in_repr_or_str() -> None:
 
 
 def test_every_error_is_reported_with_its_location(tmp_path: Path) -> None:
+    """Worker configuration errors name file:line:column, as rule errors do, in file order;
+    an unknown key points at the key, with the one it resembles."""
     cfg = tmp_path / "sw.yaml"
-    cfg.write_text("kafka:\n  profile: redpanda\n  bogus: 1\ntopics:\n  partitions: 0\n")
+    cfg.write_text(
+        "kafka:\n  profile: redpanda\n  bogus: 1\ntopics:\n  partitions: 0\n"
+        "metrics:\n  max_sereis: 5\n"
+    )
     with pytest.raises(ConfigError) as err:
-        load_settings(cfg)
-    text = str(err.value)
-    for where in ("kafka.profile", "kafka.bogus", "topics.partitions"):
-        assert f"{cfg}: {where}" in text
+        load_settings(cfg, worker__app_id=7)
+    lines = str(err.value).splitlines()[1:]
+    assert [line.strip().split(": ", 2)[:2] for line in lines] == [
+        ["worker.app_id", "Input should be a valid string (from the command line)"],
+        [f"{cfg}:2:12", "kafka.profile"],
+        [f"{cfg}:3:3", "kafka.bogus"],
+        [f"{cfg}:5:15", "topics.partitions"],
+        [f"{cfg}:7:3", "metrics.max_sereis"],
+    ]
+    assert "unknown key 'max_sereis' (did you mean 'max_series'?)" in lines[-1]
 
 
 @pytest.mark.parametrize("content", ["kafka: [1, 2", "- a list\n- at the top\n"])

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..common.errors import ConfigError
+from ..common.yamlpos import Located, YamlError, load_with_positions
 from ..windows.golden import DEFAULT_DIMENSIONS
 from .routing import DOC_KEYS, AlertingConfig, parse_config
 from .rules import Problems, Rule, parse_groups
-from .yamlpos import Located, YamlError, load_with_positions
 
 
 class RuleError(ConfigError):

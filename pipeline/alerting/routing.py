@@ -13,10 +13,10 @@ from typing import Any
 from ..common.durations import parse_duration_s
 from ..common.errors import ConfigError
 from ..common.settings import expand_env
+from ..common.yamlpos import Located, Path_
 from . import templates
 from .matchers import Matcher, all_match
 from .rules import Problems, _suggest
-from .yamlpos import Located, Path_
 
 FORMATS = ("auto", "slack", "dingtalk", "markdown", "text")
 ROUTE_KEYS = {

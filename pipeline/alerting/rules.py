@@ -19,11 +19,11 @@ from typing import Any
 
 from ..anomaly.defaults import SIGNALS as ANOMALY_SIGNALS
 from ..common.durations import parse_duration_s
+from ..common.yamlpos import Located, Path_
 from ..windows.golden import DEFAULT_DIMENSIONS
 from . import templates
 from . import watched as sig
 from .matchers import Matcher, parse_matchers
-from .yamlpos import Located, Path_
 
 KINDS = ("threshold", "anomaly", "finding", "black_hole", "absent")
 OPS = (">", ">=", "<", "<=", "==", "!=")

@@ -1,4 +1,5 @@
-"""YAML with positions: every error about a rule file names ``file:line:column``.
+"""YAML with positions: every error about a rule file or the worker's configuration names
+``file:line:column``.
 
 :func:`load_with_positions` returns plain Python data plus a map from a path of keys and
 indexes (``("groups", 0, "rules", 2, "for")``) to the 1-based line and column of that node.
