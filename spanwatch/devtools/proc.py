@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,14 +27,29 @@ def wait_for_signal() -> None:
 RUNNING: set[subprocess.Popen[bytes]] = set()
 
 
+def _dies_with_us(cmd: Sequence[str]) -> list[str]:
+    """``cmd`` under ``setpriv --pdeathsig KILL`` (util-linux) when this is the main thread:
+    the kernel then kills the child if this process dies, even by SIGKILL or a CI timeout,
+    where no ``finally`` runs (a killed bench left its broker and worker running for 50
+    minutes). A child of another thread would die with that thread, so it is left alone."""
+    if (
+        sys.platform == "linux"
+        and threading.current_thread() is threading.main_thread()
+        and (setpriv := shutil.which("setpriv")) is not None
+    ):
+        return [setpriv, "--pdeathsig", "KILL", "--", *cmd]
+    return list(cmd)
+
+
 def spawn(
     cmd: Sequence[str], *, log_path: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` in its own session, output to ``log_path`` (or discarded)."""
+    """Start ``cmd`` in its own session, output to ``log_path`` (or discarded); it dies with
+    this process (:func:`_dies_with_us`)."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
         proc = subprocess.Popen(
-            list(cmd),
+            _dies_with_us(cmd),
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
