@@ -38,7 +38,8 @@ from spanwatch.pipeline.config import Settings, merge_stage, preaggregator
 from spanwatch.pipeline.engine.gauges import decode_metrics
 from spanwatch.pipeline.ingest.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.ingest.message import IngestResult, ingest_message
-from spanwatch.pipeline.windows.coalesce import Batch, Coalescer
+from spanwatch.pipeline.windows.coalesce import Coalescer
+from spanwatch.pipeline.windows.driver import SendBatch, WindowsIngest
 from spanwatch.pipeline.windows.merge import WindowOutput
 from spanwatch.pipeline.windows.partial import Partial, bundles
 from spanwatch.pipeline.windows.preaggregate import (
@@ -179,40 +180,38 @@ def register(
         for fut in sent:
             await fut
 
+    # the ingest side's decisions (batching, freezes, heartbeats, cold partitions) are the
+    # driver's (pipeline/windows/driver.py); this agent carries out its commands
     session_s = float(app.conf.broker_session_timeout)
-    coalescer = Coalescer(
-        ms.coalesce_interval_s, max_weight=ms.coalesce_max_spans, resume_after_s=2 * session_s
+    driver = WindowsIngest(
+        rt.preagg,
+        Coalescer(
+            ms.coalesce_interval_s, max_weight=ms.coalesce_max_spans, resume_after_s=2 * session_s
+        ),
+        session_s,
     )
-    beat_at = [time.monotonic()]  # when the heartbeat timer last ran
-    # when the event loop last ran a timer that waits for nothing (or the last assignment
-    # ended): a gap longer than the session means this worker was frozen or starved, and its
-    # partitions may be elsewhere
-    alive_at = [time.monotonic()]
 
-    async def send_batch(batch: Batch) -> None:
-        """Send a source partition's batch; then its watermark may move, and its source
-        offsets up to the batch commit (never before the broker has every partial)."""
-        part, epoch = batch.partition, coalescer.epoch
-        tp = TP(topics.source, part)
-        if coalescer.needs_confirm(batch):  # pipeline.windows.coalesce, rule 1
-            if not await consumer().commit_now(tp, coalescer.last_sent[part] + 1):
+    async def send_batch(cmd: SendBatch) -> None:
+        """Send a source partition's batch (after a confirmed commit when the driver asks for
+        one); then its watermark may move, and its source offsets up to the batch commit
+        (never before the broker has every partial)."""
+        batch = cmd.batch
+        tp = TP(topics.source, batch.partition)
+        up_to = driver.confirm_first(cmd)  # pipeline.windows.coalesce, rule 1
+        if up_to is not None:
+            if not await consumer().commit_now(tp, up_to):
                 rt.counters["source_commit_unconfirmed_total"] += 1
-                raise NotConfirmed(f"commit of {tp} up to {coalescer.last_sent[part]}")
-            coalescer.confirmed(part)
+                raise NotConfirmed(f"commit of {tp} up to {up_to - 1}")
+            driver.confirmed(batch.partition)
         try:
             await send_partials(batch.partials, batch.records)
-            coalescer.sent(batch, epoch)
+            driver.sent(cmd)
             rt.counters["partials_sent_total"] += len(batch.partials)
             rt.counters["source_batches_total"] += 1
             rt.counters["source_messages_coalesced_total"] += batch.messages
-            rt.preagg.observe(part, batch.newest)
         finally:  # handled, even if it failed (counted by the caller): no backlog left here
-            rt.preagg.mark_processed(part, batch.last)
-            consumer().allow_commit(tp, batch.last + 1)
+            consumer().allow_commit(tp, driver.done(cmd))
 
-    # source partitions assigned since their last message here: their trace joins start cold
-    cold: set[int] = set()
-    held: set[int] = set()
     rejoin_options = settings.ingest.options(settings.normalize.options(), collect_content=False)
     trace_wait_ns = parse_duration_ns(ms.trace_wait)
 
@@ -238,7 +237,7 @@ def register(
             result = ingest_message(
                 value, options=rejoin_options, wall_ns=time.time_ns(), broker_ns=ts_ns
             )
-            rt.preagg.rejoin(part, result.spans)
+            driver.rejoin(part, result.spans)
             rt.counters["trace_rejoined_messages_total"] += 1
         if cut:
             rt.counters["trace_rejoin_truncated_total"] += 1
@@ -255,26 +254,21 @@ def register(
         # acks the source message when this returns, but the consumer commits a source offset
         # only once the broker has every partial up to it; and the watermark moves only then,
         # so a heartbeat never announces it ahead of its partials.
-        if where.partition in cold:
-            cold.discard(where.partition)
-            await rejoin(where.partition, where.offset)
-        made: list[Partial] = []
-        try:
-            made = rt.preagg.add_message(
-                where.partition, where.offset, result.spans, defer_watermark=True
-            )
-            if featurize is not None and result.contents:
-                made += prompt_partials(
-                    where.partition, where.offset, result.spans, result.contents, cs, featurize
-                )
-        finally:  # a message that failed here still moves the commit on with the rest
-            if time.monotonic() - alive_at[0] > session_s:
-                coalescer.suspect()  # frozen past the session (see liveness)
-            newest = rt.preagg.deferred(where.partition)
-            for batch in coalescer.add(
-                where.partition, where.offset, made, len(result.spans), newest, result.spans
-            ):
-                await send_batch(batch)
+        part, offset = where.partition, where.offset
+        if driver.needs_rejoin(part):
+            await rejoin(part, offset)
+        prompts = None
+        if featurize is not None and result.contents:
+            contents, fz = result.contents, featurize
+
+            def prompts() -> list[Partial]:
+                return prompt_partials(part, offset, result.spans, contents, cs, fz)
+
+        sends, error = driver.message(part, offset, result.spans, prompts)
+        for cmd in sends:  # a message that failed here still moves the commit on
+            await send_batch(cmd)
+        if error is not None:
+            raise error
         rt.counters["late_spans_total"] = rt.preagg.late_spans
         rt.counters["series_overflow_total"] = keyer.overflowed
         if (trees := rt.preagg.trees) is not None:
@@ -286,71 +280,53 @@ def register(
     async def on_assigned(sender: Any, assigned: Any, *, signal: Any, **kwargs: Any) -> None:
         # A rebalance pauses consumption: restart the idle timer of every source partition
         # this worker (still or newly) owns, so the pause never reads as an idle partition.
-        mine = [tp.partition for tp in assigned if tp.topic == topics.source]
-        coalescer.assigned()  # what it held is read again from the committed offsets
-        alive_at[0] = time.monotonic()  # a slow start or restore before this is no freeze
+        driver.assigned([tp.partition for tp in assigned if tp.topic == topics.source])
         consumer().limit_commits(tp for tp in assigned if tp.topic == topics.source)
-        rt.preagg.forget([p for p in rt.preagg.clocks if p not in mine])  # revoked
-        rt.preagg.touch(mine)
-        if rt.preagg.trees is not None:  # shapes of partitions gone elsewhere are not ours
-            rt.preagg.trees.forget(mine)
-        cold.intersection_update(mine)
-        cold.update(p for p in mine if p not in held)  # new here: join their traces again
-        held.clear()
-        held.update(mine)
 
     @app.timer(interval=0.5)
     async def liveness() -> None:
-        # A freeze, not a slow broker: this timer awaits nothing, so a gap is the loop's own.
-        now = time.monotonic()
-        if now - alive_at[0] > session_s:  # one message at a time for a while (coalesce)
-            coalescer.suspect()
-        alive_at[0] = now
+        driver.liveness()  # awaits nothing: a gap between two runs is the loop's own
 
     @app.timer(interval=ms.heartbeat_interval_s)
     async def heartbeat() -> None:
-        now, last = time.monotonic(), beat_at[0]
-        beat_at[0] = now
         rt.counters["changelog_stale_total"] = table.stale_records
-        frozen = now - last > session_s
         if app.rebalancing:  # paused partitions are not idle: announce nothing meanwhile
+            driver.heartbeat(True, ())
             return
         source_tps = [tp for tp in app.consumer.assignment() if tp.topic == topics.source]
-        assigned = sorted(tp.partition for tp in source_tps)
-        if frozen:
-            # This worker did not run for longer than its session (frozen, or starved): the
-            # group has likely moved its partitions, and what it knows of them is stale.
-            # Announce nothing now; their idle timers restart as if just assigned.
-            rt.preagg.touch(assigned)
+        assigned = [tp.partition for tp in source_tps]
+        if not driver.heartbeat(False, assigned):  # frozen: announce nothing now
             return
-        for part in coalescer.due():  # held long enough, with no message since to send it
-            for batch in coalescer.take(part):
-                try:
-                    await send_batch(batch)
-                except NotConfirmed as exc:  # a rebalance: the batch's messages are read again
-                    log.info("batch of source partition %d not sent: %s", part, exc)
-                except Exception as exc:  # never stop the timer
-                    rt.counters["partials_send_errors_total"] += 1
-                    log_failure(log, exc, "batch of source partition %d not sent", part)
-        for src, wm in rt.preagg.watermarks(assigned, backlog(source_tps)).items():
-            beat = orjson.dumps({"type": "wm", "src": src, "wm": wm, "n_src": source_partitions})
+        for cmd in driver.due():  # held long enough, with no message since to send it
+            part = cmd.batch.partition
+            try:
+                await send_batch(cmd)
+            except NotConfirmed as exc:  # a rebalance: the batch's messages are read again
+                log.info("batch of source partition %d not sent: %s", part, exc)
+            except Exception as exc:  # never stop the timer
+                rt.counters["partials_send_errors_total"] += 1
+                log_failure(log, exc, "batch of source partition %d not sent", part)
+        for a in driver.announcements(assigned, ends(source_tps)):
+            beat = orjson.dumps(
+                {"type": "wm", "src": a.src, "wm": a.wm, "n_src": source_partitions}
+            )
             await broadcast(partials, b"__wm__", beat, topics.partitions)
 
-    def backlog(tps: list[Any]) -> set[int]:
-        """Source partitions with records this worker has not processed yet: lagging is not
-        idle, so their watermark must not follow the clock (:func:`has_backlog`). The end
-        offset is the consumer's own (``None`` until a fetch answers since the assignment),
-        never the monitor's last seen one, which outlives a revocation."""
+    def ends(tps: list[Any]) -> dict[int, tuple[int | None, int | None]]:
+        """End and committed offset of each source partition, for the backlog
+        (:func:`has_backlog`). The end offset is the consumer's own (``None`` until a fetch
+        answers since the assignment), never the monitor's last seen one, which outlives a
+        revocation."""
         consumer: Any = app.consumer
         committed = getattr(consumer, "_committed_offset", {})
-        ends: dict[int, tuple[int | None, int | None]] = {}
+        out: dict[int, tuple[int | None, int | None]] = {}
         for tp in tps:
             try:
                 end = consumer.highwater(tp)
             except Exception:
                 end = None
-            ends[tp.partition] = (end, committed.get(tp))
-        return rt.preagg.backlog(ends)
+            out[tp.partition] = (end, committed.get(tp))
+        return out
 
     async def close(part: int, closed: list[ClosedWindow]) -> None:
         token_records = []  # at-least-once: a replay re-emits the same windows

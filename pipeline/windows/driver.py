@@ -1,0 +1,189 @@
+"""The ingest side of the windows as a driver: events in, commands out.
+
+The metrics agent (``agents/metrics.py``) feeds :class:`WindowsIngest` what faust delivers
+(a normalized source message, an assignment, a timer tick) and carries out the commands it
+returns (:class:`SendBatch`, :class:`Announce`); every decision is made here, with an
+injected clock, so unit tests drive it with no broker:
+
+* **batching**: each message's partials go to the :class:`~pipeline.windows.coalesce.Coalescer`,
+  which says when a source partition's batch is sent, and whether the commit of what was
+  sent before must be confirmed first (its rule 1);
+* **after a batch is with the broker** (:meth:`WindowsIngest.sent`): the partition's
+  watermark moves to the batch's newest span end, never before, so a heartbeat never
+  announces a watermark ahead of its partials; its source offsets may then commit
+  (:meth:`WindowsIngest.done`);
+* **cold partitions**: a source partition assigned since its last message here joins again
+  the traces its previous owner had joined (:meth:`WindowsIngest.needs_rejoin`,
+  :meth:`WindowsIngest.rejoin`), before its first message is added;
+* **freezes**: a gap longer than the group session between two runs of the event loop (the
+  liveness tick awaits nothing) or between heartbeats means this worker was frozen or
+  starved: its partitions may be elsewhere, so batches go one message at a time for a while
+  and the next heartbeat announces nothing;
+* **heartbeats** (:meth:`WindowsIngest.heartbeat`): the batches held long enough, then the
+  watermark of every assigned source partition, advanced by the wall clock when idle (never
+  while it has a backlog, never during a rebalance).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..common.clock import Timer
+from ..ingest.spans import LlmSpan
+from .coalesce import Batch, Coalescer
+from .partial import Partial
+from .preaggregate import PreAggregator
+
+
+@dataclass(frozen=True)
+class SendBatch:
+    """Send ``batch`` (its partials, one bundle per owner partition, and its records): first
+    ask :meth:`WindowsIngest.confirm_first` whether a commit must be confirmed before it;
+    then report :meth:`WindowsIngest.sent` and, sent or not, :meth:`WindowsIngest.done`.
+    Commands are carried out one after the other, in order."""
+
+    batch: Batch
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Announce:
+    """Broadcast the watermark ``wm`` of source partition ``src`` to every partials partition."""
+
+    src: int
+    wm: int
+
+
+@dataclass
+class WindowsIngest:
+    """The ingest side of the windows of one worker (module docs)."""
+
+    preagg: PreAggregator
+    coalescer: Coalescer
+    session_s: float  # the group's session timeout: a longer gap is a freeze
+    clock: Timer = time.monotonic
+    cold: set[int] = field(default_factory=set)  # assigned since their last message here
+    held: set[int] = field(default_factory=set)  # source partitions assigned now
+    alive_at: float = 0.0  # when the event loop last ran the liveness tick
+    beat_at: float = 0.0  # when the last heartbeat ran
+
+    def __post_init__(self) -> None:
+        self.alive_at = self.beat_at = self.clock()
+
+    # --- events ---------------------------------------------------------------------------
+    def needs_rejoin(self, partition: int) -> bool:
+        """Whether ``partition``'s first message here comes before its traces are joined
+        again (then :meth:`rejoin` it with what was read back before this message)."""
+        if partition not in self.cold:
+            return False
+        self.cold.discard(partition)
+        return True
+
+    def rejoin(self, partition: int, spans: Sequence[LlmSpan]) -> None:
+        """Join the spans of a message read back from before this worker's first offset."""
+        self.preagg.rejoin(partition, spans)
+
+    def message(
+        self,
+        partition: int,
+        offset: int,
+        spans: Sequence[LlmSpan],
+        extra: Callable[[], Sequence[Partial]] | None = None,
+    ) -> tuple[list[SendBatch], Exception | None]:
+        """One source message: its partials (and ``extra()`` ones: prompt samples) join its
+        partition's batch with its records. Returns the batches to send now, in order, and
+        the error that stopped the message, if one did: a message that fails here still
+        moves the batching on with what it made, and its batches must still go out (then the
+        caller counts the error)."""
+        made: list[Partial] = []
+        error: Exception | None = None
+        try:
+            made = self.preagg.add_message(partition, offset, spans, defer_watermark=True)
+            if extra is not None:
+                made += extra()
+        except Exception as exc:
+            error = exc
+        if self.clock() - self.alive_at > self.session_s:
+            self.coalescer.suspect()  # frozen past the session (see liveness)
+        newest = self.preagg.deferred(partition)
+        batches = self.coalescer.add(partition, offset, made, len(spans), newest, spans)
+        return [self._send(b) for b in batches], error
+
+    def confirm_first(self, cmd: SendBatch) -> int | None:
+        """The source offset to commit, and see confirmed, before ``cmd``'s batch is sent
+        (coalesce rule 1: too much sent and not committed yet); None: send it now. Asked
+        right before sending: what was sent just before counts."""
+        batch = cmd.batch
+        if self.coalescer.needs_confirm(batch):
+            return self.coalescer.last_sent[batch.partition] + 1
+        return None
+
+    def sent(self, cmd: SendBatch) -> None:
+        """The batch is with the broker: its partition's watermark may move now."""
+        self.coalescer.sent(cmd.batch, cmd.epoch)
+        self.preagg.observe(cmd.batch.partition, cmd.batch.newest)
+
+    def confirmed(self, partition: int) -> None:
+        """The broker confirmed the commit a :class:`SendBatch` asked for first."""
+        self.coalescer.confirmed(partition)
+
+    def done(self, cmd: SendBatch) -> int:
+        """The batch was handled, sent or not (a failure is counted by the caller): nothing
+        of it is a backlog here any more. Returns the source offset that may commit."""
+        self.preagg.mark_processed(cmd.batch.partition, cmd.batch.last)
+        return cmd.batch.last + 1
+
+    def assigned(self, partitions: Sequence[int]) -> None:
+        """A rebalance ended and ``partitions`` of the source topic are this worker's. What
+        the coalescer held is read again from the committed offsets; partitions gone
+        elsewhere are forgotten; those new here join their traces again; and the pause
+        restarts every idle timer (a pause is not idleness) and the liveness clock."""
+        mine = list(partitions)
+        self.coalescer.assigned()
+        self.alive_at = self.clock()  # a slow start or restore before this is no freeze
+        self.preagg.forget([p for p in self.preagg.clocks if p not in mine])
+        self.preagg.touch(mine)
+        if self.preagg.trees is not None:
+            self.preagg.trees.forget(mine)
+        self.cold.intersection_update(mine)
+        self.cold.update(p for p in mine if p not in self.held)
+        self.held = set(mine)
+
+    def liveness(self) -> None:
+        """A tick that awaits nothing: a gap between two is the event loop's own (a freeze,
+        not a slow broker), and batches go one message at a time for a while."""
+        now = self.clock()
+        if now - self.alive_at > self.session_s:
+            self.coalescer.suspect()
+        self.alive_at = now
+
+    def heartbeat(self, rebalancing: bool, assigned: Sequence[int]) -> bool:
+        """A heartbeat tick: whether it goes on (:meth:`due`, then :meth:`announcements`).
+        Not while a rebalance pauses the partitions, and not right after a freeze: the group
+        has likely moved them, and their idle timers restart instead."""
+        now, last = self.clock(), self.beat_at
+        self.beat_at = now
+        if rebalancing:
+            return False
+        if now - last > self.session_s:
+            self.preagg.touch(sorted(assigned))
+            return False
+        return True
+
+    def due(self) -> list[SendBatch]:
+        """The batches held for the coalescing interval, with no message since to send them."""
+        return [self._send(b) for p in self.coalescer.due() for b in self.coalescer.take(p)]
+
+    def announcements(
+        self, assigned: Sequence[int], ends: Mapping[int, tuple[int | None, int | None]]
+    ) -> list[Announce]:
+        """The watermark of each assigned source partition, after the due batches were sent
+        (``ends``: partition -> (end offset, committed offset): a backlog is not idleness)."""
+        backlog = self.preagg.backlog(ends)
+        marks = self.preagg.watermarks(sorted(assigned), backlog)
+        return [Announce(src, wm) for src, wm in marks.items()]
+
+    def _send(self, batch: Batch) -> SendBatch:
+        return SendBatch(batch, self.coalescer.epoch)
