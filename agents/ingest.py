@@ -109,7 +109,7 @@ def register(
 
     ``sinks`` receive every message's records in-process (golden signals, ...). With
     ``publish_spans`` off, a sink publishes the records: the window agents send them with
-    their batch of source messages (:mod:`agents.metrics`).
+    their batch of source messages (:mod:`agents.windows`).
     """
     topics = settings.topics
     source = source_topic(app, topics.source)

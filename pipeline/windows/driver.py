@@ -1,6 +1,6 @@
 """The ingest side of the windows as a driver: events in, commands out.
 
-The metrics agent (``agents/metrics.py``) feeds :class:`WindowsIngest` what faust delivers
+The window agents (``agents/windows.py``) feeds :class:`WindowsIngest` what faust delivers
 (a normalized source message, an assignment, a timer tick) and carries out the commands it
 returns (:class:`SendBatch`, :class:`Announce`); every decision is made here, with an
 injected clock, so unit tests drive it with no broker:

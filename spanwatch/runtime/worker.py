@@ -10,7 +10,17 @@ import faust
 from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY
 
-from spanwatch.agents import alerting, anomaly, health, ingest, metrics, safety, stitch
+from spanwatch.agents import (
+    alerting,
+    anomaly,
+    engine,
+    health,
+    ingest,
+    labels,
+    safety,
+    stitch,
+    windows,
+)
 from spanwatch.agents.app import create_app
 from spanwatch.pipeline.alerting.loader import RuleSet, load_rules
 from spanwatch.pipeline.alerting.notify import resolve_url
@@ -159,8 +169,12 @@ def run_worker(settings: Settings) -> None:
     runtime = None
     if settings.metrics.enabled or settings.tokens.enabled:
         n_src = source_partitions(settings, admin)
-        sink, runtime = metrics.register(app, settings, n_src, partition_reader(settings))
+        sink, runtime = windows.register(app, settings, n_src, partition_reader(settings))
         sinks.append(sink)
+        if settings.engine.enabled and settings.topics.metrics_source:
+            engine.register(app, settings, runtime)
+        if settings.labels.enabled and settings.topics.findings:
+            labels.register(app, settings, runtime)
     safety_rt, on_payload = None, None
     if settings.safety.enabled:
         safety_sink, on_payload, safety_rt = safety.register(app, settings)
@@ -169,7 +183,7 @@ def run_worker(settings: Settings) -> None:
     if settings.stitch.enabled:
         stitch_sink, stitch_rt = stitch.register(app, settings, on_payload)
         sinks.append(stitch_sink)
-    # the window agents send the normalized records with their batches (agents/metrics.py)
+    # the window agents send the normalized records with their batches (agents/windows.py)
     stats = ingest.register(app, settings, sinks, publish_spans=runtime is None)
     anomaly_stage = anomaly.register(app, settings) if settings.anomaly.enabled else None
     alerting_rt = alerting.register(app, settings, ruleset) if ruleset is not None else None

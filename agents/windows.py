@@ -33,10 +33,8 @@ from faust.types import TP
 
 from spanwatch.pipeline.clusters.prompts import load_featurizer
 from spanwatch.pipeline.common.durations import parse_duration_ns
-from spanwatch.pipeline.common.errors import DecodeError, describe_error
 from spanwatch.pipeline.config import Settings, merge_stage, preaggregator
-from spanwatch.pipeline.engine.gauges import decode_metrics
-from spanwatch.pipeline.ingest.deadletter import DeadLetter, SourceRef
+from spanwatch.pipeline.ingest.deadletter import SourceRef
 from spanwatch.pipeline.ingest.message import IngestResult, ingest_message
 from spanwatch.pipeline.windows.coalesce import Coalescer
 from spanwatch.pipeline.windows.driver import SendBatch, WindowsIngest
@@ -44,15 +42,13 @@ from spanwatch.pipeline.windows.merge import WindowOutput
 from spanwatch.pipeline.windows.partial import Partial, bundles
 from spanwatch.pipeline.windows.preaggregate import (
     PreAggregator,
-    engine_partials,
-    label_partials,
     prompt_partials,
 )
 from spanwatch.pipeline.windows.state import ClosedWindow
 
 from .consumer import NoLossConsumer
 from .control import broadcast, dispatch, log_failure
-from .ingest import DeadLetterSender, SpanSink, source_topic, spans_sender
+from .ingest import SpanSink, spans_sender
 from .tables import versioned_table
 
 log = logging.getLogger("spanwatch.windows")
@@ -108,6 +104,8 @@ class MetricsRuntime:
     )
     # model / service token and cost totals for Prometheus (never per user: cardinality)
     token_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    # sends partials to their owners and returns once the broker has them (set by register)
+    send_partials: Callable[[list[Partial]], Awaitable[None]] | None = None
     cost_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     call_totals: Counter[tuple[str, str]] = field(default_factory=Counter)
 
@@ -410,83 +408,5 @@ def register(
     async def merge(stream: faust.StreamT[bytes]) -> None:
         await dispatch(stream, handle, merge_error, log, "merge")
 
-    if settings.engine.enabled and topics.metrics_source:
-        _register_engine(app, settings, send_partials, rt)
-    if settings.labels.enabled and topics.findings:
-        _register_labels(app, settings, send_partials, rt)
+    rt.send_partials = send_partials  # the engine and labels agents send theirs with it
     return sink, rt
-
-
-def _register_labels(
-    app: faust.App,
-    settings: Settings,
-    send_partials: Callable[[list[Partial]], Awaitable[None]],
-    rt: MetricsRuntime,
-) -> None:
-    """Judge evaluations on ``spanwatch.findings`` -> label partials (closed windows go to
-    ``spanwatch.labels``); scanner findings and unlabelled results are skipped."""
-    findings = source_topic(app, settings.topics.findings)
-    specs = rt.preagg.settings.specs
-    rt.counters.setdefault("labels_counted_total", 0)
-    rt.counters.setdefault("labels_errors_total", 0)
-
-    @app.agent(findings, name="spanwatch.labels")
-    async def labels(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            try:
-                rec = orjson.loads(event.value or b"null")
-                made = (
-                    label_partials(msg.partition, msg.offset, rec, specs)
-                    if isinstance(rec, dict)
-                    else []
-                )
-                if made:
-                    await send_partials(made)
-                    rt.counters["labels_counted_total"] += 1
-            except Exception as exc:  # never stop the agent; the record stays on its topic
-                rt.counters["labels_errors_total"] += 1
-                log_failure(log, exc, "label of %s/%s not counted", msg.partition, msg.offset)
-
-
-def _register_engine(
-    app: faust.App,
-    settings: Settings,
-    send_partials: Callable[[list[Partial]], Awaitable[None]],
-    rt: MetricsRuntime,
-) -> None:
-    """The collector's metrics topic -> engine gauge partials (merged with the span series'
-    partials; closed windows go to ``spanwatch.engine``)."""
-    topics = settings.topics
-    source = source_topic(app, topics.metrics_source)
-    send_dead_letter = DeadLetterSender(
-        app, topics.deadletter, settings.ingest.deadletter_max_bytes
-    )
-    specs = rt.preagg.settings.specs
-    for name in ENGINE_COUNTERS:
-        rt.counters.setdefault(name, 0)
-
-    @app.agent(source, name="spanwatch.engine")
-    async def engine(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            where = SourceRef(msg.topic, msg.partition, msg.offset)
-            try:
-                samples = decode_metrics(event.value or b"")
-            except Exception as exc:  # an escaped exception would stop the agent for good
-                reason, detail = (
-                    (exc.reason, exc.detail)
-                    if isinstance(exc, DecodeError)
-                    else ("agent_error", describe_error(exc))
-                )
-                rt.counters["engine_dead_letters_total"] += 1
-                value = event.value or b""
-                await send_dead_letter(DeadLetter(reason, detail, value, where, key=msg.key))
-                continue
-            try:
-                await send_partials(engine_partials(msg.partition, msg.offset, samples, specs))
-            except Exception as exc:
-                rt.counters["engine_errors_total"] += 1
-                log_failure(log, exc, "engine partials of %s not sent", where)
-                continue
-            rt.counters["engine_samples_total"] += len(samples)
