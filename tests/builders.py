@@ -8,7 +8,9 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 from spanwatch.devtools.traffic import kvs
+from spanwatch.pipeline.common.durations import NS
 from spanwatch.pipeline.config import Settings
+from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
 from spanwatch.pipeline.tokens.blackhole import Budgets, BudgetSettings
 from spanwatch.pipeline.windows.golden import SeriesKeyer
 from spanwatch.pipeline.windows.merge import MergeStage
@@ -110,3 +112,28 @@ def merge_stage(
         budgets={"trace": b, "session": b},
         **kw,
     )
+
+
+T0 = 1_700_000_000 * NS  # divisible by every window size the tests use
+
+
+def llm_span(span_id: str = "s1", parent: str = "", **fields: Any) -> LlmSpan:
+    """A normalized record with what a test does not care about filled in: a one-second
+    app ``chat`` client call of trace ``t...t`` ending at ``T0 + 1 s``; ``fields`` override
+    any of it (a test that times spans gives ``start_ns``, ``end_ns`` and ``duration_s``)."""
+    base: dict[str, Any] = dict(
+        trace_id="t" * 32,
+        span_id=span_id,
+        parent_span_id=parent,
+        name="chat",
+        service="app",
+        layer=Layer.APP,
+        operation="chat",
+        span_kind="client",
+        start_ns=T0,
+        end_ns=T0 + NS,
+        duration_s=1.0,
+        status="ok",
+    )
+    base.update(fields)
+    return LlmSpan(**base)

@@ -2,8 +2,8 @@
 
 Partial windows from several workers are combined, so an aggregate must merge exactly,
 associatively and commutatively (integer counts, integer-nanosecond sums, bucket counts), and
-travel as JSON (partials on the wire, states in a table). ``tests/test_aggregate.py`` runs the
-same contract checks over every implementation (like river's ``checks``).
+travel as JSON (partials on the wire, states in a table). ``tests/windows/test_aggregate.py``
+runs the same contract checks over every implementation (like river's ``checks``).
 """
 
 from __future__ import annotations
