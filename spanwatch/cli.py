@@ -124,6 +124,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         cap_mb=args.cap_mb,
         fetch_wait_ms=args.fetch_wait_ms,
         data=args.data,
+        quick=args.quick,
     )
 
 
@@ -228,8 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks that print numbers")
     be.add_argument(
         "what",
-        choices=["ingest", "metrics", "stitch", "safety", "anomaly", "alerts", "clusters", "ui"],
-        help="ui: bytes per second one web view tab receives with 1,000 series",
+        choices=[
+            "ingest",
+            "read",
+            "metrics",
+            "stitch",
+            "safety",
+            "anomaly",
+            "alerts",
+            "clusters",
+            "ui",
+        ],
+        help="ui: bytes per second one web view tab receives with 1,000 series; read: "
+        "reading the source topic alone, faust agent against aiokafka and confluent-kafka",
+    )
+    be.add_argument(
+        "--quick",
+        action="store_true",
+        help="ingest: 20,000 spans, first and last stage steps only (under 3 minutes)",
     )
     be.add_argument("--payloads", type=int, default=10_000, help="stitch: concurrent payloads")
     be.add_argument("--cap-mb", type=int, default=512, help="stitch: byte cap, MiB")

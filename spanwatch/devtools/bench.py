@@ -9,15 +9,18 @@
   with no broker, no faust and no other stage (decode, normalize, golden-signal and token
   pre-aggregation in batches, bundles through JSON, merge at the owner): the ceiling of a
   worker built on this core;
-* worker: a ``spanwatch worker`` process from the embedded broker, input produced first, with
-  stages switched on one at a time; the clock and the worker's CPU run from ready until every
-  stage has drained (``/status``), so each step's extra CPU per span is that stage's cost;
+* worker: a ``spanwatch worker`` process from the embedded broker, with stages switched on
+  one at a time; the input is produced once it is ready, and the clock and the worker's CPU
+  run from then until every stage has drained (``/status``), so each step's extra CPU per
+  span is that stage's cost;
 * the same spans as the collector sends them with ``partition_traces_by_id`` (one message
   per trace), every stage, with partials sent one source message at a time and in batches
-  (:mod:`pipeline.windows.coalesce`).
+  (:mod:`pipeline.windows.coalesce`);
+* reading the source topic alone (:mod:`spanwatch.devtools.bench_read`): a faust agent
+  against aiokafka and confluent-kafka batch reads, on the per-trace messages.
 
-Rates are best of 3 for the in-process paths; compare the ratios, not absolute numbers, on a
-shared machine.
+``--quick`` keeps the first and last stage steps and 20,000 spans. Rates are best of 3 for
+the in-process paths; compare the ratios, not absolute numbers, on a shared machine.
 """
 
 from __future__ import annotations
@@ -209,17 +212,17 @@ class WorkerRun:
 def worker_run(
     msgs: list[bytes] | list[tuple[bytes, bytes]], spans: int, config: str = ""
 ) -> WorkerRun:
-    """The input waits in the broker; the clock runs from the worker being ready until its
-    /status shows every stage drained (every partition of every topic it reads processed and
-    committed: the merge of partials included), and the worker's CPU is read over the same
-    interval."""
+    """The clock and the worker's CPU run from the worker being ready (its topics empty),
+    through producing the input, until its /status shows every source message committed and
+    every stage drained (every partition of every topic it reads processed and committed: the
+    merge of partials included). Input produced before the start would be read while the
+    worker starts, before the clock."""
     from spanwatch.pipeline.config import TopicSettings
 
     workdir = Path(tempfile.mkdtemp(prefix="spanwatch-bench-"))
     with EmbeddedBroker(
         topics=TopicSettings().all_topics(), partitions=4, log_path=workdir / "tansu.log"
     ) as b:
-        produce(b.bootstrap, "otlp_spans", msgs)
         cfg = workdir / "spanwatch.yaml"
         cfg.write_text(config + "worker: {stall_after: 10m}\n")
         worker = WorkerProc(b.bootstrap, workdir, config=cfg).launch()
@@ -227,12 +230,13 @@ def worker_run(
             worker.until(lambda st: st["state"] in ("running", "stalled"), 120, "started")
             assert worker.proc is not None
             t0, c0 = time.monotonic(), _cpu_s(worker.proc.pid)
+            produce(b.bootstrap, "otlp_spans", msgs)
 
             def drained(st: dict[str, Any]) -> bool:
                 rows = st["partitions"]
                 src = [r for r in rows if r["topic"] == "otlp_spans"]
                 return (
-                    bool(src)
+                    sum(r["committed"] or 0 for r in src) >= len(msgs)
                     and all(r["end"] for r in src)
                     and all((r["lag"] or 0) == 0 for r in rows)
                 )
@@ -254,7 +258,17 @@ def run_bench(
     cap_mb: int = 512,
     fetch_wait_ms: int = 100,
     data: str | None = None,
+    quick: bool = False,
 ) -> int:
+    """``quick``: 20,000 spans, only the first and last stage steps, only batched partials
+    in the per-trace shape (under 3 minutes on 2 cores)."""
+    if quick:
+        spans = min(spans, 20_000)
+    if what == "read":
+        from spanwatch.devtools.bench_read import bench_read
+
+        msgs, total = _messages(spans, batch)
+        return bench_read(per_trace(msgs), total)
     if what == "metrics":
         return bench_metrics(spans, batch)
     if what == "stitch":
@@ -303,21 +317,21 @@ def run_bench(
     if broker:
         raw_us = 1e6 / raw
         print(
-            "\nthrough a worker from Tansu, input waiting, clock and CPU from ready to every "
-            "stage drained:"
+            "\nthrough a worker from Tansu, clock and CPU from ready, through producing the "
+            "input, to every stage drained:"
         )
         print(
-            f"| stages | spans/s | CPU µs/span | this stage µs/span | % of raw floor "
-            f"({raw_us:.1f} µs/span) |"
+            f"| stages | spans/s | CPU µs/span | spans/s per core | this step µs/span | "
+            f"% of raw floor ({raw_us:.1f} µs/span) |"
         )
-        print("|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|")
         prev = 0.0
-        for label, cfg in STAGE_STEPS:
+        for label, cfg in (STAGE_STEPS[0], STAGE_STEPS[-1]) if quick else STAGE_STEPS:
             run = worker_run(msgs, total, cfg)
             us = run.cpu_us_per_span
             print(
-                f"| {label} | {run.rate:,.0f} | {us:,.1f} | {us - prev:+,.1f} | "
-                f"{raw_us / us:.1%} |",
+                f"| {label} | {run.rate:,.0f} | {us:,.1f} | {1e6 / us:,.0f} | "
+                f"{us - prev:+,.1f} | {raw_us / us:.1%} |",
                 flush=True,
             )
             prev = us
@@ -326,18 +340,25 @@ def run_bench(
             f"partition_traces_by_id): {len(keyed)} messages of {total / len(keyed):.1f} "
             "spans on average"
         )
-        print("| partials sent | spans/s | CPU µs/span | % of raw floor |")
-        print("|---|---|---|---|")
-        for label, cfg in (
+        print("| partials sent | spans/s | CPU µs/span | spans/s per core | % of raw floor |")
+        print("|---|---|---|---|---|")
+        shapes = (
             (
                 "one message at a time (`coalesce_interval_s: 0`)",
                 "metrics: {coalesce_interval_s: 0}\n",
             ),
             ("in batches (default)", ""),
-        ):
+        )
+        for label, cfg in shapes[1:] if quick else shapes:
             run = worker_run(keyed, total, cfg)
             us = run.cpu_us_per_span
-            print(f"| {label} | {run.rate:,.0f} | {us:,.1f} | {raw_us / us:.1%} |", flush=True)
+            print(
+                f"| {label} | {run.rate:,.0f} | {us:,.1f} | {1e6 / us:,.0f} | {raw_us / us:.1%} |",
+                flush=True,
+            )
+        from spanwatch.devtools.bench_read import bench_read
+
+        return bench_read(keyed, total)
     return 0
 
 

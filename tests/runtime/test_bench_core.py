@@ -3,7 +3,13 @@ worker's whole work, or its number would flatter the core."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from spanwatch.devtools.bench import _messages, core_pass, per_trace
+from spanwatch.devtools.bench_read import bench_read
+from spanwatch.devtools.proc import RUNNING
 from spanwatch.pipeline.ingest.message import ingest_message
 from spanwatch.pipeline.tokens.burn import counted_calls
 from spanwatch.pipeline.windows.merge import MergeStage
@@ -31,3 +37,21 @@ def test_the_core_pass_counts_every_call_once_in_either_shape() -> None:
     assert calls > 100
     assert _model_requests(core_pass(msgs)) == calls
     assert _model_requests(core_pass([v for _, v in per_trace(msgs)])) == calls
+
+
+@pytest.mark.broker
+def test_the_read_bench_reads_every_message_with_every_client(capsys: Any) -> None:
+    """``spanwatch bench read``: each reader (faust events, faust take, aiokafka getmany,
+    confluent consume) reads every message of the per-trace topic, or the bench fails; and
+    it stops what it started."""
+    msgs, total = _messages(1500, 500)
+    keyed = per_trace(msgs)
+    assert bench_read(keyed, total) == 0
+    rows = [
+        line.split("|")
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| ") and "reader" not in line
+    ]
+    assert len(rows) == 4
+    assert all(int(r[2].strip().replace(",", "")) == len(keyed) for r in rows)
+    assert not RUNNING
