@@ -15,6 +15,8 @@ import faust
 
 from spanwatch.pipeline.common.health import HealthTracker, PartitionState
 
+from .firehose import Firehose
+
 INTERVAL_S = 1.0
 
 
@@ -27,16 +29,25 @@ def stage_topics(app: faust.App) -> dict[str, frozenset[str]]:
     return out
 
 
-def register(app: faust.App, stall_after_s: float) -> HealthTracker:
+def register(
+    app: faust.App, stall_after_s: float, firehose: Firehose | None = None
+) -> HealthTracker:
+    """``firehose``: the source topic's reader when it is not a faust agent; it reports as
+    the stage ``spanwatch.ingest``, as the agent would."""
     tracker = HealthTracker(stages={}, stall_after_s=stall_after_s)
 
     @app.timer(interval=INTERVAL_S)
     async def observe_health() -> None:
         if not tracker.stages:
             tracker.stages = stage_topics(app)
+            if firehose is not None:
+                tracker.stages["spanwatch.ingest"] = frozenset({firehose.topic})
+        states = partition_states(app)
+        if firehose is not None:
+            states |= firehose.partition_states()
         tracker.update(
             time.monotonic(),
-            partition_states(app),
+            states,
             joined=_joined(app),
             recovering=_recovering(app),
         )

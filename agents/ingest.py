@@ -27,6 +27,7 @@ from spanwatch.pipeline.ingest.message import (
 from spanwatch.pipeline.ingest.spans import LlmSpan
 
 from .control import log_failure
+from .firehose import Firehose
 
 log = logging.getLogger("spanwatch.ingest")
 SpanSink = Callable[[SourceRef, IngestResult], Awaitable[None]]
@@ -98,70 +99,111 @@ def spans_sender(app: faust.App, name: str) -> SpanSender | None:
     return send
 
 
+class IngestHandler:
+    """One collector message through ingest: decoded and normalized, its dead letters sent,
+    its records published (when this side publishes them) and handed to every sink. Never
+    raises: a failure is one log line and a counter, and the message is handled."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        sinks: Sequence[SpanSink],
+        publish: SpanSender | None,
+    ) -> None:
+        self.sinks = list(sinks)
+        self.publish = publish
+        self.send_dead_letter = DeadLetterSender(
+            app, settings.topics.deadletter, settings.ingest.deadletter_max_bytes
+        )
+        self.options = settings.ingest.options(
+            settings.normalize.options(),
+            # prompt text for the safety checks and for prompt clusters (read while in memory)
+            collect_content=settings.safety.enabled or settings.clusters.enabled,
+        )
+        self.stats = IngestStats()
+
+    async def __call__(
+        self,
+        where: SourceRef,
+        value: bytes | None,
+        headers: dict[str, bytes],
+        key: bytes | None,
+        broker_ns: int,
+    ) -> None:
+        stats = self.stats
+        try:
+            result = ingest_message(
+                value,
+                headers=headers,
+                source=where,
+                key=key,
+                options=self.options,
+                wall_ns=time.time_ns(),
+                broker_ns=broker_ns,
+            )
+        except Exception as exc:  # a bug, not bad input: one line, the message kept
+            detail = describe_error(exc)
+            log.error("ingest failed at %s: %s", where, detail)
+            result = IngestResult(
+                dead_letters=[DeadLetter("agent_error", detail, value or b"", where, key=key)]
+            )
+        stats.add(result)
+        for dl in result.dead_letters:
+            await self.send_dead_letter(dl)
+        stats.deadletter_send_errors = self.send_dead_letter.errors
+        if self.publish is not None and result.spans:
+            try:
+                await self.publish(result.spans)
+            except Exception as exc:
+                stats.sink_errors += 1
+                log.error("records of %s not published: %s", where, describe_error(exc))
+        for sink in self.sinks:
+            try:
+                await sink(where, result)
+            except Exception as exc:
+                stats.sink_errors += 1
+                log_failure(log, exc, "stage failed on %s", where)
+
+
 def register(
     app: faust.App,
     settings: Settings,
     sinks: Sequence[SpanSink] = (),
     *,
     publish_spans: bool = True,
+    firehose: Firehose | None = None,
 ) -> IngestStats:
     """Declare the ingest topics and agent on ``app``; returns the live counters.
 
     ``sinks`` receive every message's records in-process (golden signals, ...). With
     ``publish_spans`` off, a sink publishes the records: the window agents send them with
-    their batch of source messages (:mod:`agents.windows`).
+    their batch of source messages (:mod:`agents.windows`). With a ``firehose``
+    (``ingest.reader: batch``) it reads the source topic in batches and hands each message
+    to the same handler; no faust agent reads it.
     """
     topics = settings.topics
-    source = source_topic(app, topics.source)
     publish = spans_sender(app, topics.spans) if publish_spans else None
-    send_dead_letter = DeadLetterSender(
-        app, topics.deadletter, settings.ingest.deadletter_max_bytes
-    )
-    options = settings.ingest.options(
-        settings.normalize.options(),
-        # prompt text for the safety checks and for prompt clusters (read while in memory)
-        collect_content=settings.safety.enabled or settings.clusters.enabled,
-    )
-    stats = IngestStats()
+    handle = IngestHandler(app, settings, sinks, publish)
+    stats = handle.stats
 
-    @app.agent(source, name="spanwatch.ingest")
-    async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            where = SourceRef(msg.topic, msg.partition, msg.offset)
-            try:
-                result = ingest_message(
+    if firehose is not None:
+        firehose.handle = handle
+        app.task(firehose.run)
+    else:
+        source = source_topic(app, topics.source)
+
+        @app.agent(source, name="spanwatch.ingest")
+        async def ingest(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                msg = event.message
+                await handle(
+                    SourceRef(msg.topic, msg.partition, msg.offset),
                     event.value,
-                    headers=headers_dict(msg.headers),
-                    source=where,
-                    key=msg.key,
-                    options=options,
-                    wall_ns=time.time_ns(),
-                    broker_ns=int((msg.timestamp or 0) * 1e9),
+                    headers_dict(msg.headers),
+                    msg.key,
+                    int((msg.timestamp or 0) * 1e9),
                 )
-            except Exception as exc:  # a bug, not bad input: one line, the message kept
-                detail = describe_error(exc)
-                log.error("ingest failed at %s: %s", where, detail)
-                value = event.value or b""
-                result = IngestResult(
-                    dead_letters=[DeadLetter("agent_error", detail, value, where, key=msg.key)]
-                )
-            stats.add(result)
-            for dl in result.dead_letters:
-                await send_dead_letter(dl)
-            stats.deadletter_send_errors = send_dead_letter.errors
-            if publish is not None and result.spans:
-                try:
-                    await publish(result.spans)
-                except Exception as exc:
-                    stats.sink_errors += 1
-                    log.error("records of %s not published: %s", where, describe_error(exc))
-            for sink in sinks:
-                try:
-                    await sink(where, result)
-                except Exception as exc:
-                    stats.sink_errors += 1
-                    log_failure(log, exc, "stage failed on %s", where)
 
     @app.timer(interval=settings.worker.stats_interval_s)
     async def report() -> None:

@@ -48,6 +48,7 @@ from spanwatch.pipeline.windows.state import ClosedWindow
 
 from .consumer import NoLossConsumer
 from .control import broadcast, dispatch, log_failure
+from .firehose import FaustSource, SourceSide
 from .ingest import SpanSink, spans_sender
 from .tables import versioned_table
 
@@ -121,12 +122,16 @@ def register(
     settings: Settings,
     source_partitions: int,
     read_back: PartitionReader | None = None,
+    source: SourceSide | None = None,
 ) -> tuple[SpanSink, MetricsRuntime]:
     """Declare the window topics, table, agent and timer; return the ingest-side sink.
-    ``read_back`` reads a source partition's messages before a worker's first offset, to join
-    again the traces a previous owner had joined (None: traces split across a change of owner
-    are joined only from their later parts)."""
+    ``source`` reads the source topic (faust's consumer by default, or the firehose) and
+    lets the windows hold its commits back. ``read_back`` reads a source partition's
+    messages before a worker's first offset, to join again the traces a previous owner had
+    joined (None: traces split across a change of owner are joined only from their later
+    parts)."""
     topics, ms, ts = settings.topics, settings.metrics, settings.tokens
+    src = source if source is not None else FaustSource(app, topics.source)
     wsettings = ms.window_settings()
     partials = app.topic(
         topics.partials,
@@ -197,7 +202,7 @@ def register(
         tp = TP(topics.source, batch.partition)
         up_to = driver.confirm_first(cmd)  # pipeline.windows.coalesce, rule 1
         if up_to is not None:
-            if not await consumer().commit_now(tp, up_to):
+            if not await src.commit_now(tp, up_to):
                 rt.counters["source_commit_unconfirmed_total"] += 1
                 raise NotConfirmed(f"commit of {tp} up to {up_to - 1}")
             driver.confirmed(batch.partition)
@@ -208,7 +213,7 @@ def register(
             rt.counters["source_batches_total"] += 1
             rt.counters["source_messages_coalesced_total"] += batch.messages
         finally:  # handled, even if it failed (counted by the caller): no backlog left here
-            consumer().allow_commit(tp, driver.done(cmd))
+            src.allow_commit(tp, driver.done(cmd))
 
     rejoin_options = settings.ingest.options(settings.normalize.options(), collect_content=False)
     trace_wait_ns = parse_duration_ns(ms.trace_wait)
@@ -274,12 +279,13 @@ def register(
             rt.counters["trace_spans_unjoined_total"] = trees.dropped_spans
             rt.counters["traces_evicted_total"] = trees.evicted_traces
 
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types it as sync
-    async def on_assigned(sender: Any, assigned: Any, *, signal: Any, **kwargs: Any) -> None:
+    def on_assigned(assigned: list[Any]) -> None:
         # A rebalance pauses consumption: restart the idle timer of every source partition
         # this worker (still or newly) owns, so the pause never reads as an idle partition.
-        driver.assigned([tp.partition for tp in assigned if tp.topic == topics.source])
-        consumer().limit_commits(tp for tp in assigned if tp.topic == topics.source)
+        driver.assigned([tp.partition for tp in assigned])
+        src.limit_commits(assigned)
+
+    src.on_assigned(on_assigned)
 
     @app.timer(interval=0.5)
     async def liveness() -> None:
@@ -288,10 +294,10 @@ def register(
     @app.timer(interval=ms.heartbeat_interval_s)
     async def heartbeat() -> None:
         rt.counters["changelog_stale_total"] = table.stale_records
-        if app.rebalancing:  # paused partitions are not idle: announce nothing meanwhile
+        if src.rebalancing:  # paused partitions are not idle: announce nothing meanwhile
             driver.heartbeat(True, ())
             return
-        source_tps = [tp for tp in app.consumer.assignment() if tp.topic == topics.source]
+        source_tps = src.assignment()
         assigned = [tp.partition for tp in source_tps]
         if not driver.heartbeat(False, assigned):  # frozen: announce nothing now
             return
@@ -304,27 +310,11 @@ def register(
             except Exception as exc:  # never stop the timer
                 rt.counters["partials_send_errors_total"] += 1
                 log_failure(log, exc, "batch of source partition %d not sent", part)
-        for a in driver.announcements(assigned, ends(source_tps)):
+        for a in driver.announcements(assigned, src.ends(source_tps)):
             beat = orjson.dumps(
                 {"type": "wm", "src": a.src, "wm": a.wm, "n_src": source_partitions}
             )
             await broadcast(partials, b"__wm__", beat, topics.partitions)
-
-    def ends(tps: list[Any]) -> dict[int, tuple[int | None, int | None]]:
-        """End and committed offset of each source partition, for the backlog
-        (:func:`has_backlog`). The end offset is the consumer's own (``None`` until a fetch
-        answers since the assignment), never the monitor's last seen one, which outlives a
-        revocation."""
-        consumer: Any = app.consumer
-        committed = getattr(consumer, "_committed_offset", {})
-        out: dict[int, tuple[int | None, int | None]] = {}
-        for tp in tps:
-            try:
-                end = consumer.highwater(tp)
-            except Exception:
-                end = None
-            out[tp.partition] = (end, committed.get(tp))
-        return out
 
     async def close(part: int, closed: list[ClosedWindow]) -> None:
         token_records = []  # at-least-once: a replay re-emits the same windows

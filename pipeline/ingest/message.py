@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from google.protobuf.json_format import MessageToDict
@@ -303,6 +303,11 @@ class IngestSettings(SettingsModel):
     # what a dead letter keeps of its message at most (the rest is cut, its size in a header):
     # below the producer's request limit, so a dead letter can always be sent
     deadletter_max_bytes: int = Field(512 * 1024, ge=1024, le=900 * 1024)
+    # how the source topic is read: "batch" (the firehose: aiokafka batches of up to
+    # batch_max_messages, its own consumer group <app_id>-firehose; agents/firehose.py) or
+    # "faust" (one faust event per message, in the app's group)
+    reader: Literal["batch", "faust"] = "batch"
+    batch_max_messages: int = Field(500, ge=1, le=100_000)
 
     def options(self, normalize: NormalizeOptions, *, collect_content: bool) -> IngestOptions:
         """The ingest stage's options from this section (and normalization's)."""

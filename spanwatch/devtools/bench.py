@@ -326,7 +326,9 @@ def run_bench(
         )
         print("|---|---|---|---|---|---|")
         prev = 0.0
-        for label, cfg in (STAGE_STEPS[0], STAGE_STEPS[-1]) if quick else STAGE_STEPS:
+        steps = (STAGE_STEPS[0], STAGE_STEPS[-1]) if quick else STAGE_STEPS
+        firehose = ("every stage, source read by the firehose", "ingest: {reader: batch}\n")
+        for label, cfg in (*steps, firehose):
             run = worker_run(msgs, total, cfg)
             us = run.cpu_us_per_span
             print(
@@ -348,6 +350,10 @@ def run_bench(
                 "metrics: {coalesce_interval_s: 0}\n",
             ),
             ("in batches (default)", ""),
+            (
+                "in batches, source read by the firehose (`ingest.reader: batch`)",
+                "ingest: {reader: batch}\n",
+            ),
         )
         for label, cfg in shapes[1:] if quick else shapes:
             run = worker_run(keyed, total, cfg)

@@ -22,6 +22,7 @@ from spanwatch.agents import (
     windows,
 )
 from spanwatch.agents.app import create_app
+from spanwatch.agents.firehose import Firehose
 from spanwatch.pipeline.alerting.loader import RuleSet, load_rules
 from spanwatch.pipeline.alerting.notify import resolve_url
 from spanwatch.pipeline.alerting.routing import unusable_receivers
@@ -165,11 +166,15 @@ def run_worker(settings: Settings) -> None:
     settings = without_missing_metrics_topic(settings, admin)
     settings.worker.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
+    # ingest.reader batch: the source topic is read in batches (agents/firehose.py)
+    fire = Firehose(app, settings) if settings.ingest.reader == "batch" else None
     sinks = []
     runtime = None
     if settings.metrics.enabled or settings.tokens.enabled:
         n_src = source_partitions(settings, admin)
-        sink, runtime = windows.register(app, settings, n_src, partition_reader(settings))
+        sink, runtime = windows.register(
+            app, settings, n_src, partition_reader(settings), source=fire
+        )
         sinks.append(sink)
         if settings.engine.enabled and settings.topics.metrics_source:
             engine.register(app, settings, runtime)
@@ -184,10 +189,12 @@ def run_worker(settings: Settings) -> None:
         stitch_sink, stitch_rt = stitch.register(app, settings, on_payload)
         sinks.append(stitch_sink)
     # the window agents send the normalized records with their batches (agents/windows.py)
-    stats = ingest.register(app, settings, sinks, publish_spans=runtime is None)
+    stats = ingest.register(app, settings, sinks, publish_spans=runtime is None, firehose=fire)
     anomaly_stage = anomaly.register(app, settings) if settings.anomaly.enabled else None
     alerting_rt = alerting.register(app, settings, ruleset) if ruleset is not None else None
-    tracker = health.register(app, parse_duration_ns(settings.worker.stall_after) / 1e9)
+    tracker = health.register(
+        app, parse_duration_ns(settings.worker.stall_after) / 1e9, firehose=fire
+    )
     port = settings.metrics.prometheus_port
     if port:
         latest = LatestWindows()

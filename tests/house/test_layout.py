@@ -37,6 +37,61 @@ def test_the_folders_are_the_spanwatch_subpackages() -> None:
     assert 'include = ["spanwatch*"]' in packaging  # the wheel installs nothing else
 
 
+def test_the_wheel_installs_the_folders_as_plain_subpackages(tmp_path: Path) -> None:
+    """Built from the tracked files alone and installed without the source tree, the wheel
+    holds pipeline/, agents/ and rules/ as plain folders under spanwatch/ (the links are a
+    checkout's convenience, not the package's shape) and imports them by those names."""
+    import sys
+    import zipfile
+
+    src, dist, site = tmp_path / "src", tmp_path / "dist", tmp_path / "site"
+    src.mkdir()
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    tar = subprocess.run(
+        ["tar", "--null", "-T", "-", "-cf", "-"], cwd=ROOT, input=tracked, capture_output=True
+    )
+    subprocess.run(["tar", "-xf", "-", "-C", str(src)], input=tar.stdout, check=True)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = dist.glob("spanwatch-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in (
+        "spanwatch/pipeline/config.py",
+        "spanwatch/pipeline/windows/merge.py",
+        "spanwatch/agents/app.py",
+        "spanwatch/rules/__init__.py",
+        "spanwatch/pipeline/data/injection-model.npz",
+    ):
+        assert expected in names, expected
+    assert not any(n.startswith(("pipeline/", "agents/", "rules/")) for n in names)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "import spanwatch.pipeline.config, spanwatch.agents.app, spanwatch.rules\n"
+        "from spanwatch.pipeline.safety.classifier import shipped_model\n"
+        "shipped_model()  # package data: the classifier's weights\n"
+        "print(spanwatch.pipeline.config.__file__)\nprint(spanwatch.rules.DEFAULT_RULES_DIR)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert all(Path(line).is_relative_to(site) for line in out), out
+
+
 def _imports(folder: str) -> dict[str, set[str]]:
     """Modules each Python file under ``folder`` imports (``from X import`` / ``import X``)."""
     out = {}

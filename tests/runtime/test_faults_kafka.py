@@ -317,6 +317,17 @@ def _token_sums(records: set[bytes]) -> dict[tuple[str, str], int]:
 @pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("run", range(REPEAT), ids=lambda i: f"run{i}")
 def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run: int) -> None:
+    _exact_under_fault(tmp_path, fault, run, "batch")
+
+
+@pytest.mark.parametrize("fault", ["sigkill", "scale"])
+def test_exact_results_under_faults_with_a_faust_reader(tmp_path: Path, fault: str) -> None:
+    """The same with the source read by a faust agent (``ingest.reader: faust``) instead of
+    the firehose's batches (agents/firehose.py)."""
+    _exact_under_fault(tmp_path, fault, 0, "faust")
+
+
+def _exact_under_fault(tmp_path: Path, fault: str, run: int, reader: str) -> None:
     with (
         Webhook() as hook,
         EmbeddedBroker(
@@ -328,7 +339,7 @@ def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run
         (rules / "r.yaml").write_text(RULES)
         (rules / "am.yaml").write_text(ROUTING.format(port=hook.port))
         config = tmp_path / "sw.yaml"
-        config.write_text(CONFIG.format(rules=rules))
+        config.write_text(CONFIG.format(rules=rules) + f"ingest: {{reader: {reader}}}\n")
         load = PacedProducer(broker.bootstrap, HOLDS[fault])
         case = Case(tmp_path, broker, config, load)
         try:

@@ -147,9 +147,11 @@ def _true_calls(msgs: list[tuple[int, bytes]], config: Path) -> dict[str, int]:
     return out
 
 
-def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reader", ["faust", "batch"])
+def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path, reader: str) -> None:
+    """With either source reader (a faust agent, or the firehose's batches)."""
     config = tmp_path / "sw.yaml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG + f"ingest: {{reader: {reader}}}\n")
     msgs = _input()
     expected = _offline(msgs, config)
     assert len(expected) > 50
