@@ -7,6 +7,7 @@ special-cases a broker.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -98,7 +99,18 @@ class KeepBuffersOnResume(FlowControlEvent):
 
 class SpanwatchApp(faust.App):
     """The faust app with :class:`KeepBuffersOnResume` as its flow control and a consumer
-    that never loses a fetched record (:mod:`agents.consumer`)."""
+    that never loses a fetched record (:mod:`agents.consumer`). ``on_app_start`` hooks run
+    when the app starts, before faust joins its group and restores tables (the firehose
+    joins its own group meanwhile, not after)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_app_start: list[Callable[[], Awaitable[None]]] = []
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for hook in self.on_app_start:
+            await hook()
 
     def _new_transport(self) -> Any:
         return NoLossTransport(self.conf.broker_consumer, self)

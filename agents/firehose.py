@@ -225,15 +225,24 @@ class Firehose:
             **credentials_to_aiokafka_auth(faust_credentials(kafka)),
         )
 
-    async def run(self) -> None:
-        """Read, hand on, commit; until the app stops (the task is cancelled)."""
-        handle = self.handle
-        if handle is None:
-            raise RuntimeError("the firehose has no handler (agents.ingest.register sets it)")
+    async def join(self) -> None:
+        """Start the consumer and join the group (when the app starts: the group join runs
+        beside faust's own and its table restore, not after them)."""
+        if self.consumer is not None:
+            return
         consumer = self.consumer = self._new_consumer()
         await consumer.start()
         consumer.subscribe([self.topic], listener=_Listener(self))
         log.info("firehose: reading %s in batches as group %s", self.topic, self.group)
+
+    async def run(self) -> None:
+        """Read, hand on, commit; until the app stops (the task is cancelled). Records are
+        handed on only once faust's tables are restored (an app task starts then)."""
+        handle = self.handle
+        if handle is None:
+            raise RuntimeError("the firehose has no handler (agents.ingest.register sets it)")
+        await self.join()
+        consumer = self.consumer
         try:
             while True:
                 got = await consumer.getmany(timeout_ms=500, max_records=self.max_messages)

@@ -189,6 +189,9 @@ def register(
 
     if firehose is not None:
         firehose.handle = handle
+        early = getattr(app, "on_app_start", None)  # agents.app.SpanwatchApp
+        if early is not None:
+            early.append(firehose.join)
         app.task(firehose.run)
     else:
         source = source_topic(app, topics.source)

@@ -20,8 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..tokens.burn import LLM_OPERATIONS
-from .spans import LlmSpan
+from .spans import LLM_OPERATIONS, LlmSpan
 
 FRAMEWORKS = (
     "langchain",

@@ -21,10 +21,9 @@ from pydantic import Field
 from ..common.durations import parse_duration_ns
 from ..common.errors import DecodeError, describe_error
 from ..common.settings import Duration, SettingsModel
-from ..safety.content import inline_content
-from ..safety.scan import ContentItem
 from ..stitch.chunks import EVENT as CHUNK_EVENT
 from ..stitch.chunks import Piece, extract_pieces
+from .content import ContentItem, inline_content
 from .deadletter import DeadLetter, SourceRef
 from .dedupe import mark_duplicates
 from .inherit import inherit_models

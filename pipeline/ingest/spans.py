@@ -13,6 +13,12 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+# operations that are LLM calls (the GenAI conventions' gen_ai.operation.name values): each
+# one's tokens count once (pipeline/tokens/burn.py counted_calls)
+LLM_OPERATIONS = frozenset(
+    {"chat", "text_completion", "embeddings", "generate_content", "inference"}
+)
+
 
 class Layer(StrEnum):
     """Where in the request path a span was produced."""

@@ -42,8 +42,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..common.clock import WallClock
-from ..tokens.burn import LLM_OPERATIONS
-from .spans import Layer, LlmSpan
+from .spans import LLM_OPERATIONS, Layer, LlmSpan
 
 MAX_HOPS = 64  # a parent chain longer than this (or a cycle) stops propagating
 CLOCK_SLACK_NS = 1_000_000  # a node ending up to 1 ms after the next one's start still leads

@@ -8,11 +8,11 @@ finding never shows another), and turns findings into records for ``spanwatch.fi
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..ingest.content import ContentItem as ContentItem  # where scanners' input is made
 from .finding import Finding, masked_excerpt
 from .messages import readable_text
 from .registry import Scanner, build_scanner
@@ -23,38 +23,6 @@ DEFAULT_SCANNERS: tuple[dict[str, Any], ...] = (
     {"type": "injection"},
     {"type": "lexicon"},
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ContentItem:
-    """One prompt or completion to scan, and where it came from (never logged whole)."""
-
-    text: str
-    role: str  # input | output | system | tool
-    location: str  # attribute key, "event:<name>" or "payload:<id>"
-    trace_id: str = ""
-    span_id: str = ""
-    service: str = ""
-    model: str = ""
-    time_ns: int = 0
-
-    def provenance(self) -> dict[str, Any]:
-        """Where the item came from, as every ``spanwatch.findings`` record carries it."""
-        return {
-            "role": self.role,
-            "location": self.location,
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "service": self.service,
-            "model": self.model,
-            "time_ns": self.time_ns or time.time_ns(),
-        }
-
-    def __repr__(self) -> str:  # the text stays out of logs and tracebacks
-        return (
-            f"ContentItem(role={self.role!r}, location={self.location!r}, "
-            f"trace_id={self.trace_id!r}, chars={len(self.text)})"
-        )
 
 
 @dataclass

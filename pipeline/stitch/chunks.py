@@ -15,11 +15,9 @@ import binascii
 import gzip
 import hashlib
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from ..ingest.otlp import SpanView
+from typing import Any, Protocol
 
 EVENT = "gen_ai.content.chunk"
 A_PAYLOAD = "gen_ai.content.payload_id"
@@ -34,6 +32,33 @@ CHUNKED_PAYLOADS = "gen_ai.content.chunked_payloads"  # on the span whose conten
 ENCODINGS = ("utf-8", "base64", "gzip+base64")
 ROLES = ("input", "output", "system", "tool")
 MAX_PIECES = 100_000
+
+
+class ChunkEvent(Protocol):
+    """A span event as ingest decodes it (``pipeline.ingest.otlp.EventView``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def attrs(self) -> Mapping[str, Any]: ...
+
+
+class CarrierSpan(Protocol):
+    """What a piece is read from: a decoded span (``pipeline.ingest.otlp.SpanView``). The
+    convention needs no more of it, so this stage depends on no other."""
+
+    @property
+    def trace_id(self) -> str: ...
+
+    @property
+    def span_id(self) -> str: ...
+
+    @property
+    def attrs(self) -> Mapping[str, Any]: ...
+
+    @property
+    def events(self) -> Sequence[ChunkEvent]: ...
 
 
 class PieceError(ValueError):
@@ -82,7 +107,7 @@ class Piece:
         )
 
 
-def extract_pieces(views: Iterable[SpanView]) -> tuple[list[Piece], list[str]]:
+def extract_pieces(views: Iterable[CarrierSpan]) -> tuple[list[Piece], list[str]]:
     """Pieces carried by span events, and the reasons of chunk events that were unusable."""
     pieces, bad = [], []
     for view in views:
@@ -96,7 +121,7 @@ def extract_pieces(views: Iterable[SpanView]) -> tuple[list[Piece], list[str]]:
     return pieces, bad
 
 
-def _piece(view: SpanView, a: dict[str, Any]) -> Piece:
+def _piece(view: CarrierSpan, a: Mapping[str, Any]) -> Piece:
     pid, idx, data = a.get(A_PAYLOAD), a.get(A_INDEX), a.get(A_DATA)
     if not isinstance(pid, str) or not pid:
         raise PieceError("chunk_missing_payload_id")

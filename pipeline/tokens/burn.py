@@ -20,13 +20,10 @@ from typing import Any
 from pydantic import Field
 
 from ..common.settings import Duration, SettingsModel
-from ..ingest.spans import Layer, LlmSpan
+from ..ingest.spans import LLM_OPERATIONS, Layer, LlmSpan
 from .blackhole import BudgetSettings
 from .pricing import DEFAULT_PRICES, NANOS_PER_UNIT, PriceTable
 
-LLM_OPERATIONS = frozenset(
-    {"chat", "text_completion", "embeddings", "generate_content", "inference"}
-)
 ENTITY_KINDS = ("model", "service", "user", "session")
 
 

@@ -23,13 +23,12 @@ from ..clusters.prompts import (
 )
 from ..common.clock import WallClock
 from ..engine.gauges import EngineAggregate, EngineSample, engine_series_id
-from ..ingest.spans import Layer, LlmSpan
+from ..ingest.content import ContentItem
+from ..ingest.spans import LLM_OPERATIONS, Layer, LlmSpan
 from ..ingest.tracetree import TraceTrees
 from ..safety.messages import user_text
-from ..safety.scan import ContentItem
 from ..tokens.blackhole import Call
 from ..tokens.burn import (
-    LLM_OPERATIONS,
     CallTokens,
     TokenCounts,
     counted_calls,

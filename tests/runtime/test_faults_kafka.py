@@ -320,7 +320,7 @@ def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run
     _exact_under_fault(tmp_path, fault, run, "batch")
 
 
-@pytest.mark.parametrize("fault", ["sigkill", "scale"])
+@pytest.mark.parametrize("fault", ["sigkill"])
 def test_exact_results_under_faults_with_a_faust_reader(tmp_path: Path, fault: str) -> None:
     """The same with the source read by a faust agent (``ingest.reader: faust``) instead of
     the firehose's batches (agents/firehose.py)."""
