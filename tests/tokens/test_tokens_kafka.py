@@ -55,8 +55,9 @@ def _produce(bootstrap: str, msgs: list[bytes], first: int) -> None:
     assert p.flush(30) == 0
 
 
-def _committed(bootstrap: str, group: str = "spanwatch") -> int:
-    """Source messages the group has committed (every partition), read from the broker."""
+def _committed(bootstrap: str, group: str = "spanwatch-firehose") -> int:
+    """Source messages the group reading them (the firehose's, agents/firehose.py) has
+    committed (every partition), read from the broker."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
         tps = c.committed([TopicPartition("otlp_spans", p) for p in range(4)], timeout=10)
