@@ -47,8 +47,9 @@ from .consumer import NoLossConsumer
 
 log = logging.getLogger("spanwatch.firehose")
 
-# (where, value, headers, key, broker timestamp ns): agents.ingest.IngestHandler
-Handler = Callable[[SourceRef, bytes | None, dict[str, bytes], bytes | None, int], Awaitable[None]]
+# (where, value, headers as the client gives them, key, broker timestamp ns):
+# agents.ingest.IngestHandler
+Handler = Callable[[SourceRef, bytes | None, Any, bytes | None, int], Awaitable[None]]
 Ends = dict[int, tuple[int | None, int | None]]  # partition -> (end offset, committed offset)
 
 
@@ -251,7 +252,7 @@ class Firehose:
                 # drops the rest), and the next one waits for this batch (revoked)
                 async with self._batch:
                     await self._handle(got, handle)
-                    await self._commit({p: o for p, o in self.handled.items() if p in self.mine})
+                    await self._commit_handled()
         finally:
             self.consumer = None
             try:
@@ -271,11 +272,15 @@ class Firehose:
                 await handle(
                     SourceRef(tp.topic, part, r.offset),
                     r.value,
-                    {str(k): (v if isinstance(v, bytes) else b"") for k, v in r.headers or ()},
+                    r.headers,
                     r.key,
                     int(r.timestamp or 0) * 1_000_000,
                 )
                 self.handled[part] = r.offset + 1
+
+    async def _commit_handled(self) -> bool:
+        """Commit what was handled of this worker's partitions (as far as allowed)."""
+        return await self._commit({p: o for p, o in self.handled.items() if p in self.mine})
 
     async def _commit(self, offsets: dict[int, int]) -> bool:
         """Commit ``offsets`` (partition -> next offset), each held to what its stage allows
@@ -307,7 +312,7 @@ class Firehose:
         """Before a rebalance: the batch in hand is finished and committed as far as may be."""
         async with self._batch:
             self._rebalancing = True
-            await self._commit({p: o for p, o in self.handled.items() if p in self.mine})
+            await self._commit_handled()
             for tp in tps:
                 self.mine.discard(tp.partition)
                 for d in (self.handled, self.limits, self.committed):

@@ -34,11 +34,15 @@ SpanSink = Callable[[SourceRef, IngestResult], Awaitable[None]]
 
 
 def headers_dict(raw: Any) -> dict[str, bytes]:
-    """faust gives headers as a list of pairs or a mapping; spanwatch wants a dict."""
+    """Headers as faust (a list of pairs or a mapping) or aiokafka (a tuple of pairs) gives
+    them, as one dict; a header without a value (Kafka allows null) is empty."""
     if not raw:
         return {}
     items = raw.items() if isinstance(raw, Mapping) else raw
-    return {str(k): (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
+    return {
+        str(k): (v if isinstance(v, bytes) else b"" if v is None else str(v).encode())
+        for k, v in items
+    }
 
 
 def source_topic(app: faust.App, name: str) -> faust.TopicT:
@@ -127,15 +131,16 @@ class IngestHandler:
         self,
         where: SourceRef,
         value: bytes | None,
-        headers: dict[str, bytes],
+        headers: Any,
         key: bytes | None,
         broker_ns: int,
     ) -> None:
+        """``headers``: as the reader's client gives them (:func:`headers_dict`)."""
         stats = self.stats
         try:
             result = ingest_message(
                 value,
-                headers=headers,
+                headers=headers_dict(headers),
                 source=where,
                 key=key,
                 options=self.options,
@@ -203,7 +208,7 @@ def register(
                 await handle(
                     SourceRef(msg.topic, msg.partition, msg.offset),
                     event.value,
-                    headers_dict(msg.headers),
+                    msg.headers,
                     msg.key,
                     int((msg.timestamp or 0) * 1e9),
                 )
