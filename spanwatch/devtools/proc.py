@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,25 @@ def _dies_with_us(cmd: Sequence[str]) -> list[str]:
     return list(cmd)
 
 
+def _armed(proc: subprocess.Popen[bytes], wrapped: list[str], cmd: Sequence[str]) -> None:
+    """Wait until ``setpriv`` has set the death signal, i.e. has exec'd ``cmd``.
+
+    ``Popen`` returns once ``setpriv`` itself runs, before its ``prctl``: a parent killed
+    in that gap would leave the child running (CI saw it once under load). The process's
+    ``/proc/PID/exe`` stops being ``setpriv`` at the exec that follows the ``prctl``."""
+    if wrapped == list(cmd):
+        return
+    setpriv = os.path.realpath(wrapped[0])
+    deadline = time.monotonic() + 10.0
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if os.readlink(f"/proc/{proc.pid}/exe") != setpriv:
+                return
+        except OSError:
+            return  # gone, or not ours to read: nothing left to wait for
+        time.sleep(0.001)
+
+
 def spawn(
     cmd: Sequence[str], *, log_path: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -48,14 +68,16 @@ def spawn(
     this process (:func:`_dies_with_us`)."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
+        wrapped = _dies_with_us(cmd)
         proc = subprocess.Popen(
-            _dies_with_us(cmd),
+            wrapped,
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
         )
         RUNNING.add(proc)
+        _armed(proc, wrapped, cmd)
         return proc
     finally:
         if not isinstance(out, int):

@@ -4,6 +4,7 @@ timeout): no broker or worker is left running (a killed bench once left both for
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,3 +47,20 @@ def test_a_child_dies_when_its_parent_is_killed() -> None:
         if parent.poll() is None:
             parent.kill()
             parent.wait(10)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_spawn_returns_once_the_death_signal_is_set() -> None:
+    """``setpriv`` sets the signal and then execs the command: ``spawn`` must not return in
+    between, or a parent killed right then leaves the child running."""
+    from spanwatch.devtools.proc import spawn, stop
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("no setpriv (util-linux) here")
+    setpriv = os.path.realpath(shutil.which("setpriv") or "")
+    for _ in range(20):
+        child = spawn([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            assert os.readlink(f"/proc/{child.pid}/exe") != setpriv
+        finally:
+            stop(child)
