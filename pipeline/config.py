@@ -31,12 +31,10 @@ from .common.errors import ConfigError
 from .common.settings import Duration, SettingsModel, expand_env
 from .common.yamlpos import Located, YamlError, load_with_positions
 from .engine.gauges import EngineSettings
-from .ingest.message import IngestSettings
-from .ingest.normalize import NormalizeSettings
+from .ingest.settings import IngestSettings, NormalizeSettings
 from .safety.settings import JudgeConfig, SafetySettings
 from .stitch.stitcher import StitchSettings
-from .tokens.blackhole import BudgetSettings
-from .tokens.burn import TokensSettings
+from .tokens.settings import BudgetSettings, TokensSettings
 from .windows.golden import SeriesKeyer
 from .windows.merge import MergeStage
 from .windows.preaggregate import PreAggregator

@@ -11,7 +11,8 @@ from spanwatch.devtools.traffic import kvs
 from spanwatch.pipeline.common.durations import NS
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
-from spanwatch.pipeline.tokens.blackhole import Budgets, BudgetSettings
+from spanwatch.pipeline.tokens.blackhole import Budgets
+from spanwatch.pipeline.tokens.settings import BudgetSettings
 from spanwatch.pipeline.windows.golden import SeriesKeyer
 from spanwatch.pipeline.windows.merge import MergeStage
 from spanwatch.pipeline.windows.preaggregate import PreAggregator

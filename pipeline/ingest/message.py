@@ -11,16 +11,13 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
-from pydantic import Field
 
-from ..common.durations import parse_duration_ns
 from ..common.errors import DecodeError, describe_error
-from ..common.settings import Duration, SettingsModel
 from ..stitch.chunks import EVENT as CHUNK_EVENT
 from ..stitch.chunks import Piece, extract_pieces
 from .content import ContentItem, inline_content
@@ -288,33 +285,3 @@ def records_to_messages(spans: list[LlmSpan], max_records: int = 200) -> list[by
 
 
 _DEFAULT = IngestOptions()
-
-
-class IngestSettings(SettingsModel):
-    encoding: Encoding = Encoding.AUTO
-    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
-    # a span ending later than the worker's clock plus this is moved back to it (flagged
-    # clock_skew:future), so no host's clock can move a partition's watermark ahead
-    max_future_skew: Duration = "5s"
-    # a span ending further than this ahead of the worker's clock, or before its message's
-    # broker timestamp, goes to the dead-letter topic (timestamp_out_of_range)
-    max_timestamp_skew: Duration = "1d"
-    # what a dead letter keeps of its message at most (the rest is cut, its size in a header):
-    # below the producer's request limit, so a dead letter can always be sent
-    deadletter_max_bytes: int = Field(512 * 1024, ge=1024, le=900 * 1024)
-    # how the source topic is read: "batch" (the firehose: aiokafka batches of up to
-    # batch_max_messages, its own consumer group <app_id>-firehose; agents/firehose.py) or
-    # "faust" (one faust event per message, in the app's group)
-    reader: Literal["batch", "faust"] = "batch"
-    batch_max_messages: int = Field(500, ge=1, le=100_000)
-
-    def options(self, normalize: NormalizeOptions, *, collect_content: bool) -> IngestOptions:
-        """The ingest stage's options from this section (and normalization's)."""
-        return IngestOptions(
-            encoding=self.encoding,
-            max_message_bytes=self.max_message_bytes,
-            normalize=normalize,
-            collect_content=collect_content,
-            max_future_skew_ns=parse_duration_ns(self.max_future_skew),
-            max_timestamp_skew_ns=parse_duration_ns(self.max_timestamp_skew),
-        )

@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field
-
-from ..common.settings import SettingsModel
 from . import conventions as cv
 from .otlp import SPAN_KIND_NAMES, SpanView
 from .spans import ContentRef, Layer, LlmSpan
@@ -71,8 +68,8 @@ class NormalizeOptions:
     )
 
 
-class _Issues(list[str]):
-    """Collects what was wrong with a span (kept in ``LlmSpan.issues``)."""
+# What was wrong with a span (kept in ``LlmSpan.issues``).
+_Issues = list[str]
 
 
 def _as_str(v: Any, key: str, issues: _Issues) -> str | None:
@@ -513,7 +510,7 @@ def normalize(view: SpanView, opts: NormalizeOptions | None = None) -> LlmSpan |
     attrs = view.attrs
     if cv.CHUNK_TARGET in attrs:
         return None  # a carrier of chunked-payload pieces, not an operation (counted skipped)
-    issues = _Issues()
+    issues: _Issues = []
     # ``found`` is keyed by LlmSpan field names, so it becomes the record's keyword arguments.
     content: list[ContentRef] = []
     found = extract_fields(attrs, issues, content)
@@ -730,24 +727,3 @@ def _check_token_subsets(found: dict[str, Any], issues: _Issues) -> None:
 
 
 _DEFAULT = NormalizeOptions()
-
-
-class NormalizeSettings(SettingsModel):
-    layer_overrides: dict[str, Layer] = Field(default_factory=dict)
-    keep_non_llm: bool = False
-    dependencies: bool = True  # client calls to Redis, databases, HTTP, RPC: layer "dependency"
-    max_duration_s: float = Field(MAX_DURATION_S, gt=0)
-    dedupe_instrumentations: bool = True  # pipeline.ingest.dedupe: one count per LLM call
-    # model-server service glob -> the model it serves, for engines whose spans name no model
-    # and whose caller is not in the same message (pipeline.ingest.inherit)
-    engine_models: dict[str, str] = Field(default_factory=dict)
-
-    def options(self) -> NormalizeOptions:
-        return NormalizeOptions(
-            layer_overrides=tuple(self.layer_overrides.items()),
-            keep_non_llm=self.keep_non_llm,
-            dependencies=self.dependencies,
-            max_duration_s=self.max_duration_s,
-            dedupe_instrumentations=self.dedupe_instrumentations,
-            engine_models=tuple(self.engine_models.items()),
-        )

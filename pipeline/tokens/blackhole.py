@@ -12,11 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
-
-from ..common.durations import parse_duration_ns
-from ..common.settings import Duration, SettingsModel
-
 NS = 1_000_000_000
 CURVE_BUCKET_NS = 10 * NS
 CURVE_BUCKETS = 60  # ten minutes of 10 s buckets
@@ -212,21 +207,3 @@ class Activity:
             [list(v) for v in d["top"]],
             list(d["fired"]),
         )
-
-
-class BudgetSettings(SettingsModel):
-    """Black-hole budgets of one entity kind (``null`` disables a budget)."""
-
-    max_llm_calls: int | None = Field(50, ge=1)
-    max_tool_calls: int | None = Field(100, ge=1)
-    max_tokens: int | None = Field(500_000, ge=1)
-    max_tokens_per_minute: int | None = Field(200_000, ge=1)
-    max_agent_depth: int | None = Field(8, ge=1)
-    max_repeated_tool_calls: int | None = Field(5, ge=1)
-    max_same_tool_calls: int | None = Field(10, ge=1)
-    repeat_window: Duration = "5m"
-
-    def budgets(self) -> Budgets:
-        d = self.model_dump()
-        d["repeat_window_ns"] = parse_duration_ns(d.pop("repeat_window"))
-        return Budgets(**d)

@@ -14,15 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
-from ..common.settings import Duration, SettingsModel
 from ..ingest.spans import LLM_OPERATIONS, Layer, LlmSpan
-from .blackhole import BudgetSettings
-from .pricing import DEFAULT_PRICES, NANOS_PER_UNIT, PriceTable
+from .pricing import NANOS_PER_UNIT, PriceTable
 
 ENTITY_KINDS = ("model", "service", "user", "session")
 
@@ -250,26 +245,3 @@ def merge_top(lists: Sequence[list[dict[str, Any]]], n: int, key: str) -> list[d
 
 TOP_N = 10  # top consumers listed per window and entity kind
 MAX_TRACKED = 100_000  # traces + sessions with black-hole activity, per worker
-
-
-class TokensSettings(SettingsModel):
-    """Token accounting, cost and black holes (windows as in ``metrics``)."""
-
-    enabled: bool = True
-    prices: Path = DEFAULT_PRICES
-    trace_budgets: BudgetSettings = BudgetSettings()
-    session_budgets: BudgetSettings = BudgetSettings(
-        max_llm_calls=500,
-        max_tool_calls=1000,
-        max_tokens=5_000_000,
-        max_tokens_per_minute=300_000,
-        max_agent_depth=None,
-        max_repeated_tool_calls=None,
-        max_same_tool_calls=30,
-    )
-    activity_idle_timeout: Duration = "30m"  # traces/sessions quiet this long are forgotten
-    max_tracked: int = Field(MAX_TRACKED, ge=1)  # beyond: overflow
-    top_n: int = Field(TOP_N, ge=1, le=1000)
-
-    def price_table(self) -> PriceTable:
-        return PriceTable.load(self.prices)

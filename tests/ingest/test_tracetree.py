@@ -11,7 +11,7 @@ import pytest
 from spanwatch.pipeline.common.durations import NS
 from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
 from spanwatch.pipeline.ingest.tracetree import TraceShape, TraceTrees
-from spanwatch.pipeline.tokens.blackhole import BudgetSettings
+from spanwatch.pipeline.tokens.settings import BudgetSettings
 from spanwatch.pipeline.windows.golden import SeriesKeyer, self_times
 from spanwatch.pipeline.windows.preaggregate import PreAggregator
 from spanwatch.pipeline.windows.spec import WindowSettings, WindowSpec

@@ -12,7 +12,7 @@ from spanwatch.pipeline.common.durations import NS
 from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.config import TokensSettings
 from spanwatch.pipeline.ingest.spans import Layer, LlmSpan
-from spanwatch.pipeline.tokens.blackhole import Activity, BudgetSettings, Call
+from spanwatch.pipeline.tokens.blackhole import Activity, Call
 from spanwatch.pipeline.tokens.burn import (
     TokenCounts,
     counted_calls,
@@ -21,6 +21,7 @@ from spanwatch.pipeline.tokens.burn import (
     top_consumers,
 )
 from spanwatch.pipeline.tokens.pricing import DEFAULT_PRICES, PriceTable
+from spanwatch.pipeline.tokens.settings import BudgetSettings
 from spanwatch.pipeline.windows.golden import SeriesKeyer
 from spanwatch.pipeline.windows.preaggregate import PreAggregator
 from spanwatch.pipeline.windows.spec import WindowSettings, WindowSpec

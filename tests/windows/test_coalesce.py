@@ -14,7 +14,7 @@ import pytest
 
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.ingest.message import ingest_message
-from spanwatch.pipeline.tokens.blackhole import BudgetSettings
+from spanwatch.pipeline.tokens.settings import BudgetSettings
 from spanwatch.pipeline.windows.coalesce import Coalescer, coalesce
 from spanwatch.pipeline.windows.merge import MergeStage
 from spanwatch.pipeline.windows.partial import Partial

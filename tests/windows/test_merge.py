@@ -12,7 +12,7 @@ import pytest
 from spanwatch.devtools.traffic import TrafficGenerator
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.ingest.message import ingest_message
-from spanwatch.pipeline.tokens.blackhole import BudgetSettings
+from spanwatch.pipeline.tokens.settings import BudgetSettings
 from spanwatch.pipeline.windows.golden import SeriesKeyer
 from spanwatch.pipeline.windows.merge import MergeStage, WindowOutput
 from spanwatch.pipeline.windows.partial import Partial
