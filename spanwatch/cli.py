@@ -125,6 +125,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         fetch_wait_ms=args.fetch_wait_ms,
         data=args.data,
         quick=args.quick,
+        compiled=args.compiled,
     )
 
 
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         "what",
         choices=[
             "ingest",
+            "core",
             "read",
             "metrics",
             "stitch",
@@ -241,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
             "ui",
         ],
         help="ui: bytes per second one web view tab receives with 1,000 series; read: "
-        "reading the source topic alone, faust agent against aiokafka and confluent-kafka",
+        "reading the source topic alone, faust agent against aiokafka and confluent-kafka; "
+        "core: the mypyc-compiled core against the pure-Python one",
     )
     be.add_argument(
         "--quick",
@@ -253,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--spans", type=int, default=100_000, help="spans to process")
     be.add_argument("--batch", type=int, default=500, help="spans per Kafka message")
     be.add_argument("--no-broker", action="store_true", help="skip the through-the-worker rate")
+    be.add_argument(
+        "--compiled",
+        metavar="DIR",
+        help="core: the directory a compiled wheel is installed in (default .compiled/site, "
+        "what ./dev compiled builds)",
+    )
     be.add_argument(
         "--fetch-wait-ms",
         type=int,

@@ -259,11 +259,16 @@ def run_bench(
     fetch_wait_ms: int = 100,
     data: str | None = None,
     quick: bool = False,
+    compiled: str | None = None,
 ) -> int:
     """``quick``: 20,000 spans, only the first and last stage steps, only batched partials
     in the per-trace shape (under 3 minutes on 2 cores)."""
     if quick:
         spans = min(spans, 20_000)
+    if what == "core":
+        from spanwatch.devtools.bench_core import bench_core
+
+        return bench_core(spans, batch, compiled)
     if what == "read":
         from spanwatch.devtools.bench_read import bench_read
 

@@ -23,6 +23,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from spanwatch.pipeline.common.health import HealthTracker
+from spanwatch.runtime.build import core_build
 
 MAX_REPORT_AGE_S = 10.0  # the tracker is refreshed every second
 
@@ -38,9 +39,10 @@ def _handler(
                 return
             if path in ("/healthz", "/readyz", "/status"):
                 if tracker is None:
-                    healthy, ready, report = True, True, {"state": "running"}
+                    healthy, ready, report = True, True, {"state": "running", "core": core_build()}
                 else:
                     healthy, ready, report = tracker.status(time.monotonic(), MAX_REPORT_AGE_S)
+                report = {**report, "core": core_build()}
                 ok = {"/healthz": healthy, "/readyz": ready, "/status": True}[path]
                 body = json.dumps(
                     report

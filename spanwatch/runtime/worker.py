@@ -31,6 +31,7 @@ from spanwatch.pipeline.common.errors import BrokerError, ConfigError
 from spanwatch.pipeline.common.settings import expand_env
 from spanwatch.pipeline.config import Settings
 from spanwatch.runtime import logsafe
+from spanwatch.runtime.build import core_build
 from spanwatch.runtime.httpserver import serve
 from spanwatch.runtime.kafka import (
     check_reachable,
@@ -224,10 +225,11 @@ def run_worker(settings: Settings) -> None:
     if settings.ui.enabled:  # the web view, in its own thread and event loop
         UiThread(UiServer(settings, settings.ui.bind, settings.ui.port)).start()
     log.info(
-        "spanwatch worker: profile %s, source %s, broker %s",
+        "spanwatch worker: profile %s, source %s, broker %s, core %s",
         settings.kafka.profile,
         settings.topics.source,
         settings.kafka.bootstrap_servers,
+        core_build(),
     )
     worker = SafeLogWorker(
         app, loglevel=settings.worker.loglevel, quiet=True, redirect_stdouts=False

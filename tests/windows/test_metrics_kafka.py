@@ -147,7 +147,9 @@ def _true_calls(msgs: list[tuple[int, bytes]], config: Path) -> dict[str, int]:
     return out
 
 
-@pytest.mark.parametrize("reader", ["faust", "batch"])
+@pytest.mark.parametrize(
+    "reader", ["faust", pytest.param("batch", marks=pytest.mark.compiled_worker)]
+)
 def test_one_worker_and_two_workers_close_identical_windows(tmp_path: Path, reader: str) -> None:
     """With either source reader (a faust agent, or the firehose's batches)."""
     config = tmp_path / "sw.yaml"
