@@ -1,20 +1,14 @@
-"""Window agents: partial windows out of ingest, merged per series or entity, closed windows out.
+"""The windows' ingest side: each source message's partial windows out to their owners.
 
 Golden signals (series = service/layer/operation/model) and token accounting (entities =
 model, service, user, session; traces for black holes only) share one mechanism:
 
-* ``spanwatch.partials``: per batch of source messages (:mod:`pipeline.windows.coalesce`), one
-  bundle per owner partition holding the partials of the series and entities that partition
-  owns (``crc32(id) % partitions``);
-  plus watermark heartbeats of every assigned source partition, sent to every partition.
-* table ``series`` (changelog ``<app_id>-series-changelog``): a
-  :class:`~pipeline.windows.state.SeriesState` per id, and ``__wm__:<partition>`` watermarks;
-  co-partitioned with ``spanwatch.partials``; the merge
-  (:class:`~pipeline.windows.merge.MergeStage`)
-  works in memory and saves what changed every ``metrics.state_flush_interval``, and the
-  partials offsets commit only up to what is saved.
-* ``spanwatch.metrics``: closed golden-signal windows; ``spanwatch.tokens``: closed token
-  windows, black-hole events and per-partition top consumers (JSON).
+* here, ``spanwatch.partials``: per batch of source messages (:mod:`pipeline.windows.coalesce`),
+  one bundle per owner partition holding the partials of the series and entities that
+  partition owns (``crc32(id) % partitions``), plus watermark heartbeats of every assigned
+  source partition, sent to every partition. The decisions (batching, confirmed commits,
+  freezes, heartbeats) are :class:`~pipeline.windows.driver.WindowsIngest`'s;
+* then the merge agent (:mod:`agents.merge`) merges them per series and closes windows.
 """
 
 from __future__ import annotations
@@ -33,12 +27,11 @@ from faust.types import TP
 
 from spanwatch.pipeline.clusters.prompts import load_featurizer
 from spanwatch.pipeline.common.durations import parse_duration_ns
-from spanwatch.pipeline.config import Settings, merge_stage, preaggregator
+from spanwatch.pipeline.config import Settings, preaggregator
 from spanwatch.pipeline.ingest.deadletter import SourceRef
 from spanwatch.pipeline.ingest.message import IngestResult, ingest_message
 from spanwatch.pipeline.windows.coalesce import Coalescer
 from spanwatch.pipeline.windows.driver import SendBatch, WindowsIngest
-from spanwatch.pipeline.windows.merge import WindowOutput
 from spanwatch.pipeline.windows.partial import Partial, bundles
 from spanwatch.pipeline.windows.preaggregate import (
     PreAggregator,
@@ -46,11 +39,9 @@ from spanwatch.pipeline.windows.preaggregate import (
 )
 from spanwatch.pipeline.windows.state import ClosedWindow
 
-from .consumer import NoLossConsumer
-from .control import broadcast, dispatch, log_failure
+from .control import broadcast, log_failure
 from .firehose import FaustSource, SourceSide
 from .ingest import SpanSink, spans_sender
-from .tables import versioned_table
 
 log = logging.getLogger("spanwatch.windows")
 
@@ -62,12 +53,6 @@ class NotConfirmed(RuntimeError):
 
 
 ENGINE_COUNTERS = ("engine_samples_total", "engine_dead_letters_total", "engine_errors_total")
-MERGE_COUNTERS = (
-    "partials_duplicate_total",
-    "partials_overlap_total",
-    "activity_overflow_total",
-    "activity_expired_total",
-)
 
 
 @dataclass
@@ -117,6 +102,18 @@ class MetricsRuntime:
 PartitionReader = Callable[[str, int, int, int, int], tuple[list[tuple[int, bytes]], bool]]
 
 
+def partials_topic(app: faust.App, settings: Settings) -> faust.TopicT:
+    """``spanwatch.partials``: bundles and heartbeats, keyed and partitioned by owner."""
+    return app.topic(
+        settings.topics.partials,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topics.partitions,
+    )
+
+
 def register(
     app: faust.App,
     settings: Settings,
@@ -130,46 +127,15 @@ def register(
     messages before a worker's first offset, to join again the traces a previous owner had
     joined (None: traces split across a change of owner are joined only from their later
     parts)."""
-    topics, ms, ts = settings.topics, settings.metrics, settings.tokens
+    topics, ms = settings.topics, settings.metrics
     src = source if source is not None else FaustSource(app, topics.source)
-    wsettings = ms.window_settings()
-    partials = app.topic(
-        topics.partials,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=topics.partitions,
-    )
-    # closed windows by the kind WindowOutput.record names
-    outputs = {
-        kind: app.topic(name, key_serializer="raw", value_serializer="raw")
-        for kind, name in (
-            ("metrics", topics.metrics),
-            ("tokens", topics.tokens),
-            ("engine", topics.engine),
-            ("clusters", topics.clusters),
-            ("labels", topics.labels),
-        )
-    }
-    tokens_out = outputs["tokens"]
+    partials = partials_topic(app, settings)
     # the normalized records go out with their batch (the ingest agent leaves them to this sink)
     publish_spans = spans_sender(app, topics.spans)
     cs = settings.clusters
     featurize = load_featurizer(cs.featurizer) if cs.enabled else None
-    # versioned by the spanwatch.partials offset that wrote each state (agents/tables.py)
-    table = versioned_table(app, "series", default=None, partitions=topics.partitions)
     rt = MetricsRuntime(preaggregator(settings, time.time_ns))
     keyer = rt.preagg.keyer
-    stage = merge_stage(table, settings)
-    out = WindowOutput(
-        keyer,
-        smallest=wsettings.smallest.name,
-        top_n=ts.top_n,
-        token_totals=rt.token_totals,
-        cost_totals=rt.cost_totals,
-        call_totals=rt.call_totals,
-    )
 
     async def send_partials(made: list[Partial], records: list[Any] | None = None) -> None:
         """One bundle per owner partition, and ``records`` to ``spanwatch.spans``; returns
@@ -293,7 +259,6 @@ def register(
 
     @app.timer(interval=ms.heartbeat_interval_s)
     async def heartbeat() -> None:
-        rt.counters["changelog_stale_total"] = table.stale_records
         if src.rebalancing:  # paused partitions are not idle: announce nothing meanwhile
             driver.heartbeat(True, ())
             return
@@ -315,88 +280,6 @@ def register(
                 {"type": "wm", "src": a.src, "wm": a.wm, "n_src": source_partitions}
             )
             await broadcast(partials, b"__wm__", beat, topics.partitions)
-
-    async def close(part: int, closed: list[ClosedWindow]) -> None:
-        token_records = []  # at-least-once: a replay re-emits the same windows
-        for c in closed:
-            topic, record = out.record(c)
-            if topic == "metrics":
-                for hook in rt.on_window_closed:  # before the send: once it is out, so are they
-                    try:
-                        hook(c, record)
-                    except Exception as exc:
-                        rt.counters["window_hook_errors_total"] += 1
-                        log_failure(log, exc, "window hook %r failed", hook)
-            elif topic == "tokens":
-                token_records.append(record)
-            await outputs[topic].send(key=c.series.encode(), value=orjson.dumps(record))
-            rt.counters["windows_closed_total"] += 1
-        for top in out.top(part, token_records):
-            await tokens_out.send(key=b"top", value=orjson.dumps(top))
-
-    async def black_holes(events: list[tuple[str, dict[str, Any]]]) -> None:
-        for sid, event in events:
-            record = out.black_hole(sid, event)
-            rt.counters["black_holes_total"] += 1
-            log.warning(
-                "token black hole: %s %s crossed %s (%s > %s)",
-                record["entity"]["kind"],
-                record["entity"]["id"],
-                event["budget"],
-                event["value"],
-                event["limit"],
-            )
-            await tokens_out.send(key=sid.encode(), value=orjson.dumps(record))
-
-    def flush(m: Any) -> None:
-        """Save what changed in the message's partition, then let its offset commit."""
-        for key, value in stage.flush(m.partition, m.offset):
-            if value is None:
-                if key in table:
-                    del table[key]
-            else:
-                table[key] = value
-        consumer().allow_commit(m.tp, m.offset + 1)
-
-    async def handle(m: Any, d: dict[str, Any]) -> None:
-        part = m.partition
-        kind = d.get("type")
-        if kind == "wm":
-            closed = stage.apply_watermark(part, int(d["src"]), int(d["wm"]), int(d["n_src"]))
-            if closed:
-                await close(part, closed)
-        elif kind == "bundle":
-            await black_holes(stage.apply_bundle(part, map(Partial.from_dict, d["partials"])))
-        else:
-            await black_holes(stage.apply_bundle(part, [Partial.from_dict(d)]))
-        if stage.flush_due(part):
-            flush(m)
-        rt.counters.update(
-            {k: stage.counters[k] for k in MERGE_COUNTERS}
-            | {"series_held": sum(stage.held(p) for p in stage.partitions)}
-        )
-
-    def consumer() -> NoLossConsumer:
-        c = app.consumer
-        if not isinstance(c, NoLossConsumer):  # the merge's crash safety needs its limits
-            raise TypeError(f"the merge needs agents.consumer.NoLossConsumer, not {type(c)}")
-        return c
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types it as sync
-    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        stage.reset()  # what was not saved is applied again from the partials topic
-
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types it as sync
-    async def on_merge_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        stage.reset()  # the table may hold a newer state than memory (a thawed zombie)
-        consumer().limit_commits(tp for tp in assigned if tp.topic == topics.partials)
-
-    def merge_error() -> None:
-        rt.counters["merge_errors_total"] += 1
-
-    @app.agent(partials, name="spanwatch.merge")
-    async def merge(stream: faust.StreamT[bytes]) -> None:
-        await dispatch(stream, handle, merge_error, log, "merge")
 
     rt.send_partials = send_partials  # the engine and labels agents send theirs with it
     return sink, rt

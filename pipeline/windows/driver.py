@@ -1,4 +1,6 @@
-"""The ingest side of the windows as a driver: events in, commands out.
+"""The windows as two drivers, one per side: events in, commands out.
+
+**The ingest side** (:class:`WindowsIngest`).
 
 The window agents (``agents/windows.py``) feeds :class:`WindowsIngest` what faust delivers
 (a normalized source message, an assignment, a timer tick) and carries out the commands it
@@ -22,6 +24,13 @@ injected clock, so unit tests drive it with no broker:
 * **heartbeats** (:meth:`WindowsIngest.heartbeat`): the batches held long enough, then the
   watermark of every assigned source partition, advanced by the wall clock when idle (never
   while it has a backlog, never during a rebalance).
+
+**The merge side** (:class:`WindowsMerge`). The merge agent feeds it each message of the
+partials topic as decoded (a bundle, a single partial or a watermark heartbeat) and carries
+out what it returns (:class:`MergeCommands`): the golden-signal windows to show to the
+window hooks, the records to send (closed windows, top consumers, black holes), and, when
+the partition's state is due to be saved, the table writes after which the message's offset
+may commit. The merge itself is :class:`~pipeline.windows.merge.MergeStage`.
 """
 
 from __future__ import annotations
@@ -29,12 +38,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..common.clock import Timer
 from ..ingest.spans import LlmSpan
 from .coalesce import Batch, Coalescer
+from .merge import MergeStage, WindowOutput
 from .partial import Partial
 from .preaggregate import PreAggregator
+from .state import ClosedWindow
 
 
 @dataclass(frozen=True)
@@ -187,3 +199,92 @@ class WindowsIngest:
 
     def _send(self, batch: Batch) -> SendBatch:
         return SendBatch(batch, self.coalescer.epoch)
+
+
+MERGE_COUNTERS = (
+    "partials_duplicate_total",
+    "partials_overlap_total",
+    "activity_overflow_total",
+    "activity_expired_total",
+)
+
+
+@dataclass(frozen=True)
+class Emit:
+    """A record to send: ``kind`` names the output (``metrics``, ``tokens``, ``engine``,
+    ``clusters``, ``labels``: :meth:`~pipeline.windows.merge.WindowOutput.record`)."""
+
+    kind: str
+    key: bytes
+    record: dict[str, Any]
+
+
+@dataclass
+class MergeCommands:
+    """What the merge agent does for one partials message, in this order."""
+
+    # closed golden-signal windows and their records: the window hooks see them before
+    # they are sent (once a window is out, so are its Prometheus series)
+    windows: list[tuple[ClosedWindow, dict[str, Any]]] = field(default_factory=list)
+    emits: list[Emit] = field(default_factory=list)
+    # the black-hole records among ``emits``, each worth a log line
+    black_holes: list[dict[str, Any]] = field(default_factory=list)
+    # table writes (key, value; None deletes) that save the partition; once written, the
+    # message's offset may commit. None: not due yet, nothing may commit
+    save: list[tuple[Any, Any]] | None = None
+
+
+@dataclass
+class WindowsMerge:
+    """The merge side's decisions (module docs); ``stage`` holds the state."""
+
+    stage: MergeStage
+    out: WindowOutput
+    windows_closed: int = 0
+    black_holes: int = 0
+
+    def message(self, partition: int, offset: int, value: dict[str, Any]) -> MergeCommands:
+        """One decoded message of the partials topic at ``partition``/``offset``."""
+        cmds = MergeCommands()
+        stage, kind = self.stage, value.get("type")
+        if kind == "wm":
+            closed = stage.apply_watermark(
+                partition, int(value["src"]), int(value["wm"]), int(value["n_src"])
+            )
+            self._close(partition, closed, cmds)
+        else:
+            made = (
+                map(Partial.from_dict, value["partials"])
+                if kind == "bundle"
+                else [Partial.from_dict(value)]
+            )
+            for sid, event in stage.apply_bundle(partition, made):
+                record = self.out.black_hole(sid, event)
+                cmds.black_holes.append(record)
+                cmds.emits.append(Emit("tokens", sid.encode(), record))
+            self.black_holes += len(cmds.black_holes)
+        if stage.flush_due(partition):
+            cmds.save = stage.flush(partition, offset)
+        return cmds
+
+    def _close(self, partition: int, closed: list[ClosedWindow], cmds: MergeCommands) -> None:
+        token_records = []  # at-least-once: a replay re-emits the same windows
+        for c in closed:
+            kind, record = self.out.record(c)
+            if kind == "metrics":
+                cmds.windows.append((c, record))
+            elif kind == "tokens":
+                token_records.append(record)
+            cmds.emits.append(Emit(kind, c.series.encode(), record))
+        self.windows_closed += len(closed)
+        for top in self.out.top(partition, token_records):
+            cmds.emits.append(Emit("tokens", b"top", top))
+
+    def counters(self) -> dict[str, int]:
+        """The merge's counters for the worker's metrics."""
+        stage = self.stage
+        return {k: stage.counters[k] for k in MERGE_COUNTERS} | {
+            "series_held": sum(stage.held(p) for p in stage.partitions),
+            "windows_closed_total": self.windows_closed,
+            "black_holes_total": self.black_holes,
+        }

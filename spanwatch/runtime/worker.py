@@ -17,6 +17,7 @@ from spanwatch.agents import (
     health,
     ingest,
     labels,
+    merge,
     safety,
     stitch,
     windows,
@@ -177,6 +178,7 @@ def run_worker(settings: Settings) -> None:
             app, settings, n_src, partition_reader(settings), source=fire
         )
         sinks.append(sink)
+        merge.register(app, settings, runtime)
         if settings.engine.enabled and settings.topics.metrics_source:
             engine.register(app, settings, runtime)
         if settings.labels.enabled and settings.topics.findings:
