@@ -26,11 +26,11 @@ from typing import Any
 import faust
 import orjson
 
-from spanwatch.pipeline.alerting.evaluate import RuleEvaluator, Sample
+from spanwatch.pipeline.alerting.driver import AlertingDriver
+from spanwatch.pipeline.alerting.evaluate import RuleEvaluator
 from spanwatch.pipeline.alerting.loader import RuleSet
 from spanwatch.pipeline.alerting.manager import AlertManager, Pending
 from spanwatch.pipeline.alerting.notify import Delivery, deliver
-from spanwatch.pipeline.alerting.silences import Silence
 from spanwatch.pipeline.config import Settings
 
 from .control import dispatch, log_failure
@@ -43,9 +43,7 @@ DELIVERY_GRACE_S = 10.0
 
 @dataclass
 class AlertingRuntime:
-    manager: AlertManager
-    loaded: bool = False
-    in_flight: set[str] = field(default_factory=set)
+    driver: AlertingDriver  # every decision of the alert manager's agent
     tasks: set[asyncio.Task[None]] = field(default_factory=set)  # deliveries running
     # a thread per running delivery, so that no delivery waits in a queue on the clock of
     # its timeout (the default executor has cores + 4 threads, shared with everything else)
@@ -53,7 +51,6 @@ class AlertingRuntime:
         default_factory=lambda: ThreadPoolExecutor(DELIVERY_THREADS, "spanwatch-notify")
     )
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(DELIVERY_THREADS))
-    samples: int = 0
     errors: int = 0
     console: Callable[[str], None] = field(default=lambda text: print(text, flush=True))
 
@@ -81,7 +78,8 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
     )
     table = app.Table("alerting", default=None, partitions=1)
     evaluator = RuleEvaluator(ruleset)
-    rt = AlertingRuntime(AlertManager(ruleset, cfg))
+    rt = AlertingRuntime(AlertingDriver(AlertManager(ruleset, cfg)))
+    driver = rt.driver
 
     async def control(msg: dict[str, Any]) -> None:
         await alerting.send(key=b"control", value=orjson.dumps(msg), partition=0)
@@ -109,69 +107,32 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, *, signal: Any, **kwargs: Any) -> None:
-        rt.loaded = False  # (re)load the table into the manager at the next event
-
-    def load() -> None:
-        if rt.loaded:
-            return
-        mgr = rt.manager
-        for store in (mgr.alerts, mgr.groups, mgr.silences, mgr.outbox):
-            store.clear()
-        for key, value in list(table.items()):
-            if isinstance(value, dict):
-                mgr.load(key, value)
-        rt.in_flight.clear()
-        rt.loaded = True
-        log.info(
-            "alert manager: %d alerts, %d groups, %d silences, %d pending notifications",
-            len(mgr.alerts),
-            len(mgr.groups),
-            len(mgr.silences),
-            len(mgr.outbox),
-        )
+        driver.assigned()  # (re)load the table into the manager at the next event
 
     async def handle(m: Any, msg: dict[str, Any]) -> None:
-        load()
-        mgr, now = rt.manager, time.time()
-        records: list[dict[str, Any]] = []
-        kind = msg.get("type")
-        if kind == "sample":
-            rt.samples += 1
-            records = mgr.observe(Sample.from_dict(msg), now)
-        elif kind == "tick":
-            records = mgr.tick(now)
-        elif kind == "silence_add":
-            mgr.add_silence(Silence.from_dict(msg["silence"]))
-            log.info("silence %s added: %s", msg["silence"]["id"], msg["silence"]["matchers"])
-        elif kind == "silence_expire":
-            if not mgr.expire_silence(msg["id"], now):
-                log.warning("silence %s: not found or already expired", msg["id"])
-        elif kind == "delivery":
-            rt.in_flight.discard(msg["id"])
-            mgr.delivered(msg["id"], msg["outcome"], msg.get("error", ""), now)
-        await persist(records)
-        for p in mgr.due(now):
-            if p.id not in rt.in_flight:
-                rt.in_flight.add(p.id)
-                task = asyncio.ensure_future(run_delivery(p))
-                rt.tasks.add(task)
-                task.add_done_callback(rt.tasks.discard)
-
-    async def persist(records: list[dict[str, Any]]) -> None:
-        for key, value in rt.manager.take_dirty():
+        if not driver.loaded:
+            log.info("%s", driver.load(list(table.items())))
+        cmds = driver.message(msg, time.time())
+        for level, line in cmds.notes:
+            log.log(level, "%s", line)
+        for key, value in cmds.writes:
             if value is None:
                 table.pop(key, None)
             else:
                 table[key] = value
-            if key.startswith("s:"):
-                await silences_out.send(
-                    key=key[2:].encode(), partition=0, value=orjson.dumps(value) if value else None
-                )
-        for rec in records:
+        for sid, silence in cmds.silences():
+            await silences_out.send(
+                key=sid.encode(), partition=0, value=orjson.dumps(silence) if silence else None
+            )
+        for rec in cmds.records:
             await alerts_out.send(key=rec["fingerprint"].encode(), value=orjson.dumps(rec))
+        for p in cmds.deliveries:
+            task = asyncio.ensure_future(run_delivery(p))
+            rt.tasks.add(task)
+            task.add_done_callback(rt.tasks.discard)
 
     async def run_delivery(p: Pending) -> None:
-        receiver = rt.manager.config.receivers.get(p.receiver)
+        receiver = driver.manager.config.receivers.get(p.receiver)
         result = Delivery("config", f"unknown receiver {p.receiver!r}")
         if receiver is not None and p.url_index < 0:
             rt.console(f"{p.title}\n{p.body}")
@@ -208,7 +169,7 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
                 {"type": "delivery", "id": p.id, "outcome": result.outcome, "error": result.error}
             )
         except Exception as exc:
-            rt.in_flight.discard(p.id)  # retried at the next tick
+            driver.not_recorded(p.id)  # retried at the next tick
             log_failure(log, exc, "could not record the delivery of %s", p.id)
 
     @app.agent(alerting, name="spanwatch.alertmanager")

@@ -459,13 +459,13 @@ class SpanwatchCollector(Collector):
                 events.add_metric([name], getattr(a, name))
             yield events
         if self.alerting is not None:
-            mgr = self.alerting.manager
+            mgr = self.alerting.driver.manager
             ev = CounterMetricFamily(
                 "spanwatch_alerting_events", "Alert states and notifications", labels=["event"]
             )
             for name, n in sorted(mgr.counters.items()):
                 ev.add_metric([name], n)
-            ev.add_metric(["samples"], self.alerting.samples)
+            ev.add_metric(["samples"], self.alerting.driver.samples)
             ev.add_metric(["errors"], self.alerting.errors)
             yield ev
             firing = GaugeMetricFamily("spanwatch_alerts_firing", "Alerts firing now (owner only)")
