@@ -51,6 +51,8 @@ import aiokafka
 from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from spanwatch.pipeline.common.commits import CommitLimits
+
 
 async def seek_to_committed(
     consumer: aiokafka.AIOKafkaConsumer, *, changelogs: Collection[str], reset: str
@@ -100,9 +102,9 @@ class NoLossConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._awaiting_seek: set[Any] = set()  # stream partitions assigned, not sought yet
-        # partition -> highest offset a stage allows to commit (None: nothing yet)
-        self.commit_limits: dict[Any, int | None] = {}
-        self._broker_committed: dict[Any, int] = {}  # as read at the last seek, or sent since
+        # what stages allow to commit, and what the broker confirmed (as read at the last
+        # seek, or sent since); partitions no stage limits are faust's own business
+        self.commits: CommitLimits[Any] = CommitLimits(guard_unlimited=False)
         self._commit_serial = asyncio.Lock()
 
     def _new_consumer_thread(self) -> NoLossConsumerThread:
@@ -115,12 +117,11 @@ class NoLossConsumer(faust_aiokafka.Consumer):
     async def on_partitions_revoked(self, revoked: Set[Any]) -> None:
         await super().on_partitions_revoked(revoked)  # commits what may be, under the limits
         for tp in revoked:
-            self.commit_limits.pop(tp, None)
-            self._broker_committed.pop(tp, None)
+            self.commits.forget(tp)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         committed = await super().seek_to_committed()
-        self._broker_committed = {tp: o for tp, o in committed.items() if o is not None}
+        self.commits.confirmed = {tp: o for tp, o in committed.items() if o is not None}
         return committed
 
     async def perform_seek(self) -> None:
@@ -156,12 +157,11 @@ class NoLossConsumer(faust_aiokafka.Consumer):
 
     def limit_commits(self, partitions: Iterable[Any]) -> None:
         """Commit nothing of these partitions until :meth:`allow_commit` says how far."""
-        for tp in partitions:
-            self.commit_limits.setdefault(tp, None)
+        self.commits.hold(partitions)
 
     def allow_commit(self, tp: Any, offset: int) -> None:
         """Offsets below ``offset`` of ``tp`` may be committed (its stage saved their effect)."""
-        self.commit_limits[tp] = offset
+        self.commits.allow(tp, offset)
 
     async def commit_now(self, tp: Any, offset: int) -> bool:
         """Allow and commit offsets below ``offset`` of ``tp`` now; True once the broker
@@ -178,21 +178,12 @@ class NoLossConsumer(faust_aiokafka.Consumer):
             return await self._commit_allowed(offsets)
 
     async def _commit_allowed(self, offsets: Mapping[Any, int]) -> bool:
-        allowed = {}
-        for tp, offset in offsets.items():
-            if tp in self.commit_limits:
-                limit = self.commit_limits[tp]
-                if limit is None:
-                    continue
-                offset = min(offset, limit)
-                if offset <= self._broker_committed.get(tp, -1):
-                    continue  # never move a commit back, nor repeat it
-            allowed[tp] = offset
+        allowed = self.commits.allowed(offsets)
         if not allowed:
             return True
         done = bool(await super()._commit(allowed))
         if done:
-            self._broker_committed.update(allowed)
+            self.commits.done(allowed)
         return done
 
 

@@ -37,6 +37,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
+from spanwatch.pipeline.common.commits import CommitLimits
 from spanwatch.pipeline.common.errors import describe_error
 from spanwatch.pipeline.common.health import PartitionState
 from spanwatch.pipeline.config import Settings
@@ -149,8 +150,8 @@ class Firehose:
         self.consumer: Any = None
         self.mine: set[int] = set()
         self.handled: dict[int, int] = {}  # partition -> next offset after the last handled
-        self.limits: dict[int, int | None] = {}  # partition -> what a stage allows to commit
-        self.committed: dict[int, int] = {}  # partition -> confirmed by the broker
+        # partition -> what a stage allows to commit, and what the broker confirmed
+        self.commits: CommitLimits[int] = CommitLimits()
         self._rebalancing = True  # until the first assignment
         self._hooks: list[Callable[[list[Any]], None]] = []
         self._batch = asyncio.Lock()  # a batch in hand and a rebalance never overlap
@@ -174,18 +175,17 @@ class Firehose:
                     end = self.consumer.highwater(TopicPartition(self.topic, tp.partition))
                 except Exception:  # not assigned (any more)
                     end = None
-            out[tp.partition] = (end, self.committed.get(tp.partition))
+            out[tp.partition] = (end, self.commits.confirmed.get(tp.partition))
         return out
 
     def on_assigned(self, hook: Callable[[list[Any]], None]) -> None:
         self._hooks.append(hook)
 
     def limit_commits(self, tps: Iterable[Any]) -> None:
-        for tp in tps:
-            self.limits.setdefault(tp.partition, None)
+        self.commits.hold(tp.partition for tp in tps)
 
     def allow_commit(self, tp: Any, offset: int) -> None:
-        self.limits[tp.partition] = offset
+        self.commits.allow(tp.partition, offset)
 
     async def commit_now(self, tp: Any, offset: int) -> bool:
         if tp.partition not in self.mine:
@@ -200,7 +200,7 @@ class Firehose:
         return {
             (self.topic, p): PartitionState(
                 ends[p][0],
-                self.committed.get(p),
+                self.commits.confirmed.get(p),
                 self.handled[p] - 1 if p in self.handled else None,
             )
             for p in sorted(self.mine)
@@ -286,15 +286,7 @@ class Firehose:
         """Commit ``offsets`` (partition -> next offset), each held to what its stage allows
         and never moved back; True once the broker confirmed them."""
         async with self._commit_serial:
-            allowed = {}
-            for p, offset in offsets.items():
-                if p in self.limits:
-                    limit = self.limits[p]
-                    if limit is None:
-                        continue
-                    offset = min(offset, limit)
-                if offset > self.committed.get(p, -1):
-                    allowed[p] = offset
+            allowed = self.commits.allowed(offsets)
             if not allowed or self.consumer is None:
                 return not allowed
             try:
@@ -305,7 +297,7 @@ class Firehose:
                 self.counters["commit_failed_total"] += 1
                 log.info("firehose: commit of %s not confirmed: %s", allowed, describe_error(exc))
                 return False
-            self.committed.update(allowed)
+            self.commits.done(allowed)
             return True
 
     async def revoked(self, tps: list[Any]) -> None:
@@ -315,8 +307,8 @@ class Firehose:
             await self._commit_handled()
             for tp in tps:
                 self.mine.discard(tp.partition)
-                for d in (self.handled, self.limits, self.committed):
-                    d.pop(tp.partition, None)
+                self.handled.pop(tp.partition, None)
+                self.commits.forget(tp.partition)
 
     async def assigned(self, tps: list[Any]) -> None:
         """After a rebalance: read each partition again from its committed offset."""
@@ -327,7 +319,7 @@ class Firehose:
             except Exception:
                 offset = None
             if offset is not None and offset >= 0:
-                self.committed[tp.partition] = offset
+                self.commits.confirmed[tp.partition] = offset
         self._rebalancing = False
         for hook in self._hooks:
             hook(self.assignment())

@@ -85,7 +85,7 @@ def test_commits_follow_what_was_handled_held_to_what_a_stage_allows() -> None:
         fire.allow_commit(tp(1), 10)
         fire.handled[1] = 10
         assert not await fire._commit(dict(fire.handled))
-        assert fire.committed[1] == 6 and fire.counters["commit_failed_total"] == 1
+        assert fire.commits.confirmed[1] == 6 and fire.counters["commit_failed_total"] == 1
 
     asyncio.run(run())
 
