@@ -187,6 +187,15 @@ class NoLossConsumer(faust_aiokafka.Consumer):
         return done
 
 
+def no_loss_consumer(app: Any) -> NoLossConsumer:
+    """The app's consumer, which must be :class:`NoLossConsumer`: the commit limits that keep
+    the windows and the merge crash-safe are its (``agents.app.SpanwatchApp`` uses it)."""
+    c = app.consumer
+    if not isinstance(c, NoLossConsumer):
+        raise TypeError(f"commit limits need agents.consumer.NoLossConsumer, not {type(c)}")
+    return c
+
+
 class NoLossTransport(faust_aiokafka.Transport):
     """faust's ``kafka://`` transport with :class:`NoLossConsumer`."""
 

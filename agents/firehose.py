@@ -44,7 +44,7 @@ from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.ingest.deadletter import SourceRef
 
 from .app import faust_credentials
-from .consumer import NoLossConsumer
+from .consumer import NoLossConsumer, no_loss_consumer
 
 log = logging.getLogger("spanwatch.firehose")
 
@@ -87,10 +87,7 @@ class FaustSource:
         return bool(self.app.rebalancing)
 
     def consumer(self) -> NoLossConsumer:
-        c = self.app.consumer
-        if not isinstance(c, NoLossConsumer):  # the merge's crash safety needs its limits
-            raise TypeError(f"the merge needs agents.consumer.NoLossConsumer, not {type(c)}")
-        return c
+        return no_loss_consumer(self.app)
 
     def assignment(self) -> list[Any]:
         return [tp for tp in self.app.consumer.assignment() if tp.topic == self.topic]

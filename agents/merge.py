@@ -20,7 +20,7 @@ from spanwatch.pipeline.config import Settings, merge_stage
 from spanwatch.pipeline.windows.driver import WindowsMerge
 from spanwatch.pipeline.windows.merge import WindowOutput
 
-from .consumer import NoLossConsumer
+from .consumer import no_loss_consumer
 from .control import dispatch, log_failure
 from .tables import versioned_table
 from .windows import MetricsRuntime, partials_topic
@@ -57,12 +57,6 @@ def register(app: faust.App, settings: Settings, rt: MetricsRuntime) -> None:
         ),
     )
 
-    def consumer() -> NoLossConsumer:
-        c = app.consumer
-        if not isinstance(c, NoLossConsumer):  # the merge's crash safety needs its limits
-            raise TypeError(f"the merge needs agents.consumer.NoLossConsumer, not {type(c)}")
-        return c
-
     async def handle(m: Any, value: dict[str, Any]) -> None:
         cmds = merge.message(m.partition, m.offset, value)
         for closed, record in cmds.windows:  # before the sends: once out, so are they
@@ -89,7 +83,7 @@ def register(app: faust.App, settings: Settings, rt: MetricsRuntime) -> None:
                     table[key] = saved
                 elif key in table:
                     del table[key]
-            consumer().allow_commit(m.tp, m.offset + 1)
+            no_loss_consumer(app).allow_commit(m.tp, m.offset + 1)
         rt.counters.update(merge.counters())
         rt.counters["changelog_stale_total"] = table.stale_records
 
@@ -100,7 +94,7 @@ def register(app: faust.App, settings: Settings, rt: MetricsRuntime) -> None:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types it as sync
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         stage.reset()  # the table may hold a newer state than memory (a thawed zombie)
-        consumer().limit_commits(tp for tp in assigned if tp.topic == topics.partials)
+        no_loss_consumer(app).limit_commits(tp for tp in assigned if tp.topic == topics.partials)
 
     def merge_error() -> None:
         rt.counters["merge_errors_total"] += 1
