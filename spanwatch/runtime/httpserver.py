@@ -31,6 +31,8 @@ MAX_REPORT_AGE_S = 10.0  # the tracker is refreshed every second
 def _handler(
     registry: CollectorRegistry, tracker: HealthTracker | None
 ) -> type[BaseHTTPRequestHandler]:
+    build = core_build()  # served once the worker's modules are loaded: it does not change
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/") or "/"
@@ -39,13 +41,12 @@ def _handler(
                 return
             if path in ("/healthz", "/readyz", "/status"):
                 if tracker is None:
-                    healthy, ready, report = True, True, {"state": "running", "core": core_build()}
+                    healthy, ready, report = True, True, {"state": "running"}
                 else:
                     healthy, ready, report = tracker.status(time.monotonic(), MAX_REPORT_AGE_S)
-                report = {**report, "core": core_build()}
                 ok = {"/healthz": healthy, "/readyz": ready, "/status": True}[path]
                 body = json.dumps(
-                    report
+                    {**report, "core": build}
                     if path == "/status"
                     else {
                         "status": "ok" if ok else "fail",
