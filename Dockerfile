@@ -2,11 +2,9 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY pipeline ./pipeline
-COPY agents ./agents
+# the code is all under spanwatch/ (the top-level pipeline/, agents/, rules/ link into it)
+COPY pyproject.toml setup.py README.md ./
 COPY spanwatch ./spanwatch
-COPY rules ./rules
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 spanwatch \
     && mkdir -p /var/lib/spanwatch && chown spanwatch /var/lib/spanwatch
 USER spanwatch

@@ -41,7 +41,7 @@ BITS = 18
 L2 = 3e-5  # per unit of total sample weight; fixed before any held-out number was read
 BENIGN_RATE = 0.01  # of any benign source's texts, at most, when the model never saw it
 FOLDS = 5
-MODEL_PATH = Path(__file__).resolve().parents[2] / "pipeline" / "data" / "injection-model.npz"
+MODEL_PATH = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "injection-model.npz"
 
 
 @dataclass
