@@ -14,8 +14,7 @@ from typing import Any
 import faust
 
 from spanwatch.pipeline.common.health import HealthTracker, PartitionState
-
-from .firehose import Firehose
+from spanwatch.transport.firehose import Firehose
 
 INTERVAL_S = 1.0
 

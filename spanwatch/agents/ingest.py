@@ -25,9 +25,9 @@ from spanwatch.pipeline.ingest.message import (
     records_to_messages,
 )
 from spanwatch.pipeline.ingest.spans import LlmSpan
+from spanwatch.transport.firehose import Firehose
 
 from .control import log_failure
-from .firehose import Firehose
 
 log = logging.getLogger("spanwatch.ingest")
 SpanSink = Callable[[SourceRef, IngestResult], Awaitable[None]]
@@ -194,7 +194,7 @@ def register(
 
     if firehose is not None:
         firehose.handle = handle
-        early = getattr(app, "on_app_start", None)  # agents.app.SpanwatchApp
+        early = getattr(app, "on_app_start", None)  # transport.app.SpanwatchApp
         if early is not None:
             early.append(firehose.join)
         app.task(firehose.run)

@@ -38,9 +38,9 @@ from spanwatch.pipeline.windows.preaggregate import (
     prompt_partials,
 )
 from spanwatch.pipeline.windows.state import ClosedWindow
+from spanwatch.transport.source import FaustSource, SourceSide
 
 from .control import broadcast, log_failure
-from .firehose import FaustSource, SourceSide
 from .ingest import SpanSink, spans_sender
 
 log = logging.getLogger("spanwatch.windows")

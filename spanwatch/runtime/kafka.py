@@ -3,7 +3,7 @@ uses the deployment's connection settings (bootstrap, TLS, SASL) and the broker 
 
 confluent-kafka clients (admin, CLI producers and consumers) get
 :meth:`~pipeline.config.KafkaSettings.client_config`; faust's own clients (aiokafka) get
-:func:`agents.app.faust_credentials` from the same settings. librdkafka's own logging goes
+:func:`transport.app.faust_credentials` from the same settings. librdkafka's own logging goes
 through Python logging at WARNING and above, once per distinct message, so an unreachable
 broker is one clear error, not a screenful of ``Connection refused``.
 """

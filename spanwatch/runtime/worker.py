@@ -22,8 +22,6 @@ from spanwatch.agents import (
     stitch,
     windows,
 )
-from spanwatch.agents.app import create_app
-from spanwatch.agents.firehose import Firehose
 from spanwatch.pipeline.alerting.loader import RuleSet, load_rules
 from spanwatch.pipeline.alerting.notify import resolve_url
 from spanwatch.pipeline.alerting.routing import unusable_receivers
@@ -43,6 +41,8 @@ from spanwatch.runtime.kafka import (
 from spanwatch.runtime.logsafe import url_secrets
 from spanwatch.runtime.prom import LatestWindows, SpanwatchCollector, WindowTotals, counting_spec
 from spanwatch.runtime.ui import UiServer, UiThread
+from spanwatch.transport.app import create_app
+from spanwatch.transport.firehose import Firehose
 
 log = logging.getLogger("spanwatch.worker")
 
@@ -168,7 +168,7 @@ def run_worker(settings: Settings) -> None:
     settings = without_missing_metrics_topic(settings, admin)
     settings.worker.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    # ingest.reader batch: the source topic is read in batches (agents/firehose.py)
+    # ingest.reader batch: the source topic is read in batches (transport/firehose.py)
     fire = Firehose(app, settings) if settings.ingest.reader == "batch" else None
     sinks = []
     runtime = None

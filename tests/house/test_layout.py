@@ -27,7 +27,7 @@ def test_no_module_imports_a_bare_top_level_folder() -> None:
 
 
 def test_the_folders_are_the_spanwatch_subpackages() -> None:
-    import spanwatch.agents.app
+    import spanwatch.agents.ingest
     import spanwatch.pipeline.config
     import spanwatch.rules
 
@@ -35,7 +35,7 @@ def test_the_folders_are_the_spanwatch_subpackages() -> None:
     # resolve real files. The top-level names are links to those folders (the brief's layout)
     for name, module in (
         ("pipeline", spanwatch.pipeline.config),
-        ("agents", spanwatch.agents.app),
+        ("agents", spanwatch.agents.ingest),
         ("rules", spanwatch.rules),
     ):
         home = ROOT / "spanwatch" / name
@@ -76,7 +76,8 @@ def test_the_wheel_installs_the_folders_as_plain_subpackages(tmp_path: Path) -> 
     for expected in (
         "spanwatch/pipeline/config.py",
         "spanwatch/pipeline/windows/merge.py",
-        "spanwatch/agents/app.py",
+        "spanwatch/agents/ingest.py",
+        "spanwatch/transport/app.py",
         "spanwatch/rules/__init__.py",
         "spanwatch/pipeline/data/injection-model.npz",
     ):
@@ -90,7 +91,7 @@ def test_the_wheel_installs_the_folders_as_plain_subpackages(tmp_path: Path) -> 
         capture_output=True,
     )
     probe = (
-        "import spanwatch.pipeline.config, spanwatch.agents.app, spanwatch.rules\n"
+        "import spanwatch.pipeline.config, spanwatch.agents.ingest, spanwatch.rules\n"
         "from spanwatch.pipeline.safety.classifier import shipped_model\n"
         "shipped_model()  # package data: the classifier's weights\n"
         "print(spanwatch.pipeline.config.__file__)\nprint(spanwatch.rules.DEFAULT_RULES_DIR)"
@@ -116,15 +117,24 @@ def _imports(folder: str) -> dict[str, set[str]]:
 
 
 def test_each_audience_imports_only_what_is_below_it() -> None:
-    """The pure core imports no broker code, the agents no command line or developer tools,
-    and the worker runtime no developer tools (a production image needs none of them)."""
+    """The pure core imports no broker code; the transport (the app, its consumer, the
+    firehose) no agents; the agents no command line or developer tools; and the worker
+    runtime no developer tools (a production image needs none of them)."""
     rules = {
         "pipeline": (
             "faust",
             "aiokafka",
             "confluent_kafka",
             "spanwatch.agents",
+            "spanwatch.transport",
             "spanwatch.runtime",
+        ),
+        "spanwatch/transport": (
+            "spanwatch.agents",
+            "spanwatch.runtime",
+            "spanwatch.devtools",
+            "spanwatch.commands",
+            "spanwatch.cli",
         ),
         "agents": (
             "spanwatch.runtime",

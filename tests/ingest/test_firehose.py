@@ -12,8 +12,8 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from spanwatch.agents.firehose import Firehose
 from spanwatch.pipeline.config import Settings
+from spanwatch.transport.firehose import Firehose
 
 TOPIC = "otlp_spans"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from spanwatch.agents.app import create_app, faust_broker_url
 from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.config import BROKER_PROFILES, load_settings
+from spanwatch.transport.app import create_app, faust_broker_url
 
 
 def test_defaults_point_at_the_collector_topic() -> None:

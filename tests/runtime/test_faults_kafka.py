@@ -324,7 +324,7 @@ def test_exact_results_and_recovery_under_faults(tmp_path: Path, fault: str, run
 @pytest.mark.parametrize("fault", ["sigkill"])
 def test_exact_results_under_faults_with_a_faust_reader(tmp_path: Path, fault: str) -> None:
     """The same with the source read by a faust agent (``ingest.reader: faust``) instead of
-    the firehose's batches (agents/firehose.py)."""
+    the firehose's batches (transport/firehose.py)."""
     _exact_under_fault(tmp_path, fault, 0, "faust")
 
 

@@ -16,10 +16,10 @@ from cryptography.x509.oid import NameOID
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from spanwatch.agents.app import create_app
 from spanwatch.pipeline.common.errors import ConfigError
 from spanwatch.pipeline.config import KafkaSettings, Settings
 from spanwatch.runtime.kafka import confluent_config, settings_config
+from spanwatch.transport.app import create_app
 from tests.support.paths import ROOT
 
 

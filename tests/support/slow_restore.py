@@ -3,7 +3,7 @@
 Every table waits ``SPANWATCH_TEST_RESTORE_DELAY_S`` seconds (default 3) before it reports its
 restore complete. In that time faust has paused the changelog partitions it read while the
 stream partitions are still paused, and its fetcher keeps polling: the window in which faust
-used to drop every fetched stream record (agents/consumer.py). On a fast machine the window
+used to drop every fetched stream record (transport/consumer.py). On a fast machine the window
 is a few milliseconds and the loss rare; widened, it happened in most runs before the fix.
 When ``SPANWATCH_TEST_RESTORE_MARK`` names a file, it is created as the wait begins, so that a
 test can write input inside the window.

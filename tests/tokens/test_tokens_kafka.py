@@ -56,7 +56,7 @@ def _produce(bootstrap: str, msgs: list[bytes], first: int) -> None:
 
 
 def _committed(bootstrap: str, group: str = "spanwatch-firehose") -> int:
-    """Source messages the group reading them (the firehose's, agents/firehose.py) has
+    """Source messages the group reading them (the firehose's, transport/firehose.py) has
     committed (every partition), read from the broker."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
@@ -84,7 +84,7 @@ def test_exact_totals_after_sigkill_and_takeover(
 ) -> None:
     """``slow``: the successor's table restore ends slowly (tests/support/slow_restore.py)
     and the second half of the input arrives meanwhile: the window in which faust dropped
-    every fetched stream record (agents/consumer.py). The killed worker first wrote table
+    every fetched stream record (transport/consumer.py). The killed worker first wrote table
     state, so that there is a restore to slow down."""
     config = tmp_path / "sw.yaml"
     config.write_text(CONFIG)

@@ -1,4 +1,4 @@
-"""The faust consumer never loses or reorders a fetched record (agents/consumer.py): it
+"""The faust consumer never loses or reorders a fetched record (transport/consumer.py): it
 fetches for a snapshot of its active partitions and never for a partition not sought since its
 assignment, a rebalance's seek puts every stream partition without a committed offset where a
 new consumer would start, and commits stay within what a stage allows. The takeover through a
@@ -14,11 +14,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
-from spanwatch.agents.app import create_app
-from spanwatch.agents.consumer import NoLossConsumer, NoLossTransport, seek_to_committed
 from spanwatch.devtools.broker import EmbeddedBroker
 from spanwatch.devtools.cluster import produce
 from spanwatch.pipeline.config import Settings
+from spanwatch.transport.app import create_app
+from spanwatch.transport.consumer import NoLossConsumer, NoLossTransport, seek_to_committed
 
 
 class _Thread:

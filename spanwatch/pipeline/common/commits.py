@@ -1,5 +1,5 @@
 """Which source offsets may be committed: the one rule both readers of a topic follow
-(faust's consumer, ``agents/consumer.py``, and the firehose, ``agents/firehose.py``).
+(faust's consumer, ``transport/consumer.py``, and the firehose, ``transport/firehose.py``).
 
 A partition under a limit commits nothing until its stage says how far its effect is saved
 (:meth:`CommitLimits.allow`), never beyond that, and never at or below what the broker

@@ -30,7 +30,7 @@ class IngestSettings(SettingsModel):
     # below the producer's request limit, so a dead letter can always be sent
     deadletter_max_bytes: int = Field(512 * 1024, ge=1024, le=900 * 1024)
     # how the source topic is read: "batch" (the firehose: aiokafka batches of up to
-    # batch_max_messages, its own consumer group <app_id>-firehose; agents/firehose.py) or
+    # batch_max_messages, its own consumer group <app_id>-firehose; transport/firehose.py) or
     # "faust" (one faust event per message, in the app's group)
     reader: Literal["batch", "faust"] = "batch"
     batch_max_messages: int = Field(500, ge=1, le=100_000)

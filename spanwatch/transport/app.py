@@ -83,7 +83,7 @@ class KeepBuffersOnResume(FlowControlEvent):
     recovery. The second clear loses data: recovery resumes the stream partitions and seeks
     them to their committed offsets before it, so what the fetcher delivers between that seek
     and the clear is dropped while the consumer's position is already past it, and nothing
-    fetches it again (one cause of the "takeover stall"; :mod:`agents.consumer` removes the
+    fetches it again (one cause of the "takeover stall"; :mod:`transport.consumer` removes the
     others).
 
     Everything buffered at resume time was fetched after the revocation's clear, for
@@ -99,7 +99,7 @@ class KeepBuffersOnResume(FlowControlEvent):
 
 class SpanwatchApp(faust.App):
     """The faust app with :class:`KeepBuffersOnResume` as its flow control and a consumer
-    that never loses a fetched record (:mod:`agents.consumer`). ``on_app_start`` hooks run
+    that never loses a fetched record (:mod:`transport.consumer`). ``on_app_start`` hooks run
     when the app starts, before faust joins its group and restores tables (the firehose
     joins its own group meanwhile, not after)."""
 

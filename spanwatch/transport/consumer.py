@@ -189,10 +189,10 @@ class NoLossConsumer(faust_aiokafka.Consumer):
 
 def no_loss_consumer(app: Any) -> NoLossConsumer:
     """The app's consumer, which must be :class:`NoLossConsumer`: the commit limits that keep
-    the windows and the merge crash-safe are its (``agents.app.SpanwatchApp`` uses it)."""
+    the windows and the merge crash-safe are its (``transport.app.SpanwatchApp`` uses it)."""
     c = app.consumer
     if not isinstance(c, NoLossConsumer):
-        raise TypeError(f"commit limits need agents.consumer.NoLossConsumer, not {type(c)}")
+        raise TypeError(f"commit limits need transport.consumer.NoLossConsumer, not {type(c)}")
     return c
 
 

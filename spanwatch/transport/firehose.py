@@ -9,7 +9,7 @@ docs/BENCHMARKS.md). It runs as an app task, so it starts and stops with the wor
 its partitions to ``/status`` and scales with the number of workers like the agents do.
 
 Offsets (at-least-once, the same rules as faust's path with
-:class:`agents.consumer.NoLossConsumer`):
+:class:`transport.consumer.NoLossConsumer`):
 
 * a partition's offsets commit up to the last message handled, and never past what a stage
   allows (:meth:`Firehose.allow_commit`: the windows let a source offset commit once the
@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import aiokafka
 import faust
@@ -44,82 +44,13 @@ from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.ingest.deadletter import SourceRef
 
 from .app import faust_credentials
-from .consumer import NoLossConsumer, no_loss_consumer
+from .source import Ends
 
 log = logging.getLogger("spanwatch.firehose")
 
 # (where, value, headers as the client gives them, key, broker timestamp ns):
 # agents.ingest.IngestHandler
 Handler = Callable[[SourceRef, bytes | None, Any, bytes | None, int], Awaitable[None]]
-Ends = dict[int, tuple[int | None, int | None]]  # partition -> (end offset, committed offset)
-
-
-class SourceSide(Protocol):
-    """What the window agents need from whoever reads the source topic: its assignment and
-    ends, and a say in its commits (:class:`FaustSource` or :class:`Firehose`)."""
-
-    topic: str
-
-    @property
-    def rebalancing(self) -> bool: ...
-
-    def assignment(self) -> list[Any]: ...
-
-    def ends(self, tps: list[Any]) -> Ends: ...
-
-    def on_assigned(self, hook: Callable[[list[Any]], None]) -> None: ...
-
-    def limit_commits(self, tps: Iterable[Any]) -> None: ...
-
-    def allow_commit(self, tp: Any, offset: int) -> None: ...
-
-    async def commit_now(self, tp: Any, offset: int) -> bool: ...
-
-
-class FaustSource:
-    """The source topic read by faust's own consumer (``ingest.reader: faust``)."""
-
-    def __init__(self, app: faust.App, topic: str) -> None:
-        self.app, self.topic = app, topic
-
-    @property
-    def rebalancing(self) -> bool:
-        return bool(self.app.rebalancing)
-
-    def consumer(self) -> NoLossConsumer:
-        return no_loss_consumer(self.app)
-
-    def assignment(self) -> list[Any]:
-        return [tp for tp in self.app.consumer.assignment() if tp.topic == self.topic]
-
-    def ends(self, tps: list[Any]) -> Ends:
-        """End and committed offset of each partition. The end offset is the consumer's own
-        (``None`` until a fetch answers since the assignment), never the monitor's last seen
-        one, which outlives a revocation."""
-        consumer: Any = self.app.consumer
-        committed = getattr(consumer, "_committed_offset", {})
-        out: Ends = {}
-        for tp in tps:
-            try:
-                end = consumer.highwater(tp)
-            except Exception:
-                end = None
-            out[tp.partition] = (end, committed.get(tp))
-        return out
-
-    def on_assigned(self, hook: Callable[[list[Any]], None]) -> None:
-        @self.app.on_partitions_assigned.connect  # type: ignore[arg-type]  # typed as sync
-        async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-            hook([tp for tp in assigned if tp.topic == self.topic])
-
-    def limit_commits(self, tps: Iterable[Any]) -> None:
-        self.consumer().limit_commits(tps)
-
-    def allow_commit(self, tp: Any, offset: int) -> None:
-        self.consumer().allow_commit(tp, offset)
-
-    async def commit_now(self, tp: Any, offset: int) -> bool:
-        return await self.consumer().commit_now(tp, offset)
 
 
 class _Listener(ConsumerRebalanceListener):
