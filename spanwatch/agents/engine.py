@@ -13,10 +13,10 @@ from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.engine.gauges import decode_metrics
 from spanwatch.pipeline.ingest.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.windows.preaggregate import engine_partials
+from spanwatch.pipeline.windows.runtime import MetricsRuntime
 
 from .control import log_failure
-from .ingest import DeadLetterSender, source_topic
-from .windows import MetricsRuntime
+from .topics import DeadLetterSender, source_topic
 
 log = logging.getLogger("spanwatch.engine")
 ENGINE_COUNTERS = ("engine_samples_total", "engine_dead_letters_total", "engine_errors_total")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -21,86 +21,16 @@ from spanwatch.pipeline.ingest.deadletter import DeadLetter, SourceRef
 from spanwatch.pipeline.ingest.message import (
     IngestResult,
     IngestStats,
+    headers_dict,
     ingest_message,
-    records_to_messages,
 )
-from spanwatch.pipeline.ingest.spans import LlmSpan
 from spanwatch.transport.firehose import Firehose
 
 from .control import log_failure
+from .topics import DeadLetterSender, SpanSender, source_topic, spans_sender
 
 log = logging.getLogger("spanwatch.ingest")
 SpanSink = Callable[[SourceRef, IngestResult], Awaitable[None]]
-
-
-def headers_dict(raw: Any) -> dict[str, bytes]:
-    """Headers as faust (a list of pairs or a mapping) or aiokafka (a tuple of pairs) gives
-    them, as one dict; a header without a value (Kafka allows null) is empty."""
-    if not raw:
-        return {}
-    items = raw.items() if isinstance(raw, Mapping) else raw
-    return {
-        str(k): (v if isinstance(v, bytes) else b"" if v is None else str(v).encode())
-        for k, v in items
-    }
-
-
-def source_topic(app: faust.App, name: str) -> faust.TopicT:
-    """A topic the collector writes: raw bytes in, tombstones (empty values) allowed."""
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        allow_empty=True,
-    )
-
-
-class DeadLetterSender:
-    """Logs a dead letter in one line (reason and where, never its bytes) and sends it, cut
-    to ``max_bytes``, to topic ``name``. Never raises: a send that fails (a broker error, a
-    value the producer refuses) is retried once without the value, then counted."""
-
-    def __init__(self, app: faust.App, name: str, max_bytes: int) -> None:
-        self.topic = app.topic(name, key_serializer="raw", value_serializer="raw")
-        self.max_bytes = max_bytes
-        self.errors = 0  # dead letters that could not be sent at all
-
-    async def __call__(self, dl: DeadLetter) -> None:
-        log.warning("dead letter %s from %s: %s", dl.reason, dl.source, dl.detail)
-        bounded = dl.bounded(self.max_bytes)
-        for attempt in (bounded, bounded.without_value()):
-            try:
-                await self.topic.send(
-                    key=attempt.key, value=attempt.value, headers=attempt.headers()
-                )
-                return
-            except Exception as exc:
-                log.warning(
-                    "dead letter %s from %s not sent (%d bytes): %s",
-                    dl.reason,
-                    dl.source,
-                    len(attempt.value),
-                    describe_error(exc),
-                )
-        self.errors += 1
-
-
-SpanSender = Callable[[list[LlmSpan]], Awaitable[list[Awaitable[Any]]]]
-
-
-def spans_sender(app: faust.App, name: str) -> SpanSender | None:
-    """Sends normalized records to topic ``name`` (``spanwatch.spans``, at most 200 per
-    message) and returns the sends' futures; None when publishing is off (``name`` "")."""
-    if not name:
-        return None
-    topic = app.topic(name, key_serializer="raw", value_serializer="raw")
-
-    async def send(records: list[LlmSpan]) -> list[Awaitable[Any]]:
-        return [await topic.send(value=value) for value in records_to_messages(records)]
-
-    return send
 
 
 class IngestHandler:

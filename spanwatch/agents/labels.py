@@ -11,10 +11,10 @@ import orjson
 
 from spanwatch.pipeline.config import Settings
 from spanwatch.pipeline.windows.preaggregate import label_partials
+from spanwatch.pipeline.windows.runtime import MetricsRuntime
 
 from .control import log_failure
-from .ingest import source_topic
-from .windows import MetricsRuntime
+from .topics import source_topic
 
 log = logging.getLogger("spanwatch.labels")
 

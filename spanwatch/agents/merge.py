@@ -19,11 +19,12 @@ import orjson
 from spanwatch.pipeline.config import Settings, merge_stage
 from spanwatch.pipeline.windows.driver import WindowsMerge
 from spanwatch.pipeline.windows.merge import WindowOutput
+from spanwatch.pipeline.windows.runtime import MetricsRuntime
 from spanwatch.transport.consumer import no_loss_consumer
 
 from .control import dispatch, log_failure
 from .tables import versioned_table
-from .windows import MetricsRuntime, partials_topic
+from .topics import partials_topic
 
 log = logging.getLogger("spanwatch.merge")
 

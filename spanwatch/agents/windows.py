@@ -16,9 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -32,16 +29,14 @@ from spanwatch.pipeline.ingest.deadletter import SourceRef
 from spanwatch.pipeline.ingest.message import IngestResult, ingest_message
 from spanwatch.pipeline.windows.coalesce import Coalescer
 from spanwatch.pipeline.windows.driver import SendBatch, WindowsIngest
-from spanwatch.pipeline.windows.partial import Partial, bundles
-from spanwatch.pipeline.windows.preaggregate import (
-    PreAggregator,
-    prompt_partials,
-)
-from spanwatch.pipeline.windows.state import ClosedWindow
+from spanwatch.pipeline.windows.partial import Partial
+from spanwatch.pipeline.windows.preaggregate import prompt_partials
+from spanwatch.pipeline.windows.runtime import MetricsRuntime, PartitionReader
 from spanwatch.transport.source import FaustSource, SourceSide
 
 from .control import broadcast, log_failure
-from .ingest import SpanSink, spans_sender
+from .ingest import SpanSink
+from .topics import partials_sender, partials_topic
 
 log = logging.getLogger("spanwatch.windows")
 
@@ -50,68 +45,6 @@ class NotConfirmed(RuntimeError):
     """The broker did not confirm a commit that must come before more partials are sent
     (pipeline.windows.coalesce, rule 1): a rebalance is under way, and the messages are read
     again."""
-
-
-ENGINE_COUNTERS = ("engine_samples_total", "engine_dead_letters_total", "engine_errors_total")
-
-
-@dataclass
-class MetricsRuntime:
-    """What the window agents share with the worker (counters, the Prometheus stores)."""
-
-    preagg: PreAggregator
-    # called with every closed golden-signal window and its record, as it is sent
-    # (Prometheus: spanwatch.runtime.prom.LatestWindows and WindowTotals); a failing hook is counted
-    on_window_closed: list[Callable[[ClosedWindow, dict[str, Any]], None]] = field(
-        default_factory=list
-    )
-    counters: dict[str, int] = field(
-        default_factory=lambda: {
-            "partials_sent_total": 0,
-            "source_batches_total": 0,
-            "source_messages_coalesced_total": 0,
-            "source_commit_unconfirmed_total": 0,
-            "partials_send_errors_total": 0,
-            "partials_duplicate_total": 0,
-            "partials_overlap_total": 0,
-            "windows_closed_total": 0,
-            "late_spans_total": 0,
-            "series_overflow_total": 0,
-            "merge_errors_total": 0,
-            "black_holes_total": 0,
-            "activity_overflow_total": 0,
-            "activity_expired_total": 0,
-            "changelog_stale_total": 0,
-            "window_hook_errors_total": 0,
-            "trace_rejoined_messages_total": 0,
-            "trace_rejoin_truncated_total": 0,
-            "trace_rejoin_errors_total": 0,
-        }
-    )
-    # model / service token and cost totals for Prometheus (never per user: cardinality)
-    token_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    # sends partials to their owners and returns once the broker has them (set by register)
-    send_partials: Callable[[list[Partial]], Awaitable[None]] | None = None
-    cost_totals: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    call_totals: Counter[tuple[str, str]] = field(default_factory=Counter)
-
-
-# (topic, partition, end offset, at most this many messages, at most this many bytes) ->
-# ((broker timestamp ns, value) of the messages just before ``end``, oldest first; whether
-# older messages were left unread)
-PartitionReader = Callable[[str, int, int, int, int], tuple[list[tuple[int, bytes]], bool]]
-
-
-def partials_topic(app: faust.App, settings: Settings) -> faust.TopicT:
-    """``spanwatch.partials``: bundles and heartbeats, keyed and partitioned by owner."""
-    return app.topic(
-        settings.topics.partials,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topics.partitions,
-    )
 
 
 def register(
@@ -131,23 +64,10 @@ def register(
     src = source if source is not None else FaustSource(app, topics.source)
     partials = partials_topic(app, settings)
     # the normalized records go out with their batch (the ingest agent leaves them to this sink)
-    publish_spans = spans_sender(app, topics.spans)
+    send_partials = partials_sender(app, settings, partials)
     cs = settings.clusters
     featurize = load_featurizer(cs.featurizer) if cs.enabled else None
     rt = MetricsRuntime(preaggregator(settings, time.time_ns))
-    keyer = rt.preagg.keyer
-
-    async def send_partials(made: list[Partial], records: list[Any] | None = None) -> None:
-        """One bundle per owner partition, and ``records`` to ``spanwatch.spans``; returns
-        once the broker has every one."""
-        sent = [
-            await partials.send(key=b"bundle", value=value, partition=part)
-            for part, value in bundles(made, topics.partitions).items()
-        ]
-        if records and publish_spans is not None:
-            sent += await publish_spans(records)
-        for fut in sent:
-            await fut
 
     # the ingest side's decisions (batching, freezes, heartbeats, cold partitions) are the
     # driver's (pipeline/windows/driver.py); this agent carries out its commands
@@ -184,38 +104,34 @@ def register(
     rejoin_options = settings.ingest.options(settings.normalize.options(), collect_content=False)
     trace_wait_ns = parse_duration_ns(ms.trace_wait)
 
+    def spans_of(value: bytes, broker_ns: int) -> list[Any]:
+        wall_ns = time.time_ns()
+        return ingest_message(
+            value, options=rejoin_options, wall_ns=wall_ns, broker_ns=broker_ns
+        ).spans
+
     async def rejoin(part: int, first: int) -> None:
         """Join the traces of ``part`` that its previous owner had joined: the messages before
         this worker's first offset there, back to ``metrics.trace_rejoin_messages`` (and
         bytes) within ``metrics.trace_wait``. Counted; a bound that cut traces is counted too."""
         if read_back is None or first <= 0 or not ms.trace_rejoin_messages:
             return
-        loop = asyncio.get_running_loop()
         args = (topics.source, part, first, ms.trace_rejoin_messages, ms.trace_rejoin_bytes)
         try:
+            loop = asyncio.get_running_loop()
             messages, cut = await loop.run_in_executor(None, read_back, *args)
         except Exception as exc:
             rt.counters["trace_rejoin_errors_total"] += 1
             log_failure(log, exc, "traces of source partition %d not joined again", part)
             return
-        newest = messages[-1][0] if messages else 0
-        for ts_ns, value in messages:
-            if newest - ts_ns > trace_wait_ns:
-                cut = False  # what is older was forgotten after trace_wait anyway
-                continue
-            result = ingest_message(
-                value, options=rejoin_options, wall_ns=time.time_ns(), broker_ns=ts_ns
-            )
-            driver.rejoin(part, result.spans)
-            rt.counters["trace_rejoined_messages_total"] += 1
+        joined, cut = driver.rejoin_messages(part, messages, cut, trace_wait_ns, spans_of)
+        rt.counters["trace_rejoined_messages_total"] += joined
         if cut:
             rt.counters["trace_rejoin_truncated_total"] += 1
             log.info(
                 "source partition %d: traces joined again from the %d messages before offset "
                 "%d; their older parts are not (metrics.trace_rejoin_messages, _bytes)",
-                part,
-                len(messages),
-                first,
+                *(part, len(messages), first),
             )
 
     async def sink(where: SourceRef, result: IngestResult) -> None:
@@ -238,12 +154,7 @@ def register(
             await send_batch(cmd)
         if error is not None:
             raise error
-        rt.counters["late_spans_total"] = rt.preagg.late_spans
-        rt.counters["series_overflow_total"] = keyer.overflowed
-        if (trees := rt.preagg.trees) is not None:
-            rt.counters["trace_spans_held"] = trees.spans_held
-            rt.counters["trace_spans_unjoined_total"] = trees.dropped_spans
-            rt.counters["traces_evicted_total"] = trees.evicted_traces
+        rt.count_ingest_side()
 
     def on_assigned(assigned: list[Any]) -> None:
         # A rebalance pauses consumption: restart the idle timer of every source partition

@@ -18,9 +18,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from spanwatch.agents.windows import PartitionReader
 from spanwatch.pipeline.common.errors import BrokerError
 from spanwatch.pipeline.config import KafkaSettings, Settings
+from spanwatch.pipeline.windows.runtime import PartitionReader
 
 log = logging.getLogger("spanwatch.kafka")
 

@@ -159,7 +159,7 @@ def test_a_revocation_waits_for_the_batch_in_hand() -> None:
 def test_headers_from_either_client_become_one_dict() -> None:
     """faust gives a list of pairs or a mapping, aiokafka a tuple of pairs; a header without
     a value (Kafka allows null) is empty, never the text "None"."""
-    from spanwatch.agents.ingest import headers_dict
+    from spanwatch.pipeline.ingest.message import headers_dict
 
     want = {"content-type": b"application/x-protobuf", "empty": b""}
     assert headers_dict((("content-type", b"application/x-protobuf"), ("empty", None))) == want

@@ -140,3 +140,23 @@ def test_only_a_gap_longer_than_the_session_is_a_freeze(gap: float) -> None:
     d = _driver(clock)
     clock.t += gap
     assert d.heartbeat(False, [0]) is (gap <= SESSION)
+
+
+def test_a_read_back_joins_only_messages_within_the_trace_wait() -> None:
+    d = _driver(Clock())
+    d.assigned([0])
+    wait = 60 * NS
+    newest = T0 + 120 * NS
+    messages = [(T0, b"old"), (newest - wait, b"edge"), (newest, b"new")]
+    decoded: list[bytes] = []
+
+    def spans_of(value: bytes, ts_ns: int) -> list[LlmSpan]:
+        decoded.append(value)
+        return _spans(len(decoded), ts_ns)
+
+    # the oldest message is past the wait: skipped, and a read cut there cut nothing that counts
+    assert d.rejoin_messages(0, messages, True, wait, spans_of) == (2, False)
+    assert decoded == [b"edge", b"new"]
+    # within the wait, a cut read stays cut; nothing read, nothing joined
+    assert d.rejoin_messages(0, messages[1:], True, wait, spans_of) == (2, True)
+    assert d.rejoin_messages(0, [], True, wait, spans_of) == (0, True)

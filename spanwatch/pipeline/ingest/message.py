@@ -128,6 +128,18 @@ class IngestStats:
             self.deadletters[dl.reason] += 1
 
 
+def headers_dict(raw: Any) -> dict[str, bytes]:
+    """Headers as faust (a list of pairs or a mapping) or aiokafka (a tuple of pairs) gives
+    them, as one dict; a header without a value (Kafka allows null) is empty."""
+    if not raw:
+        return {}
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    return {
+        str(k): (v if isinstance(v, bytes) else b"" if v is None else str(v).encode())
+        for k, v in items
+    }
+
+
 def ingest_message(
     value: bytes | None,
     *,

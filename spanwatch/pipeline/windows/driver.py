@@ -97,6 +97,30 @@ class WindowsIngest:
         """Join the spans of a message read back from before this worker's first offset."""
         self.preagg.rejoin(partition, spans)
 
+    def rejoin_messages(
+        self,
+        partition: int,
+        messages: Sequence[tuple[int, bytes]],
+        cut: bool,
+        wait_ns: int,
+        spans_of: Callable[[bytes, int], Sequence[LlmSpan]],
+    ) -> tuple[int, bool]:
+        """Join again the traces a previous owner of ``partition`` had joined, from the
+        messages read back before this worker's first offset there (``(broker timestamp ns,
+        value)``, oldest first; ``spans_of(value, timestamp)`` decodes one). Messages more
+        than ``wait_ns`` (``metrics.trace_wait``) older than the newest are skipped: their
+        traces were forgotten anyway, so a read cut short among them cut nothing. Returns how
+        many messages were joined, and whether the read was cut short of traces that count."""
+        newest = messages[-1][0] if messages else 0
+        joined = 0
+        for ts_ns, value in messages:
+            if newest - ts_ns > wait_ns:
+                cut = False
+                continue
+            self.rejoin(partition, spans_of(value, ts_ns))
+            joined += 1
+        return joined, cut
+
     def message(
         self,
         partition: int,
