@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from typing import Any
 
 import faust
@@ -30,29 +27,20 @@ from spanwatch.pipeline.alerting.driver import AlertingDriver
 from spanwatch.pipeline.alerting.evaluate import RuleEvaluator
 from spanwatch.pipeline.alerting.loader import RuleSet
 from spanwatch.pipeline.alerting.manager import AlertManager, Pending
-from spanwatch.pipeline.alerting.notify import Delivery, deliver
+from spanwatch.pipeline.alerting.notify import Deliverer
 from spanwatch.pipeline.config import Settings
 
 from .control import dispatch, log_failure
 
 log = logging.getLogger("spanwatch.alerting")
-DELIVERY_THREADS = 16  # deliveries running at once, each in its own thread
-DELIVERY_GUARD = 4  # x delivery_timeout_s (+ grace): a delivery thread that never returned
-DELIVERY_GRACE_S = 10.0
 
 
 @dataclass
 class AlertingRuntime:
     driver: AlertingDriver  # every decision of the alert manager's agent
+    deliver: Deliverer  # runs each delivery in a thread of its own
     tasks: set[asyncio.Task[None]] = field(default_factory=set)  # deliveries running
-    # a thread per running delivery, so that no delivery waits in a queue on the clock of
-    # its timeout (the default executor has cores + 4 threads, shared with everything else)
-    pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(DELIVERY_THREADS, "spanwatch-notify")
-    )
-    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(DELIVERY_THREADS))
     errors: int = 0
-    console: Callable[[str], None] = field(default=lambda text: print(text, flush=True))
 
 
 def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRuntime:
@@ -78,7 +66,9 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
     )
     table = app.Table("alerting", default=None, partitions=1)
     evaluator = RuleEvaluator(ruleset)
-    rt = AlertingRuntime(AlertingDriver(AlertManager(ruleset, cfg)))
+    rt = AlertingRuntime(
+        AlertingDriver(AlertManager(ruleset, cfg)), Deliverer(cfg.delivery_timeout_s)
+    )
     driver = rt.driver
 
     async def control(msg: dict[str, Any]) -> None:
@@ -132,42 +122,13 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
             task.add_done_callback(rt.tasks.discard)
 
     async def run_delivery(p: Pending) -> None:
-        receiver = driver.manager.config.receivers.get(p.receiver)
-        result = Delivery("config", f"unknown receiver {p.receiver!r}")
-        if receiver is not None and p.url_index < 0:
-            rt.console(f"{p.title}\n{p.body}")
-            result = Delivery("ok")
-        elif receiver is not None:
-            url, timeout = receiver.urls[p.url_index], cfg.delivery_timeout_s
-            loop = asyncio.get_running_loop()
-            async with rt.slots:  # a free thread for each running delivery: no queueing
-                try:
-                    # apprise's own timeouts end the call (connect, then ``timeout`` for the
-                    # answer); the guard only keeps a wedged thread from holding it forever
-                    result = await asyncio.wait_for(
-                        loop.run_in_executor(
-                            rt.pool, deliver, receiver, url, p.title, p.body, timeout
-                        ),
-                        DELIVERY_GUARD * timeout + DELIVERY_GRACE_S,
-                    )
-                except TimeoutError:
-                    result = Delivery("retry", "delivery thread did not return")
-                except Exception as exc:
-                    result = Delivery("retry", type(exc).__name__)
+        receivers = driver.manager.config.receivers
+        result = await rt.deliver(receivers, p.receiver, p.url_index, p.title, p.body)
         level = logging.INFO if result.outcome == "ok" else logging.WARNING
-        log.log(
-            level,
-            "notification %s to %s (url %d): %s %s",
-            p.id,
-            p.receiver,
-            p.url_index,
-            result.outcome,
-            result.error,
-        )
+        where = (p.id, p.receiver, p.url_index)
+        log.log(level, "notification %s to %s (url %d): %s %s", *where, *astuple(result))
         try:
-            await control(
-                {"type": "delivery", "id": p.id, "outcome": result.outcome, "error": result.error}
-            )
+            await control({"type": "delivery", "id": p.id, **asdict(result)})
         except Exception as exc:
             driver.not_recorded(p.id)  # retried at the next tick
             log_failure(log, exc, "could not record the delivery of %s", p.id)
@@ -177,13 +138,3 @@ def register(app: faust.App, settings: Settings, ruleset: RuleSet) -> AlertingRu
         await dispatch(stream, handle, count_error, log, "alert manager")
 
     return rt
-
-
-def console_writer(stream: Any = None) -> Callable[[str], None]:
-    out = stream or sys.stdout
-
-    def write(text: str) -> None:
-        out.write(text + "\n")
-        out.flush()
-
-    return write

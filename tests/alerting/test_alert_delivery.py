@@ -4,14 +4,18 @@ messages."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
 import pytest
 from apprise.plugins.dingtalk import NotifyDingTalk
 from apprise.plugins.slack import NotifySlack
 
 from spanwatch.devtools.webhook import Webhook
+from spanwatch.pipeline.alerting import notify
 from spanwatch.pipeline.alerting.notify import (
+    Deliverer,
     Delivery,
     classify,
     deliver,
@@ -178,3 +182,39 @@ def test_the_answer_is_awaited_for_the_delivery_timeout() -> None:
         r = Receiver("slow", (f"json://127.0.0.1:{hook.port}/slow",))
         assert deliver(r, r.urls[0], "t", "b", timeout_s=8).outcome == "ok"
     assert len(hook.requests) == 1
+
+
+def test_the_deliverer_runs_each_delivery_in_a_thread_with_a_guard(
+    endpoints: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's side of a delivery: the console target printed, an unknown receiver a
+    configuration error, a URL delivered in a thread, and a thread that never returns given
+    up on (retried later) instead of holding its slot."""
+    printed: list[str] = []
+    deliverer = Deliverer(2.0, console=printed.append, threads=2)
+    hook = Receiver("hook", (f"json://127.0.0.1:{endpoints.port}/hook",), console=True)
+    receivers = {"hook": hook}
+
+    async def run() -> list[Delivery]:
+        return [
+            await deliverer(receivers, "hook", -1, "title", "body"),
+            await deliverer(receivers, "nope", 0, "t", "b"),
+            await deliverer(receivers, "hook", 0, "t", "b"),
+        ]
+
+    assert asyncio.run(run()) == [
+        Delivery("ok"),
+        Delivery("config", "unknown receiver 'nope'"),
+        Delivery("ok"),
+    ]
+    assert printed == ["title\nbody"] and len(endpoints.requests) == 1
+
+    wedged = threading.Event()
+    monkeypatch.setattr(notify, "deliver", lambda *a: wedged.wait(30) or Delivery("ok"))
+    monkeypatch.setattr(notify, "DELIVERY_GUARD", 0)
+    monkeypatch.setattr(notify, "DELIVERY_GRACE_S", 0.2)
+    try:
+        got = asyncio.run(deliverer(receivers, "hook", 0, "t", "b"))
+    finally:
+        wedged.set()
+    assert got == Delivery("retry", "delivery thread did not return")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from spanwatch.pipeline.alerting.loader import RuleError, load_rules
 from spanwatch.pipeline.common.errors import SpanwatchError
 from spanwatch.rules import DEFAULT_RULES_DIR
-from tests.support.paths import TESTDATA
+from tests.support.paths import ROOT, TESTDATA
 
 CASES = TESTDATA
 BAD = sorted((CASES / "rules").glob("*.bad.yaml"))
@@ -69,7 +69,7 @@ def test_compose_passes_every_variable_the_example_receivers_need() -> None:
     start: compose did not pass QWEN_OWNERS_APPRISE_URL."""
     import re
 
-    root = DEFAULT_RULES_DIR.parent
+    root = ROOT
     example = (root / "rules" / "examples" / "receivers.yaml").read_text()
     needed = set(re.findall(r"\$\{([A-Z0-9_]+)\}", example))
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())

@@ -13,10 +13,13 @@ own call (apprise >= 2.3 keeps them per call and attempt), never a shared logger
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
 import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,6 +159,54 @@ def deliver(
     fmt = receiver_format(receiver, target)
     body_format = apprise.NotifyFormat.TEXT if fmt == "text" else apprise.NotifyFormat.MARKDOWN
     return classify(a.notify(body=body, title=title, body_format=body_format))
+
+
+DELIVERY_THREADS = 16  # deliveries running at once, each in its own thread
+DELIVERY_GUARD = 4  # x the delivery timeout (+ grace): a delivery thread that never returned
+DELIVERY_GRACE_S = 10.0
+
+
+class Deliverer:
+    """Runs deliveries, each in a thread of its own, so that no delivery waits in a queue on
+    the clock of its timeout (the default executor has cores + 4 threads, shared with
+    everything else). apprise's own timeouts end a call (connect, then ``timeout_s`` for the
+    answer); a guard only keeps a wedged thread from holding its slot forever. ``console``
+    prints the notifications of a receiver's console target."""
+
+    def __init__(
+        self,
+        timeout_s: float,
+        console: Callable[[str], None] = lambda text: print(text, flush=True),
+        threads: int = DELIVERY_THREADS,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.console = console
+        self.pool = ThreadPoolExecutor(threads, "spanwatch-notify")
+        self.slots = asyncio.Semaphore(threads)
+
+    async def __call__(
+        self, receivers: Mapping[str, Receiver], name: str, url_index: int, title: str, body: str
+    ) -> Delivery:
+        """One notification to one target of receiver ``name`` (-1: its console); never
+        raises."""
+        receiver = receivers.get(name)
+        if receiver is None:
+            return Delivery("config", f"unknown receiver {name!r}")
+        if url_index < 0:
+            self.console(f"{title}\n{body}")
+            return Delivery("ok")
+        url, timeout = receiver.urls[url_index], self.timeout_s
+        loop = asyncio.get_running_loop()
+        async with self.slots:  # a free thread for each running delivery: no queueing
+            try:
+                return await asyncio.wait_for(
+                    loop.run_in_executor(self.pool, deliver, receiver, url, title, body, timeout),
+                    DELIVERY_GUARD * timeout + DELIVERY_GRACE_S,
+                )
+            except TimeoutError:
+                return Delivery("retry", "delivery thread did not return")
+            except Exception as exc:
+                return Delivery("retry", type(exc).__name__)
 
 
 def classify(result: Any) -> Delivery:
