@@ -333,7 +333,7 @@ class SpanwatchCollector(Collector):
         totals: WindowTotals | None = None,
     ) -> None:
         """``runtime``: the window agents' MetricsRuntime (counters and token totals);
-        ``stitch``: the stitch agent's counters; ``safety``: the SafetyRuntime."""
+        ``stitch``: the stitch agent's counters; ``safety``: the SafetyDriver."""
         self.latest, self.stats, self.runtime, self.safety = latest, stats, runtime, safety
         self.anomaly = anomaly  # AnomalyStage
         self.alerting = alerting  # AlertingRuntime
