@@ -19,11 +19,15 @@ from spanwatch.pipeline.windows.golden import SeriesKeyer
 from tests.support.offline import offline_clusters, offline_windows
 
 pytestmark = pytest.mark.broker
+# coalesce_max_spans: a partition's first 200 spans after an assignment go as one-message
+# partials, the rest in coalesced batches; late spans in both must count as the pure pipeline
+# counts them, however the messages are cut into batches
 CONFIG = """
 metrics:
   windows: ["10s", "1m/30s"]
   allowed_lateness: 2s
   idle_timeout: 15s
+  coalesce_max_spans: 200
 clusters: {window: 10s, sample_rate: 1.0}
 """
 NS = 10**9

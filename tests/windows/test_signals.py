@@ -456,3 +456,16 @@ def test_bundles_group_partials_by_a_stable_owner_partition() -> None:
     for part, value in out.items():
         assert all(owner_partition(p["series"], 4) == part for p in orjson.loads(value)["partials"])
     assert owner_partition('["a"]', 4) == owner_partition('["a"]', 4)
+
+
+def test_lateness_follows_the_messages_however_their_partials_are_batched() -> None:
+    """A worker defers the watermark it announces until a batch is sent, but a span is late
+    by the messages before it alone: held or sent, the same spans are late (the pure
+    pipeline's answer, and one worker's and two workers')."""
+    spans = [rec(end_ns=T0 + 60 * NS), rec(end_ns=T0 + 2 * NS)]  # the second ends too early
+    deferred, direct = _preagg(FakeClock()), _preagg(FakeClock())
+    for offset, span in enumerate(spans):
+        deferred.add_message(3, offset, [span], defer_watermark=True)  # held, not sent yet
+        direct.add_message(3, offset, [span])
+    assert deferred.late_spans == direct.late_spans >= 1
+    assert deferred.watermarks([3]) == {3: 0}  # nothing announced before the batch is sent

@@ -176,7 +176,7 @@ class PreAggregator:
             for start in range(last - size + step, last + 1, step):
                 late = clock.is_late(start + size)
                 if late:
-                    wm = clock.watermark_ns
+                    wm = clock.late_mark()
                     start = wm - wm % step
                 wid = wids.get((name, start))
                 if wid is None:
@@ -211,7 +211,8 @@ class PreAggregator:
         """Partials of one source message. With ``defer_watermark`` the partition's watermark
         stays where it is: the caller takes the message's newest span end (:meth:`deferred`)
         and applies it (:meth:`observe`) once the partials are sent, so that a heartbeat can
-        never announce a watermark before the partials it covers."""
+        never announce a watermark before the partials it covers. Lateness does not wait:
+        the next message's spans are judged against this one's, as without deferral."""
         clock = self.clock(partition)
         clock.touch()
         out: dict[str, Partial] = {}
@@ -245,7 +246,8 @@ class PreAggregator:
         partials = list(out.values())
         if self.prices is not None:
             partials += self._token_partials(clock, partition, offset, spans, depths)
-        if newest:  # after the message: spans of one batch are never late to each other
+        if newest:  # after the message: spans of one message are never late to each other
+            clock.see(newest)  # later messages are judged by it, sent or not
             if defer_watermark:
                 self.pending[partition] = max(self.pending.get(partition, 0), newest)
             else:

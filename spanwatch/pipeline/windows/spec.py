@@ -103,13 +103,23 @@ class PartitionClock:
     allowed_lateness_ns: int
     idle_timeout_ns: int
     wall_ns: WallClock
-    watermark_ns: int = 0
+    watermark_ns: int = 0  # what may be announced: spans up to here are with the owners
     last_message_ns: int = 0  # wall time of the last message (or of the assignment)
+    # the newest span end of every message pre-aggregated, sent or not: lateness is judged
+    # against it, so that a span is late or not by the order of the messages alone, however
+    # they are cut into batches (one worker and two then count the same late spans)
+    seen_ns: int = 0
 
     def observe(self, event_end_ns: int) -> None:
-        """A span with this end time was processed."""
+        """A span with this end time was processed (and its partials sent)."""
         if event_end_ns > self.watermark_ns:
             self.watermark_ns = event_end_ns
+        self.see(event_end_ns)
+
+    def see(self, event_end_ns: int) -> None:
+        """A message with spans ending up to here was pre-aggregated (perhaps not sent yet)."""
+        if event_end_ns > self.seen_ns:
+            self.seen_ns = event_end_ns
 
     def touch(self) -> None:
         """A message arrived (or the partition was assigned)."""
@@ -128,8 +138,13 @@ class PartitionClock:
                 self.watermark_ns = idle_mark
         return self.watermark_ns
 
+    def late_mark(self) -> int:
+        """What lateness is judged against: the newest span end seen, or the watermark when
+        the clock advanced it (an idle partition)."""
+        return self.seen_ns if self.seen_ns > self.watermark_ns else self.watermark_ns
+
     def is_late(self, window_end_ns: int) -> bool:
-        return window_end_ns + self.allowed_lateness_ns <= self.watermark_ns
+        return window_end_ns + self.allowed_lateness_ns <= self.late_mark()
 
 
 @dataclass(frozen=True)
