@@ -242,29 +242,49 @@ def _sent(c: Coalescer, batches: list[Any]) -> list[tuple[int, int]]:
 def test_after_an_assignment_a_partition_goes_one_message_at_a_time_for_max_weight_spans() -> None:
     clock = Clock()
     c = Coalescer(0.5, max_weight=100, clock=clock)
-    assert _sent(c, c.add(0, 3, _p("a", 3), 49, 0)) == [(3, 3)]  # 50 seen
-    assert _sent(c, c.add(0, 4, _p("a", 4), 49, 0)) == [(4, 4)]  # 100 seen
-    assert c.add(0, 5, _p("a", 5), 9, 11) == []  # held
+    assert c.add(0, 3, _p("a", 3), 49, 0) == []  # held, but kept apart: 50 seen
+    assert c.add(0, 4, _p("a", 4), 49, 0) == []  # 100 seen
+    (singles,) = c.add(0, 5, _p("a", 5), 9, 11)  # past max_weight: batches from here
+    assert (singles.last, singles.messages, singles.weight) == (4, 2, 100)
+    assert [(p.lo, p.offset) for p in singles.partials] == [(3, 3), (4, 4)]  # never merged
     assert c.add(0, 6, _p("a", 6), 9, 12) == []
     clock.t = 0.5
     (batch,) = c.add(0, 7, _p("a", 7), 9, 10)
     assert (batch.last, batch.messages, batch.weight, batch.newest) == (7, 3, 30, 12)
     assert [(p.lo, p.offset) for p in batch.partials] == [(5, 7)]
     c.assigned()  # the next owner (or this one again) starts one message at a time
-    assert _sent(c, c.add(0, 5, _p("a", 5), 9, 0)) == [(5, 5)]
+    assert c.add(0, 5, _p("a", 5), 9, 0) == []
+    assert c.add(0, 6, _p("a", 6), 9, 0) == []
+    (again,) = c.take(0)
+    assert [(p.lo, p.offset) for p in again.partials] == [(5, 5), (6, 6)]
+
+
+def test_one_message_partials_held_together_are_sent_at_the_bounds_and_when_due() -> None:
+    clock = Clock()
+    c = Coalescer(0.5, max_weight=100, clock=clock)
+    assert c.add(0, 0, _p("a", 0), 39, 0) == []
+    (full,) = c.add(0, 1, _p("a", 1) + _p("b", 1), 69, 0)  # 40 + 70 > 100: the first goes
+    assert (full.last, [(p.series, p.lo) for p in full.partials]) == (0, [("a", 0)])
+    clock.t = 0.5
+    assert c.due() == [0]
+    (due,) = c.take(0)
+    assert [(p.series, p.lo, p.offset) for p in due.partials] == [("a", 1, 1), ("b", 1, 1)]
+    off = Coalescer(0.0)  # coalescing off: each message alone, at once, as before
+    (alone,) = off.add(0, 5, _p("a", 5), 10, 0)
+    assert (alone.last, alone.messages) == (5, 1)
 
 
 def test_a_batch_carries_its_messages_records_in_order_and_no_others() -> None:
     clock = Clock()
     c = Coalescer(0.5, max_weight=40, clock=clock)
     out = []
-    for off in range(8):  # alone while fewer than 40 spans were seen, then held (<= 40)
+    for off in range(8):  # kept apart while fewer than 40 spans were seen, then coalesced
         recs = [f"{off}.{i}" for i in range(9)]
         out += _sent_records(c, c.add(0, off, _p("a", off), 9, 0, recs))
     out += _sent_records(c, c.take(0))
     flat = [r for _, records in out for r in records]
     assert flat == [f"{off}.{i}" for off in range(8) for i in range(9)]  # each once, in order
-    assert [last for last, _ in out] == [0, 1, 2, 3, 7]  # 4 held messages of 10 spans
+    assert [last for last, _ in out] == [3, 7]  # twice 4 held messages of 10 spans
     c.add(0, 8, _p("a", 8), 9, 0, ["held"])
     c.assigned()  # dropped with the partials: read again from the committed offset
     assert c.take(0) == []
@@ -309,10 +329,13 @@ def test_a_suspect_worker_sends_what_it_holds_then_one_message_at_a_time() -> No
     c.add(0, 0, _p("a", 0), 0, 0)
     c.add(0, 1, _p("a", 1), 0, 0)
     c.suspect()
-    assert _sent(c, c.add(0, 2, _p("a", 2), 0, 0)) == [(0, 1), (2, 2)]
-    assert len(c.add(0, 3, _p("a", 3), 0, 0)) == 1
+    # what it holds goes as it is; then one message at a time (held together, kept apart)
+    assert _sent(c, c.add(0, 2, _p("a", 2), 0, 0)) == [(0, 1)]
+    assert c.add(0, 3, _p("a", 3), 0, 0) == []
     clock.t = 30.0  # no assignment came: the group kept this worker
-    assert c.add(0, 4, _p("a", 4), 0, 0) == []
+    (singles,) = c.add(0, 4, _p("a", 4), 0, 0)
+    assert [(p.lo, p.offset) for p in singles.partials] == [(2, 2), (3, 3)]
+    assert list(c.held) == [0]  # offset 4 waits for a batch again
     c.suspect()
     c.assigned()  # an assignment ends it too (and what was held is dropped: read again)
     assert not c.held and c.suspended_at is None

@@ -57,9 +57,11 @@ def test_messages_are_batched_and_a_commit_is_confirmed_before_too_much_is_uncon
             sends.append(cmd)
             _carry_out(d, [cmd])
         clock.t += 0.1
-    # the first messages go one at a time (after an assignment), then batches of several
-    assert [c.batch.messages for c in sends[:2]] == [1, 1]
-    assert any(c.batch.messages > 1 for c in sends)
+    # the first messages go one at a time (after an assignment): held together, but each
+    # partial keeps its own one-message range; then batches of several, coalesced
+    assert sends[0].batch.messages > 1
+    assert all(p.first < 0 for p in sends[0].batch.partials)
+    assert any(p.first >= 0 for c in sends for p in c.batch.partials)
     # every batch but the first asked for the commit of what was sent before it
     confirmed = [a for a in asked if a is not None]
     assert confirmed and all(a <= c.batch.last for a, c in zip(asked, sends, strict=True) if a)
@@ -87,21 +89,29 @@ def test_partitions_new_here_join_their_traces_again_once() -> None:
     assert not d.needs_rejoin(0) and d.needs_rejoin(1) and d.needs_rejoin(2)
 
 
+def _flush(d: WindowsIngest) -> list[SendBatch]:
+    """What the coalescer holds of partition 0, as the heartbeat would send it when due."""
+    return [SendBatch(b, d.coalescer.epoch) for b in d.coalescer.take(0)]
+
+
 def test_after_a_freeze_nothing_is_announced_and_messages_go_one_at_a_time() -> None:
     clock = Clock()
-    d = _driver(clock, max_weight=10)
+    d = _driver(clock, max_weight=60)
     d.assigned([0])
     for offset in range(3):  # past the first max_weight spans: batches would form
         _carry_out(d, d.message(0, offset, _spans(offset))[0])
+    _carry_out(d, _flush(d))
     assert d.heartbeat(False, [0])
     clock.t += SESSION + 1  # the event loop did not run for longer than the session
     assert not d.heartbeat(False, [0])  # frozen: the group has likely moved the partitions
     d.liveness()  # the gap is seen: one message at a time for a while
+    batches = []
     for offset in range(3, 6):
-        cmds, _ = d.message(0, offset, _spans(offset))
-        assert cmds and all(c.batch.messages == 1 for c in cmds)  # nothing held back
-        assert cmds[-1].batch.last == offset
-        _carry_out(d, cmds)
+        batches += d.message(0, offset, _spans(offset))[0]
+    batches += _flush(d)
+    assert [(c.batch.last, c.batch.messages) for c in batches] == [(4, 2), (5, 1)]
+    assert all(p.first < 0 for c in batches for p in c.batch.partials)  # ranges never merged
+    _carry_out(d, batches)
     assert not d.heartbeat(True, [0])  # a rebalance pauses the partitions: nothing either
 
 
@@ -126,6 +136,7 @@ def test_held_batches_go_out_on_the_heartbeat_when_no_message_comes() -> None:
     while d.coalescer.seen.get(0, 0) < 200:  # one message at a time after an assignment
         _carry_out(d, d.message(0, offset, _spans(offset))[0])
         offset += 1
+    _carry_out(d, _flush(d))
     held, _ = d.message(0, offset, _spans(offset))
     assert held == []  # held for the coalescing interval
     clock.t += 2.5

@@ -24,7 +24,12 @@ apart:
 2. **After each assignment, a partition's first ``max_weight`` spans go one message at a
    time.** They cover everything the previous owner may have sent and not committed (it read
    the same messages, from the same offset or an earlier one). One-message partials never
-   straddle: each is newer or older than what a range applied, as a whole.
+   straddle: each is newer or older than what a range applied, as a whole. They are still
+   held and sent together (one Kafka message per owner partition, as batches are), each
+   partial keeping its own one-message range: what must not be merged is the ranges, not
+   the sends. A start, a scale-out and every rebalance begin here, so sending each message
+   on its own cost a Kafka message and a faust event per owner partition and source message
+   (``spanwatch bench ingest``: the whole of a 20,000-span run went that way).
 
 A third guard needs no broker: a worker whose event loop did not run for longer than the
 session (frozen, starved) calls :meth:`Coalescer.suspect` and sends one message at a time
@@ -91,9 +96,15 @@ class _Held:
     weight: int = 0
     newest: int = 0
     records: list[Any] = field(default_factory=list)
+    singles: bool = False  # each message's partials kept apart (rule 2), never coalesced
 
     def batch(self, partition: int) -> Batch:
-        made = self.messages[0] if len(self.messages) == 1 else coalesce(self.messages)
+        if len(self.messages) == 1:
+            made = self.messages[0]
+        elif self.singles:
+            made = [p for message in self.messages for p in message]  # in offset order
+        else:
+            made = coalesce(self.messages)
         n = len(self.messages)
         return Batch(partition, self.last, made, n, self.weight, self.newest, self.records)
 
@@ -129,13 +140,14 @@ class Coalescer:
         weight = spans + 1
         seen = self.seen.get(partition, 0)
         self.seen[partition] = seen + weight
-        if self.interval_s <= 0 or seen < self.max_weight or self._suspended():
+        if self.interval_s <= 0:
             h = _Held(0.0, offset, [made], len(made), weight, newest, list(records))
             return [*self.take(partition), h.batch(partition)]
-        h = self.held.get(partition) or _Held(self.clock())
-        if h.messages and h.weight + weight > self.max_weight:
+        singles = seen < self.max_weight or self._suspended()
+        h = self.held.get(partition) or _Held(self.clock(), singles=singles)
+        if h.messages and (h.weight + weight > self.max_weight or h.singles != singles):
             out = self.take(partition)
-            h = _Held(self.clock())
+            h = _Held(self.clock(), singles=singles)
         else:
             out = []
         self.held[partition] = h
