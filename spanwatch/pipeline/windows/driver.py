@@ -16,7 +16,7 @@ injected clock, so unit tests drive it with no broker:
   (:meth:`WindowsIngest.done`);
 * **cold partitions**: a source partition assigned since its last message here joins again
   the traces its previous owner had joined (:meth:`WindowsIngest.needs_rejoin`,
-  :meth:`WindowsIngest.rejoin`), before its first message is added;
+  :meth:`WindowsIngest.rejoin_messages`), before its first message is added;
 * **freezes**: a gap longer than the group session between two runs of the event loop (the
   liveness tick awaits nothing) or between heartbeats means this worker was frozen or
   starved: its partitions may be elsewhere, so batches go one message at a time for a while
@@ -87,15 +87,11 @@ class WindowsIngest:
     # --- events ---------------------------------------------------------------------------
     def needs_rejoin(self, partition: int) -> bool:
         """Whether ``partition``'s first message here comes before its traces are joined
-        again (then :meth:`rejoin` it with what was read back before this message)."""
+        again (then :meth:`rejoin_messages` it with what was read back before this message)."""
         if partition not in self.cold:
             return False
         self.cold.discard(partition)
         return True
-
-    def rejoin(self, partition: int, spans: Sequence[LlmSpan]) -> None:
-        """Join the spans of a message read back from before this worker's first offset."""
-        self.preagg.rejoin(partition, spans)
 
     def rejoin_messages(
         self,
@@ -117,7 +113,7 @@ class WindowsIngest:
             if newest - ts_ns > wait_ns:
                 cut = False
                 continue
-            self.rejoin(partition, spans_of(value, ts_ns))
+            self.preagg.rejoin(partition, spans_of(value, ts_ns))
             joined += 1
         return joined, cut
 

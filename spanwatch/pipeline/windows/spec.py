@@ -114,7 +114,6 @@ class PartitionClock:
         """A span with this end time was processed (and its partials sent)."""
         if event_end_ns > self.watermark_ns:
             self.watermark_ns = event_end_ns
-        self.see(event_end_ns)
 
     def see(self, event_end_ns: int) -> None:
         """A message with spans ending up to here was pre-aggregated (perhaps not sent yet)."""
