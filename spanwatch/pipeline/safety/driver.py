@@ -40,6 +40,7 @@ class SafetyDriver:
         self.roles = frozenset(roles)
         self.judges: dict[str, JudgeQueue] = {}  # by evaluation name
         self._routes: list[tuple[frozenset[str], JudgeQueue]] = []  # (roles it reads, queue)
+        self._exchanges = False  # whether a judge reads a span's prompt and completion together
         self.counters: Counter[str] = Counter()
 
     @classmethod
@@ -57,6 +58,7 @@ class SafetyDriver:
     def add_judge(self, judge: JudgeConfig, queue: JudgeQueue) -> None:
         self.judges[judge.name] = queue
         self._routes.append((frozenset(judge.roles), queue))
+        self._exchanges = self._exchanges or EXCHANGE in judge.roles
 
     def start_judges(self) -> None:
         for queue in self.judges.values():
@@ -66,7 +68,7 @@ class SafetyDriver:
         """The findings records of ``items`` (to send before their source message commits);
         every scanned item, and each span's exchange, is offered to its judges."""
         records: list[Record] = []
-        exchanges = any(EXCHANGE in roles for roles, _ in self._routes)
+        exchanges = self._exchanges
         by_span: dict[tuple[str, str], list[ContentItem]] = {}
         for item in items:
             if exchanges and item.span_id:
