@@ -401,4 +401,5 @@ def preaggregator(settings: Settings, wall_ns: WallClock) -> PreAggregator:
         ts.price_table() if ts.enabled else None,
         signals=ms.enabled,
         trees=ms.trace_trees(wall_ns),
+        rewind_depth=2 * ms.coalesce_max_spans,  # held, and sent but not committed
     )

@@ -469,3 +469,38 @@ def test_lateness_follows_the_messages_however_their_partials_are_batched() -> N
         direct.add_message(3, offset, [span])
     assert deferred.late_spans == direct.late_spans >= 1
     assert deferred.watermarks([3]) == {3: 0}  # nothing announced before the batch is sent
+
+
+@pytest.mark.parametrize("sent", [False, True], ids=["held", "sent-not-committed"])
+def test_messages_read_again_after_a_rebalance_are_late_as_they_were_the_first_time(
+    sent: bool,
+) -> None:
+    """A rebalance that leaves a partition here rewinds it to its committed offset. The
+    messages read again are judged by the messages before them, not by the later ones this
+    worker had already pre-aggregated (held in a batch, or sent and not committed)."""
+    spans = [rec(end_ns=T0 + 1 * NS), rec(end_ns=T0 + 3 * NS), rec(end_ns=T0 + 60 * NS)]
+    pre = _preagg(FakeClock())
+    pre.rewind_depth = 10
+    for offset, span in enumerate(spans):
+        pre.add_message(0, offset, [span], defer_watermark=True)
+        if sent:
+            pre.observe(0, pre.deferred(0))
+    assert pre.late_spans == 0
+    pre.add_message(0, 1, [spans[1]], defer_watermark=True)  # read again from offset 1
+    assert pre.late_spans == 0  # a span at +3s is not late to the one at +60s after it
+    pre.add_message(0, 2, [spans[2]], defer_watermark=True)
+    pre.add_message(0, 3, [rec(end_ns=T0 + 2 * NS)])  # but is late to it as the next message
+    assert pre.late_spans == 2  # its 10s and 1m windows
+
+
+def test_a_rewind_past_what_is_remembered_judges_as_a_new_owner_would() -> None:
+    """Older messages were committed, so no rebalance goes back past the last
+    ``rewind_depth``; if one did, nothing before it would be known, as for a partition new
+    to this worker: the mark starts again from nothing, and nothing is wrongly late."""
+    pre = _preagg(FakeClock())
+    pre.rewind_depth = 2
+    for offset in range(4):
+        pre.add_message(0, offset, [rec(end_ns=T0 + (1 + 60 * offset) * NS)])
+    assert pre.clock(0).seen_ns == T0 + 181 * NS
+    pre.add_message(0, 0, [rec(end_ns=T0 + 1 * NS)])
+    assert pre.late_spans == 0 and pre.clock(0).seen_ns == T0 + 1 * NS

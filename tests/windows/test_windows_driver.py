@@ -171,3 +171,22 @@ def test_a_read_back_joins_only_messages_within_the_trace_wait() -> None:
     # within the wait, a cut read stays cut; nothing read, nothing joined
     assert d.rejoin_messages(0, messages[1:], True, wait, spans_of) == (2, True)
     assert d.rejoin_messages(0, [], True, wait, spans_of) == (0, True)
+
+
+def test_a_partition_kept_through_a_rebalance_is_read_again_with_the_same_late_spans() -> None:
+    """A rebalance drops what the coalescer held and the partition is read again from its
+    committed offset. Messages read again count the late spans they counted the first time
+    (by the messages before them): not those the worker had read after them."""
+    at = [T0, T0 + 1 * NS, T0 + 90 * NS]
+    messages = [(offset, _spans(offset, t)) for offset, t in enumerate(at)]
+    once, twice = (_driver(Clock(), interval_s=60, max_weight=10_000) for _ in range(2))
+    for d in (once, twice):
+        d.assigned([0])
+    for offset, spans in messages:
+        once.message(0, offset, spans)
+        twice.message(0, offset, spans)
+    twice.assigned([0])  # a rebalance: partition 0 stays here, its held batch is dropped
+    for offset, spans in messages:
+        cmds, _ = twice.message(0, offset, spans)
+        assert not cmds  # still held: nothing was sent before the rebalance either
+    assert twice.preagg.late_spans == 2 * once.preagg.late_spans

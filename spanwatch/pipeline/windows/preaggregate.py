@@ -149,6 +149,9 @@ class PreAggregator:
     prices: PriceTable | None = None  # token accounting on when set
     signals: bool = True  # golden-signal partials on
     trees: TraceTrees | None = None  # traces joined across messages (default: built here)
+    # source messages a rebalance may read again, per partition (see PartitionClock.at):
+    # what the coalescer holds plus what it sent and did not commit (coalesce rules)
+    rewind_depth: int = 0
     clocks: dict[int, PartitionClock] = field(default_factory=dict)
     pending: dict[int, int] = field(default_factory=dict)  # deferred watermarks
     processed: dict[int, int] = field(default_factory=dict)  # last offset handled, per partition
@@ -195,7 +198,10 @@ class PreAggregator:
         c = self.clocks.get(partition)
         if c is None:
             c = self.clocks[partition] = PartitionClock(
-                self.settings.allowed_lateness_ns, self.settings.idle_timeout_ns, self.wall_ns
+                self.settings.allowed_lateness_ns,
+                self.settings.idle_timeout_ns,
+                self.wall_ns,
+                self.rewind_depth,
             )
             c.touch()
         return c
@@ -215,6 +221,7 @@ class PreAggregator:
         the next message's spans are judged against this one's, as without deferral."""
         clock = self.clock(partition)
         clock.touch()
+        clock.at(offset)  # a message read again is judged as it was the first time
         out: dict[str, Partial] = {}
         newest = max((s.end_ns for s in spans), default=0)
         assert self.trees is not None

@@ -10,8 +10,9 @@ advances its watermark with the injected wall clock, so it never holds windows o
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..common.clock import WallClock
 from ..common.durations import format_duration, parse_duration_ns
@@ -98,22 +99,49 @@ def has_backlog(end: int | None, committed: int | None, processed: int | None) -
 
 @dataclass
 class PartitionClock:
-    """Watermark of one source partition; ``now`` callables are injected for tests."""
+    """Watermark of one source partition; ``now`` callables are injected for tests.
+
+    Lateness is judged by the order of the source messages alone: a span is late when a
+    message before it in its partition (sent or not, however batches are cut) ended
+    ``allowed_lateness`` past the span's window, or when the wall clock moved an idle
+    partition past it. A rebalance rewinds a partition this worker keeps to its committed
+    offset, and the messages read again must be judged as they were the first time, not
+    against the ones after them: :meth:`at` puts the mark back (the last ``depth`` messages
+    are remembered; older ones were committed, so no rewind goes behind them)."""
 
     allowed_lateness_ns: int
     idle_timeout_ns: int
     wall_ns: WallClock
+    depth: int = 0  # messages a rewind may go back over (0: none remembered)
     watermark_ns: int = 0  # what may be announced: spans up to here are with the owners
     last_message_ns: int = 0  # wall time of the last message (or of the assignment)
-    # the newest span end of every message pre-aggregated, sent or not: lateness is judged
-    # against it, so that a span is late or not by the order of the messages alone, however
-    # they are cut into batches (one worker and two then count the same late spans)
-    seen_ns: int = 0
+    seen_ns: int = 0  # the newest span end of every message pre-aggregated, sent or not
+    idle_ns: int = 0  # where the wall clock moved the watermark of an idle partition
+    # (offset, seen mark before it) of the last ``depth`` messages, oldest first
+    _before: deque[tuple[int, int]] = field(default_factory=deque, repr=False)
+    _forgot: int = -1  # the newest offset dropped from ``_before``
+    _last: int = -1  # the offset of the last message
 
     def observe(self, event_end_ns: int) -> None:
         """A span with this end time was processed (and its partials sent)."""
         if event_end_ns > self.watermark_ns:
             self.watermark_ns = event_end_ns
+
+    def at(self, offset: int) -> None:
+        """The message at ``offset`` is next. When it was read before (a rewind), the seen
+        mark goes back to what it was before it; past what is remembered, to nothing (as
+        for a partition new here: nothing before it is known)."""
+        before = self._before
+        if offset <= self._last:
+            mark = 0
+            while before and before[-1][0] >= offset:
+                mark = before.pop()[1]
+            self.seen_ns = 0 if offset <= self._forgot else mark
+        self._last = offset
+        if self.depth:
+            before.append((offset, self.seen_ns))
+            if len(before) > self.depth:
+                self._forgot = before.popleft()[0]
 
     def see(self, event_end_ns: int) -> None:
         """A message with spans ending up to here was pre-aggregated (perhaps not sent yet)."""
@@ -134,13 +162,14 @@ class PartitionClock:
         if self.last_message_ns and now - self.last_message_ns >= self.idle_timeout_ns:
             idle_mark = now - self.idle_timeout_ns - self.allowed_lateness_ns
             if idle_mark > self.watermark_ns:
-                self.watermark_ns = idle_mark
+                self.watermark_ns = self.idle_ns = idle_mark
         return self.watermark_ns
 
     def late_mark(self) -> int:
-        """What lateness is judged against: the newest span end seen, or the watermark when
-        the clock advanced it (an idle partition)."""
-        return self.seen_ns if self.seen_ns > self.watermark_ns else self.watermark_ns
+        """What lateness is judged against: the newest span end seen, or the mark the wall
+        clock moved an idle partition to. Not the announced watermark: it may cover
+        messages a rewind reads again."""
+        return self.seen_ns if self.seen_ns > self.idle_ns else self.idle_ns
 
     def is_late(self, window_end_ns: int) -> bool:
         return window_end_ns + self.allowed_lateness_ns <= self.late_mark()
