@@ -115,9 +115,13 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from spanwatch.devtools.bench import run_bench
 
+    if args.what == "burst":
+        from spanwatch.devtools.bench_burst import bench_burst
+
+        return bench_burst(args.spans or 20_000, args.factor, args.worker_config)
     return run_bench(
         args.what,
-        spans=args.spans,
+        spans=args.spans or 100_000,
         batch=args.batch,
         broker=not args.no_broker,
         payloads=args.payloads,
@@ -241,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
             "alerts",
             "clusters",
             "ui",
+            "burst",
         ],
-        help="ui: bytes per second one web view tab receives with 1,000 series; read: "
+        help="burst: a worker's peak memory under a 10x burst; ui: bytes per second one web "
+        "view tab receives with 1,000 series; read: "
         "reading the source topic alone, faust agent against aiokafka and confluent-kafka; "
         "core: the mypyc-compiled core against the pure-Python one",
     )
@@ -253,7 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     be.add_argument("--payloads", type=int, default=10_000, help="stitch: concurrent payloads")
     be.add_argument("--cap-mb", type=int, default=512, help="stitch: byte cap, MiB")
-    be.add_argument("--spans", type=int, default=100_000, help="spans to process")
+    be.add_argument(
+        "--spans", type=int, help="spans to process (100,000; burst: the steady load, 20,000)"
+    )
+    be.add_argument("--factor", type=int, default=10, help="burst: its size, times the steady load")
+    be.add_argument(
+        "--worker-config",
+        default="",
+        metavar="YAML",
+        help="burst: worker configuration (YAML text), e.g. 'ingest: {reader: batch}'",
+    )
     be.add_argument("--batch", type=int, default=500, help="spans per Kafka message")
     be.add_argument("--no-broker", action="store_true", help="skip the through-the-worker rate")
     be.add_argument(

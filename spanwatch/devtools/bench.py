@@ -58,13 +58,15 @@ from spanwatch.pipeline.windows.state import SeriesState
 TRAFFIC_RATE = 2_000.0
 
 
-def _messages(spans: int, batch: int, seed: int = 1, **traffic: Any) -> tuple[list[bytes], int]:
-    """About ``spans`` spans of generated traffic at :data:`TRAFFIC_RATE`, in messages of
-    ``batch`` spans in the order the spans end, the last ending now (``traffic``:
-    :class:`TrafficGenerator` options)."""
+def _messages(
+    spans: int, batch: int, seed: int = 1, rate: float = TRAFFIC_RATE, **traffic: Any
+) -> tuple[list[bytes], int]:
+    """About ``spans`` spans of generated traffic at ``rate`` spans per second of span time,
+    in messages of ``batch`` spans in the order the spans end, the last ending now
+    (``traffic``: :class:`TrafficGenerator` options)."""
     gen = TrafficGenerator(seed, **traffic)
-    start = time.time_ns() - int(spans / TRAFFIC_RATE * 1e9)
-    batches = gen.exported(spans, batch, start, TRAFFIC_RATE)
+    start = time.time_ns() - int(spans / rate * 1e9)
+    batches = gen.exported(spans, batch, start, rate)
     return [b.traces_data().SerializeToString() for b in batches], sum(b.count() for b in batches)
 
 
@@ -194,6 +196,19 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def drained(status: dict[str, Any], messages: int) -> bool:
+    """Whether a worker's ``/status`` shows ``messages`` source messages committed and every
+    stage drained: every partition of every topic it reads processed and committed, the
+    merge of partials included."""
+    rows = status["partitions"]
+    src = [r for r in rows if r["topic"] == "otlp_spans"]
+    return (
+        sum(r["committed"] or 0 for r in src) >= messages
+        and all(r["end"] for r in src)
+        and all((r["lag"] or 0) == 0 for r in rows)
+    )
+
+
 @dataclass
 class WorkerRun:
     spans: int
@@ -232,16 +247,7 @@ def worker_run(
             t0, c0 = time.monotonic(), _cpu_s(worker.proc.pid)
             produce(b.bootstrap, "otlp_spans", msgs)
 
-            def drained(st: dict[str, Any]) -> bool:
-                rows = st["partitions"]
-                src = [r for r in rows if r["topic"] == "otlp_spans"]
-                return (
-                    sum(r["committed"] or 0 for r in src) >= len(msgs)
-                    and all(r["end"] for r in src)
-                    and all((r["lag"] or 0) == 0 for r in rows)
-                )
-
-            worker.until(drained, 1800, "drained")
+            worker.until(lambda st: drained(st, len(msgs)), 1800, "drained")
             t1, c1 = time.monotonic(), _cpu_s(worker.proc.pid)
         finally:
             worker.stop()

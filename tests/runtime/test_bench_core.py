@@ -55,3 +55,25 @@ def test_the_read_bench_reads_every_message_with_every_client(capsys: Any) -> No
     assert len(rows) == 4
     assert all(int(r[2].strip().replace(",", "")) == len(keyed) for r in rows)
     assert not RUNNING
+
+
+@pytest.mark.broker
+def test_the_burst_bench_drains_both_loads_and_reports_the_worker_peak(capsys: Any) -> None:
+    """``spanwatch bench burst``: both loads are processed to the end (the phases wait for
+    every message committed and every stage drained), the peak is the kernel's and never
+    below a sample, and the broker and worker it started are stopped."""
+    from spanwatch.devtools.bench_burst import bench_burst
+
+    assert bench_burst(spans=400, factor=2) == 0
+    rows = [
+        [c.strip().replace(",", "") for c in line.split("|")[1:-1]]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| ") and "phase" not in line
+    ]
+    assert [r[0] for r in rows] == ["steady", "2x burst"]
+    steady, burst = rows
+    assert int(burst[1]) >= 2 * int(steady[1]) - 50  # spans: about twice the steady load
+    for r in rows:
+        assert int(r[2]) > 0 and float(r[4]) > 0  # messages, and CPU spent on them
+        assert int(r[7]) >= int(r[6]) > 0  # VmHWM is at least the largest sample
+    assert not RUNNING
