@@ -216,6 +216,40 @@ def test_merging_unbucketed_values_gives_the_same_result_and_stays_bounded() -> 
     assert carried.result(10.0) == flushed.result(10.0)
 
 
+@pytest.mark.parametrize("values", [1, 5, signals.PENDING_MAX + 7])
+def test_a_partial_carries_its_few_values_unbucketed_and_the_owner_gets_the_same_result(
+    values: int,
+) -> None:
+    """A partial's aggregate travels with the values it has not bucketed yet (``values``),
+    a name holding ``PENDING_MAX`` or more as a sketch; the owner's merged result is the one
+    every value bucketed at the sender gives, and a partial without ``values`` (sent by an
+    older worker) still reads."""
+    rng = random.Random(values)
+    made = []
+    for _ in range(4):  # four messages' partials of one series, as the warm-up sends them
+        agg = SignalAggregate()
+        for _ in range(values):
+            agg.add(rec(ttft_s=rng.lognormvariate(-1, 1), duration_s=rng.random() * 9), {})
+        made.append(agg)
+    wire = [
+        orjson.loads(orjson.dumps(Partial("s", 0, i, {"10s@0": a}).to_dict()))
+        for i, a in enumerate(made)
+    ]
+    carried = [w["windows"]["10s@0"] for w in wire]
+    few = values < signals.PENDING_MAX
+    assert all(("values" in c) == few and bool(c["sketches"]) != few for c in carried)
+    owner, bucketed = SeriesState(), SeriesState()
+    for w in wire:
+        assert owner.apply(Partial.from_dict(w))
+    for i, a in enumerate(made):
+        old = a.to_dict()  # the old wire: every value bucketed, no ``values``
+        assert "values" not in old
+        assert bucketed.apply(Partial("s", 0, i, {"10s@0": SignalAggregate.from_dict(old)}))
+    got, want = owner.windows["10s@0"], bucketed.windows["10s@0"]
+    assert got.result(10.0) == want.result(10.0) and got.to_dict() == want.to_dict()
+    assert all(len(v) < signals.PENDING_MAX for v in got.pending.values())
+
+
 def test_where_time_goes_from_self_times_and_model_server_parts() -> None:
     root = rec(span_id="1" * 16, layer=Layer.GATEWAY, duration_s=2.0)
     agent = rec(span_id="2" * 16, parent_span_id="1" * 16, layer=Layer.AGENT, duration_s=1.8)

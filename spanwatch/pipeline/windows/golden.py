@@ -125,7 +125,9 @@ def self_times(
     return out
 
 
-PENDING_MAX = 4096  # values held per name before they are bucketed (memory stays bounded)
+# values held per name before they are bucketed (memory stays bounded: an owner's open
+# windows hold at most this many per name, a few KiB, about what a sketch of them takes)
+PENDING_MAX = 64
 
 
 @dataclass
@@ -160,13 +162,16 @@ class SignalAggregate:
     # values added since the last flush; bucketed into the sketches in one numpy pass
     pending: dict[str, list[float]] = field(default_factory=dict, repr=False, compare=False)
 
-    def flush(self) -> None:
-        for name, values in self.pending.items():
+    def flush(self, at_least: int = 0) -> None:
+        """Bucket the values held (of the names holding ``at_least`` of them)."""
+        for name, values in list(self.pending.items()):
+            if len(values) < at_least:
+                continue
             sk = self.sketches.get(name)
             if sk is None:
                 sk = self.sketches[name] = QuantileSketch()
             sk.add_many(values)
-        self.pending.clear()
+            del self.pending[name]
 
     def add(self, span: LlmSpan, self_time: dict[str, int], no_response: bool = False) -> None:
         self.count += 1
@@ -209,14 +214,16 @@ class SignalAggregate:
         # Values not bucketed yet move as they are (batches of source messages merge
         # aggregates made a moment ago): a value lands in the same bucket whichever sketch
         # takes it, so this is exact, and it spares a sketch per aggregate merged.
+        full = False
         for name, values in other.pending.items():
             held = self.pending.get(name)
             if held is None:
-                self.pending[name] = list(values)
+                held = self.pending[name] = list(values)
             else:
                 held.extend(values)
-                if len(held) >= PENDING_MAX:
-                    self.flush()
+            full = full or len(held) >= PENDING_MAX
+        if full:
+            self.flush(PENDING_MAX)
         self.count += other.count
         for etype, n in other.errors.items():
             key = etype if etype in self.errors or len(self.errors) < MAX_ERROR_TYPES else "_other"
@@ -249,7 +256,23 @@ class SignalAggregate:
             self.error_trace = other.error_trace
 
     def to_dict(self) -> dict[str, Any]:
+        """The state, every value bucketed: the same whatever order merges came in."""
         self.flush()
+        return self._fields()
+
+    def to_wire(self) -> dict[str, Any]:
+        """As a partial carries it: values not bucketed yet travel as they are, under
+        ``values``, up to ``PENDING_MAX`` per name. A one-message partial holds a few per
+        name, and a sketch each cost more to build, send, read and merge than the values
+        (the per-trace shape sends one partial per trace). Exact: a value lands in the same
+        bucket whichever sketch takes it, here or at the owner."""
+        self.flush(PENDING_MAX)
+        d = self._fields()
+        if self.pending:
+            d["values"] = self.pending
+        return d
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "count": self.count,
             "errors": dict(self.errors),
@@ -292,6 +315,8 @@ class SignalAggregate:
             self_ns=dict(d["self_ns"]),
             slowest=tuple(d["slowest"]) if d.get("slowest") else None,
             error_trace=d.get("error_trace"),
+            # a partial's values not bucketed yet (to_wire), never shared with its sender
+            pending={k: list(v) for k, v in (d.get("values") or {}).items()},
         )
 
     def result(self, size_s: float) -> dict[str, Any]:

@@ -65,7 +65,11 @@ class Partial:
             "series": self.series,
             "src": self.source,
             "off": self.offset,
-            "windows": {k: v.to_dict() for k, v in self.windows.items()},
+            "windows": (
+                {k: v.to_wire() for k, v in self.windows.items()}
+                if self.kind == "signals"  # values not bucketed yet travel as they are
+                else {k: v.to_dict() for k, v in self.windows.items()}
+            ),
         }
         if self.kind != "signals":
             d["kind"] = self.kind
