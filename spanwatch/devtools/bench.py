@@ -46,7 +46,6 @@ from spanwatch.pipeline.clusters.prompts import ClusterSettings
 from spanwatch.pipeline.config import MetricsSettings, Settings, merge_stage, preaggregator
 from spanwatch.pipeline.ingest.message import ingest_message
 from spanwatch.pipeline.ingest.otlp import proto_attrs
-from spanwatch.pipeline.windows.coalesce import coalesce
 from spanwatch.pipeline.windows.golden import SeriesKeyer
 from spanwatch.pipeline.windows.merge import MergeStage
 from spanwatch.pipeline.windows.partial import Partial, bundles
@@ -120,11 +119,11 @@ def core_pass(msgs: list[bytes]) -> MergeStage:
     pre = preaggregator(settings, time.time_ns)
     stage = merge_stage({}, settings)
     most, parts = settings.metrics.coalesce_max_spans, settings.topics.partitions
-    held: list[list[Partial]] = []
+    held: dict[str, Partial] = {}  # by series: the batch's spans added in place
     weight = 0
 
     def send() -> None:
-        for part, value in bundles(coalesce(held), parts).items():
+        for part, value in bundles(list(held.values()), parts).items():
             stage.apply_bundle(part, map(Partial.from_dict, orjson.loads(value)["partials"]))
         held.clear()
 
@@ -133,7 +132,7 @@ def core_pass(msgs: list[bytes]) -> MergeStage:
         if held and weight + len(spans) + 1 > most:
             send()
             weight = 0
-        held.append(pre.add_message(0, off, spans))
+        pre.add_message(0, off, spans, into=held)
         weight += len(spans) + 1
     send()
     return stage

@@ -351,3 +351,51 @@ def test_held_partials_are_sent_at_the_bound_and_due_after_the_interval() -> Non
     clock.t = 0.0
     (batch,) = c.add(0, 1, _p("c", 1), 0, 0)  # 3 held: the bound
     assert sorted(p.series for p in batch.partials) == ["a", "b", "c"]
+
+
+def _spans(n: int = 30, seed: int = 5) -> list[list[Any]]:
+    batches = TrafficGenerator(seed=seed, runaway_every=4).batches(
+        30, 1_700_000_000 * NS, spread_ns=40 * NS
+    )
+    return [ingest_message(next(batches).traces_data().SerializeToString()).spans for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_spans_added_in_place_make_the_partials_coalescing_per_message_ones_makes(
+    seed: int,
+) -> None:
+    """A coalesced batch takes each message's spans in place (``add_message(into=...)``),
+    with no partial made and merged per message: the same partials as the per-message ones
+    coalesced (windows, calls in message order, ranges), so the owner closes the same windows
+    and fires the same budgets with the same evidence."""
+    spans = _spans()
+    ranges = _split(len(spans), random.Random(seed))
+    per_message, in_place = default_preaggregator(), default_preaggregator()
+    merged, added = [], []
+    for lo, hi in ranges:
+        merged.append(coalesce(per_message.add_message(0, i, spans[i]) for i in range(lo, hi)))
+        into: dict[str, Partial] = {}
+        for i in range(lo, hi):
+            in_place.add_message(0, i, spans[i], into=into)
+        added.append(list(into.values()))
+
+    def state(sends: list[list[Partial]]) -> list[list[bytes]]:
+        """Each partial with its aggregates' canonical state (every value bucketed: where
+        values were bucketed along the way is not part of it)."""
+        return [
+            [
+                orjson.dumps(
+                    {**p.to_dict(), "windows": {w: a.to_dict() for w, a in p.windows.items()}},
+                    option=orjson.OPT_SORT_KEYS,
+                )
+                for p in b
+            ]
+            for b in sends
+        ]
+
+    assert state(added) == state(merged)
+    assert any(p.first >= 0 for b in added for p in b)  # ranges of several messages
+    assert any(p.calls for b in added for p in b)
+    a, b = _stage(), _stage()
+    assert _by_entity(_apply(a, added)) == _by_entity(_apply(b, merged))
+    assert _close(a) == _close(b)

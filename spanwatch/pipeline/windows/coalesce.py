@@ -8,6 +8,11 @@ serialized, shipped, parsed and merged again and again: the work follows message
 ``max_weight`` spans) and sends one partial per series for the range of source offsets
 ``first`` .. ``offset``. The messages' other output (the normalized records for
 ``spanwatch.spans``) goes with the batch, in message order (:attr:`Batch.records`).
+A coalesced batch takes each message's spans in place: :meth:`Coalescer.open` hands the
+batch's partials to :meth:`~pipeline.windows.preaggregate.PreAggregator.add_message`
+(``into``), so no partial is made and merged per message. The result is what
+:func:`coalesce` makes of the per-message partials (``tests/windows/test_coalesce.py``);
+with one message per trace, that merge was a quarter of the core's time.
 
 Replays stay exact because the owner (:meth:`pipeline.windows.state.SeriesState.admit`) applies a
 partial only when its whole range is newer than what it applied, and skips one that is
@@ -70,42 +75,52 @@ def coalesce(messages: Iterable[list[Partial]]) -> list[Partial]:
     out: dict[str, Partial] = {}
     for made in messages:
         for p in made:
-            into = out.get(p.series)
-            if into is None:
-                out[p.series] = p
-                continue
-            if into.first < 0:
-                into.first = into.offset
-            for wid, agg in p.windows.items():
-                mine = into.windows.get(wid)
-                if mine is None:
-                    into.windows[wid] = agg
-                else:
-                    mine.merge(agg)
-            into.calls.extend(p.calls)
-            into.offset = p.offset
+            merge_into(out, p)
     return list(out.values())
+
+
+def merge_into(out: dict[str, Partial], p: Partial) -> None:
+    """Merge ``p`` (of a later message of the partition) into ``out``'s partial of its
+    series; ``p`` becomes that partial when there is none."""
+    into = out.get(p.series)
+    if into is None:
+        out[p.series] = p
+        return
+    if into.first < 0:
+        into.first = into.offset
+    for wid, agg in p.windows.items():
+        mine = into.windows.get(wid)
+        if mine is None:
+            into.windows[wid] = agg
+        else:
+            mine.merge(agg)
+    into.calls.extend(p.calls)
+    into.offset = p.offset
 
 
 @dataclass
 class _Held:
     since: float
     last: int = -1
-    messages: list[list[Partial]] = field(default_factory=list)
+    messages: int = 0
+    # one-message partials (rule 2), each message's apart, in offset order
+    singles: list[list[Partial]] | None = None
+    # otherwise one partial per series, the messages' spans added in place
+    # (PreAggregator.add_message ``into``) or their partials merged (merge_into)
+    series: dict[str, Partial] = field(default_factory=dict)
     partials: int = 0
     weight: int = 0
     newest: int = 0
     records: list[Any] = field(default_factory=list)
-    singles: bool = False  # each message's partials kept apart (rule 2), never coalesced
 
     def batch(self, partition: int) -> Batch:
-        if len(self.messages) == 1:
-            made = self.messages[0]
-        elif self.singles:
-            made = [p for message in self.messages for p in message]  # in offset order
+        if self.singles is None:
+            made = list(self.series.values())
+        elif len(self.singles) == 1:
+            made = self.singles[0]
         else:
-            made = coalesce(self.messages)
-        n = len(self.messages)
+            made = [p for message in self.singles for p in message]  # in offset order
+        n = self.messages
         return Batch(partition, self.last, made, n, self.weight, self.newest, self.records)
 
 
@@ -126,6 +141,27 @@ class Coalescer:
     suspended_at: float | None = None  # set by suspect(), cleared by the next assignment
     epoch: int = 0  # assignments so far: a batch sent across one is not counted (sent())
 
+    def open(self, partition: int, spans: int) -> tuple[list[Batch], dict[str, Partial] | None]:
+        """Before a message of ``spans`` spans: the batches to send first (what is held,
+        when this message would take it past ``max_weight`` or the partition changes
+        between one message at a time and coalesced), and the partials, by series, that the
+        message's spans may be added to in place (None: it makes partials of its own, one
+        message at a time). :meth:`add` then takes the message."""
+        if self.interval_s <= 0:
+            return [], None
+        singles = self.seen.get(partition, 0) < self.max_weight or self._suspended()
+        h = self.held.get(partition)
+        out: list[Batch] = []
+        if (
+            h is not None
+            and h.messages
+            and (h.weight + spans + 1 > self.max_weight or (h.singles is not None) != singles)
+        ):
+            out, h = self.take(partition), None
+        if h is None:
+            h = self.held[partition] = _Held(self.clock(), singles=[] if singles else None)
+        return out, None if singles else h.series
+
     def add(
         self,
         partition: int,
@@ -135,25 +171,27 @@ class Coalescer:
         newest: int,
         records: Sequence[Any] = (),
     ) -> list[Batch]:
-        """Hold one message's partials (possibly none), with its number of spans, newest
-        span end and the records it produces; return the batches to send now, in order."""
+        """Hold one message: its partials (possibly none; those not added in place where
+        :meth:`open` said), its number of spans, newest span end and the records it
+        produces; return the batches to send now, in order."""
         weight = spans + 1
-        seen = self.seen.get(partition, 0)
-        self.seen[partition] = seen + weight
         if self.interval_s <= 0:
-            h = _Held(0.0, offset, [made], len(made), weight, newest, list(records))
+            self.seen[partition] = self.seen.get(partition, 0) + weight
+            h = _Held(0.0, offset, 1, [made], weight=weight, newest=newest)
+            h.records.extend(records)
             return [*self.take(partition), h.batch(partition)]
-        singles = seen < self.max_weight or self._suspended()
-        h = self.held.get(partition) or _Held(self.clock(), singles=singles)
-        if h.messages and (h.weight + weight > self.max_weight or h.singles != singles):
-            out = self.take(partition)
-            h = _Held(self.clock(), singles=singles)
+        out, _ = self.open(partition, spans)  # nothing more when the caller asked already
+        self.seen[partition] = self.seen.get(partition, 0) + weight
+        h = self.held[partition]
+        if h.singles is not None:
+            h.singles.append(made)
+            h.partials += len(made)
         else:
-            out = []
-        self.held[partition] = h
-        h.messages.append(made)
+            for p in made:
+                merge_into(h.series, p)
+            h.partials = len(h.series)
+        h.messages += 1
         h.last = offset
-        h.partials += len(made)
         h.weight += weight
         h.newest = max(h.newest, newest)
         h.records.extend(records)

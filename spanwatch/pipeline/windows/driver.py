@@ -127,20 +127,27 @@ class WindowsIngest:
         """One source message: its partials (and ``extra()`` ones: prompt samples) join its
         partition's batch with its records. Returns the batches to send now, in order, and
         the error that stopped the message, if one did: a message that fails here still
-        moves the batching on with what it made, and its batches must still go out (then the
-        caller counts the error)."""
+        moves the batching on with what it made (in a coalesced batch, the spans added before
+        the failure), and its batches must still go out (then the caller counts the error)."""
+        if self.clock() - self.alive_at > self.session_s:
+            self.coalescer.suspect()  # frozen past the session (see liveness)
+        # a batch the message would overflow goes first; a coalesced one takes the
+        # message's spans in place (PreAggregator.add_message ``into``)
+        batches, into = self.coalescer.open(partition, len(spans))
         made: list[Partial] = []
         error: Exception | None = None
         try:
-            made = self.preagg.add_message(partition, offset, spans, defer_watermark=True)
+            made = self.preagg.add_message(
+                partition, offset, spans, defer_watermark=True, into=into
+            )
+            if into is not None:
+                made = []  # they are in the batch already
             if extra is not None:
                 made += extra()
         except Exception as exc:
             error = exc
-        if self.clock() - self.alive_at > self.session_s:
-            self.coalescer.suspect()  # frozen past the session (see liveness)
         newest = self.preagg.deferred(partition)
-        batches = self.coalescer.add(partition, offset, made, len(spans), newest, spans)
+        batches += self.coalescer.add(partition, offset, made, len(spans), newest, spans)
         return [self._send(b) for b in batches], error
 
     def confirm_first(self, cmd: SendBatch) -> int | None:

@@ -213,16 +213,23 @@ class PreAggregator:
         spans: Sequence[LlmSpan],
         *,
         defer_watermark: bool = False,
+        into: dict[str, Partial] | None = None,
     ) -> list[Partial]:
         """Partials of one source message. With ``defer_watermark`` the partition's watermark
         stays where it is: the caller takes the message's newest span end (:meth:`deferred`)
         and applies it (:meth:`observe`) once the partials are sent, so that a heartbeat can
         never announce a watermark before the partials it covers. Lateness does not wait:
-        the next message's spans are judged against this one's, as without deferral."""
+        the next message's spans are judged against this one's, as without deferral.
+
+        ``into``: the partials of the earlier messages of a batch of this partition, by
+        series; this message's spans are added to them in place (their ranges grow to this
+        offset), as :func:`~pipeline.windows.coalesce.coalesce` would merge them, with no
+        partial of its own made and merged per message. Returns the partials it touched."""
         clock = self.clock(partition)
         clock.touch()
         clock.at(offset)  # a message read again is judged as it was the first time
-        out: dict[str, Partial] = {}
+        out: dict[str, Partial] = {} if into is None else into
+        touched: dict[str, Partial] = {}
         newest = max((s.end_ns for s in spans), default=0)
         assert self.trees is not None
         children, depths = self.trees.join(partition, spans)
@@ -233,9 +240,9 @@ class PreAggregator:
                 self.untimed_spans += 1
                 continue
             sid = self._series_id(span)
-            partial = out.get(sid)
+            partial = touched.get(sid)
             if partial is None:
-                partial = out[sid] = Partial(sid, partition, offset, {})
+                partial = touched[sid] = _partial(out, sid, partition, offset, "signals")
             hung = (
                 span.layer in WAITING_LAYERS
                 and span.operation not in LLM_OPERATIONS  # a call that failed is an error
@@ -249,17 +256,16 @@ class PreAggregator:
                 else:
                     _agg(partial, wid).add(span, own, hung)
         if self.signals:
-            self._critical_paths(clock, partition, offset, spans, out)
-        partials = list(out.values())
+            self._critical_paths(clock, partition, offset, spans, out, touched)
         if self.prices is not None:
-            partials += self._token_partials(clock, partition, offset, spans, depths)
+            self._token_partials(clock, partition, offset, spans, depths, out, touched)
         if newest:  # after the message: spans of one message are never late to each other
             clock.see(newest)  # later messages are judged by it, sent or not
             if defer_watermark:
                 self.pending[partition] = max(self.pending.get(partition, 0), newest)
             else:
                 clock.observe(newest)
-        return partials
+        return list(touched.values())
 
     def _critical_paths(
         self,
@@ -268,6 +274,7 @@ class PreAggregator:
         offset: int,
         spans: Sequence[LlmSpan],
         out: dict[str, Partial],
+        touched: dict[str, Partial],
     ) -> None:
         """Workflow nodes: remember each under its parent; when a parent of nodes arrives,
         add the time of the nodes on its critical path to their series' windows (by the
@@ -279,9 +286,9 @@ class PreAggregator:
                 trees.add_node(partition, span, self._series_id(span))
         for span in spans:
             for _, start, end, sid in trees.critical_path(partition, span):
-                partial = out.get(sid)
+                partial = touched.get(sid)
                 if partial is None:
-                    partial = out[sid] = Partial(sid, partition, offset, {})
+                    partial = touched[sid] = _partial(out, sid, partition, offset, "signals")
                 for wid, late in self._windows(clock, end):
                     if not late:
                         agg = _agg(partial, wid)
@@ -335,15 +342,18 @@ class PreAggregator:
         offset: int,
         spans: Sequence[LlmSpan],
         depths: dict[str, int],
-    ) -> list[Partial]:
+        out: dict[str, Partial],
+        touched: dict[str, Partial],
+    ) -> None:
         assert self.prices is not None
-        out: dict[str, Partial] = {}
+        before: dict[str, int] = {}  # token partial -> its calls before this message
 
         def partial(kind: str, entity: str) -> Partial:
             sid = token_entity_id(kind, entity)
-            p = out.get(sid)
+            p = touched.get(sid)
             if p is None:
-                p = out[sid] = Partial(sid, partition, offset, {}, "tokens")
+                p = touched[sid] = _partial(out, sid, partition, offset, "tokens")
+                before[sid] = len(p.calls)
             return p
 
         calls: set[str] = set()  # traces with a call in this message
@@ -389,9 +399,14 @@ class PreAggregator:
                 call = Call(span.end_ns, "agent", span.span_id, depth=depths.get(span.trace_id, 0))
                 self._add_call(partial, span, call)
                 calls.add(span.trace_id)
-        for p in out.values():  # in the order the owner applies them (Activity.apply)
-            p.calls.sort(key=lambda c: (c.t_ns, c.span_id))
-        return list(out.values())
+        # this message's calls in the order the owner applies them (Activity.apply); those
+        # of earlier messages of a batch stay before them, as coalesce keeps them
+        for sid, n in before.items():
+            p = touched[sid]
+            if n:
+                p.calls[n:] = sorted(p.calls[n:], key=_call_order)
+            else:
+                p.calls.sort(key=_call_order)
 
     @staticmethod
     def _add_call(partial: Callable[[str, str], Partial], span: LlmSpan, call: Call) -> None:
@@ -417,6 +432,23 @@ class PreAggregator:
             self.clocks.pop(p, None)
             self.pending.pop(p, None)
             self.processed.pop(p, None)
+
+
+def _partial(out: dict[str, Partial], sid: str, partition: int, offset: int, kind: str) -> Partial:
+    """``sid``'s partial in ``out`` for the message at ``offset``: made, or held from an
+    earlier message of the batch, its range then grown to this offset."""
+    p = out.get(sid)
+    if p is None:
+        p = out[sid] = Partial(sid, partition, offset, {}, kind)
+    elif p.offset != offset:
+        if p.first < 0:
+            p.first = p.offset
+        p.offset = offset
+    return p
+
+
+def _call_order(c: Call) -> tuple[int, str]:
+    return (c.t_ns, c.span_id)
 
 
 def _tok(partial: Partial, wid: str) -> TokenCounts:
