@@ -110,6 +110,7 @@ def faust_reader_main(bootstrap: str, expect: int, mode: str, out: str) -> None:
     app = faust.App(
         f"bench-read-{mode}-{os.getpid()}",
         broker=f"kafka://{bootstrap}",
+        datadir=str(Path(out).parent / f"faust-{mode}-data"),  # not the caller's folder
         web_port=free_port(),
         web_enabled=False,
         broker_session_timeout=6,

@@ -3,6 +3,7 @@ worker's whole work, or its number would flatter the core."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,10 +41,13 @@ def test_the_core_pass_counts_every_call_once_in_either_shape() -> None:
 
 
 @pytest.mark.broker
-def test_the_read_bench_reads_every_message_with_every_client(capsys: Any) -> None:
+def test_the_read_bench_reads_every_message_with_every_client(
+    capsys: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``spanwatch bench read``: each reader (faust events, faust take, aiokafka getmany,
     confluent consume) reads every message of the per-trace topic, or the bench fails; and
-    it stops what it started."""
+    it stops what it started and leaves nothing in the folder it was run from."""
+    monkeypatch.chdir(tmp_path)
     msgs, total = _messages(1500, 500)
     keyed = per_trace(msgs)
     assert bench_read(keyed, total) == 0
@@ -55,6 +59,7 @@ def test_the_read_bench_reads_every_message_with_every_client(capsys: Any) -> No
     assert len(rows) == 4
     assert all(int(r[2].strip().replace(",", "")) == len(keyed) for r in rows)
     assert not RUNNING
+    assert list(tmp_path.iterdir()) == []  # faust's data folders went to the bench's own
 
 
 @pytest.mark.broker
