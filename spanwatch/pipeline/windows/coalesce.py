@@ -86,8 +86,6 @@ def merge_into(out: dict[str, Partial], p: Partial) -> None:
     if into is None:
         out[p.series] = p
         return
-    if into.first < 0:
-        into.first = into.offset
     for wid, agg in p.windows.items():
         mine = into.windows.get(wid)
         if mine is None:
@@ -95,7 +93,7 @@ def merge_into(out: dict[str, Partial], p: Partial) -> None:
         else:
             mine.merge(agg)
     into.calls.extend(p.calls)
-    into.offset = p.offset
+    into.reach(p.offset)
 
 
 @dataclass

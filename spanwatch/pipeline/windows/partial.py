@@ -60,6 +60,13 @@ class Partial:
         """The first source offset this partial covers."""
         return self.offset if self.first < 0 else self.first
 
+    def reach(self, offset: int) -> None:
+        """Cover a later message of the source partition too: the range grows to
+        ``offset`` (from one message, ``first`` becomes the one it covered)."""
+        if self.first < 0:
+            self.first = self.offset
+        self.offset = offset
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "series": self.series,

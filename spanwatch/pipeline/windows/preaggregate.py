@@ -441,9 +441,7 @@ def _partial(out: dict[str, Partial], sid: str, partition: int, offset: int, kin
     if p is None:
         p = out[sid] = Partial(sid, partition, offset, {}, kind)
     elif p.offset != offset:
-        if p.first < 0:
-            p.first = p.offset
-        p.offset = offset
+        p.reach(offset)
     return p
 
 
