@@ -159,7 +159,7 @@ class SignalAggregate:
     # smallest id: deterministic whatever the merge order, so N workers agree with one)
     slowest: tuple[int, str] | None = None
     error_trace: str | None = None
-    # values added since the last flush; bucketed into the sketches in one numpy pass
+    # values not bucketed yet (added here, or a partial's ``values``): bucketed by flush()
     pending: dict[str, list[float]] = field(default_factory=dict, repr=False, compare=False)
 
     def flush(self, at_least: int = 0) -> None:
