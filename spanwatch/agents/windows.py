@@ -32,6 +32,7 @@ from spanwatch.pipeline.windows.driver import SendBatch, WindowsIngest
 from spanwatch.pipeline.windows.partial import Partial
 from spanwatch.pipeline.windows.preaggregate import prompt_partials
 from spanwatch.pipeline.windows.runtime import MetricsRuntime, PartitionReader
+from spanwatch.pipeline.windows.spec import PartitionClock
 from spanwatch.transport.source import FaustSource, SourceSide
 
 from .control import broadcast, log_failure
@@ -146,8 +147,8 @@ def register(
         if featurize is not None and result.contents:
             contents, fz = result.contents, featurize
 
-            def prompts() -> list[Partial]:
-                return prompt_partials(part, offset, result.spans, contents, cs, fz)
+            def prompts(clock: PartitionClock) -> list[Partial]:
+                return prompt_partials(part, offset, result.spans, contents, cs, fz, clock)
 
         sends, error = driver.message(part, offset, result.spans, prompts)
         for cmd in sends:  # a message that failed here still moves the commit on

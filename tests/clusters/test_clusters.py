@@ -25,7 +25,7 @@ from spanwatch.pipeline.windows.partial import Partial
 from spanwatch.pipeline.windows.preaggregate import cluster_partials, prompt_text
 from spanwatch.pipeline.windows.spec import WindowSpec
 from spanwatch.pipeline.windows.state import SeriesState
-from tests.builders import llm_span, merge_stage
+from tests.builders import default_preaggregator, llm_span, merge_stage
 
 NS = 10**9
 T0 = 1_700_000_040 * NS  # a multiple of 1 minute
@@ -136,6 +136,49 @@ def test_one_worker_and_n_workers_close_the_same_clusters() -> None:
     many = _records(_stage(), [p1, p0], steps)
     assert len(one) == 4 and sum(r["new_clusters"] for _, r in one) == 1
     assert orjson.dumps([r for _, r in one]) == orjson.dumps([r for _, r in many])
+
+
+def test_a_prompt_late_at_ingest_is_late_however_far_the_owner_has_closed() -> None:
+    """A call whose window its partition had passed before the message (5 s lateness) is late
+    at ingest, as its span is: counted in the window open at the mark, never clustered.
+    Before, the owner decided, by whether the other partitions' watermarks had closed the
+    window yet: two workers once clustered a sample one worker had not (a CI failure)."""
+    pre = default_preaggregator()
+    cs = ClusterSettings(window="1m", sample_rate=1.0, min_new_size=3)
+
+    def message(part: int, off: int, calls: list[tuple[LlmSpan, str]]) -> list[Partial]:
+        spans = [s for s, _ in calls]
+        pre.add_message(part, off, spans)
+        prompts = [(s.span_id, text) for s, text in calls]
+        return cluster_partials(part, off, spans, prompts, MINUTE, 1.0, 500, clock=pre.clock(part))
+
+    refund = TEMPLATES["refund"]
+    p0 = message(0, 0, [(_span(1, T0 + 70 * NS), refund.format(n=1))])
+    # partition 0 ended at 1:10 already: 0:20 is 50 s past minute 0's end + lateness
+    straggler = message(0, 1, [(_span(2, T0 + 20 * NS), refund.format(n=2))])
+    p1 = message(1, 0, [(_span(3, T0 + 30 * NS), refund.format(n=3))])
+    (late,) = straggler[0].windows.values()
+    assert straggler[0].windows.keys() == {f"1m@{T0 + 60 * NS}"}
+    assert (late.late, late.seen, late.samples) == (1, 0, {})
+    # the owner either had closed minute 0 when the straggler came, or had not
+    out = WindowOutput(SeriesKeyer(("service",)), smallest="1m")
+    early, slow = _stage(cs), _stage(cs)
+    early.apply_bundle(0, p0 + p1)
+    closed = early.apply_watermark(0, 0, T0 + 70 * NS, 2) + early.apply_watermark(
+        0, 1, T0 + 65 * NS, 2
+    )
+    early.apply_bundle(0, straggler)
+    slow.apply_bundle(0, p0 + p1 + straggler)
+    closed_slow = slow.apply_watermark(0, 0, T0 + 70 * NS, 2) + slow.apply_watermark(
+        0, 1, T0 + 65 * NS, 2
+    )
+    end = T0 + 10 * 60 * NS
+    closed += early.apply_watermark(0, 0, end, 2) + early.apply_watermark(0, 1, end, 2)
+    closed_slow += slow.apply_watermark(0, 0, end, 2) + slow.apply_watermark(0, 1, end, 2)
+    a = [out.record(c)[1] for c in closed]
+    b = [out.record(c)[1] for c in closed_slow]
+    assert orjson.dumps(a) == orjson.dumps(b)
+    assert [(r["samples"], r["late"]) for r in a] == [(1, 0), (1, 1)]
 
 
 def test_sampling_is_by_span_and_duplicates_count_once() -> None:

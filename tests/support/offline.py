@@ -39,9 +39,11 @@ def offline_windows(
 
 def offline_clusters(msgs: Iterable[tuple[int, bytes]], config: Path) -> list[dict[str, Any]]:
     """Every prompt-cluster window record the pure pipeline closes for the same input: the
-    partials ingest makes, merged and clustered as one owner does at the end of input."""
+    partials ingest makes (a prompt late as its span is late), merged and clustered as one
+    owner does at the end of input."""
     settings = load_settings(config)
-    cs = settings.clusters
+    cs, ms = settings.clusters, settings.metrics
+    pre = PreAggregator(ms.window_settings(), SeriesKeyer(ms.dimensions, ms.max_series), lambda: 0)
     spec = WindowSpec.parse(cs.window)
     stage = MergeStage(
         {}, lateness_ns=0, min_step_ns=spec.step_ns, idle_ns=2**62, budgets={}, clusters=cs
@@ -51,7 +53,9 @@ def offline_clusters(msgs: Iterable[tuple[int, bytes]], config: Path) -> list[di
     for part, value in msgs:
         offset = offsets.get(part, 0)
         result = ingest_message(value, options=IngestOptions(collect_content=True))
-        for p in prompt_partials(part, offset, result.spans, result.contents, cs):
+        pre.add_message(part, offset, result.spans)  # the partition's clock, as a worker's
+        clock = pre.clock(part)
+        for p in prompt_partials(part, offset, result.spans, result.contents, cs, clock=clock):
             by_owner.setdefault(p.series, []).append(p)
         offsets[part] = offset + 1
     out = WindowOutput(SeriesKeyer(settings.metrics.dimensions), smallest=cs.window)

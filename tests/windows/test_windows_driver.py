@@ -119,7 +119,7 @@ def test_a_message_that_fails_still_moves_the_batching_on() -> None:
     d = _driver(Clock(), interval_s=0)
     d.assigned([0])
 
-    def broken() -> list[object]:
+    def broken(clock: object) -> list[object]:
         raise RuntimeError("featurizer failed")
 
     cmds, error = d.message(0, 7, _spans(3), broken)  # type: ignore[arg-type]

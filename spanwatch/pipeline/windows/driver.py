@@ -46,6 +46,7 @@ from .coalesce import Batch, Coalescer
 from .merge import MergeStage, WindowOutput
 from .partial import Partial
 from .preaggregate import PreAggregator
+from .spec import PartitionClock
 from .state import ClosedWindow
 
 
@@ -122,10 +123,11 @@ class WindowsIngest:
         partition: int,
         offset: int,
         spans: Sequence[LlmSpan],
-        extra: Callable[[], Sequence[Partial]] | None = None,
+        extra: Callable[[PartitionClock], Sequence[Partial]] | None = None,
     ) -> tuple[list[SendBatch], Exception | None]:
-        """One source message: its partials (and ``extra()`` ones: prompt samples) join its
-        partition's batch with its records. Returns the batches to send now, in order, and
+        """One source message: its partials (and ``extra(clock)`` ones: prompt samples, judged
+        late by the partition's clock as its spans were) join its partition's batch with its
+        records. Returns the batches to send now, in order, and
         the error that stopped the message, if one did: a message that fails here still
         moves the batching on with what it made (in a coalesced batch, the spans added before
         the failure), and its batches must still go out (then the caller counts the error)."""
@@ -143,7 +145,7 @@ class WindowsIngest:
             if into is not None:
                 made = []  # they are in the batch already
             if extra is not None:
-                made += extra()
+                made += extra(self.preagg.clock(partition))
         except Exception as exc:
             error = exc
         newest = self.preagg.deferred(partition)

@@ -85,13 +85,23 @@ def prompt_partials(
     contents: Sequence[ContentItem],
     cfg: ClusterSettings,
     featurize: Callable[[str], int] = fingerprint,
+    clock: PartitionClock | None = None,
 ) -> list[Partial]:
     """:func:`cluster_partials` of what ingest read from one message: its input content
-    (prompts), with the window, sampling and bound of ``cfg``."""
+    (prompts), with the window, sampling and bound of ``cfg``, judged late by the
+    partition's ``clock`` as the message's spans were."""
     prompts = [(c.span_id, c.text) for c in contents if c.role == "input"]
     spec = WindowSpec.parse(cfg.window)
     return cluster_partials(
-        partition, offset, spans, prompts, spec, cfg.sample_rate, cfg.max_samples, featurize
+        partition,
+        offset,
+        spans,
+        prompts,
+        spec,
+        cfg.sample_rate,
+        cfg.max_samples,
+        featurize,
+        clock,
     )
 
 
@@ -110,10 +120,18 @@ def cluster_partials(
     sample_rate: float,
     max_samples: int,
     featurize: Callable[[str], int] = fingerprint,
+    clock: PartitionClock | None = None,
 ) -> list[Partial]:
     """Partials of one source message for prompt clusters: one per application (the calling
     service) with the sampled prompts of its LLM calls. ``prompts``: (span id, prompt text).
-    Sampling is by span id, so every worker samples the same calls."""
+    Sampling is by span id, so every worker samples the same calls.
+
+    With the partition's ``clock`` (after :meth:`PreAggregator.add_message` took the
+    message), a sampled call whose window was closed before the message is late as a span
+    is: counted in the window open at the mark, never clustered. Without it the owner would
+    decide, by whether the window had closed there yet, and that depends on how fast the
+    other partitions' watermarks moved: one worker and two would cluster different
+    samples."""
     by_id = {s.span_id: s for s in spans}
     text: dict[str, list[str]] = {}
     for span_id, prompt in prompts:
@@ -131,12 +149,22 @@ def cluster_partials(
         partial = out.get(sid)
         if partial is None:
             partial = out[sid] = Partial(sid, partition, offset, {}, "clusters")
-        for wid in window_ids((spec,), span.end_ns):
-            agg = partial.windows.get(wid)
-            if agg is None:
-                agg = partial.windows[wid] = ClusterSamples(max_samples)
-            agg.add(key, span.end_ns, span_id, span.trace_id, featurize(prompt_text(parts)))
+        for start in spec.starts(span.end_ns):
+            if clock is not None and clock.late_before(start + spec.size_ns):
+                mark = clock.mark_before()
+                _samples(partial, spec, mark - mark % spec.step_ns, max_samples).late += 1
+            else:
+                agg = _samples(partial, spec, start, max_samples)
+                agg.add(key, span.end_ns, span_id, span.trace_id, featurize(prompt_text(parts)))
     return list(out.values())
+
+
+def _samples(partial: Partial, spec: WindowSpec, start: int, limit: int) -> ClusterSamples:
+    wid = window_id(spec.name, start)
+    agg: ClusterSamples | None = partial.windows.get(wid)
+    if agg is None:
+        agg = partial.windows[wid] = ClusterSamples(limit)
+    return agg
 
 
 @dataclass

@@ -117,6 +117,7 @@ class PartitionClock:
     last_message_ns: int = 0  # wall time of the last message (or of the assignment)
     seen_ns: int = 0  # the newest span end of every message pre-aggregated, sent or not
     idle_ns: int = 0  # where the wall clock moved the watermark of an idle partition
+    before_ns: int = 0  # the seen mark when the current message began (see :meth:`at`)
     # (offset, seen mark before it) of the last ``depth`` messages, oldest first
     _before: deque[tuple[int, int]] = field(default_factory=deque, repr=False)
     _forgot: int = -1  # the newest offset dropped from ``_before``
@@ -138,6 +139,7 @@ class PartitionClock:
                 mark = before.pop()[1]
             self.seen_ns = 0 if offset <= self._forgot else mark
         self._last = offset
+        self.before_ns = self.seen_ns
         if self.depth:
             before.append((offset, self.seen_ns))
             if len(before) > self.depth:
@@ -173,6 +175,16 @@ class PartitionClock:
 
     def is_late(self, window_end_ns: int) -> bool:
         return window_end_ns + self.allowed_lateness_ns <= self.late_mark()
+
+    def mark_before(self) -> int:
+        """:meth:`late_mark` as it was when the current message began (:meth:`at`): what
+        is made from a message after its spans moved the mark (prompt samples) is judged
+        as its spans were, never against the message itself."""
+        return self.before_ns if self.before_ns > self.idle_ns else self.idle_ns
+
+    def late_before(self, window_end_ns: int) -> bool:
+        """:meth:`is_late` against :meth:`mark_before`."""
+        return window_end_ns + self.allowed_lateness_ns <= self.mark_before()
 
 
 @dataclass(frozen=True)
