@@ -15,6 +15,8 @@ from spanwatch.pipeline.ingest.message import ingest_message
 from spanwatch.pipeline.ingest.spans import LlmSpan
 from spanwatch.pipeline.windows.coalesce import Coalescer
 from spanwatch.pipeline.windows.driver import SendBatch, WindowsIngest
+from spanwatch.pipeline.windows.partial import Partial
+from spanwatch.pipeline.windows.spec import PartitionClock
 from tests.builders import Clock
 
 T0 = 1_700_000_000 * NS
@@ -190,3 +192,23 @@ def test_a_partition_kept_through_a_rebalance_is_read_again_with_the_same_late_s
         cmds, _ = twice.message(0, offset, spans)
         assert not cmds  # still held: nothing was sent before the rebalance either
     assert twice.preagg.late_spans == 2 * once.preagg.late_spans
+
+
+def test_what_a_message_makes_after_its_spans_is_judged_by_the_mark_it_began_with() -> None:
+    """Prompt samples (``extra``) are made after the message's spans moved the partition's
+    mark: the driver hands them the clock, whose :meth:`mark_before` is the mark before the
+    message, so a sample is late exactly when its span is."""
+    d = _driver(Clock())
+    d.assigned([0])
+    first, second = _spans(1), _spans(2, at=T0 - 60 * NS)
+    d.message(0, 0, first)
+    marks: list[tuple[int, int]] = []
+
+    def extra(clock: PartitionClock) -> list[Partial]:
+        marks.append((clock.mark_before(), clock.late_mark()))
+        return []
+
+    d.message(0, 1, second, extra)
+    newest_first = max(s.end_ns for s in first)
+    assert marks == [(newest_first, max(newest_first, *(s.end_ns for s in second)))]
+    assert d.preagg.late_spans > 0  # the second message is a minute behind the first
