@@ -127,10 +127,10 @@ class WindowsIngest:
     ) -> tuple[list[SendBatch], Exception | None]:
         """One source message: its partials (and ``extra(clock)`` ones: prompt samples, judged
         late by the partition's clock as its spans were) join its partition's batch with its
-        records. Returns the batches to send now, in order, and
-        the error that stopped the message, if one did: a message that fails here still
-        moves the batching on with what it made (in a coalesced batch, the spans added before
-        the failure), and its batches must still go out (then the caller counts the error)."""
+        records. Returns the batches to send now, in order, and the error that stopped the
+        message, if one did: a message that fails here still moves the batching on with what
+        it made (in a coalesced batch, the spans added before the failure), and its batches
+        must still go out (then the caller counts the error)."""
         if self.clock() - self.alive_at > self.session_s:
             self.coalescer.suspect()  # frozen past the session (see liveness)
         # a batch the message would overflow goes first; a coalesced one takes the
