@@ -250,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="burst: a worker's peak memory under a 10x burst; ui: bytes per second one web "
         "view tab receives with 1,000 series; read: "
         "reading the source topic alone, faust agent against aiokafka and confluent-kafka; "
-        "core: the mypyc-compiled core against the pure-Python one",
+        "core: the mypyc-compiled core against the pure-Python one, in one process and "
+        "then the whole worker (--no-broker: in one process only)",
     )
     be.add_argument(
         "--quick",
@@ -270,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="burst: worker configuration (YAML text), e.g. 'ingest: {reader: batch}'",
     )
     be.add_argument("--batch", type=int, default=500, help="spans per Kafka message")
-    be.add_argument("--no-broker", action="store_true", help="skip the through-the-worker rate")
+    be.add_argument(
+        "--no-broker", action="store_true", help="skip the through-the-worker rates (ingest, core)"
+    )
     be.add_argument(
         "--compiled",
         metavar="DIR",

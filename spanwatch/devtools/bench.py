@@ -213,6 +213,7 @@ class WorkerRun:
     spans: int
     wall_s: float  # from ready to every stage drained
     cpu_s: float  # the worker's CPU over the same interval
+    build: str = ""  # the core the worker ran, as its /status says (runtime.build)
 
     @property
     def rate(self) -> float:
@@ -224,13 +225,17 @@ class WorkerRun:
 
 
 def worker_run(
-    msgs: list[bytes] | list[tuple[bytes, bytes]], spans: int, config: str = ""
+    msgs: list[bytes] | list[tuple[bytes, bytes]],
+    spans: int,
+    config: str = "",
+    site: Path | None = None,
 ) -> WorkerRun:
     """The clock and the worker's CPU run from the worker being ready (its topics empty),
     through producing the input, until its /status shows every source message committed and
     every stage drained (every partition of every topic it reads processed and committed: the
     merge of partials included). Input produced before the start would be read while the
-    worker starts, before the clock."""
+    worker starts, before the clock. ``site``: a folder first on the worker's import path
+    (a compiled wheel's)."""
     from spanwatch.pipeline.config import TopicSettings
 
     workdir = Path(tempfile.mkdtemp(prefix="spanwatch-bench-"))
@@ -239,9 +244,9 @@ def worker_run(
     ) as b:
         cfg = workdir / "spanwatch.yaml"
         cfg.write_text(config + "worker: {stall_after: 10m}\n")
-        worker = WorkerProc(b.bootstrap, workdir, config=cfg).launch()
+        worker = WorkerProc(b.bootstrap, workdir, config=cfg, site=site).launch()
         try:
-            worker.until(lambda st: st["state"] in ("running", "stalled"), 120, "started")
+            st = worker.until(lambda st: st["state"] in ("running", "stalled"), 120, "started")
             assert worker.proc is not None
             t0, c0 = time.monotonic(), _cpu_s(worker.proc.pid)
             produce(b.bootstrap, "otlp_spans", msgs)
@@ -250,7 +255,7 @@ def worker_run(
             t1, c1 = time.monotonic(), _cpu_s(worker.proc.pid)
         finally:
             worker.stop()
-    return WorkerRun(spans, t1 - t0, c1 - c0)
+    return WorkerRun(spans, t1 - t0, c1 - c0, str(st.get("core", "")))
 
 
 def run_bench(
@@ -273,7 +278,7 @@ def run_bench(
     if what == "core":
         from spanwatch.devtools.bench_core import bench_core
 
-        return bench_core(spans, batch, compiled)
+        return bench_core(spans, batch, compiled, worker=broker)
     if what == "read":
         from spanwatch.devtools.bench_read import bench_read
 

@@ -6,6 +6,12 @@ compiled one a wheel directory first on its path, as ``./dev compiled`` builds i
 alternate between the two so the shared machine's noise falls on both, and each figure is
 the best of its rounds. Each child prints which build it imported: a comparison of a build
 with itself is refused.
+
+Then (unless ``--no-broker``) the whole worker, every stage, one message per trace, with
+each build in turn (:func:`~spanwatch.devtools.bench.worker_run`, alternating rounds): the
+core is about half of a worker's CPU, so the worker gains less than the core. Each worker's
+``/status`` names the build it ran; a worker that did not run the build asked for stops the
+bench.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 CHILD = """
@@ -55,7 +62,9 @@ def _child(spans: int, batch: int, site: Path | None) -> dict[str, object]:
     return result
 
 
-def bench_core(spans: int, batch: int, compiled: str | None, rounds: int = 3) -> int:
+def bench_core(
+    spans: int, batch: int, compiled: str | None, rounds: int = 3, worker: bool = True
+) -> int:
     site = Path(compiled or ".compiled/site").resolve()
     if not any(site.glob("*__mypyc*")):
         print(
@@ -84,4 +93,36 @@ def bench_core(spans: int, batch: int, compiled: str | None, rounds: int = 3) ->
     for k, pure in best["pure"].items():
         fast = best["compiled"][k]
         print(f"| {k} | {pure:.1f} | {fast:.1f} | {pure / fast:.2f}x |")
+    if worker:
+        return _bench_workers(spans, batch, site)
+    return 0
+
+
+def _bench_workers(spans: int, batch: int, site: Path, rounds: int = 2) -> int:
+    """The whole worker with each build, alternating; CPU µs/span, every round printed."""
+    from spanwatch.devtools.bench import _messages, per_trace, worker_run
+
+    msgs, total = _messages(spans, batch)
+    keyed = per_trace(msgs)
+    runs: dict[str, list[float]] = {"pure": [], "compiled": []}
+    with tempfile.TemporaryDirectory(prefix="spanwatch-pure-") as nothing:
+        # the pure worker gets an empty folder first on its path: it imports the installed
+        # code, never a compiled folder this process's own PYTHONPATH may name
+        for _ in range(rounds):
+            for name, where in (("pure", Path(nothing)), ("compiled", site)):
+                run = worker_run(keyed, total, "", site=where)
+                if (name == "compiled") != run.build.startswith("compiled"):
+                    print(f"bench core: the {name} worker ran {run.build!r}; nothing to compare")
+                    return 1
+                runs[name].append(run.cpu_us_per_span)
+    print(
+        f"\na worker from Tansu, every stage, one message per trace ({len(keyed)} messages), "
+        f"CPU µs/span, {rounds} alternating rounds"
+    )
+    print("| worker | rounds | best | speed-up (best) |")
+    print("|---|---|---|---|")
+    pure = min(runs["pure"])
+    for name, values in runs.items():
+        shown = " / ".join(f"{v:.1f}" for v in values)
+        print(f"| {name} | {shown} | {min(values):.1f} | {pure / min(values):.2f}x |")
     return 0

@@ -38,6 +38,9 @@ class WorkerProc:
     metrics_port: int = field(default_factory=free_port)
     config: Path | None = None
     module: str = "spanwatch.cli"  # what ``python -m`` runs (tests wrap the CLI to inject faults)
+    # a folder put first on the worker's import path (a compiled wheel's, ``./dev compiled``),
+    # with ``-P`` so that the working directory (perhaps a checkout) never comes before it
+    site: Path | None = None
     proc: Popen[bytes] | None = None
 
     @property
@@ -67,7 +70,11 @@ class WorkerProc:
             *self.extra,
             module=self.module,
         )
-        self.proc = spawn(cmd, log_path=self.log_path)
+        env = None
+        if self.site is not None:
+            cmd.insert(1, "-P")
+            env = {"PYTHONPATH": str(self.site)}
+        self.proc = spawn(cmd, log_path=self.log_path, env=env)
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> WorkerProc:

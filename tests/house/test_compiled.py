@@ -76,3 +76,28 @@ def test_a_worker_reports_the_build_it_runs(broker: EmbeddedBroker, tmp_path: Pa
         assert status["core"].startswith("compiled (mypyc, "), status["core"]
     else:
         assert status["core"] == "pure Python"
+
+
+@pytest.mark.broker
+@pytest.mark.compiled_worker
+def test_the_core_bench_runs_each_worker_on_the_build_it_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``spanwatch bench core`` runs a worker on each build, alternating, and checks each
+    worker's /status. In the compiled run the wheel's folder is there, and the compiled
+    worker beats nothing but itself: the table is printed. In the pure run there is no
+    compiled build to give it, and the bench refuses rather than compare pure with pure."""
+    from spanwatch.devtools.bench_core import _bench_workers
+
+    compiled = os.environ.get("SPANWATCH_EXPECT_COMPILED") == "1"
+    site = Path(os.environ["PYTHONPATH"]) if compiled else tmp_path / "no-wheel-here"
+    rc = _bench_workers(300, 100, site, rounds=1)
+    out = capsys.readouterr().out
+    if compiled:
+        assert rc == 0, out
+        rows = {line.split("|")[1].strip(): line for line in out.splitlines() if "| " in line}
+        assert {"pure", "compiled"} <= set(rows), out
+        assert "1.00x" in rows["pure"]  # each build's best against the pure one's
+    else:
+        assert rc == 1
+        assert "the compiled worker ran 'pure Python'" in out
