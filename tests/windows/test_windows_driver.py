@@ -196,8 +196,8 @@ def test_a_partition_kept_through_a_rebalance_is_read_again_with_the_same_late_s
 
 def test_what_a_message_makes_after_its_spans_is_judged_by_the_mark_it_began_with() -> None:
     """Prompt samples (``extra``) are made after the message's spans moved the partition's
-    mark: the driver hands them the clock, whose :meth:`mark_before` is the mark before the
-    message, so a sample is late exactly when its span is."""
+    seen mark: the driver hands them the clock, whose :meth:`late_mark` is still the mark
+    before the message, so a sample is late exactly when its span is."""
     d = _driver(Clock())
     d.assigned([0])
     first, second = _spans(1), _spans(2, at=T0 - 60 * NS)
@@ -205,7 +205,7 @@ def test_what_a_message_makes_after_its_spans_is_judged_by_the_mark_it_began_wit
     marks: list[tuple[int, int]] = []
 
     def extra(clock: PartitionClock) -> list[Partial]:
-        marks.append((clock.mark_before(), clock.late_mark()))
+        marks.append((clock.late_mark(), clock.seen_ns))
         return []
 
     d.message(0, 1, second, extra)

@@ -150,21 +150,13 @@ def cluster_partials(
         if partial is None:
             partial = out[sid] = Partial(sid, partition, offset, {}, "clusters")
         for start in spec.starts(span.end_ns):
-            if clock is not None and clock.late_before(start + spec.size_ns):
-                mark = clock.mark_before()
-                _samples(partial, spec, mark - mark % spec.step_ns, max_samples).late += 1
+            if clock is not None and clock.is_late(start + spec.size_ns):
+                wid = window_id(spec.name, clock.late_start(spec.step_ns))
+                _samples(partial, wid, max_samples).late += 1
             else:
-                agg = _samples(partial, spec, start, max_samples)
+                agg = _samples(partial, window_id(spec.name, start), max_samples)
                 agg.add(key, span.end_ns, span_id, span.trace_id, featurize(prompt_text(parts)))
     return list(out.values())
-
-
-def _samples(partial: Partial, spec: WindowSpec, start: int, limit: int) -> ClusterSamples:
-    wid = window_id(spec.name, start)
-    agg: ClusterSamples | None = partial.windows.get(wid)
-    if agg is None:
-        agg = partial.windows[wid] = ClusterSamples(limit)
-    return agg
 
 
 @dataclass
@@ -207,8 +199,7 @@ class PreAggregator:
             for start in range(last - size + step, last + 1, step):
                 late = clock.is_late(start + size)
                 if late:
-                    wm = clock.late_mark()
-                    start = wm - wm % step
+                    start = clock.late_start(step)
                 wid = wids.get((name, start))
                 if wid is None:
                     wid = wids[(name, start)] = window_id(name, start)
@@ -481,6 +472,13 @@ def _tok(partial: Partial, wid: str) -> TokenCounts:
     agg = partial.windows.get(wid)
     if agg is None:
         agg = partial.windows[wid] = TokenCounts()
+    return agg
+
+
+def _samples(partial: Partial, wid: str, limit: int) -> ClusterSamples:
+    agg = partial.windows.get(wid)
+    if agg is None:
+        agg = partial.windows[wid] = ClusterSamples(limit)
     return agg
 
 

@@ -117,7 +117,9 @@ class PartitionClock:
     last_message_ns: int = 0  # wall time of the last message (or of the assignment)
     seen_ns: int = 0  # the newest span end of every message pre-aggregated, sent or not
     idle_ns: int = 0  # where the wall clock moved the watermark of an idle partition
-    before_ns: int = 0  # the seen mark when the current message began (see :meth:`at`)
+    # the seen mark when the current message began (:meth:`at`): its spans, and what is made
+    # from it after they moved the seen mark (prompt samples), are judged against it
+    before_ns: int = 0
     # (offset, seen mark before it) of the last ``depth`` messages, oldest first
     _before: deque[tuple[int, int]] = field(default_factory=deque, repr=False)
     _forgot: int = -1  # the newest offset dropped from ``_before``
@@ -168,23 +170,20 @@ class PartitionClock:
         return self.watermark_ns
 
     def late_mark(self) -> int:
-        """What lateness is judged against: the newest span end seen, or the mark the wall
-        clock moved an idle partition to. Not the announced watermark: it may cover
-        messages a rewind reads again."""
-        return self.seen_ns if self.seen_ns > self.idle_ns else self.idle_ns
+        """What lateness is judged against: the newest span end of the messages before the
+        current one (never the message itself: its spans are not late to each other), or
+        the mark the wall clock moved an idle partition to. Not the announced watermark: it
+        may cover messages a rewind reads again."""
+        return self.before_ns if self.before_ns > self.idle_ns else self.idle_ns
 
     def is_late(self, window_end_ns: int) -> bool:
         return window_end_ns + self.allowed_lateness_ns <= self.late_mark()
 
-    def mark_before(self) -> int:
-        """:meth:`late_mark` as it was when the current message began (:meth:`at`): what
-        is made from a message after its spans moved the mark (prompt samples) is judged
-        as its spans were, never against the message itself."""
-        return self.before_ns if self.before_ns > self.idle_ns else self.idle_ns
-
-    def late_before(self, window_end_ns: int) -> bool:
-        """:meth:`is_late` against :meth:`mark_before`."""
-        return window_end_ns + self.allowed_lateness_ns <= self.mark_before()
+    def late_start(self, step_ns: int) -> int:
+        """Where something late is counted: the start of the window (a new one every
+        ``step_ns``) open at :meth:`late_mark`."""
+        mark = self.late_mark()
+        return mark - mark % step_ns
 
 
 @dataclass(frozen=True)
